@@ -1,0 +1,77 @@
+/* byte_buffer: growth and hand-over; see byte_buffer.h. */
+#include "byte_buffer.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+
+void
+byte_buffer_init(byte_buffer *buffer, char *inline_block, size_t inline_capacity)
+{
+    buffer->data = inline_block;
+    buffer->length = 0;
+    buffer->capacity = inline_block ? inline_capacity : 0;
+    buffer->data_is_inline = inline_block != NULL;
+}
+
+void
+byte_buffer_release(byte_buffer *buffer)
+{
+    if (!buffer->data_is_inline) {
+        free(buffer->data);
+    }
+    byte_buffer_init(buffer, NULL, 0);
+}
+
+int
+byte_buffer_grow(byte_buffer *buffer, size_t extra)
+{
+    if (extra > SIZE_MAX / 2 - buffer->length) {
+        return -1;
+    }
+    size_t needed = buffer->length + extra;
+    size_t capacity = buffer->capacity < 64 ? 64 : buffer->capacity;
+    while (capacity < needed) {
+        capacity *= 2;
+    }
+    char *grown;
+    if (buffer->data_is_inline) {
+        grown = malloc(capacity);
+        if (grown != NULL && buffer->length > 0) {
+            memcpy(grown, buffer->data, buffer->length);
+        }
+    }
+    else {
+        grown = realloc(buffer->data, capacity);
+    }
+    if (grown == NULL) {
+        return -1;
+    }
+    buffer->data = grown;
+    buffer->capacity = capacity;
+    buffer->data_is_inline = false;
+    return 0;
+}
+
+char *
+byte_buffer_take(byte_buffer *buffer, size_t *length_out)
+{
+    char *block;
+    if (buffer->data_is_inline || buffer->data == NULL) {
+        block = malloc(buffer->length ? buffer->length : 1);
+        if (block == NULL) {
+            return NULL;
+        }
+        if (buffer->length > 0) {
+            memcpy(block, buffer->data, buffer->length);
+        }
+    }
+    else {
+        block = buffer->data;
+    }
+    *length_out = buffer->length;
+    buffer->data = NULL;
+    buffer->length = 0;
+    buffer->capacity = 0;
+    buffer->data_is_inline = false;
+    return block;
+}

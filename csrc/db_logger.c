@@ -1,0 +1,819 @@
+/* db_logger.c: DBEventLogger ("db"), events into Querybook's MySQL table
+ * through the writer (writer.h): log() validates and encodes in the
+ * caller, hands a pure-C event_record to the writer's queue and returns;
+ * the writer thread does every network call.
+ *
+ * Owns: the writer (and through it the queue, thread, connection, spool),
+ * a password-free description of the target for repr().  The database URL
+ * is parsed in Python (querybook_eventlog._url); the password only ever
+ * lives in the writer's sink configuration.
+ */
+#include "qbel.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <string.h>
+
+#include "writer.h"
+
+#define DB_DEFAULT_BATCH_SIZE 2000
+#define DB_DEFAULT_FLUSH_INTERVAL_S 1.0
+#define DB_DEFAULT_MAX_QUEUE_BYTES ((Py_ssize_t)64 << 20)
+#define DB_DEFAULT_MAX_EVENT_BYTES ((Py_ssize_t)1 << 20)
+#define DB_DEFAULT_CONNECT_TIMEOUT_S 5
+#define DB_DEFAULT_READ_TIMEOUT_S 30
+#define DB_DEFAULT_WRITE_TIMEOUT_S 30
+#define DB_DEFAULT_EXIT_TIMEOUT_S 5.0
+#define DB_DEFAULT_BACKOFF_INITIAL_S 0.1
+#define DB_DEFAULT_BACKOFF_MAX_S 30.0
+#define DB_SPOOL_DIR_NAME "querybook_eventlog-spool"
+/* MySQL identifiers are at most 64 characters and the marker table adds
+ * "_qbel_batches". */
+#define DB_MAX_TABLE_NAME 51
+
+typedef struct db_logger_object {
+    base_logger_object base;
+    writer *writer;        /* NULL without a database URL */
+    PyObject *description; /* str: "mysql://user@host:port/db table='t'", no password */
+    size_t max_event_bytes;
+    double exit_timeout_s;
+    bool sync;
+    bool closed;
+} db_logger_object;
+
+static int
+db_log_fields(base_logger_object *base, qbel_state *state, const event_fields *fields)
+{
+    db_logger_object *self = (db_logger_object *)base;
+    if (self->closed) {
+        PyErr_SetString(PyExc_ValueError, "logger is closed");
+        return -1;
+    }
+    if (self->writer == NULL) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "DBEventLogger has no database URL: set DATABASE_CONN or pass url=");
+        return -1;
+    }
+    char inline_block[2048];
+    byte_buffer buffer;
+    byte_buffer_init(&buffer, inline_block, sizeof(inline_block));
+    if (event_fields_encode_data(state, fields, &buffer) < 0) {
+        byte_buffer_release(&buffer);
+        return -1;
+    }
+    if (buffer.length > self->max_event_bytes) {
+        PyErr_Format(PyExc_ValueError,
+                     "event_data is %zu bytes of JSON, more than max_event_bytes=%zu",
+                     buffer.length, self->max_event_bytes);
+        byte_buffer_release(&buffer);
+        return -1;
+    }
+    event_record *record = event_record_new(fields->created_at_us, fields->uid,
+                                            fields->uid_is_null, fields->event_type,
+                                            buffer.data, buffer.length);
+    byte_buffer_release(&buffer);
+    if (record == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    writer *w = self->writer;
+    if (writer_try_enqueue(w, record) != 0) {
+        /* overflow: a local file append, without the GIL */
+        Py_BEGIN_ALLOW_THREADS
+        writer_submit(w, record);
+        Py_END_ALLOW_THREADS
+    }
+    if (self->sync) {
+        Py_BEGIN_ALLOW_THREADS
+        writer_flush(w, -1);
+        Py_END_ALLOW_THREADS
+    }
+    return 0;
+}
+
+static PyObject *
+db_logger_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    (void)args;
+    (void)kwargs;
+    qbel_state *state = qbel_state_of_type(type);
+    if (state == NULL) {
+        return NULL;
+    }
+    return base_logger_alloc(type, state->db_logger_type, db_log_fields);
+}
+
+/* ---- configuration ---------------------------------------------------- */
+
+/* Strings of a parsed URL, borrowed from the dict (alive while it is). */
+static int
+dict_string(PyObject *parts, const char *key, char **out)
+{
+    *out = NULL;
+    PyObject *value = PyDict_GetItemString(parts, key); /* borrowed */
+    if (value == NULL || value == Py_None) {
+        return 0;
+    }
+    if (!PyUnicode_Check(value)) {
+        PyErr_Format(PyExc_TypeError, "database URL part %s must be a str", key);
+        return -1;
+    }
+    Py_ssize_t size;
+    const char *text = PyUnicode_AsUTF8AndSize(value, &size);
+    if (text == NULL) {
+        return -1;
+    }
+    if (strlen(text) != (size_t)size) {
+        PyErr_Format(PyExc_ValueError, "database URL part %s contains a NUL character", key);
+        return -1;
+    }
+    *out = (char *)text;
+    return 0;
+}
+
+/* Fill `sink` (borrowing strings from `parts`, a parse_database_url dict). */
+static int
+sink_config_from_parts(PyObject *parts, mysql_sink_config *sink)
+{
+    memset(sink, 0, sizeof(*sink));
+    if (!PyDict_Check(parts)) {
+        PyErr_SetString(PyExc_TypeError, "database URL parts must be a dict");
+        return -1;
+    }
+    if (dict_string(parts, "host", &sink->host) < 0 ||
+        dict_string(parts, "user", &sink->user) < 0 ||
+        dict_string(parts, "password", &sink->password) < 0 ||
+        dict_string(parts, "database", &sink->database) < 0 ||
+        dict_string(parts, "unix_socket", &sink->unix_socket) < 0 ||
+        dict_string(parts, "charset", &sink->charset) < 0 ||
+        dict_string(parts, "ssl_ca", &sink->ssl_ca) < 0 ||
+        dict_string(parts, "ssl_cert", &sink->ssl_cert) < 0 ||
+        dict_string(parts, "ssl_key", &sink->ssl_key) < 0) {
+        return -1;
+    }
+    PyObject *port = PyDict_GetItemString(parts, "port");
+    if (port != NULL && port != Py_None) {
+        long value = PyLong_AsLong(port);
+        if (value == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+        if (value < 0 || value > 65535) {
+            PyErr_SetString(PyExc_ValueError, "database port out of range");
+            return -1;
+        }
+        sink->port = (unsigned int)value;
+    }
+    PyObject *verify = PyDict_GetItemString(parts, "ssl_verify_cert");
+    sink->ssl_verify_cert = -1;
+    if (verify != NULL && verify != Py_None) {
+        int truth = PyObject_IsTrue(verify);
+        if (truth < 0) {
+            return -1;
+        }
+        sink->ssl_verify_cert = truth;
+    }
+    return 0;
+}
+
+static int
+check_table_name(PyObject *table, const char **out)
+{
+    Py_ssize_t length;
+    const char *text = PyUnicode_AsUTF8AndSize(table, &length);
+    if (text == NULL) {
+        return -1;
+    }
+    bool valid = length > 0 && length <= DB_MAX_TABLE_NAME &&
+                 (isalpha((unsigned char)text[0]) || text[0] == '_');
+    for (Py_ssize_t i = 0; valid && i < length; i++) {
+        unsigned char c = (unsigned char)text[i];
+        valid = c < 0x80 && (isalnum(c) || c == '_');
+    }
+    if (!valid) {
+        PyErr_Format(PyExc_ValueError,
+                     "table must be an identifier of letters, digits and _ (at most %d "
+                     "characters, not starting with a digit), not %R",
+                     DB_MAX_TABLE_NAME, table);
+        return -1;
+    }
+    *out = text;
+    return 0;
+}
+
+/* The password-free "mysql://user@host:port/database" of `parts`. */
+static PyObject *
+describe_target(PyObject *parts, PyObject *table)
+{
+    mysql_sink_config sink;
+    if (sink_config_from_parts(parts, &sink) < 0) {
+        return NULL;
+    }
+    PyObject *where;
+    if (sink.unix_socket != NULL) {
+        where = PyUnicode_FromFormat("mysql://%s%s%s/%s?unix_socket=%s",
+                                     sink.user ? sink.user : "", sink.user ? "@" : "",
+                                     sink.host ? sink.host : "localhost",
+                                     sink.database ? sink.database : "", sink.unix_socket);
+    }
+    else if (sink.port != 0) {
+        where = PyUnicode_FromFormat("mysql://%s%s%s:%u/%s", sink.user ? sink.user : "",
+                                     sink.user ? "@" : "", sink.host ? sink.host : "localhost",
+                                     sink.port, sink.database ? sink.database : "");
+    }
+    else {
+        where = PyUnicode_FromFormat("mysql://%s%s%s/%s", sink.user ? sink.user : "",
+                                     sink.user ? "@" : "", sink.host ? sink.host : "localhost",
+                                     sink.database ? sink.database : "");
+    }
+    if (where == NULL) {
+        return NULL;
+    }
+    PyObject *description = PyUnicode_FromFormat("%U table=%R", where, table);
+    Py_DECREF(where);
+    return description;
+}
+
+static PyObject *
+parse_url(qbel_state *state, PyObject *url)
+{
+    if (state->parse_database_url == NULL) {
+        PyObject *module = PyImport_ImportModule("querybook_eventlog._url");
+        if (module == NULL) {
+            return NULL;
+        }
+        state->parse_database_url = PyObject_GetAttrString(module, "parse_database_url");
+        Py_DECREF(module);
+        if (state->parse_database_url == NULL) {
+            return NULL;
+        }
+    }
+    return PyObject_CallOneArg(state->parse_database_url, url);
+}
+
+/* The default spool directory: env QBEL_SPOOL_DIR, else
+ * <tempfile.gettempdir()>/querybook_eventlog-spool. */
+static PyObject *
+default_spool_dir(void)
+{
+    const char *from_environment = getenv("QBEL_SPOOL_DIR");
+    if (from_environment != NULL && *from_environment) {
+        return PyUnicode_DecodeFSDefault(from_environment);
+    }
+    PyObject *tempfile = PyImport_ImportModule("tempfile");
+    if (tempfile == NULL) {
+        return NULL;
+    }
+    PyObject *temporary = PyObject_CallMethod(tempfile, "gettempdir", NULL);
+    Py_DECREF(tempfile);
+    if (temporary == NULL) {
+        return NULL;
+    }
+    PyObject *path = PyUnicode_FromFormat("%U/%s", temporary, DB_SPOOL_DIR_NAME);
+    Py_DECREF(temporary);
+    return path;
+}
+
+static void
+release_writer(db_logger_object *self, double timeout_s)
+{
+    writer *w = self->writer;
+    self->writer = NULL;
+    if (w != NULL) {
+        Py_BEGIN_ALLOW_THREADS
+        writer_close(w, timeout_s);
+        writer_free(w);
+        Py_END_ALLOW_THREADS
+    }
+}
+
+static int
+db_logger_init(PyObject *op, PyObject *args, PyObject *kwargs)
+{
+    db_logger_object *self = (db_logger_object *)op;
+    static char *keywords[] = {"url",           "table",           "batch_size",
+                               "flush_interval", "max_queue_bytes", "max_event_bytes",
+                               "spool_dir",     "sync",            "create_table",
+                               "connect_timeout", "read_timeout",  "write_timeout",
+                               "exit_timeout",  "backoff_initial", "backoff_max",
+                               NULL};
+    PyObject *url = Py_None, *table = NULL, *spool_dir = NULL;
+    Py_ssize_t batch_size = DB_DEFAULT_BATCH_SIZE;
+    double flush_interval = DB_DEFAULT_FLUSH_INTERVAL_S;
+    Py_ssize_t max_queue_bytes = DB_DEFAULT_MAX_QUEUE_BYTES;
+    Py_ssize_t max_event_bytes = DB_DEFAULT_MAX_EVENT_BYTES;
+    int sync = 0, create_table = 0;
+    int connect_timeout = DB_DEFAULT_CONNECT_TIMEOUT_S;
+    int read_timeout = DB_DEFAULT_READ_TIMEOUT_S;
+    int write_timeout = DB_DEFAULT_WRITE_TIMEOUT_S;
+    double exit_timeout = DB_DEFAULT_EXIT_TIMEOUT_S;
+    double backoff_initial = DB_DEFAULT_BACKOFF_INITIAL_S;
+    double backoff_max = DB_DEFAULT_BACKOFF_MAX_S;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O$UndnnOppiiiddd:DBEventLogger", keywords,
+                                     &url, &table, &batch_size, &flush_interval,
+                                     &max_queue_bytes, &max_event_bytes, &spool_dir, &sync,
+                                     &create_table, &connect_timeout, &read_timeout,
+                                     &write_timeout, &exit_timeout, &backoff_initial,
+                                     &backoff_max)) {
+        return -1;
+    }
+    qbel_state *state = qbel_state_of_type(Py_TYPE(op));
+    if (state == NULL) {
+        return -1;
+    }
+    if (batch_size < 1 || batch_size > 1000000) {
+        PyErr_SetString(PyExc_ValueError, "batch_size must be between 1 and 1000000");
+        return -1;
+    }
+    if (!(flush_interval > 0 && flush_interval < 86400) || !(exit_timeout >= 0) ||
+        !(backoff_initial > 0) || !(backoff_max >= backoff_initial)) {
+        PyErr_SetString(PyExc_ValueError,
+                        "flush_interval and backoff_initial must be positive, exit_timeout "
+                        "not negative, backoff_max >= backoff_initial");
+        return -1;
+    }
+    if (max_queue_bytes < 4096 || max_event_bytes < 64) {
+        PyErr_SetString(PyExc_ValueError,
+                        "max_queue_bytes must be at least 4096 and max_event_bytes at least 64");
+        return -1;
+    }
+    if (connect_timeout < 1 || read_timeout < 1 || write_timeout < 1) {
+        PyErr_SetString(PyExc_ValueError, "timeouts must be at least 1 second");
+        return -1;
+    }
+
+    PyObject *table_name = table ? Py_NewRef(table) : PyUnicode_FromString("event_log");
+    PyObject *url_text = NULL, *parts = NULL, *spool_path = NULL, *spool_bytes = NULL;
+    PyObject *description = NULL;
+    int status = -1;
+    const char *table_text;
+    if (table_name == NULL || check_table_name(table_name, &table_text) < 0) {
+        goto done;
+    }
+    if (url == Py_None) {
+        const char *from_environment = getenv("DATABASE_CONN");
+        if (from_environment != NULL && *from_environment) {
+            url_text = PyUnicode_DecodeFSDefault(from_environment);
+            if (url_text == NULL) {
+                goto done;
+            }
+        }
+    }
+    else {
+        url_text = Py_NewRef(url);
+    }
+    if (spool_dir == NULL) {
+        spool_path = default_spool_dir();
+        if (spool_path == NULL) {
+            goto done;
+        }
+    }
+    else if (spool_dir != Py_None) {
+        spool_path = PyOS_FSPath(spool_dir);
+        if (spool_path == NULL) {
+            goto done;
+        }
+    }
+    if (spool_path != NULL && !PyUnicode_FSConverter(spool_path, &spool_bytes)) {
+        goto done;
+    }
+
+    writer *new_writer = NULL;
+    if (url_text != NULL) {
+        parts = parse_url(state, url_text);
+        if (parts == NULL) {
+            goto done;
+        }
+        description = describe_target(parts, table_name);
+        if (description == NULL) {
+            goto done;
+        }
+        writer_config config;
+        memset(&config, 0, sizeof(config));
+        if (sink_config_from_parts(parts, &config.sink) < 0) {
+            goto done;
+        }
+        config.sink.table = (char *)table_text;
+        config.sink.connect_timeout_s = (unsigned int)connect_timeout;
+        config.sink.read_timeout_s = (unsigned int)read_timeout;
+        config.sink.write_timeout_s = (unsigned int)write_timeout;
+        config.sink.create_table = create_table != 0;
+        config.batch_size = (size_t)batch_size;
+        config.flush_interval_s = flush_interval;
+        config.max_queue_bytes = (size_t)max_queue_bytes;
+        config.spool_dir = spool_bytes ? PyBytes_AS_STRING(spool_bytes) : NULL;
+        config.backoff_initial_s = backoff_initial;
+        config.backoff_max_s = backoff_max;
+        new_writer = writer_new(&config);
+        if (new_writer == NULL) {
+            if (errno == ENOMEM || errno == 0) {
+                PyErr_NoMemory();
+            }
+            else {
+                PyErr_Format(PyExc_OSError, "DBEventLogger cannot create spool_dir %R: %s",
+                             spool_path, strerror(errno));
+            }
+            goto done;
+        }
+    }
+    else {
+        description = PyUnicode_FromFormat("(no database URL) table=%R", table_name);
+        if (description == NULL) {
+            goto done;
+        }
+    }
+    PyObject *added = PyObject_CallMethod(state->live_db_loggers, "add", "O", op);
+    if (added == NULL) {
+        if (new_writer != NULL) {
+            Py_BEGIN_ALLOW_THREADS
+            writer_free(new_writer);
+            Py_END_ALLOW_THREADS
+        }
+        goto done;
+    }
+    Py_DECREF(added);
+    release_writer(self, 0); /* __init__ called again */
+    self->writer = new_writer;
+    Py_XSETREF(self->description, Py_NewRef(description));
+    self->max_event_bytes = (size_t)max_event_bytes;
+    self->exit_timeout_s = exit_timeout;
+    self->sync = sync != 0;
+    self->closed = false;
+    status = 0;
+
+done:
+    Py_XDECREF(table_name);
+    Py_XDECREF(url_text);
+    Py_XDECREF(parts);
+    Py_XDECREF(spool_path);
+    Py_XDECREF(spool_bytes);
+    Py_XDECREF(description);
+    return status;
+}
+
+/* ---- methods ---------------------------------------------------------- */
+
+static int
+timeout_argument(PyObject *value, double default_s, double *out)
+{
+    if (value == NULL || value == Py_None) {
+        *out = default_s;
+        return 0;
+    }
+    double seconds = PyFloat_AsDouble(value);
+    if (seconds == -1.0 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (!(seconds >= 0)) {
+        PyErr_SetString(PyExc_ValueError, "timeout must be None or a number >= 0");
+        return -1;
+    }
+    *out = seconds;
+    return 0;
+}
+
+PyDoc_STRVAR(db_flush_doc,
+             "flush($self, /, timeout=None)\n--\n\n"
+             "Wait until every event logged before the call is committed (or kept in the\n"
+             "dead-letter file because the server rejected it).  timeout: seconds, None\n"
+             "waits without limit.  Returns True when done, False on timeout.");
+
+static PyObject *
+db_logger_flush(PyObject *op, PyObject *args, PyObject *kwargs)
+{
+    db_logger_object *self = (db_logger_object *)op;
+    static char *keywords[] = {"timeout", NULL};
+    PyObject *timeout = Py_None;
+    double seconds;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:flush", keywords, &timeout) ||
+        timeout_argument(timeout, -1, &seconds) < 0) {
+        return NULL;
+    }
+    if (self->writer == NULL) {
+        Py_RETURN_TRUE;
+    }
+    bool done;
+    writer *w = self->writer;
+    Py_BEGIN_ALLOW_THREADS
+    done = writer_flush(w, seconds);
+    Py_END_ALLOW_THREADS
+    return PyBool_FromLong(done);
+}
+
+static void
+close_logger(db_logger_object *self, double timeout_s)
+{
+    if (self->closed) {
+        return;
+    }
+    self->closed = true;
+    writer *w = self->writer;
+    if (w != NULL) {
+        Py_BEGIN_ALLOW_THREADS
+        writer_close(w, timeout_s);
+        Py_END_ALLOW_THREADS
+    }
+}
+
+PyDoc_STRVAR(db_close_doc,
+             "close($self, /, timeout=None)\n--\n\n"
+             "Flush for at most `timeout` seconds (None: the logger's exit_timeout), stop\n"
+             "the writer thread and move whatever is not committed to the spool directory,\n"
+             "where the next process (or `python -m querybook_eventlog replay`) picks it\n"
+             "up.  Idempotent; log() raises ValueError afterwards.");
+
+static PyObject *
+db_logger_close(PyObject *op, PyObject *args, PyObject *kwargs)
+{
+    db_logger_object *self = (db_logger_object *)op;
+    static char *keywords[] = {"timeout", NULL};
+    PyObject *timeout = Py_None;
+    double seconds;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:close", keywords, &timeout) ||
+        timeout_argument(timeout, self->exit_timeout_s, &seconds) < 0) {
+        return NULL;
+    }
+    close_logger(self, seconds);
+    Py_RETURN_NONE;
+}
+
+static int
+set_stat(PyObject *dict, const char *key, uint64_t value)
+{
+    PyObject *number = PyLong_FromUnsignedLongLong(value);
+    if (number == NULL) {
+        return -1;
+    }
+    int status = PyDict_SetItemString(dict, key, number);
+    Py_DECREF(number);
+    return status;
+}
+
+PyDoc_STRVAR(db_stats_doc,
+             "stats($self, /)\n--\n\n"
+             "Counters as a dict: enqueued, written, batches, retries, reconnects, spooled,\n"
+             "replayed, dead_lettered, dropped, queue_bytes, and last_error (a str, or\n"
+             "None; it never contains the password).");
+
+static PyObject *
+db_logger_stats(PyObject *op, PyObject *unused)
+{
+    (void)unused;
+    db_logger_object *self = (db_logger_object *)op;
+    writer_stats stats;
+    memset(&stats, 0, sizeof(stats));
+    if (self->writer != NULL) {
+        writer_get_stats(self->writer, &stats);
+    }
+    PyObject *dict = PyDict_New();
+    if (dict == NULL) {
+        return NULL;
+    }
+    if (set_stat(dict, "enqueued", stats.enqueued) < 0 ||
+        set_stat(dict, "written", stats.written) < 0 ||
+        set_stat(dict, "batches", stats.batches) < 0 ||
+        set_stat(dict, "retries", stats.retries) < 0 ||
+        set_stat(dict, "reconnects", stats.reconnects) < 0 ||
+        set_stat(dict, "spooled", stats.spooled) < 0 ||
+        set_stat(dict, "replayed", stats.replayed) < 0 ||
+        set_stat(dict, "dead_lettered", stats.dead_lettered) < 0 ||
+        set_stat(dict, "dropped", stats.dropped) < 0 ||
+        set_stat(dict, "queue_bytes", stats.queue_bytes) < 0) {
+        goto error;
+    }
+    PyObject *last_error = Py_None;
+    if (stats.last_error[0] != '\0') {
+        stats.last_error[sizeof(stats.last_error) - 1] = '\0';
+        last_error = PyUnicode_DecodeUTF8(stats.last_error, (Py_ssize_t)strlen(stats.last_error),
+                                          "replace");
+        if (last_error == NULL) {
+            goto error;
+        }
+    }
+    else {
+        Py_INCREF(last_error);
+    }
+    int status = PyDict_SetItemString(dict, "last_error", last_error);
+    Py_DECREF(last_error);
+    if (status < 0) {
+        goto error;
+    }
+    return dict;
+
+error:
+    Py_DECREF(dict);
+    return NULL;
+}
+
+static PyObject *
+db_logger_enter(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    return Py_NewRef(self);
+}
+
+static PyObject *
+db_logger_exit(PyObject *op, PyObject *args)
+{
+    (void)args;
+    db_logger_object *self = (db_logger_object *)op;
+    close_logger(self, self->exit_timeout_s);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+db_logger_get_logger_name(PyObject *self, void *closure)
+{
+    (void)self;
+    (void)closure;
+    return PyUnicode_FromString("db");
+}
+
+static PyObject *
+db_logger_get_closed(PyObject *self, void *closure)
+{
+    (void)closure;
+    return PyBool_FromLong(((db_logger_object *)self)->closed);
+}
+
+static PyObject *
+db_logger_repr(PyObject *op)
+{
+    db_logger_object *self = (db_logger_object *)op;
+    PyObject *name = PyType_GetName(Py_TYPE(op));
+    if (name == NULL) {
+        return NULL;
+    }
+    PyObject *repr = self->description
+                         ? PyUnicode_FromFormat("<%U %U%s>", name, self->description,
+                                                self->closed ? " closed" : "")
+                         : PyUnicode_FromFormat("<%U>", name);
+    Py_DECREF(name);
+    return repr;
+}
+
+static int
+db_logger_traverse(PyObject *op, visitproc visit, void *arg)
+{
+    Py_VISIT(((db_logger_object *)op)->description);
+    return base_logger_traverse((base_logger_object *)op, visit, arg);
+}
+
+static int
+db_logger_clear(PyObject *op)
+{
+    Py_CLEAR(((db_logger_object *)op)->description);
+    return 0;
+}
+
+static void
+db_logger_dealloc(PyObject *op)
+{
+    db_logger_object *self = (db_logger_object *)op;
+    PyTypeObject *type = Py_TYPE(op);
+    PyObject_GC_UnTrack(op);
+    if (self->base.weakreflist != NULL) {
+        PyObject_ClearWeakRefs(op);
+    }
+    /* timeout 0: spool what is pending rather than wait for the server */
+    release_writer(self, 0);
+    db_logger_clear(op);
+    type->tp_free(op);
+    Py_DECREF(type);
+}
+
+PyDoc_STRVAR(db_log_doc,
+             "log($self, /, uid, event_type, event_data, timestamp=None)\n--\n\n"
+             "Validate and encode the event in the caller, queue it for the writer thread\n"
+             "and return at once (no network I/O; with sync=True, wait until committed).\n"
+             "Raises ValueError when event_data's JSON exceeds max_event_bytes, or when\n"
+             "the logger is closed; RuntimeError when no database URL is configured.");
+
+static PyMethodDef db_logger_methods[] = {
+    {"log", (PyCFunction)(void (*)(void))base_logger_builtin_log, METH_FASTCALL | METH_KEYWORDS,
+     db_log_doc},
+    {"flush", (PyCFunction)(void (*)(void))db_logger_flush, METH_VARARGS | METH_KEYWORDS,
+     db_flush_doc},
+    {"close", (PyCFunction)(void (*)(void))db_logger_close, METH_VARARGS | METH_KEYWORDS,
+     db_close_doc},
+    {"stats", db_logger_stats, METH_NOARGS, db_stats_doc},
+    {"__enter__", db_logger_enter, METH_NOARGS, NULL},
+    {"__exit__", db_logger_exit, METH_VARARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef db_logger_getset[] = {
+    {"logger_name", db_logger_get_logger_name, NULL, "'db'", NULL},
+    {"closed", db_logger_get_closed, NULL, "True once close() was called", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+PyDoc_STRVAR(db_logger_doc,
+             "DBEventLogger(url=None, *, table='event_log', batch_size=2000,\n"
+             "              flush_interval=1.0, max_queue_bytes=64 MiB,\n"
+             "              max_event_bytes=1 MiB, spool_dir=<default>, sync=False,\n"
+             "              create_table=False, connect_timeout=5, read_timeout=30,\n"
+             "              write_timeout=30, exit_timeout=5.0, backoff_initial=0.1,\n"
+             "              backoff_max=30.0)\n--\n\n"
+             "The logger named 'db': events into Querybook's MySQL table `table` from a\n"
+             "writer thread, in batches, exactly once.  url: an SQLAlchemy-style MySQL URL\n"
+             "(default: env DATABASE_CONN); constructing never connects.  Events wait at\n"
+             "most flush_interval seconds in a queue bounded to max_queue_bytes; beyond\n"
+             "that they go to spool files in spool_dir (default: env QBEL_SPOOL_DIR, else\n"
+             "<tempdir>/querybook_eventlog-spool; None disables spooling) and are replayed\n"
+             "once the server is back.  Timeouts in seconds; exit_timeout bounds the\n"
+             "flush at interpreter exit and close()'s default.");
+
+static PyType_Slot db_logger_slots[] = {
+    {Py_tp_doc, (void *)db_logger_doc},
+    {Py_tp_new, db_logger_new},
+    {Py_tp_init, db_logger_init},
+    {Py_tp_dealloc, db_logger_dealloc},
+    {Py_tp_traverse, db_logger_traverse},
+    {Py_tp_clear, db_logger_clear},
+    {Py_tp_repr, db_logger_repr},
+    {Py_tp_methods, db_logger_methods},
+    {Py_tp_getset, db_logger_getset},
+    {0, NULL},
+};
+
+static PyType_Spec db_logger_type_spec = {
+    .name = "querybook_eventlog._core.DBEventLogger",
+    .basicsize = sizeof(db_logger_object),
+    .itemsize = 0,
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC |
+             Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = db_logger_slots,
+};
+
+PyType_Spec *
+db_logger_spec(void)
+{
+    return &db_logger_type_spec;
+}
+
+PyObject *
+db_logger_atexit(PyObject *module, PyObject *unused)
+{
+    (void)unused;
+    qbel_state *state = qbel_state_of_module(module);
+    if (state->live_db_loggers == NULL || state->db_logger_type == NULL) {
+        Py_RETURN_NONE;
+    }
+    PyObject *loggers = PySequence_List(state->live_db_loggers);
+    if (loggers == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(loggers); i++) {
+        PyObject *item = PyList_GET_ITEM(loggers, i);
+        if (PyObject_TypeCheck(item, state->db_logger_type)) {
+            db_logger_object *self = (db_logger_object *)item;
+            close_logger(self, self->exit_timeout_s);
+        }
+    }
+    Py_DECREF(loggers);
+    Py_RETURN_NONE;
+}
+
+/* _replay_spool(url_parts, spool_dir, table) -> int: the replay CLI. */
+PyObject *
+db_logger_replay_spool(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "_replay_spool(url_parts, spool_dir, table)");
+        return NULL;
+    }
+    const char *table_text;
+    PyObject *spool_bytes = NULL;
+    if (!PyUnicode_Check(args[2]) || check_table_name(args[2], &table_text) < 0) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_TypeError, "table must be a str");
+        }
+        return NULL;
+    }
+    if (!PyUnicode_FSConverter(args[1], &spool_bytes)) {
+        return NULL;
+    }
+    writer_config config;
+    memset(&config, 0, sizeof(config));
+    if (sink_config_from_parts(args[0], &config.sink) < 0) {
+        Py_DECREF(spool_bytes);
+        return NULL;
+    }
+    config.sink.table = (char *)table_text;
+    config.sink.connect_timeout_s = DB_DEFAULT_CONNECT_TIMEOUT_S;
+    config.sink.read_timeout_s = DB_DEFAULT_READ_TIMEOUT_S;
+    config.sink.write_timeout_s = DB_DEFAULT_WRITE_TIMEOUT_S;
+    config.spool_dir = PyBytes_AS_STRING(spool_bytes);
+    char error[MYSQL_SINK_ERROR_MAX + 64] = "";
+    int64_t replayed;
+    Py_BEGIN_ALLOW_THREADS
+    replayed = writer_replay_directory(&config, error, sizeof(error));
+    Py_END_ALLOW_THREADS
+    Py_DECREF(spool_bytes);
+    if (replayed < 0) {
+        PyErr_Format(PyExc_RuntimeError, "replay failed: %s", error);
+        return NULL;
+    }
+    return PyLong_FromLongLong(replayed);
+}

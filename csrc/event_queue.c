@@ -1,0 +1,160 @@
+/* event_queue: bounded FIFO of event_records; see event_queue.h. */
+#include "event_queue.h"
+
+#include <errno.h>
+#include <math.h>
+#include <time.h>
+
+static int
+init_primitives(event_queue *queue)
+{
+    pthread_condattr_t attributes;
+    int error = pthread_mutex_init(&queue->lock, NULL);
+    if (error != 0) {
+        errno = error;
+        return -1;
+    }
+    if ((error = pthread_condattr_init(&attributes)) != 0) {
+        goto error_mutex;
+    }
+    if ((error = pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)) != 0 ||
+        (error = pthread_cond_init(&queue->wake_writer, &attributes)) != 0) {
+        goto error_attributes;
+    }
+    if ((error = pthread_cond_init(&queue->progress, &attributes)) != 0) {
+        pthread_cond_destroy(&queue->wake_writer);
+        goto error_attributes;
+    }
+    pthread_condattr_destroy(&attributes);
+    return 0;
+
+error_attributes:
+    pthread_condattr_destroy(&attributes);
+error_mutex:
+    pthread_mutex_destroy(&queue->lock);
+    errno = error;
+    return -1;
+}
+
+int
+event_queue_init(event_queue *queue, size_t max_bytes)
+{
+    queue->head = queue->tail = NULL;
+    queue->count = 0;
+    queue->bytes = 0;
+    queue->max_bytes = max_bytes;
+    return init_primitives(queue);
+}
+
+void
+event_queue_free_chain(event_record *chain)
+{
+    while (chain != NULL) {
+        event_record *next = chain->next;
+        event_record_free(chain);
+        chain = next;
+    }
+}
+
+void
+event_queue_destroy(event_queue *queue)
+{
+    event_queue_free_chain(queue->head);
+    queue->head = queue->tail = NULL;
+    queue->count = queue->bytes = 0;
+    pthread_cond_destroy(&queue->progress);
+    pthread_cond_destroy(&queue->wake_writer);
+    pthread_mutex_destroy(&queue->lock);
+}
+
+int
+event_queue_push_locked(event_queue *queue, event_record *record)
+{
+    size_t footprint = event_record_footprint(record);
+    if (footprint > queue->max_bytes || queue->bytes > queue->max_bytes - footprint) {
+        return 1;
+    }
+    record->next = NULL;
+    if (queue->tail != NULL) {
+        queue->tail->next = record;
+    }
+    else {
+        queue->head = record;
+    }
+    queue->tail = record;
+    queue->count++;
+    queue->bytes += footprint;
+    return 0;
+}
+
+size_t
+event_queue_pop_batch_locked(event_queue *queue, event_record **out, size_t max_count)
+{
+    size_t taken = 0;
+    size_t bytes = 0;
+    event_record *record = queue->head;
+    while (record != NULL && taken < max_count) {
+        out[taken++] = record;
+        bytes += event_record_footprint(record);
+        event_record *next = record->next;
+        record->next = NULL;
+        record = next;
+    }
+    queue->head = record;
+    if (record == NULL) {
+        queue->tail = NULL;
+    }
+    queue->count -= taken;
+    queue->bytes -= bytes;
+    return taken;
+}
+
+event_record *
+event_queue_take_all_locked(event_queue *queue)
+{
+    event_record *chain = queue->head;
+    queue->head = queue->tail = NULL;
+    queue->count = 0;
+    queue->bytes = 0;
+    return chain;
+}
+
+int
+event_queue_reinit_in_child(event_queue *queue)
+{
+    /* The old primitives may be held by threads that do not exist here;
+     * destroying them is undefined, so they are simply overwritten. */
+    event_queue_free_chain(queue->head);
+    queue->head = queue->tail = NULL;
+    queue->count = queue->bytes = 0;
+    return init_primitives(queue);
+}
+
+double
+event_queue_monotonic_now(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+}
+
+bool
+event_queue_wait_until(event_queue *queue, pthread_cond_t *condition, double deadline)
+{
+    if (deadline < 0) {
+        pthread_cond_wait(condition, &queue->lock);
+        return true;
+    }
+    if (event_queue_monotonic_now() >= deadline) {
+        return false;
+    }
+    struct timespec until;
+    double whole = floor(deadline);
+    until.tv_sec = (time_t)whole;
+    until.tv_nsec = (long)((deadline - whole) * 1e9);
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec += 1;
+        until.tv_nsec -= 1000000000L;
+    }
+    return pthread_cond_timedwait(condition, &queue->lock, &until) != ETIMEDOUT;
+}

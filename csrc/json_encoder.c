@@ -1,0 +1,1134 @@
+/* json_encoder: Python objects -> compact, strict RFC 8259 JSON in UTF-8.
+ *
+ * Owns nothing beyond one call: bytes go straight from the Python objects
+ * into the caller's byte_buffer, the way orjson and msgspec do it.  The hot
+ * path (exact str/dict/int/list/None/bool/float) is checked first by type
+ * identity; everything rare (subclasses, datetime, UUID, Enum, Decimal,
+ * tuple/set, dataclasses, errors) lives in non-inlined cold functions.
+ *
+ * Errors: every level of the recursion returns -1 with a Python exception
+ * set.  For the errors this file raises itself, the path to the offending
+ * value is recorded only while the stack unwinds (no cost when encoding
+ * succeeds) and the message is rewritten once at the top:
+ *     Object of type bytes is not JSON serializable (at $["params"][2])
+ */
+#include "qbel.h"
+
+#include <math.h>
+
+#if defined(__GNUC__) || defined(__clang__)
+#define LIKELY(x) __builtin_expect(!!(x), 1)
+#define UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define COLD __attribute__((noinline, cold))
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define LIKELY(x) (x)
+#define UNLIKELY(x) (x)
+#define COLD
+#define ALWAYS_INLINE inline
+#endif
+
+/* One step of the path to a failing value: a key (owned) or an index. */
+typedef struct path_segment {
+    PyObject *key; /* NULL for an array index */
+    Py_ssize_t index;
+} path_segment;
+
+/* Room for one segment per container level plus slack; containers nest at
+ * most QBEL_MAX_JSON_DEPTH deep before the depth error stops recording. */
+#define PATH_SEGMENT_CAPACITY (QBEL_MAX_JSON_DEPTH + 4)
+
+typedef struct json_encoder {
+    byte_buffer *buffer;
+    qbel_state *state;
+    int depth; /* containers currently open */
+    /* Set only by encoder_raise (this file's own TypeError/ValueError); the
+     * path is appended to those alone, never to MemoryError or to
+     * exceptions raised by user code we called. */
+    PyObject *error_type;    /* borrowed exception class */
+    PyObject *error_message; /* owned str */
+    int segment_count;
+    /* innermost first; left uninitialised until an error (4 KiB we do not
+     * want to zero on every call) */
+    path_segment segments[PATH_SEGMENT_CAPACITY];
+} json_encoder;
+
+static int encode_value(json_encoder *encoder, PyObject *obj);
+
+/* ---- buffer ------------------------------------------------------------- */
+
+static COLD int
+encoder_grow(json_encoder *encoder, size_t extra)
+{
+    if (byte_buffer_grow(encoder->buffer, extra) < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+static ALWAYS_INLINE int
+encoder_reserve(json_encoder *encoder, size_t extra)
+{
+    byte_buffer *buffer = encoder->buffer;
+    if (LIKELY(buffer->capacity - buffer->length >= extra)) {
+        return 0;
+    }
+    return encoder_grow(encoder, extra);
+}
+
+static ALWAYS_INLINE int
+encoder_append(json_encoder *encoder, const char *bytes, size_t count)
+{
+    if (encoder_reserve(encoder, count) < 0) {
+        return -1;
+    }
+    memcpy(encoder->buffer->data + encoder->buffer->length, bytes, count);
+    encoder->buffer->length += count;
+    return 0;
+}
+
+static ALWAYS_INLINE int
+encoder_append_char(json_encoder *encoder, char c)
+{
+    if (encoder_reserve(encoder, 1) < 0) {
+        return -1;
+    }
+    encoder->buffer->data[encoder->buffer->length++] = c;
+    return 0;
+}
+
+#define encoder_append_literal(encoder, literal) \
+    encoder_append((encoder), (literal), sizeof(literal) - 1)
+
+/* ---- errors and their paths -------------------------------------------- */
+
+/* Raise `type` with a formatted message and remember it so the path can be
+ * appended at the top.  Always returns -1. */
+static COLD int
+encoder_raise(json_encoder *encoder, PyObject *type, const char *format, ...)
+{
+    va_list arguments;
+    va_start(arguments, format);
+    PyObject *message = PyUnicode_FromFormatV(format, arguments);
+    va_end(arguments);
+    if (message == NULL) {
+        return -1;
+    }
+    Py_XSETREF(encoder->error_message, message);
+    encoder->error_type = type;
+    PyErr_SetObject(type, message);
+    return -1;
+}
+
+/* The name json uses in its messages: type(obj).__name__. */
+static COLD PyObject *
+type_name_of(PyObject *obj)
+{
+#if PY_VERSION_HEX >= 0x030B0000
+    return PyType_GetName(Py_TYPE(obj));
+#else
+    return PyObject_GetAttrString((PyObject *)Py_TYPE(obj), "__name__");
+#endif
+}
+
+static COLD int
+raise_not_serializable(json_encoder *encoder, PyObject *obj)
+{
+    PyObject *name = type_name_of(obj);
+    if (name == NULL) {
+        return -1;
+    }
+    encoder_raise(encoder, PyExc_TypeError, "Object of type %U is not JSON serializable",
+                  name);
+    Py_DECREF(name);
+    return -1;
+}
+
+static COLD int
+raise_too_deep(json_encoder *encoder)
+{
+    return encoder_raise(encoder, PyExc_ValueError,
+                         "nested deeper than %d levels (or a circular reference)",
+                         QBEL_MAX_JSON_DEPTH);
+}
+
+static COLD int
+raise_lone_surrogate(json_encoder *encoder, Py_UCS4 code_point, Py_ssize_t index)
+{
+    char hex[16];
+    snprintf(hex, sizeof(hex), "%04X", (unsigned int)code_point);
+    return encoder_raise(encoder, PyExc_ValueError,
+                         "str contains a lone surrogate U+%s at index %zd, which "
+                         "cannot be encoded as UTF-8",
+                         hex, index);
+}
+
+/* Called while unwinding from a failed child: remember where it sat.  Only
+ * for this file's own errors; the key reference is taken. */
+static COLD void
+path_record_key(json_encoder *encoder, PyObject *key)
+{
+    if (encoder->error_message == NULL || encoder->segment_count >= PATH_SEGMENT_CAPACITY) {
+        return;
+    }
+    Py_INCREF(key);
+    encoder->segments[encoder->segment_count].key = key;
+    encoder->segments[encoder->segment_count].index = 0;
+    encoder->segment_count++;
+}
+
+static COLD void
+path_record_index(json_encoder *encoder, Py_ssize_t index)
+{
+    if (encoder->error_message == NULL || encoder->segment_count >= PATH_SEGMENT_CAPACITY) {
+        return;
+    }
+    encoder->segments[encoder->segment_count].key = NULL;
+    encoder->segments[encoder->segment_count].index = index;
+    encoder->segment_count++;
+}
+
+/* ---- strings ------------------------------------------------------------ */
+
+/* 0: copy as is; otherwise the character after the backslash ('u' means
+ * \u00XX).  Only the ASCII half is ever consulted. */
+static const char escape_table[256] = {
+    ['\0'] = 'u', [0x01] = 'u', [0x02] = 'u', [0x03] = 'u', [0x04] = 'u', [0x05] = 'u',
+    [0x06] = 'u', [0x07] = 'u', ['\b'] = 'b', ['\t'] = 't', ['\n'] = 'n', [0x0B] = 'u',
+    ['\f'] = 'f', ['\r'] = 'r', [0x0E] = 'u', [0x0F] = 'u', [0x10] = 'u', [0x11] = 'u',
+    [0x12] = 'u', [0x13] = 'u', [0x14] = 'u', [0x15] = 'u', [0x16] = 'u', [0x17] = 'u',
+    [0x18] = 'u', [0x19] = 'u', [0x1A] = 'u', [0x1B] = 'u', [0x1C] = 'u', [0x1D] = 'u',
+    [0x1E] = 'u', [0x1F] = 'u', ['"'] = '"', ['\\'] = '\\',
+};
+
+static const char hex_digits[16] = "0123456789abcdef";
+
+/* Write the escape of ASCII `c` (escape_table[c] != 0) at `out`; at most 6
+ * bytes.  Returns the new end. */
+static inline char *
+write_escape(char *out, unsigned char c)
+{
+    char escape = escape_table[c];
+    out[0] = '\\';
+    out[1] = escape;
+    if (escape != 'u') {
+        return out + 2;
+    }
+    out[2] = '0';
+    out[3] = '0';
+    out[4] = hex_digits[c >> 4];
+    out[5] = hex_digits[c & 0xF];
+    return out + 6;
+}
+
+/* True when one of the 8 ASCII bytes in `word` needs escaping.  Every byte
+ * is < 0x80, so the classic "has a byte less than N" and "has a zero byte"
+ * word tests are exact. */
+static inline bool
+word_needs_escape(uint64_t word)
+{
+    const uint64_t ones = 0x0101010101010101ULL;
+    const uint64_t highs = 0x8080808080808080ULL;
+    uint64_t control = (word - ones * 0x20) & ~word;
+    uint64_t quote = word ^ (ones * '"');
+    quote = (quote - ones) & ~quote;
+    uint64_t backslash = word ^ (ones * '\\');
+    backslash = (backslash - ones) & ~backslash;
+    return ((control | quote | backslash) & highs) != 0;
+}
+
+/* Index of the first byte of ASCII text `s` that needs escaping, or n.
+ * Eight bytes at a time; the tail as one last overlapping word (or two
+ * overlapping halves), so clean short strings never loop byte by byte. */
+static inline Py_ssize_t
+ascii_first_escape(const unsigned char *s, Py_ssize_t n)
+{
+    Py_ssize_t i = 0;
+    if (n >= 8) {
+        uint64_t word;
+        for (; i + 8 <= n; i += 8) {
+            memcpy(&word, s + i, 8);
+            if (word_needs_escape(word)) {
+                goto bytewise;
+            }
+        }
+        if (i == n) {
+            return n;
+        }
+        memcpy(&word, s + n - 8, 8);
+        if (!word_needs_escape(word)) {
+            return n;
+        }
+    }
+    else if (n >= 4) {
+        uint32_t low, high;
+        memcpy(&low, s, 4);
+        memcpy(&high, s + n - 4, 4);
+        if (!word_needs_escape((uint64_t)low | ((uint64_t)high << 32))) {
+            return n;
+        }
+    }
+bytewise:
+    for (; i < n; i++) {
+        if (escape_table[s[i]]) {
+            return i;
+        }
+    }
+    return n;
+}
+
+/* ASCII text whose byte `first_escape` needs escaping: runs are memcpy'd,
+ * escapes written between them.  The opening quote is already out. */
+static int
+write_ascii_escaped(json_encoder *encoder, const unsigned char *s, Py_ssize_t n,
+                    Py_ssize_t first_escape)
+{
+    byte_buffer *buffer = encoder->buffer;
+    Py_ssize_t i = first_escape;
+    for (;;) {
+        Py_ssize_t run_end = i + 1 + ascii_first_escape(s + i + 1, n - i - 1);
+        /* escape (6) + run + closing quote */
+        if (encoder_reserve(encoder, 6 + (size_t)(run_end - i - 1) + 1) < 0) {
+            return -1;
+        }
+        char *out = write_escape(buffer->data + buffer->length, s[i]);
+        memcpy(out, s + i + 1, (size_t)(run_end - i - 1));
+        out += run_end - i - 1;
+        buffer->length = (size_t)(out - buffer->data);
+        if (run_end >= n) {
+            break;
+        }
+        i = run_end;
+    }
+    buffer->data[buffer->length++] = '"';
+    return 0;
+}
+
+/* \uXXXX for a BMP code point; 6 bytes. */
+static inline unsigned char *
+write_unicode_escape(unsigned char *out, Py_UCS4 c)
+{
+    out[0] = '\\';
+    out[1] = 'u';
+    out[2] = (unsigned char)hex_digits[(c >> 12) & 0xF];
+    out[3] = (unsigned char)hex_digits[(c >> 8) & 0xF];
+    out[4] = (unsigned char)hex_digits[(c >> 4) & 0xF];
+    out[5] = (unsigned char)hex_digits[c & 0xF];
+    return out + 6;
+}
+
+/* Non-ASCII text of kind 1, 2 or 4, encoded to UTF-8 by hand.  Beyond what
+ * RFC 8259 requires, the C1 controls (U+0080..U+009F, terminal escapes such
+ * as CSI) and U+2028/U+2029 are escaped too: str.splitlines() and
+ * JavaScript treat them as line breaks, and one event must stay one line
+ * in the console logger's output whatever the data holds.  Reserves the
+ * worst case (6 bytes a character) a chunk at a time, so a huge string does
+ * not reserve six times its size at once.  Lone surrogates raise. */
+#define STRING_CHUNK 1024
+#define DEFINE_WRITE_UNICODE(NAME, CHAR_TYPE)                                           \
+    static int NAME(json_encoder *encoder, const CHAR_TYPE *s, Py_ssize_t n)           \
+    {                                                                                  \
+        byte_buffer *buffer = encoder->buffer;                                         \
+        for (Py_ssize_t start = 0; start < n; start += STRING_CHUNK) {                 \
+            Py_ssize_t end = n - start > STRING_CHUNK ? start + STRING_CHUNK : n;      \
+            if (encoder_reserve(encoder, (size_t)(end - start) * 6 + 1) < 0) {         \
+                return -1;                                                             \
+            }                                                                          \
+            unsigned char *out = (unsigned char *)buffer->data + buffer->length;       \
+            for (Py_ssize_t i = start; i < end; i++) {                                 \
+                Py_UCS4 c = s[i];                                                      \
+                if (c < 0x80) {                                                        \
+                    if (LIKELY(!escape_table[c])) {                                    \
+                        *out++ = (unsigned char)c;                                     \
+                    }                                                                  \
+                    else {                                                             \
+                        out = (unsigned char *)write_escape((char *)out,               \
+                                                            (unsigned char)c);         \
+                    }                                                                  \
+                }                                                                      \
+                else if (c < 0x800) {                                                  \
+                    if (UNLIKELY(c < 0xA0)) {                                          \
+                        out = write_unicode_escape(out, c);                            \
+                        continue;                                                      \
+                    }                                                                  \
+                    *out++ = (unsigned char)(0xC0 | (c >> 6));                         \
+                    *out++ = (unsigned char)(0x80 | (c & 0x3F));                       \
+                }                                                                      \
+                else if (c < 0x10000) {                                                \
+                    if (UNLIKELY(c >= 0xD800 && c <= 0xDFFF)) {                        \
+                        buffer->length = (size_t)((char *)out - buffer->data);         \
+                        return raise_lone_surrogate(encoder, c, i);                    \
+                    }                                                                  \
+                    if (UNLIKELY(c == 0x2028 || c == 0x2029)) {                        \
+                        out = write_unicode_escape(out, c);                            \
+                        continue;                                                      \
+                    }                                                                  \
+                    *out++ = (unsigned char)(0xE0 | (c >> 12));                        \
+                    *out++ = (unsigned char)(0x80 | ((c >> 6) & 0x3F));                \
+                    *out++ = (unsigned char)(0x80 | (c & 0x3F));                       \
+                }                                                                      \
+                else {                                                                 \
+                    *out++ = (unsigned char)(0xF0 | (c >> 18));                        \
+                    *out++ = (unsigned char)(0x80 | ((c >> 12) & 0x3F));               \
+                    *out++ = (unsigned char)(0x80 | ((c >> 6) & 0x3F));                \
+                    *out++ = (unsigned char)(0x80 | (c & 0x3F));                       \
+                }                                                                      \
+            }                                                                          \
+            buffer->length = (size_t)((char *)out - buffer->data);                     \
+        }                                                                              \
+        return encoder_append_char(encoder, '"');                                      \
+    }
+
+DEFINE_WRITE_UNICODE(write_ucs1, Py_UCS1)
+DEFINE_WRITE_UNICODE(write_ucs2, Py_UCS2)
+DEFINE_WRITE_UNICODE(write_ucs4, Py_UCS4)
+
+static COLD int
+write_str_non_ascii(json_encoder *encoder, PyObject *str)
+{
+    if (encoder_append_char(encoder, '"') < 0) {
+        return -1;
+    }
+    const void *data = PyUnicode_DATA(str);
+    Py_ssize_t length = PyUnicode_GET_LENGTH(str);
+    switch (PyUnicode_KIND(str)) {
+    case PyUnicode_1BYTE_KIND:
+        return write_ucs1(encoder, (const Py_UCS1 *)data, length);
+    case PyUnicode_2BYTE_KIND:
+        return write_ucs2(encoder, (const Py_UCS2 *)data, length);
+    default:
+        return write_ucs4(encoder, (const Py_UCS4 *)data, length);
+    }
+}
+
+#if PY_VERSION_HEX < 0x030C0000
+/* Strings made by the deprecated wchar_t APIs are not "ready" before 3.12. */
+static COLD int
+make_str_ready(PyObject *str)
+{
+    return PyUnicode_READY(str);
+}
+#endif
+
+/* Any str (or str subclass: its content) as a JSON string. */
+static inline int
+write_str(json_encoder *encoder, PyObject *str)
+{
+#if PY_VERSION_HEX < 0x030C0000
+    if (UNLIKELY(!PyUnicode_IS_READY(str)) && make_str_ready(str) < 0) {
+        return -1;
+    }
+#endif
+    if (UNLIKELY(!PyUnicode_IS_ASCII(str))) {
+        return write_str_non_ascii(encoder, str);
+    }
+    const unsigned char *s = (const unsigned char *)PyUnicode_DATA(str);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(str);
+    Py_ssize_t first_escape = ascii_first_escape(s, n);
+    if (encoder_reserve(encoder, (size_t)first_escape + 2) < 0) {
+        return -1;
+    }
+    byte_buffer *buffer = encoder->buffer;
+    char *out = buffer->data + buffer->length;
+    *out++ = '"';
+    memcpy(out, s, (size_t)first_escape);
+    out += first_escape;
+    if (LIKELY(first_escape == n)) {
+        *out++ = '"';
+        buffer->length = (size_t)(out - buffer->data);
+        return 0;
+    }
+    buffer->length = (size_t)(out - buffer->data);
+    return write_ascii_escaped(encoder, s, n, first_escape);
+}
+
+/* ---- numbers ------------------------------------------------------------ */
+
+static const char digit_pairs[201] = "00010203040506070809"
+                                     "10111213141516171819"
+                                     "20212223242526272829"
+                                     "30313233343536373839"
+                                     "40414243444546474849"
+                                     "50515253545556575859"
+                                     "60616263646566676869"
+                                     "70717273747576777879"
+                                     "80818283848586878889"
+                                     "90919293949596979899";
+
+/* Decimal digits of `value` ending just before `end`; returns the start. */
+static inline char *
+format_long_long(char *end, long long value)
+{
+    unsigned long long magnitude =
+        value < 0 ? 0ULL - (unsigned long long)value : (unsigned long long)value;
+    char *p = end;
+    while (magnitude >= 100) {
+        unsigned int pair = (unsigned int)(magnitude % 100) * 2;
+        magnitude /= 100;
+        p -= 2;
+        memcpy(p, digit_pairs + pair, 2);
+    }
+    if (magnitude >= 10) {
+        p -= 2;
+        memcpy(p, digit_pairs + magnitude * 2, 2);
+    }
+    else {
+        *--p = (char)('0' + magnitude);
+    }
+    if (value < 0) {
+        *--p = '-';
+    }
+    return p;
+}
+
+static inline int
+write_long_long(json_encoder *encoder, long long value)
+{
+    char digits[24];
+    char *end = digits + sizeof(digits);
+    char *start = format_long_long(end, value);
+    return encoder_append(encoder, start, (size_t)(end - start));
+}
+
+/* An ASCII str (int/float/Decimal text) copied without quotes. */
+static COLD int
+write_ascii_text(json_encoder *encoder, PyObject *text)
+{
+    Py_ssize_t length;
+    const char *utf8 = PyUnicode_AsUTF8AndSize(text, &length);
+    if (utf8 == NULL) {
+        return -1;
+    }
+    return encoder_append(encoder, utf8, (size_t)length);
+}
+
+/* Beyond long long, or any int subclass: int.__repr__, exactly as json
+ * does (never the subclass's own __repr__/__str__). */
+static COLD int
+write_int_text(json_encoder *encoder, PyObject *obj)
+{
+    PyObject *text = PyLong_Type.tp_repr(obj);
+    if (text == NULL) {
+        return -1;
+    }
+    int result = write_ascii_text(encoder, text);
+    Py_DECREF(text);
+    return result;
+}
+
+/* Any int (PyLong_Check): bool is handled before we get here. */
+static inline int
+write_int(json_encoder *encoder, PyObject *obj)
+{
+    int overflow;
+    long long value = PyLong_AsLongLongAndOverflow(obj, &overflow);
+    if (UNLIKELY(overflow != 0)) {
+        return write_int_text(encoder, obj);
+    }
+    if (UNLIKELY(value == -1) && PyErr_Occurred()) {
+        return -1;
+    }
+    return write_long_long(encoder, value);
+}
+
+/* float.__repr__ text; non-finite values have no JSON form and are null. */
+static COLD int
+write_float_repr(json_encoder *encoder, double value)
+{
+    char *text = PyOS_double_to_string(value, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+    if (text == NULL) {
+        return -1;
+    }
+    int result = encoder_append(encoder, text, strlen(text));
+    PyMem_Free(text);
+    return result;
+}
+
+/* mantissa / 10^decimals as fixed-point text ("-0.05", "12.5"). */
+static int
+write_decimal_fraction(json_encoder *encoder, long long mantissa, int decimals)
+{
+    char digits[48];
+    char *end = digits + sizeof(digits);
+    char *start = format_long_long(end, mantissa < 0 ? -mantissa : mantissa);
+    while (end - start <= decimals) {
+        *--start = '0';
+    }
+    if (encoder_reserve(encoder, (size_t)(end - start) + 2) < 0) {
+        return -1;
+    }
+    byte_buffer *buffer = encoder->buffer;
+    char *out = buffer->data + buffer->length;
+    if (mantissa < 0) {
+        *out++ = '-';
+    }
+    size_t integer_digits = (size_t)(end - start - decimals);
+    memcpy(out, start, integer_digits);
+    out += integer_digits;
+    *out++ = '.';
+    memcpy(out, start + integer_digits, (size_t)decimals);
+    out += decimals;
+    buffer->length = (size_t)(out - buffer->data);
+    return 0;
+}
+
+static inline int
+write_float(json_encoder *encoder, double value)
+{
+    if (UNLIKELY(!isfinite(value))) {
+        return encoder_append_literal(encoder, "null");
+    }
+    /* Integral values below 1e16 print as "<digits>.0" in repr; skip dtoa
+     * (but not for -0.0, whose sign the integer would lose). */
+    if (fabs(value) < 1e16 && value == (double)(long long)value &&
+        !(value == 0 && signbit(value))) {
+        char digits[32];
+        char *end = digits + sizeof(digits) - 2;
+        char *start = format_long_long(end, (long long)value);
+        end[0] = '.';
+        end[1] = '0';
+        return encoder_append(encoder, start, (size_t)(end + 2 - start));
+    }
+    /* A value that is the double nearest some m / 10^k, with m small enough
+     * (< 2^50) that no other k-decimal value rounds to it, prints as that
+     * decimal in repr when the smallest such k is used.  repr switches to
+     * exponent notation below 1e-4, so those (and everything else) go to
+     * dtoa. */
+    static const double powers_of_ten[] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,
+                                           1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17};
+    const double small_enough = 1125899906842624.0; /* 2^50 */
+    if (fabs(value) >= 1e-4 && fabs(value) < 1e15) {
+        for (int decimals = 1; decimals < (int)(sizeof(powers_of_ten) / sizeof(double));
+             decimals++) {
+            double scaled = nearbyint(value * powers_of_ten[decimals]);
+            if (fabs(scaled) >= small_enough) {
+                break;
+            }
+            if (scaled / powers_of_ten[decimals] == value) {
+                return write_decimal_fraction(encoder, (long long)scaled, decimals);
+            }
+        }
+    }
+    return write_float_repr(encoder, value);
+}
+
+/* ---- containers --------------------------------------------------------- */
+
+/* The JSON text of a non-str dict key, as json.dumps converts it; NULL with
+ * TypeError for keys json rejects. */
+static COLD PyObject *
+key_to_text(json_encoder *encoder, PyObject *key)
+{
+    if (PyUnicode_Check(key)) {
+        return Py_NewRef(key);
+    }
+    if (key == Py_True) {
+        return PyUnicode_FromString("true");
+    }
+    if (key == Py_False) {
+        return PyUnicode_FromString("false");
+    }
+    if (key == Py_None) {
+        return PyUnicode_FromString("null");
+    }
+    if (PyLong_Check(key)) {
+        return PyLong_Type.tp_repr(key);
+    }
+    if (PyFloat_Check(key)) {
+        double value = PyFloat_AS_DOUBLE(key);
+        if (isnan(value)) {
+            return PyUnicode_FromString("NaN");
+        }
+        if (isinf(value)) {
+            return PyUnicode_FromString(value > 0 ? "Infinity" : "-Infinity");
+        }
+        return PyFloat_Type.tp_repr(key);
+    }
+    PyObject *name = type_name_of(key);
+    if (name != NULL) {
+        encoder_raise(encoder, PyExc_TypeError,
+                      "keys must be str, int, float, bool or None, not %U", name);
+        Py_DECREF(name);
+    }
+    return NULL;
+}
+
+static COLD int
+write_key_other(json_encoder *encoder, PyObject *key)
+{
+    PyObject *text = key_to_text(encoder, key);
+    if (text == NULL) {
+        return -1;
+    }
+    int result = write_str(encoder, text);
+    Py_DECREF(text);
+    return result;
+}
+
+/* `"key":value,` — both borrowed; the caller keeps them alive. */
+static inline int
+encode_member(json_encoder *encoder, PyObject *key, PyObject *value)
+{
+    int result = LIKELY(PyUnicode_CheckExact(key)) ? write_str(encoder, key)
+                                                   : write_key_other(encoder, key);
+    if (UNLIKELY(result < 0)) {
+        /* a lone surrogate in the key: point at the key itself */
+        if (PyUnicode_Check(key)) {
+            path_record_key(encoder, key);
+        }
+        return -1;
+    }
+    if (encoder_append_char(encoder, ':') < 0) {
+        return -1;
+    }
+    if (UNLIKELY(encode_value(encoder, value) < 0)) {
+        path_record_key(encoder, key);
+        return -1;
+    }
+    return encoder_append_char(encoder, ',');
+}
+
+/* After the members, each followed by ',': turn the last ',' into the
+ * closing bracket, or append it when there were none. */
+static inline int
+close_container(json_encoder *encoder, size_t opened_at, char closing)
+{
+    byte_buffer *buffer = encoder->buffer;
+    encoder->depth--;
+    if (buffer->length > opened_at + 1) {
+        buffer->data[buffer->length - 1] = closing;
+        return 0;
+    }
+    return encoder_append_char(encoder, closing);
+}
+
+static inline int
+open_container(json_encoder *encoder, char opening)
+{
+    if (UNLIKELY(++encoder->depth > QBEL_MAX_JSON_DEPTH)) {
+        return raise_too_deep(encoder);
+    }
+    return encoder_append_char(encoder, opening);
+}
+
+/* An exact dict.  Key and value are held while encoded: Python code run by
+ * the cold path could otherwise free them by mutating the dict. */
+static int
+encode_dict(json_encoder *encoder, PyObject *dict)
+{
+    size_t opened_at = encoder->buffer->length;
+    if (open_container(encoder, '{') < 0) {
+        return -1;
+    }
+    Py_ssize_t position = 0;
+    PyObject *key, *value;
+    while (PyDict_Next(dict, &position, &key, &value)) {
+        Py_INCREF(key);
+        Py_INCREF(value);
+        int result = encode_member(encoder, key, value);
+        Py_DECREF(key);
+        Py_DECREF(value);
+        if (UNLIKELY(result < 0)) {
+            return -1;
+        }
+    }
+    return close_container(encoder, opened_at, '}');
+}
+
+/* A list or tuple (or a subclass: their storage, as json does).  The size is
+ * re-read each step since a list may shrink under us. */
+static int
+encode_array(json_encoder *encoder, PyObject *sequence)
+{
+    size_t opened_at = encoder->buffer->length;
+    if (open_container(encoder, '[') < 0) {
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(sequence); i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(sequence, i);
+        Py_INCREF(item);
+        int result = encode_value(encoder, item);
+        Py_DECREF(item);
+        if (UNLIKELY(result < 0)) {
+            path_record_index(encoder, i);
+            return -1;
+        }
+        if (encoder_append_char(encoder, ',') < 0) {
+            return -1;
+        }
+    }
+    return close_container(encoder, opened_at, ']');
+}
+
+/* A dict subclass: its items(), as json does (OrderedDict order, overrides). */
+static COLD int
+encode_dict_subclass(json_encoder *encoder, PyObject *dict)
+{
+    PyObject *items = PyMapping_Items(dict);
+    if (items == NULL) {
+        return -1;
+    }
+    size_t opened_at = encoder->buffer->length;
+    if (open_container(encoder, '{') < 0) {
+        goto error;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(items); i++) {
+        PyObject *item = PyList_GET_ITEM(items, i);
+        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2) {
+            PyErr_SetString(PyExc_ValueError, "items must return 2-tuples");
+            goto error;
+        }
+        if (encode_member(encoder, PyTuple_GET_ITEM(item, 0), PyTuple_GET_ITEM(item, 1)) < 0) {
+            goto error;
+        }
+    }
+    Py_DECREF(items);
+    return close_container(encoder, opened_at, '}');
+error:
+    Py_DECREF(items);
+    return -1;
+}
+
+/* set/frozenset: iterated into a list first, then an array. */
+static COLD int
+encode_set(json_encoder *encoder, PyObject *set)
+{
+    PyObject *list = PySequence_List(set);
+    if (list == NULL) {
+        return -1;
+    }
+    int result = encode_array(encoder, list);
+    Py_DECREF(list);
+    return result;
+}
+
+/* A dataclass instance: an object of its fields in dataclasses.fields order. */
+static COLD int
+encode_dataclass(json_encoder *encoder, PyObject *obj)
+{
+    PyObject *fields = PyObject_CallOneArg(encoder->state->dataclass_fields, obj);
+    if (fields == NULL) {
+        return -1;
+    }
+    PyObject *sequence = PySequence_Fast(fields, "dataclasses.fields() must return a sequence");
+    Py_DECREF(fields);
+    if (sequence == NULL) {
+        return -1;
+    }
+    PyObject *name = NULL, *value = NULL;
+    size_t opened_at = encoder->buffer->length;
+    if (open_container(encoder, '{') < 0) {
+        goto error;
+    }
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(sequence); i++) {
+        name = PyObject_GetAttrString(PySequence_Fast_GET_ITEM(sequence, i), "name");
+        if (name == NULL) {
+            goto error;
+        }
+        value = PyObject_GetAttr(obj, name);
+        if (value == NULL || encode_member(encoder, name, value) < 0) {
+            goto error;
+        }
+        Py_CLEAR(name);
+        Py_CLEAR(value);
+    }
+    Py_DECREF(sequence);
+    return close_container(encoder, opened_at, '}');
+error:
+    Py_XDECREF(name);
+    Py_XDECREF(value);
+    Py_DECREF(sequence);
+    return -1;
+}
+
+static int
+is_instance_of(PyObject *obj, PyObject *type)
+{
+    return type != NULL && PyType_Check(type) && PyObject_TypeCheck(obj, (PyTypeObject *)type);
+}
+
+/* Write the str returned by obj.method() (or str(obj) when method is NULL). */
+static COLD int
+write_text_of(json_encoder *encoder, PyObject *obj, const char *method)
+{
+    PyObject *text = method ? PyObject_CallMethod(obj, method, NULL) : PyObject_Str(obj);
+    if (text == NULL) {
+        return -1;
+    }
+    int result;
+    if (!PyUnicode_Check(text)) {
+        result = raise_not_serializable(encoder, obj);
+    }
+    else {
+        result = write_str(encoder, text);
+    }
+    Py_DECREF(text);
+    return result;
+}
+
+static COLD int
+encode_decimal(json_encoder *encoder, PyObject *obj)
+{
+    PyObject *finite = PyObject_CallMethod(obj, "is_finite", NULL);
+    if (finite == NULL) {
+        return -1;
+    }
+    int is_finite = PyObject_IsTrue(finite);
+    Py_DECREF(finite);
+    if (is_finite < 0) {
+        return -1;
+    }
+    if (!is_finite) {
+        return encoder_append_literal(encoder, "null");
+    }
+    PyObject *text = PyObject_Str(obj);
+    if (text == NULL) {
+        return -1;
+    }
+    int result = write_ascii_text(encoder, text);
+    Py_DECREF(text);
+    return result;
+}
+
+/* Enum -> its value.  Values that are themselves members are unwrapped in
+ * a bounded loop so no chain of them can recurse without limit. */
+static COLD int
+encode_enum(json_encoder *encoder, PyObject *obj)
+{
+    PyObject *value = Py_NewRef(obj);
+    for (int steps = 0; is_instance_of(value, encoder->state->enum_type); steps++) {
+        if (steps > QBEL_MAX_JSON_DEPTH) {
+            Py_DECREF(value);
+            return raise_too_deep(encoder);
+        }
+        Py_SETREF(value, PyObject_GetAttrString(value, "value"));
+        if (value == NULL) {
+            return -1;
+        }
+    }
+    int result = encode_value(encoder, value);
+    Py_DECREF(value);
+    return result;
+}
+
+static COLD int
+is_dataclass_instance(PyObject *obj)
+{
+    return !PyType_Check(obj) &&
+           PyObject_HasAttrString((PyObject *)Py_TYPE(obj), "__dataclass_fields__");
+}
+
+/* Everything but exact str/dict/int/list/float and the three singletons. */
+static COLD int
+encode_other(json_encoder *encoder, PyObject *obj)
+{
+    qbel_state *state = encoder->state;
+    if (PyUnicode_Check(obj)) {
+        return write_str(encoder, obj);
+    }
+    if (PyLong_Check(obj)) {
+        if (obj == Py_True) {
+            return encoder_append_literal(encoder, "true");
+        }
+        if (obj == Py_False) {
+            return encoder_append_literal(encoder, "false");
+        }
+        return write_int(encoder, obj);
+    }
+    if (PyFloat_Check(obj)) {
+        return write_float(encoder, PyFloat_AS_DOUBLE(obj));
+    }
+    if (PyList_Check(obj) || PyTuple_Check(obj)) {
+        return encode_array(encoder, obj);
+    }
+    if (PyDict_Check(obj)) {
+        return encode_dict_subclass(encoder, obj);
+    }
+    if (is_instance_of(obj, state->datetime_type) || is_instance_of(obj, state->date_type) ||
+        is_instance_of(obj, state->time_type)) {
+        return write_text_of(encoder, obj, "isoformat");
+    }
+    if (is_instance_of(obj, state->uuid_type)) {
+        return write_text_of(encoder, obj, NULL);
+    }
+    if (is_instance_of(obj, state->enum_type)) {
+        return encode_enum(encoder, obj);
+    }
+    if (is_instance_of(obj, state->decimal_type)) {
+        return encode_decimal(encoder, obj);
+    }
+    if (PyAnySet_Check(obj)) {
+        return encode_set(encoder, obj);
+    }
+    if (is_dataclass_instance(obj)) {
+        return encode_dataclass(encoder, obj);
+    }
+    return raise_not_serializable(encoder, obj);
+}
+
+static int
+encode_value(json_encoder *encoder, PyObject *obj)
+{
+    PyTypeObject *type = Py_TYPE(obj);
+    if (type == &PyUnicode_Type) {
+        return write_str(encoder, obj);
+    }
+    if (type == &PyDict_Type) {
+        return encode_dict(encoder, obj);
+    }
+    if (type == &PyLong_Type) {
+        return write_int(encoder, obj);
+    }
+    if (type == &PyList_Type) {
+        return encode_array(encoder, obj);
+    }
+    if (obj == Py_None) {
+        return encoder_append_literal(encoder, "null");
+    }
+    if (obj == Py_True) {
+        return encoder_append_literal(encoder, "true");
+    }
+    if (obj == Py_False) {
+        return encoder_append_literal(encoder, "false");
+    }
+    if (type == &PyFloat_Type) {
+        return write_float(encoder, PyFloat_AS_DOUBLE(obj));
+    }
+    return encode_other(encoder, obj);
+}
+
+/* ---- the top ------------------------------------------------------------ */
+
+/* `[index]` or `["key"]` (a key json can't print as UTF-8 falls back to
+ * its ascii() form) for each recorded segment, outermost first; long
+ * paths (a cycle) keep their two ends. */
+static COLD PyObject *
+format_path(json_encoder *failed)
+{
+    char inline_block[512];
+    byte_buffer buffer;
+    byte_buffer_init(&buffer, inline_block, sizeof(inline_block));
+    json_encoder path_writer;
+    path_writer.buffer = &buffer;
+    path_writer.state = failed->state;
+    path_writer.depth = 0;
+    path_writer.error_type = NULL;
+    path_writer.error_message = NULL;
+    path_writer.segment_count = 0;
+
+    PyObject *path = NULL;
+    const int keep_each_end = 24;
+    if (encoder_append_char(&path_writer, '$') < 0) {
+        goto done;
+    }
+    for (int n = failed->segment_count - 1; n >= 0; n--) {
+        int outer_position = failed->segment_count - 1 - n;
+        if (failed->segment_count > 2 * keep_each_end + 1 && outer_position >= keep_each_end &&
+            n >= keep_each_end) {
+            if (outer_position == keep_each_end && encoder_append_literal(&path_writer, "...") < 0) {
+                goto done;
+            }
+            continue;
+        }
+        path_segment *segment = &failed->segments[n];
+        if (segment->key == NULL) {
+            char digits[32];
+            int length = snprintf(digits, sizeof(digits), "[%zd]", segment->index);
+            if (encoder_append(&path_writer, digits, (size_t)length) < 0) {
+                goto done;
+            }
+            continue;
+        }
+        if (encoder_append_char(&path_writer, '[') < 0) {
+            goto done;
+        }
+        size_t mark = buffer.length;
+        PyObject *text = key_to_text(&path_writer, segment->key);
+        if (text == NULL) {
+            goto done;
+        }
+        if (write_str(&path_writer, text) < 0) {
+            PyErr_Clear();
+            Py_CLEAR(path_writer.error_message);
+            buffer.length = mark;
+            PyObject *ascii = PyObject_ASCII(text);
+            if (ascii == NULL) {
+                Py_DECREF(text);
+                goto done;
+            }
+            int result = write_ascii_text(&path_writer, ascii);
+            Py_DECREF(ascii);
+            if (result < 0) {
+                Py_DECREF(text);
+                goto done;
+            }
+        }
+        Py_DECREF(text);
+        if (encoder_append_char(&path_writer, ']') < 0) {
+            goto done;
+        }
+    }
+    path = PyUnicode_DecodeUTF8(buffer.data, (Py_ssize_t)buffer.length, "strict");
+done:
+    Py_XDECREF(path_writer.error_message);
+    byte_buffer_release(&buffer);
+    return path;
+}
+
+/* Re-raise this file's own error with the path appended; other exceptions
+ * pass through untouched.  Releases the recorded segments. */
+static COLD void
+encoder_finish_error(json_encoder *encoder)
+{
+    if (encoder->error_message != NULL && PyErr_ExceptionMatches(encoder->error_type)) {
+        PyErr_Clear();
+        PyObject *path = format_path(encoder);
+        if (path == NULL) {
+            PyErr_Clear();
+            PyErr_SetObject(encoder->error_type, encoder->error_message);
+        }
+        else {
+            PyErr_Format(encoder->error_type, "%U (at %U)", encoder->error_message, path);
+            Py_DECREF(path);
+        }
+    }
+    for (int n = 0; n < encoder->segment_count; n++) {
+        Py_XDECREF(encoder->segments[n].key);
+    }
+    Py_CLEAR(encoder->error_message);
+}
+
+int
+json_encode(qbel_state *state, byte_buffer *buffer, PyObject *obj)
+{
+    json_encoder encoder;
+    encoder.buffer = buffer;
+    encoder.state = state;
+    encoder.depth = 0;
+    encoder.error_type = NULL;
+    encoder.error_message = NULL;
+    encoder.segment_count = 0;
+    if (UNLIKELY(encode_value(&encoder, obj) < 0)) {
+        encoder_finish_error(&encoder);
+        return -1;
+    }
+    return 0;
+}
+
+/* Most events fit here and never touch malloc. */
+#define DUMPS_INLINE_CAPACITY 4096
+
+PyObject *
+json_dumps(PyObject *module, PyObject *obj)
+{
+    char inline_block[DUMPS_INLINE_CAPACITY];
+    byte_buffer buffer;
+    byte_buffer_init(&buffer, inline_block, sizeof(inline_block));
+    PyObject *result = NULL;
+    if (json_encode(qbel_state_of_module(module), &buffer, obj) == 0) {
+        result = PyBytes_FromStringAndSize(buffer.data, (Py_ssize_t)buffer.length);
+    }
+    byte_buffer_release(&buffer);
+    return result;
+}

@@ -1,0 +1,254 @@
+/* module.c: querybook_eventlog._core — multi-phase init, the module state
+ * (types, interned strings, imported helper types) and its
+ * traverse/clear/free trio, and the module-level functions. */
+#include "qbel.h"
+
+#include <pthread.h>
+
+#include "writer.h"
+
+static pthread_once_t fork_handlers_once = PTHREAD_ONCE_INIT;
+
+/* pthread_atfork is process-wide by nature; the writers it visits live on
+ * a process-wide list in writer.c.  Registered once per process. */
+static void
+register_fork_handlers(void)
+{
+    pthread_atfork(writer_fork_prepare, writer_fork_parent, writer_fork_child);
+}
+
+static int
+intern_strings(qbel_state *state)
+{
+#define INTERN(field, text)                                   \
+    do {                                                      \
+        state->field = PyUnicode_InternFromString(text);      \
+        if (state->field == NULL) {                           \
+            return -1;                                        \
+        }                                                     \
+    } while (0)
+    INTERN(str_uid, "uid");
+    INTERN(str_event_type, "event_type");
+    INTERN(str_event_data, "event_data");
+    INTERN(str_timestamp, "timestamp");
+    INTERN(str_log, "log");
+    INTERN(str_logger_name, "logger_name");
+    INTERN(str_api_allow_list, "_api_allow_list");
+    INTERN(str_api_deny_list, "_api_deny_list");
+    INTERN(str_should_log_api_request, "_should_log_api_request");
+    INTERN(str_method, "method");
+    INTERN(str_route, "route");
+    INTERN(str_params, "params");
+    INTERN(str_args, "args");
+    INTERN(str_kwargs, "kwargs");
+    INTERN(str_type, "type");
+    INTERN(str_prefix, "prefix");
+    INTERN(str_exact, "exact");
+    INTERN(str_star, "*");
+    INTERN(str_write, "write");
+    INTERN(str_flush, "flush");
+    INTERN(str_isatty, "isatty");
+#undef INTERN
+    state->log_kwnames =
+        PyTuple_Pack(3, state->str_uid, state->str_event_type, state->str_event_data);
+    return state->log_kwnames ? 0 : -1;
+}
+
+/* *target = getattr(import(module_name), attribute) */
+static int
+import_attribute(const char *module_name, const char *attribute, PyObject **target)
+{
+    PyObject *module = PyImport_ImportModule(module_name);
+    if (module == NULL) {
+        return -1;
+    }
+    *target = PyObject_GetAttrString(module, attribute);
+    Py_DECREF(module);
+    return *target ? 0 : -1;
+}
+
+static int
+import_helpers(qbel_state *state)
+{
+    if (import_attribute("datetime", "datetime", &state->datetime_type) < 0 ||
+        import_attribute("datetime", "date", &state->date_type) < 0 ||
+        import_attribute("datetime", "time", &state->time_type) < 0 ||
+        import_attribute("uuid", "UUID", &state->uuid_type) < 0 ||
+        import_attribute("enum", "Enum", &state->enum_type) < 0 ||
+        import_attribute("decimal", "Decimal", &state->decimal_type) < 0 ||
+        import_attribute("dataclasses", "fields", &state->dataclass_fields) < 0 ||
+        import_attribute("querybook_eventlog._event_type", "EventType",
+                         &state->event_type_enum) < 0 ||
+        import_attribute("weakref", "WeakSet", &state->live_db_loggers) < 0) {
+        return -1;
+    }
+    /* live_db_loggers holds the WeakSet class until replaced by an instance */
+    PyObject *weak_set = PyObject_CallNoArgs(state->live_db_loggers);
+    Py_SETREF(state->live_db_loggers, weak_set);
+    if (weak_set == NULL) {
+        return -1;
+    }
+    for (int code = 0; code < EVENT_TYPE_COUNT; code++) {
+        state->event_type_members[code] =
+            PyObject_GetAttrString(state->event_type_enum, event_type_name(code));
+        if (state->event_type_members[code] == NULL) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int
+add_type(PyObject *module, PyType_Spec *spec, PyObject *base, PyTypeObject **target)
+{
+    *target = (PyTypeObject *)PyType_FromModuleAndSpec(module, spec, base);
+    if (*target == NULL) {
+        return -1;
+    }
+    return PyModule_AddType(module, *target);
+}
+
+/* atexit runs this with the GIL held; DB loggers release it while waiting. */
+static int
+register_atexit(PyObject *module)
+{
+    PyObject *hook = PyObject_GetAttrString(module, "_atexit_flush_all");
+    if (hook == NULL) {
+        return -1;
+    }
+    PyObject *atexit = PyImport_ImportModule("atexit");
+    if (atexit == NULL) {
+        Py_DECREF(hook);
+        return -1;
+    }
+    PyObject *result = PyObject_CallMethod(atexit, "register", "O", hook);
+    Py_DECREF(atexit);
+    Py_DECREF(hook);
+    Py_XDECREF(result);
+    return result ? 0 : -1;
+}
+
+static int
+module_exec(PyObject *module)
+{
+    qbel_state *state = qbel_state_of_module(module);
+    if (intern_strings(state) < 0 || import_helpers(state) < 0) {
+        return -1;
+    }
+    if (add_type(module, base_logger_spec(), NULL, &state->base_logger_type) < 0 ||
+        base_logger_setup(module, state) < 0) {
+        return -1;
+    }
+    PyObject *base = (PyObject *)state->base_logger_type;
+    if (add_type(module, null_logger_spec(), base, &state->null_logger_type) < 0 ||
+        add_type(module, console_logger_spec(), base, &state->console_logger_type) < 0 ||
+        add_type(module, db_logger_spec(), base, &state->db_logger_type) < 0) {
+        return -1;
+    }
+    if (PyModule_AddIntConstant(module, "MAX_JSON_DEPTH", QBEL_MAX_JSON_DEPTH) < 0 ||
+        PyModule_AddIntConstant(module, "MAX_STR_PARAM_LENGTH", QBEL_MAX_STR_PARAM_LENGTH) < 0) {
+        return -1;
+    }
+    if (register_atexit(module) < 0) {
+        return -1;
+    }
+    pthread_once(&fork_handlers_once, register_fork_handlers);
+    return 0;
+}
+
+#define QBEL_STATE_OBJECTS(APPLY)                                                        \
+    APPLY(base_logger_type) APPLY(null_logger_type) APPLY(console_logger_type)            \
+    APPLY(db_logger_type) APPLY(event_type_enum) APPLY(datetime_type) APPLY(date_type)    \
+    APPLY(time_type) APPLY(uuid_type) APPLY(enum_type) APPLY(decimal_type)                \
+    APPLY(dataclass_fields) APPLY(abstract_log) APPLY(abstract_logger_name)               \
+    APPLY(base_should_log_api_request) APPLY(base_api_allow_list) APPLY(base_api_deny_list) \
+    APPLY(str_uid) APPLY(str_event_type) APPLY(str_event_data) APPLY(str_timestamp)       \
+    APPLY(str_log) APPLY(str_logger_name) APPLY(str_api_allow_list)                        \
+    APPLY(str_api_deny_list) APPLY(str_should_log_api_request) APPLY(str_method)           \
+    APPLY(str_route) APPLY(str_params) APPLY(str_args) APPLY(str_kwargs) APPLY(str_type)   \
+    APPLY(str_prefix) APPLY(str_exact) APPLY(str_star) APPLY(str_write) APPLY(str_flush)   \
+    APPLY(str_isatty) APPLY(log_kwnames) APPLY(default_deny_list) APPLY(db_deny_list)      \
+    APPLY(parse_database_url) APPLY(live_db_loggers)
+
+static int
+module_traverse(PyObject *module, visitproc visit, void *arg)
+{
+    qbel_state *state = qbel_state_of_module(module);
+#define VISIT(field) Py_VISIT(state->field);
+    QBEL_STATE_OBJECTS(VISIT)
+#undef VISIT
+    for (int code = 0; code < EVENT_TYPE_COUNT; code++) {
+        Py_VISIT(state->event_type_members[code]);
+    }
+    return 0;
+}
+
+static int
+module_clear(PyObject *module)
+{
+    qbel_state *state = qbel_state_of_module(module);
+#define CLEAR(field) Py_CLEAR(state->field);
+    QBEL_STATE_OBJECTS(CLEAR)
+#undef CLEAR
+    for (int code = 0; code < EVENT_TYPE_COUNT; code++) {
+        Py_CLEAR(state->event_type_members[code]);
+    }
+    return 0;
+}
+
+static void
+module_free(void *module)
+{
+    module_clear((PyObject *)module);
+}
+
+PyDoc_STRVAR(dumps_doc,
+             "dumps(obj, /) -> bytes\n--\n\n"
+             "Encode obj as compact, strict RFC 8259 JSON in UTF-8, keeping key order.\n"
+             "Beyond json.dumps: datetime/date/time -> ISO 8601, UUID -> str, Enum -> value,\n"
+             "tuple/set/frozenset -> array, dataclass -> object, finite Decimal -> number;\n"
+             "NaN and +-Infinity -> null.  Raises TypeError for anything else (naming the\n"
+             "type and where it sits) and ValueError for cycles or nesting deeper than\n"
+             "MAX_JSON_DEPTH.");
+
+PyDoc_STRVAR(log_client_events_doc,
+             "log_client_events(logger, uid, body, /) -> (int, list[tuple[int, str]])\n--\n\n"
+             "Log the browser's batched events (the raw body of POST /ds/context_log/: a JSON\n"
+             "array of {\"type\", \"data\", \"timestamp\"} objects) through logger.log(), one by\n"
+             "one.  Returns how many were logged and, for every element that was not, its\n"
+             "index and the reason.  A body that is not a JSON array raises ValueError and\n"
+             "logs nothing.");
+
+static PyMethodDef module_methods[] = {
+    {"dumps", (PyCFunction)json_dumps, METH_O, dumps_doc},
+    {"log_client_events", (PyCFunction)(void (*)(void))client_events_log,
+     METH_FASTCALL | METH_KEYWORDS, log_client_events_doc},
+    {"_replay_spool", (PyCFunction)(void (*)(void))db_logger_replay_spool, METH_FASTCALL,
+     "_replay_spool(url_parts, spool_dir, table) -> int: replay spool files exactly once."},
+    {"_atexit_flush_all", (PyCFunction)db_logger_atexit, METH_NOARGS,
+     "Flush and close every live DBEventLogger (registered with atexit)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyModuleDef_Slot module_slots[] = {
+    {Py_mod_exec, module_exec},
+    {0, NULL},
+};
+
+PyModuleDef qbel_module_def = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "querybook_eventlog._core",
+    .m_doc = "The C core of querybook_eventlog.",
+    .m_size = sizeof(qbel_state),
+    .m_methods = module_methods,
+    .m_slots = module_slots,
+    .m_traverse = module_traverse,
+    .m_clear = module_clear,
+    .m_free = module_free,
+};
+
+PyMODINIT_FUNC
+PyInit__core(void)
+{
+    return PyModuleDef_Init(&qbel_module_def);
+}

@@ -1,0 +1,1177 @@
+/* mysql_sink: one MariaDB/MySQL connection writing event_record batches into
+ * Querybook's event_log, exactly once (see mysql_sink.h for the contract).
+ *
+ * Owns: the MYSQL handle and its prepared INSERT, the column-wise bind arrays
+ * (grown to the largest batch seen), the text-INSERT buffer, the per-batch
+ * rejection list, and a deep copy of the configuration.  The password is
+ * only ever handed to mysql_real_connect.
+ *
+ * Threads: every function runs on the writer thread (or a caller thread that
+ * released the GIL, e.g. replay); a sink is never shared, so it takes no
+ * locks.  Every network call is bounded by the connect/read/write timeouts,
+ * so a hung server costs at most a timeout, never a wedged writer.
+ *
+ * Rows: on MariaDB, one prepared INSERT executed with bulk array binding
+ * (STMT_ATTR_ARRAY_SIZE, column-wise); elsewhere multi-row text INSERTs with
+ * escaped values.  Either way each execution stays under max_allowed_packet.
+ */
+#include "mysql_sink.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <errmsg.h>
+#include <mysql.h>
+
+#define DEFAULT_CONNECT_TIMEOUT_S 10
+#define DEFAULT_READ_TIMEOUT_S 30
+#define DEFAULT_WRITE_TIMEOUT_S 30
+/* MySQL's identifier limit is 64, and the marker table appends 13 chars. */
+#define MARKER_SUFFIX "_qbel_batches"
+#define TABLE_NAME_MAX (64 - (sizeof(MARKER_SUFFIX) - 1))
+/* Room for the statement header, the marker and per-packet overhead. */
+#define PACKET_HEADROOM 4096
+/* Per-row protocol overhead beyond the JSON in either path (quoted date,
+ * uid, type, separators, length prefixes, indicators). */
+#define ROW_OVERHEAD 96
+#define FALLBACK_MAX_ALLOWED_PACKET (4UL * 1024 * 1024)
+#define INSERT_COLUMNS "(created_at, uid, event_type, event_data)"
+
+struct mysql_sink {
+    mysql_sink_config config;
+    MYSQL *mysql;              /* NULL while disconnected */
+    MYSQL_STMT *insert_stmt;   /* bulk path only; prepared per connection */
+    bool bulk_enabled;         /* mysql_sink_set_bulk_binding_enabled */
+    bool server_supports_bulk; /* of the current connection */
+    unsigned long max_allowed_packet;
+
+    char table_quoted[TABLE_NAME_MAX + 3];                       /* `event_log` */
+    char marker_quoted[TABLE_NAME_MAX + sizeof(MARKER_SUFFIX) + 2]; /* `event_log_qbel_batches` */
+
+    /* Column-wise bind arrays, `capacity` rows each.  Row k of the arrays is
+     * record row_index[k] of the current batch (rejected rows are left out).
+     * Connector/C reads DATETIME parameters through an array of pointers. */
+    size_t capacity;
+    size_t *row_index;
+    MYSQL_TIME *times;
+    MYSQL_TIME **time_pointers;
+    int32_t *uids;
+    char *uid_indicators;
+    const char **type_names;
+    unsigned long *type_lengths;
+    char *type_indicators;
+    const char **json_pointers;
+    unsigned long *json_lengths;
+    unsigned char *rejected; /* per record of the batch: 1 when rejected */
+
+    /* Rejections of the current batch, reported before COMMIT. */
+    mysql_sink_rejection *rejections;
+    size_t rejection_count, rejection_capacity;
+
+    char *text;          /* multi-row INSERT being built (text path) */
+    size_t text_length, text_capacity;
+
+    char last_error[MYSQL_SINK_ERROR_MAX];
+    unsigned int last_errno; /* of last_error, 0 when none */
+};
+
+/* ------------------------------------------------------------------ config */
+
+static int
+copy_string(char **target, const char *source)
+{
+    *target = NULL;
+    if (source == NULL) {
+        return 0;
+    }
+    *target = strdup(source);
+    return *target == NULL ? -1 : 0;
+}
+
+int
+mysql_sink_config_copy(mysql_sink_config *target, const mysql_sink_config *source)
+{
+    *target = *source;
+    target->host = target->user = target->password = target->database = NULL;
+    target->unix_socket = target->charset = target->ssl_ca = target->ssl_cert = NULL;
+    target->ssl_key = target->table = NULL;
+    if (copy_string(&target->host, source->host) < 0 ||
+        copy_string(&target->user, source->user) < 0 ||
+        copy_string(&target->password, source->password) < 0 ||
+        copy_string(&target->database, source->database) < 0 ||
+        copy_string(&target->unix_socket, source->unix_socket) < 0 ||
+        copy_string(&target->charset, source->charset) < 0 ||
+        copy_string(&target->ssl_ca, source->ssl_ca) < 0 ||
+        copy_string(&target->ssl_cert, source->ssl_cert) < 0 ||
+        copy_string(&target->ssl_key, source->ssl_key) < 0 ||
+        copy_string(&target->table, source->table) < 0) {
+        mysql_sink_config_free(target);
+        return -1;
+    }
+    return 0;
+}
+
+void
+mysql_sink_config_free(mysql_sink_config *config)
+{
+    if (config->password != NULL) {
+        /* Do not leave the password lying around in freed heap memory. */
+        volatile char *p = config->password;
+        while (*p) {
+            *p++ = '\0';
+        }
+    }
+    free(config->host);
+    free(config->user);
+    free(config->password);
+    free(config->database);
+    free(config->unix_socket);
+    free(config->charset);
+    free(config->ssl_ca);
+    free(config->ssl_cert);
+    free(config->ssl_key);
+    free(config->table);
+    config->host = config->user = config->password = config->database = NULL;
+    config->unix_socket = config->charset = config->ssl_ca = config->ssl_cert = NULL;
+    config->ssl_key = config->table = NULL;
+}
+
+/* ------------------------------------------------------------------ errors */
+
+static void
+set_error(mysql_sink *sink, unsigned int error_number, const char *sqlstate, const char *message)
+{
+    sink->last_errno = error_number;
+    snprintf(sink->last_error, sizeof(sink->last_error), "%u (%s): %s", error_number,
+             sqlstate != NULL && sqlstate[0] ? sqlstate : "HY000", message);
+}
+
+/* Errors after which this connection is unusable, or that a reconnect may
+ * cure (a failover leaves the old primary read-only). */
+static bool
+is_connection_error(unsigned int error_number)
+{
+    if (error_number >= 2000 && error_number < 3000) {
+        return true; /* every CR_* client error: gone, lost, timeout, out of sync */
+    }
+    switch (error_number) {
+    case 1040: /* ER_CON_COUNT_ERROR */
+    case 1053: /* ER_SERVER_SHUTDOWN */
+    case 1152: /* ER_ABORTING_CONNECTION */
+    case 1158: /* ER_NET_READ_ERROR */
+    case 1159: /* ER_NET_READ_INTERRUPTED */
+    case 1160: /* ER_NET_ERROR_ON_WRITE */
+    case 1161: /* ER_NET_WRITE_INTERRUPTED */
+    case 1290: /* ER_OPTION_PREVENTS_STATEMENT (read-only) */
+    case 1836: /* ER_READ_ONLY_MODE */
+    case 1927: /* ER_CONNECTION_KILLED */
+    case 4031: /* ER_CLIENT_INTERACTION_TIMEOUT */
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Errors caused by one row's values: retrying row by row isolates them. */
+static bool
+is_row_error(unsigned int error_number)
+{
+    switch (error_number) {
+    case 1048: /* ER_BAD_NULL_ERROR */
+    case 1062: /* ER_DUP_ENTRY (a unique key on a user's table) */
+    case 1118: /* ER_TOO_BIG_ROWSIZE */
+    case 1153: /* ER_NET_PACKET_TOO_LARGE */
+    case 1216: /* ER_NO_REFERENCED_ROW */
+    case 1264: /* ER_WARN_DATA_OUT_OF_RANGE */
+    case 1265: /* WARN_DATA_TRUNCATED (an unknown ENUM value in strict mode) */
+    case 1292: /* ER_TRUNCATED_WRONG_VALUE */
+    case 1300: /* ER_INVALID_CHARACTER_STRING */
+    case 1301: /* ER_WARN_ALLOWED_PACKET_OVERFLOWED */
+    case 1366: /* ER_TRUNCATED_WRONG_VALUE_FOR_FIELD */
+    case 1367: /* ER_ILLEGAL_VALUE_FOR_TYPE */
+    case 1406: /* ER_DATA_TOO_LONG */
+    case 1411: /* ER_WRONG_VALUE_FOR_TYPE */
+    case 1452: /* ER_NO_REFERENCED_ROW_2 */
+    case 1690: /* ER_DATA_OUT_OF_RANGE */
+    case 3140: /* MySQL ER_INVALID_JSON_TEXT */
+    case 3144: /* MySQL ER_INVALID_JSON_CHARSET */
+    case 3819: /* MySQL ER_CHECK_CONSTRAINT_VIOLATED */
+    case 4025: /* ER_CONSTRAINT_FAILED (MariaDB's json_valid check) */
+        return true;
+    default:
+        return false;
+    }
+}
+
+static void mysql_sink_close_connection(mysql_sink *sink);
+
+/* Record an error, drop the connection when it is unusable, classify. */
+static mysql_sink_status
+classify(mysql_sink *sink, unsigned int error_number, const char *sqlstate, const char *message)
+{
+    set_error(sink, error_number, sqlstate, message);
+    if (is_connection_error(error_number)) {
+        mysql_sink_close_connection(sink);
+        return MYSQL_SINK_CONNECTION_ERROR;
+    }
+    return MYSQL_SINK_SERVER_ERROR;
+}
+
+static mysql_sink_status
+connection_failure(mysql_sink *sink)
+{
+    MYSQL *mysql = sink->mysql;
+    return classify(sink, mysql_errno(mysql), mysql_sqlstate(mysql), mysql_error(mysql));
+}
+
+static mysql_sink_status
+statement_failure(mysql_sink *sink)
+{
+    MYSQL_STMT *stmt = sink->insert_stmt;
+    return classify(sink, mysql_stmt_errno(stmt), mysql_stmt_sqlstate(stmt), mysql_stmt_error(stmt));
+}
+
+/* ------------------------------------------------------------- lifecycle */
+
+static bool
+table_name_is_valid(const char *name)
+{
+    size_t length = name == NULL ? 0 : strlen(name);
+    if (length == 0 || length > TABLE_NAME_MAX) {
+        return false;
+    }
+    for (size_t i = 0; i < length; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '$')) {
+            return false;
+        }
+    }
+    return true;
+}
+
+mysql_sink *
+mysql_sink_new(const mysql_sink_config *config)
+{
+    const char *table = config->table != NULL ? config->table : "event_log";
+    if (!table_name_is_valid(table)) {
+        /* The Python layer validates first; this only guards the SQL we build. */
+        return NULL;
+    }
+    mysql_sink *sink = calloc(1, sizeof(*sink));
+    if (sink == NULL) {
+        return NULL;
+    }
+    if (mysql_sink_config_copy(&sink->config, config) < 0) {
+        free(sink);
+        return NULL;
+    }
+    sink->bulk_enabled = true;
+    snprintf(sink->table_quoted, sizeof(sink->table_quoted), "`%s`", table);
+    snprintf(sink->marker_quoted, sizeof(sink->marker_quoted), "`%s" MARKER_SUFFIX "`", table);
+    return sink;
+}
+
+static void
+free_buffers(mysql_sink *sink)
+{
+    free(sink->row_index);
+    free(sink->times);
+    free(sink->time_pointers);
+    free(sink->uids);
+    free(sink->uid_indicators);
+    free(sink->type_names);
+    free(sink->type_lengths);
+    free(sink->type_indicators);
+    free(sink->json_pointers);
+    free(sink->json_lengths);
+    free(sink->rejected);
+    free(sink->rejections);
+    free(sink->text);
+}
+
+void
+mysql_sink_free(mysql_sink *sink)
+{
+    if (sink == NULL) {
+        return;
+    }
+    mysql_sink_close_connection(sink);
+    free_buffers(sink);
+    mysql_sink_config_free(&sink->config);
+    free(sink);
+}
+
+void
+mysql_sink_abandon(mysql_sink *sink)
+{
+    if (sink == NULL) {
+        return;
+    }
+    if (sink->mysql != NULL) {
+        /* The child shares the parent's socket: anything written to it (a
+         * COM_STMT_CLOSE, COM_QUIT or TLS close_notify from mysql_close)
+         * would end the parent's session.  Point our descriptor at /dev/null
+         * first; Connector/C's send() then fails harmlessly (ENOTSOCK) and
+         * mysql_close still frees every byte.  Only the forking thread
+         * exists in the child, so the descriptor number cannot be reused
+         * under us.  Without /dev/null, close the descriptor and leak the
+         * handle rather than risk writing to a reused descriptor. */
+        my_socket fd = mysql_get_socket(sink->mysql);
+        if (fd >= 0) {
+            int null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+            if (null_fd < 0 || dup3(null_fd, fd, O_CLOEXEC) < 0) {
+                if (null_fd >= 0) {
+                    close(null_fd);
+                }
+                close(fd);
+                sink->mysql = NULL; /* deliberately leaked, see above */
+                sink->insert_stmt = NULL;
+            } else {
+                close(null_fd);
+            }
+        }
+    }
+    mysql_sink_free(sink);
+}
+
+static void
+mysql_sink_close_connection(mysql_sink *sink)
+{
+    if (sink->insert_stmt != NULL) {
+        mysql_stmt_close(sink->insert_stmt);
+        sink->insert_stmt = NULL;
+    }
+    if (sink->mysql != NULL) {
+        mysql_close(sink->mysql);
+        sink->mysql = NULL;
+    }
+    sink->server_supports_bulk = false;
+}
+
+void
+mysql_sink_disconnect(mysql_sink *sink)
+{
+    mysql_sink_close_connection(sink);
+}
+
+bool
+mysql_sink_is_connected(const mysql_sink *sink)
+{
+    return sink->mysql != NULL;
+}
+
+const char *
+mysql_sink_last_error(const mysql_sink *sink)
+{
+    return sink->last_error;
+}
+
+bool
+mysql_sink_uses_bulk_binding(const mysql_sink *sink)
+{
+    return sink->bulk_enabled && sink->server_supports_bulk && sink->insert_stmt != NULL;
+}
+
+void
+mysql_sink_set_bulk_binding_enabled(mysql_sink *sink, bool enabled)
+{
+    sink->bulk_enabled = enabled;
+}
+
+/* ------------------------------------------------------------- connecting */
+
+static mysql_sink_status
+run(mysql_sink *sink, const char *sql, size_t length)
+{
+    if (mysql_real_query(sink->mysql, sql, length) != 0) {
+        return connection_failure(sink);
+    }
+    return MYSQL_SINK_OK;
+}
+
+static mysql_sink_status
+run_string(mysql_sink *sink, const char *sql)
+{
+    return run(sink, sql, strlen(sql));
+}
+
+/* Roll back after a failure; the original error stays in last_error. */
+static void
+rollback_quietly(mysql_sink *sink)
+{
+    if (sink->mysql != NULL && mysql_rollback(sink->mysql) != 0 &&
+        is_connection_error(mysql_errno(sink->mysql))) {
+        mysql_sink_close_connection(sink);
+    }
+}
+
+static mysql_sink_status
+read_max_allowed_packet(mysql_sink *sink)
+{
+    mysql_sink_status status = run_string(sink, "SELECT @@max_allowed_packet");
+    if (status != MYSQL_SINK_OK) {
+        return status;
+    }
+    MYSQL_RES *result = mysql_store_result(sink->mysql);
+    if (result == NULL) {
+        return connection_failure(sink);
+    }
+    MYSQL_ROW row = mysql_fetch_row(result);
+    unsigned long value = row != NULL && row[0] != NULL ? strtoul(row[0], NULL, 10) : 0;
+    mysql_free_result(result);
+    sink->max_allowed_packet = value > 2 * PACKET_HEADROOM ? value : FALLBACK_MAX_ALLOWED_PACKET;
+    return MYSQL_SINK_OK;
+}
+
+static bool
+server_supports_bulk(MYSQL *mysql)
+{
+    unsigned long capabilities = 0, extended = 0;
+    if (mariadb_get_infov(mysql, MARIADB_CONNECTION_SERVER_CAPABILITIES, &capabilities) ||
+        mariadb_get_infov(mysql, MARIADB_CONNECTION_EXTENDED_SERVER_CAPABILITIES, &extended)) {
+        return false;
+    }
+    /* A MariaDB server clears CLIENT_MYSQL and announces bulk operations in
+     * its extended capabilities (what MARIADB_STMT_BULK_SUPPORTED checks). */
+    return !(capabilities & CLIENT_MYSQL) &&
+           (extended & (MARIADB_CLIENT_STMT_BULK_OPERATIONS >> 32)) != 0;
+}
+
+static mysql_sink_status
+prepare_insert(mysql_sink *sink)
+{
+    char sql[sizeof(sink->table_quoted) + 128];
+    int length = snprintf(sql, sizeof(sql), "INSERT INTO %s " INSERT_COLUMNS " VALUES (?,?,?,?)",
+                          sink->table_quoted);
+    sink->insert_stmt = mysql_stmt_init(sink->mysql);
+    if (sink->insert_stmt == NULL) {
+        return connection_failure(sink);
+    }
+    if (mysql_stmt_prepare(sink->insert_stmt, sql, (unsigned long)length) != 0) {
+        mysql_sink_status status = statement_failure(sink);
+        if (sink->insert_stmt != NULL) {
+            mysql_stmt_close(sink->insert_stmt);
+            sink->insert_stmt = NULL;
+        }
+        return status;
+    }
+    return MYSQL_SINK_OK;
+}
+
+static mysql_sink_status
+set_option(mysql_sink *sink, MYSQL *mysql, enum mysql_option option, const void *value)
+{
+    if (mysql_optionsv(mysql, option, value) != 0) {
+        set_error(sink, mysql_errno(mysql), mysql_sqlstate(mysql), "cannot set a connection option");
+        return MYSQL_SINK_SERVER_ERROR;
+    }
+    return MYSQL_SINK_OK;
+}
+
+static mysql_sink_status
+apply_options(mysql_sink *sink, MYSQL *mysql)
+{
+    const mysql_sink_config *c = &sink->config;
+    unsigned int connect_timeout = c->connect_timeout_s ? c->connect_timeout_s : DEFAULT_CONNECT_TIMEOUT_S;
+    unsigned int read_timeout = c->read_timeout_s ? c->read_timeout_s : DEFAULT_READ_TIMEOUT_S;
+    unsigned int write_timeout = c->write_timeout_s ? c->write_timeout_s : DEFAULT_WRITE_TIMEOUT_S;
+    my_bool no = 0, yes = 1;
+    const char *charset = c->charset != NULL ? c->charset : "utf8mb4";
+    bool wants_tls = c->ssl_ca != NULL || c->ssl_cert != NULL || c->ssl_key != NULL ||
+                     c->ssl_verify_cert == 1;
+    mysql_sink_status status = MYSQL_SINK_OK;
+    if ((status = set_option(sink, mysql, MYSQL_OPT_CONNECT_TIMEOUT, &connect_timeout)) ||
+        (status = set_option(sink, mysql, MYSQL_OPT_READ_TIMEOUT, &read_timeout)) ||
+        (status = set_option(sink, mysql, MYSQL_OPT_WRITE_TIMEOUT, &write_timeout)) ||
+        /* We reconnect ourselves: a silent reconnect would lose the
+         * transaction and the session settings. */
+        (status = set_option(sink, mysql, MYSQL_OPT_RECONNECT, &no)) ||
+        (status = set_option(sink, mysql, MYSQL_SET_CHARSET_NAME, charset))) {
+        return status;
+    }
+    if ((c->ssl_ca && (status = set_option(sink, mysql, MYSQL_OPT_SSL_CA, c->ssl_ca))) ||
+        (c->ssl_cert && (status = set_option(sink, mysql, MYSQL_OPT_SSL_CERT, c->ssl_cert))) ||
+        (c->ssl_key && (status = set_option(sink, mysql, MYSQL_OPT_SSL_KEY, c->ssl_key))) ||
+        (c->ssl_verify_cert >= 0 &&
+         (status = set_option(sink, mysql, MYSQL_OPT_SSL_VERIFY_SERVER_CERT,
+                              c->ssl_verify_cert ? &yes : &no))) ||
+        /* Asking for TLS means requiring it, never a silent plaintext fallback. */
+        (wants_tls && (status = set_option(sink, mysql, MYSQL_OPT_SSL_ENFORCE, &yes)))) {
+        return status;
+    }
+    return MYSQL_SINK_OK;
+}
+
+/* Session settings, the marker table (and the event table), the packet
+ * limit and the prepared INSERT: everything a fresh connection needs. */
+static mysql_sink_status
+set_up_session(mysql_sink *sink)
+{
+    char sql[512 + 2 * sizeof(sink->marker_quoted)];
+    mysql_sink_status status;
+    /* UTC so UTC_TIMESTAMP and DATETIME agree; strict so a bad value is an
+     * error we can dead-letter, not a silently truncated row. */
+    if ((status = run_string(sink, "SET SESSION time_zone = '+00:00', "
+                                   "sql_mode = 'STRICT_TRANS_TABLES,NO_ENGINE_SUBSTITUTION'")) !=
+        MYSQL_SINK_OK) {
+        return status;
+    }
+    if (mysql_autocommit(sink->mysql, 0) != 0) {
+        return connection_failure(sink);
+    }
+    if ((status = read_max_allowed_packet(sink)) != MYSQL_SINK_OK) {
+        return status;
+    }
+    int length = snprintf(sql, sizeof(sql),
+                          "CREATE TABLE IF NOT EXISTS %s (batch_id VARCHAR(64) NOT NULL PRIMARY KEY, "
+                          "committed_at DATETIME NOT NULL, INDEX (committed_at)) "
+                          "ENGINE=InnoDB DEFAULT CHARSET=ascii",
+                          sink->marker_quoted);
+    if ((status = run(sink, sql, (size_t)length)) != MYSQL_SINK_OK) {
+        return status;
+    }
+    if (sink->config.create_table) {
+        /* Querybook's schema minus the foreign key: there may be no user table. */
+        length = snprintf(sql, sizeof(sql),
+                          "CREATE TABLE IF NOT EXISTS %s (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, "
+                          "created_at DATETIME NULL, uid INT NULL, "
+                          "event_type ENUM('API','WEBSOCKET','VIEW','CLICK') NULL, "
+                          "event_data JSON NULL, INDEX ix_%.*s_event_type (event_type)) "
+                          "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+                          sink->table_quoted, (int)(strlen(sink->table_quoted) - 2),
+                          sink->table_quoted + 1);
+        if ((status = run(sink, sql, (size_t)length)) != MYSQL_SINK_OK) {
+            return status;
+        }
+    }
+    sink->server_supports_bulk = server_supports_bulk(sink->mysql);
+    if (sink->server_supports_bulk) {
+        return prepare_insert(sink);
+    }
+    return MYSQL_SINK_OK;
+}
+
+mysql_sink_status
+mysql_sink_connect(mysql_sink *sink)
+{
+    if (sink->mysql != NULL) {
+        return MYSQL_SINK_OK;
+    }
+    const mysql_sink_config *c = &sink->config;
+    MYSQL *mysql = mysql_init(NULL);
+    if (mysql == NULL) {
+        set_error(sink, CR_OUT_OF_MEMORY, "HY000", "mysql_init: out of memory");
+        return MYSQL_SINK_SERVER_ERROR;
+    }
+    mysql_sink_status status = apply_options(sink, mysql);
+    if (status != MYSQL_SINK_OK) {
+        mysql_close(mysql);
+        return status;
+    }
+    if (mysql_real_connect(mysql, c->host, c->user, c->password, c->database, c->port,
+                           c->unix_socket, 0) == NULL) {
+        unsigned int error_number = mysql_errno(mysql);
+        set_error(sink, error_number, mysql_sqlstate(mysql), mysql_error(mysql));
+        mysql_close(mysql);
+        /* Bad credentials or an unknown database will not heal by reconnecting now. */
+        return is_connection_error(error_number) ? MYSQL_SINK_CONNECTION_ERROR
+                                                 : MYSQL_SINK_SERVER_ERROR;
+    }
+    sink->mysql = mysql;
+    status = set_up_session(sink);
+    if (status != MYSQL_SINK_OK) {
+        mysql_sink_close_connection(sink);
+        return status;
+    }
+    return MYSQL_SINK_OK;
+}
+
+/* --------------------------------------------------------------- buffers */
+
+static int
+grow_array(void *pointer_to_array, size_t count, size_t element_size)
+{
+    void **array = pointer_to_array;
+    if (element_size != 0 && count > SIZE_MAX / element_size) {
+        return -1;
+    }
+    void *grown = realloc(*array, count * element_size);
+    if (grown == NULL) {
+        return -1;
+    }
+    *array = grown;
+    return 0;
+}
+
+static int
+ensure_capacity(mysql_sink *sink, size_t count)
+{
+    if (count <= sink->capacity) {
+        return 0;
+    }
+    size_t capacity = sink->capacity ? sink->capacity : 256;
+    while (capacity < count) {
+        capacity = capacity > SIZE_MAX / 2 ? count : capacity * 2;
+    }
+    if (grow_array(&sink->row_index, capacity, sizeof(size_t)) < 0 ||
+        grow_array(&sink->times, capacity, sizeof(MYSQL_TIME)) < 0 ||
+        grow_array(&sink->time_pointers, capacity, sizeof(MYSQL_TIME *)) < 0 ||
+        grow_array(&sink->uids, capacity, sizeof(int32_t)) < 0 ||
+        grow_array(&sink->uid_indicators, capacity, sizeof(char)) < 0 ||
+        grow_array(&sink->type_names, capacity, sizeof(const char *)) < 0 ||
+        grow_array(&sink->type_lengths, capacity, sizeof(unsigned long)) < 0 ||
+        grow_array(&sink->type_indicators, capacity, sizeof(char)) < 0 ||
+        grow_array(&sink->json_pointers, capacity, sizeof(const char *)) < 0 ||
+        grow_array(&sink->json_lengths, capacity, sizeof(unsigned long)) < 0 ||
+        grow_array(&sink->rejected, capacity, sizeof(unsigned char)) < 0) {
+        /* Arrays that did grow stay valid; capacity keeps the old bound. */
+        return -1;
+    }
+    sink->capacity = capacity;
+    return 0;
+}
+
+static int
+ensure_text_capacity(mysql_sink *sink, size_t needed)
+{
+    if (needed <= sink->text_capacity) {
+        return 0;
+    }
+    size_t capacity = sink->text_capacity ? sink->text_capacity : 64 * 1024;
+    while (capacity < needed) {
+        capacity = capacity > SIZE_MAX / 2 ? needed : capacity * 2;
+    }
+    char *grown = realloc(sink->text, capacity);
+    if (grown == NULL) {
+        return -1;
+    }
+    sink->text = grown;
+    sink->text_capacity = capacity;
+    return 0;
+}
+
+static mysql_sink_status
+out_of_memory(mysql_sink *sink)
+{
+    set_error(sink, CR_OUT_OF_MEMORY, "HY000", "out of memory");
+    return MYSQL_SINK_SERVER_ERROR;
+}
+
+/* ------------------------------------------------------------ rejections */
+
+static int
+add_rejection_text(mysql_sink *sink, size_t record_number, event_record *const *records,
+                   const char *error)
+{
+    if (sink->rejection_count == sink->rejection_capacity) {
+        size_t capacity = sink->rejection_capacity ? sink->rejection_capacity * 2 : 8;
+        if (grow_array(&sink->rejections, capacity, sizeof(mysql_sink_rejection)) < 0) {
+            return -1;
+        }
+        sink->rejection_capacity = capacity;
+    }
+    mysql_sink_rejection *rejection = &sink->rejections[sink->rejection_count++];
+    rejection->record = records[record_number];
+    snprintf(rejection->error, sizeof(rejection->error), "%s", error);
+    sink->rejected[record_number] = 1;
+    return 0;
+}
+
+static int
+add_rejection(mysql_sink *sink, size_t record_number, event_record *const *records,
+              unsigned int error_number, const char *sqlstate, const char *message)
+{
+    char error[MYSQL_SINK_ERROR_MAX];
+    snprintf(error, sizeof(error), "%u (%s): %s", error_number, sqlstate, message);
+    return add_rejection_text(sink, record_number, records, error);
+}
+
+/* The largest row either path can send within max_allowed_packet. */
+static size_t
+row_size_limit(const mysql_sink *sink)
+{
+    return sink->max_allowed_packet - PACKET_HEADROOM;
+}
+
+/* Reject up front the rows that cannot be sent: one that does not fit in a
+ * packet would make the server drop the connection, and a year outside
+ * DATETIME's range cannot even be formatted. */
+static int
+reject_unsendable_rows(mysql_sink *sink, event_record *const *records, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        event_civil_time civil;
+        event_time_to_civil(records[i]->created_at_us, &civil);
+        if (civil.year < 1000 || civil.year > 9999) {
+            if (add_rejection(sink, i, records, 1292, "22007",
+                              "Incorrect datetime value: year outside 1000..9999 for column "
+                              "`created_at`") < 0) {
+                return -1;
+            }
+            continue;
+        }
+        size_t footprint = records[i]->json_length + ROW_OVERHEAD;
+        if (!sink->bulk_enabled || !sink->server_supports_bulk) {
+            footprint += records[i]->json_length; /* escaping may double it */
+        }
+        if (footprint > row_size_limit(sink)) {
+            char message[200];
+            snprintf(message, sizeof(message),
+                     "Got a packet bigger than 'max_allowed_packet' bytes (a row of %zu bytes; "
+                     "max_allowed_packet is %lu)",
+                     records[i]->json_length, sink->max_allowed_packet);
+            if (add_rejection(sink, i, records, 1153, "08S01", message) < 0) {
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* -------------------------------------------------------------- bulk path */
+
+/* Fill the column arrays with the batch's not-rejected records; returns how
+ * many rows were filled. */
+static size_t
+fill_columns(mysql_sink *sink, event_record *const *records, size_t count)
+{
+    size_t rows = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (sink->rejected[i]) {
+            continue;
+        }
+        const event_record *record = records[i];
+        event_civil_time civil;
+        event_time_to_civil(record->created_at_us, &civil);
+        MYSQL_TIME *time = &sink->times[rows];
+        memset(time, 0, sizeof(*time));
+        time->year = (unsigned int)civil.year;
+        time->month = (unsigned int)civil.month;
+        time->day = (unsigned int)civil.day;
+        time->hour = (unsigned int)civil.hour;
+        time->minute = (unsigned int)civil.minute;
+        time->second = (unsigned int)civil.second;
+        time->time_type = MYSQL_TIMESTAMP_DATETIME;
+        /* DATETIME keeps whole seconds: drop microseconds rather than let
+         * the server round 23:59:59.6 into the next day. */
+        sink->time_pointers[rows] = time;
+        sink->uids[rows] = record->uid;
+        sink->uid_indicators[rows] = record->uid_is_null ? STMT_INDICATOR_NULL : STMT_INDICATOR_NONE;
+        const char *type_name = event_type_name(record->event_type);
+        sink->type_names[rows] = type_name != NULL ? type_name : "";
+        sink->type_lengths[rows] = type_name != NULL ? (unsigned long)strlen(type_name) : 0;
+        sink->type_indicators[rows] = type_name != NULL ? STMT_INDICATOR_NONE : STMT_INDICATOR_NULL;
+        sink->json_pointers[rows] = record->json;
+        sink->json_lengths[rows] = (unsigned long)record->json_length;
+        sink->row_index[rows] = i;
+        rows++;
+    }
+    return rows;
+}
+
+/* Execute the prepared INSERT for column rows [first, first + rows). */
+static mysql_sink_status
+execute_bulk(mysql_sink *sink, size_t first, size_t rows)
+{
+    MYSQL_BIND bind[4];
+    memset(bind, 0, sizeof(bind));
+    bind[0].buffer_type = MYSQL_TYPE_DATETIME;
+    bind[0].buffer = &sink->time_pointers[first];
+    bind[1].buffer_type = MYSQL_TYPE_LONG;
+    bind[1].buffer = &sink->uids[first];
+    bind[1].u.indicator = &sink->uid_indicators[first];
+    bind[2].buffer_type = MYSQL_TYPE_STRING;
+    bind[2].buffer = (void *)&sink->type_names[first];
+    bind[2].length = &sink->type_lengths[first];
+    bind[2].u.indicator = &sink->type_indicators[first];
+    bind[3].buffer_type = MYSQL_TYPE_STRING;
+    bind[3].buffer = (void *)&sink->json_pointers[first];
+    bind[3].length = &sink->json_lengths[first];
+    unsigned int array_size = (unsigned int)rows;
+    if (mysql_stmt_attr_set(sink->insert_stmt, STMT_ATTR_ARRAY_SIZE, &array_size) ||
+        mysql_stmt_bind_param(sink->insert_stmt, bind) ||
+        mysql_stmt_execute(sink->insert_stmt)) {
+        return statement_failure(sink);
+    }
+    return MYSQL_SINK_OK;
+}
+
+/* All filled rows, in executions that each fit in one packet. */
+static mysql_sink_status
+insert_bulk(mysql_sink *sink, size_t rows)
+{
+    size_t limit = row_size_limit(sink);
+    size_t first = 0;
+    while (first < rows) {
+        size_t bytes = 0, end = first;
+        while (end < rows && end - first < UINT32_MAX) {
+            size_t footprint = sink->json_lengths[end] + ROW_OVERHEAD;
+            if (end > first && bytes + footprint > limit) {
+                break;
+            }
+            bytes += footprint;
+            end++;
+        }
+        mysql_sink_status status = execute_bulk(sink, first, end - first);
+        if (status != MYSQL_SINK_OK) {
+            return status;
+        }
+        first = end;
+    }
+    return MYSQL_SINK_OK;
+}
+
+/* -------------------------------------------------------------- text path */
+
+static int
+append_text(mysql_sink *sink, const char *text, size_t length)
+{
+    if (length > SIZE_MAX - sink->text_length ||
+        ensure_text_capacity(sink, sink->text_length + length) < 0) {
+        return -1;
+    }
+    memcpy(sink->text + sink->text_length, text, length);
+    sink->text_length += length;
+    return 0;
+}
+
+static int
+start_insert_text(mysql_sink *sink)
+{
+    static const char columns[] = " " INSERT_COLUMNS " VALUES ";
+    sink->text_length = 0;
+    if (append_text(sink, "INSERT INTO ", 12) < 0 ||
+        append_text(sink, sink->table_quoted, strlen(sink->table_quoted)) < 0 ||
+        append_text(sink, columns, sizeof(columns) - 1) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+/* Append "(...)" for `record`, with `separator` before it. */
+static int
+append_row_text(mysql_sink *sink, const event_record *record, bool separator)
+{
+    size_t json_room;
+    if (record->json_length > (SIZE_MAX - 128) / 2) {
+        return -1;
+    }
+    json_room = 2 * record->json_length + 1;
+    if (ensure_text_capacity(sink, sink->text_length + json_room + 128) < 0) {
+        return -1;
+    }
+    char created_at[20];
+    event_time_format_sql(record->created_at_us, created_at);
+    const char *type_name = event_type_name(record->event_type);
+    char *out = sink->text + sink->text_length;
+    int prefix;
+    if (record->uid_is_null) {
+        prefix = sprintf(out, "%s('%s',NULL,", separator ? "," : "", created_at);
+    } else {
+        prefix = sprintf(out, "%s('%s',%ld,", separator ? "," : "", created_at, (long)record->uid);
+    }
+    out += prefix;
+    if (type_name != NULL) {
+        out += sprintf(out, "'%s','", type_name);
+    } else {
+        out += sprintf(out, "NULL,'");
+    }
+    unsigned long escaped = mysql_real_escape_string(sink->mysql, out, record->json,
+                                                     (unsigned long)record->json_length);
+    if (escaped == (unsigned long)-1) {
+        return -1;
+    }
+    out += escaped;
+    *out++ = '\'';
+    *out++ = ')';
+    sink->text_length = (size_t)(out - sink->text);
+    return 0;
+}
+
+/* All not-rejected records in multi-row INSERTs under max_allowed_packet. */
+static mysql_sink_status
+insert_text(mysql_sink *sink, event_record *const *records, size_t count)
+{
+    size_t limit = row_size_limit(sink);
+    size_t rows_in_statement = 0;
+    if (start_insert_text(sink) < 0) {
+        return out_of_memory(sink);
+    }
+    for (size_t i = 0; i < count; i++) {
+        if (sink->rejected[i]) {
+            continue;
+        }
+        size_t before = sink->text_length;
+        if (append_row_text(sink, records[i], rows_in_statement > 0) < 0) {
+            return out_of_memory(sink);
+        }
+        if (rows_in_statement > 0 && sink->text_length > limit) {
+            /* Send what fits, then start the next statement with this row. */
+            mysql_sink_status status = run(sink, sink->text, before);
+            if (status != MYSQL_SINK_OK) {
+                return status;
+            }
+            rows_in_statement = 0;
+            if (start_insert_text(sink) < 0 || append_row_text(sink, records[i], false) < 0) {
+                return out_of_memory(sink);
+            }
+        }
+        rows_in_statement++;
+    }
+    if (rows_in_statement > 0) {
+        return run(sink, sink->text, sink->text_length);
+    }
+    return MYSQL_SINK_OK;
+}
+
+/* One record alone, for the row-by-row retry. */
+static mysql_sink_status
+insert_one(mysql_sink *sink, event_record *const *records, size_t record_number,
+           size_t column_row)
+{
+    if (mysql_sink_uses_bulk_binding(sink)) {
+        return execute_bulk(sink, column_row, 1);
+    }
+    if (start_insert_text(sink) < 0 || append_row_text(sink, records[record_number], false) < 0) {
+        return out_of_memory(sink);
+    }
+    return run(sink, sink->text, sink->text_length);
+}
+
+/* ------------------------------------------------------------------ batch */
+
+/* 1 inserted, 0 the marker already exists (the batch committed before),
+ * -1 error (status in *status_out). */
+static int
+insert_marker(mysql_sink *sink, const char *batch_id, mysql_sink_status *status_out)
+{
+    char escaped[2 * MYSQL_SINK_BATCH_ID_MAX + 1];
+    char sql[sizeof(escaped) + sizeof(sink->marker_quoted) + 96];
+    size_t id_length = strlen(batch_id);
+    if (id_length == 0 || id_length > MYSQL_SINK_BATCH_ID_MAX) {
+        set_error(sink, 0, "HY000", "invalid batch id (1 to 64 characters)");
+        *status_out = MYSQL_SINK_SERVER_ERROR;
+        return -1;
+    }
+    mysql_real_escape_string(sink->mysql, escaped, batch_id, (unsigned long)id_length);
+    int length = snprintf(sql, sizeof(sql),
+                          "INSERT INTO %s (batch_id, committed_at) VALUES ('%s', UTC_TIMESTAMP())",
+                          sink->marker_quoted, escaped);
+    if (mysql_real_query(sink->mysql, sql, (unsigned long)length) != 0) {
+        if (mysql_errno(sink->mysql) == 1062) { /* ER_DUP_ENTRY */
+            return 0;
+        }
+        *status_out = connection_failure(sink);
+        return -1;
+    }
+    return 1;
+}
+
+static mysql_sink_status
+commit(mysql_sink *sink)
+{
+    if (mysql_commit(sink->mysql) != 0) {
+        return connection_failure(sink);
+    }
+    return MYSQL_SINK_OK;
+}
+
+static void
+report_rejections(mysql_sink *sink,
+                  void (*on_rejected)(void *context, const mysql_sink_rejection *rejection),
+                  void *context)
+{
+    if (on_rejected == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < sink->rejection_count; i++) {
+        on_rejected(context, &sink->rejections[i]);
+    }
+}
+
+/* Rows one by one in a new transaction: each failed single-row INSERT rolls
+ * back only itself, so the good rows commit with the marker.  A row that
+ * kills the connection (an oversized packet the server refuses by hanging
+ * up) is rejected and the pass restarts on a new connection. */
+static mysql_sink_status
+write_row_by_row(mysql_sink *sink, const char *batch_id, event_record *const *records,
+                 size_t count, bool *already_committed)
+{
+    for (;;) {
+        mysql_sink_status status = mysql_sink_connect(sink);
+        if (status != MYSQL_SINK_OK) {
+            return status;
+        }
+        int marker = insert_marker(sink, batch_id, &status);
+        if (marker <= 0) {
+            *already_committed = marker == 0;
+            return marker == 0 ? MYSQL_SINK_OK : status;
+        }
+        size_t rows = fill_columns(sink, records, count);
+        bool restart = false;
+        for (size_t k = 0; k < rows && !restart; k++) {
+            size_t i = sink->row_index[k];
+            status = insert_one(sink, records, i, k);
+            if (status == MYSQL_SINK_OK) {
+                continue;
+            }
+            unsigned int error_number = sink->last_errno;
+            bool too_large = error_number == 1153 || error_number == 1301;
+            if (status != MYSQL_SINK_SERVER_ERROR && !too_large) {
+                return status;
+            }
+            if (!is_row_error(error_number)) {
+                return status;
+            }
+            if (add_rejection_text(sink, i, records, sink->last_error) < 0) {
+                rollback_quietly(sink);
+                return out_of_memory(sink);
+            }
+            if (too_large && sink->mysql != NULL && mysql_ping(sink->mysql) != 0) {
+                mysql_sink_close_connection(sink);
+                restart = true; /* the transaction died with the connection */
+            }
+        }
+        if (!restart) {
+            return MYSQL_SINK_OK;
+        }
+    }
+}
+
+mysql_sink_status
+mysql_sink_write_batch(mysql_sink *sink, const char *batch_id, event_record *const *records,
+                       size_t count,
+                       void (*on_rejected)(void *context, const mysql_sink_rejection *rejection),
+                       void *context, size_t *rejected_count_out)
+{
+    if (rejected_count_out != NULL) {
+        *rejected_count_out = 0;
+    }
+    sink->rejection_count = 0;
+    mysql_sink_status status = mysql_sink_connect(sink);
+    if (status != MYSQL_SINK_OK) {
+        return status;
+    }
+    if (ensure_capacity(sink, count) < 0) {
+        return out_of_memory(sink);
+    }
+    if (count > 0) {
+        memset(sink->rejected, 0, count);
+    }
+    if (reject_unsendable_rows(sink, records, count) < 0) {
+        return out_of_memory(sink);
+    }
+    int marker = insert_marker(sink, batch_id, &status);
+    if (marker < 0) {
+        rollback_quietly(sink);
+        return status;
+    }
+    if (marker == 0) {
+        /* The marker commits in the same transaction as the rows, so they
+         * are in the table already: writing them again would double them. */
+        rollback_quietly(sink);
+        sink->rejection_count = 0;
+        return MYSQL_SINK_OK;
+    }
+    if (mysql_sink_uses_bulk_binding(sink)) {
+        status = insert_bulk(sink, fill_columns(sink, records, count));
+    } else {
+        status = insert_text(sink, records, count);
+    }
+    if (status != MYSQL_SINK_OK) {
+        unsigned int error_number = sink->last_errno;
+        rollback_quietly(sink);
+        if (status != MYSQL_SINK_SERVER_ERROR || !is_row_error(error_number)) {
+            return status;
+        }
+        bool already_committed = false;
+        status = write_row_by_row(sink, batch_id, records, count, &already_committed);
+        if (status != MYSQL_SINK_OK) {
+            rollback_quietly(sink);
+            return status;
+        }
+        if (already_committed) {
+            rollback_quietly(sink);
+            sink->rejection_count = 0;
+            return MYSQL_SINK_OK;
+        }
+    }
+    report_rejections(sink, on_rejected, context);
+    if (rejected_count_out != NULL) {
+        *rejected_count_out = sink->rejection_count;
+    }
+    status = commit(sink);
+    if (status != MYSQL_SINK_OK) {
+        rollback_quietly(sink);
+    }
+    return status;
+}
+
+/* ----------------------------------------------------------- housekeeping */
+
+int
+mysql_sink_batch_committed(mysql_sink *sink, const char *batch_id, mysql_sink_status *status_out)
+{
+    mysql_sink_status unused;
+    if (status_out == NULL) {
+        status_out = &unused;
+    }
+    *status_out = mysql_sink_connect(sink);
+    if (*status_out != MYSQL_SINK_OK) {
+        return -1;
+    }
+    size_t id_length = strlen(batch_id);
+    if (id_length > MYSQL_SINK_BATCH_ID_MAX) {
+        return 0; /* such a marker is never written */
+    }
+    char escaped[2 * MYSQL_SINK_BATCH_ID_MAX + 1];
+    char sql[sizeof(escaped) + sizeof(sink->marker_quoted) + 64];
+    mysql_real_escape_string(sink->mysql, escaped, batch_id, (unsigned long)id_length);
+    int length = snprintf(sql, sizeof(sql), "SELECT 1 FROM %s WHERE batch_id = '%s'",
+                          sink->marker_quoted, escaped);
+    if ((*status_out = run(sink, sql, (size_t)length)) != MYSQL_SINK_OK) {
+        return -1;
+    }
+    MYSQL_RES *result = mysql_store_result(sink->mysql);
+    if (result == NULL) {
+        *status_out = connection_failure(sink);
+        return -1;
+    }
+    int found = mysql_num_rows(result) > 0;
+    mysql_free_result(result);
+    /* End the read's transaction so no later read sees this snapshot. */
+    if (mysql_rollback(sink->mysql) != 0) {
+        *status_out = connection_failure(sink);
+        return -1;
+    }
+    *status_out = MYSQL_SINK_OK;
+    return found;
+}
+
+mysql_sink_status
+mysql_sink_prune_markers(mysql_sink *sink, int days)
+{
+    mysql_sink_status status = mysql_sink_connect(sink);
+    if (status != MYSQL_SINK_OK) {
+        return status;
+    }
+    char sql[sizeof(sink->marker_quoted) + 128];
+    int length = snprintf(sql, sizeof(sql),
+                          "DELETE FROM %s WHERE committed_at < UTC_TIMESTAMP() - INTERVAL %d DAY",
+                          sink->marker_quoted, days < 0 ? 0 : days);
+    if ((status = run(sink, sql, (size_t)length)) != MYSQL_SINK_OK) {
+        rollback_quietly(sink);
+        return status;
+    }
+    status = commit(sink);
+    if (status != MYSQL_SINK_OK) {
+        rollback_quietly(sink);
+    }
+    return status;
+}

@@ -1,0 +1,112 @@
+/* mysql_sink: one MySQL/MariaDB connection that writes batches of
+ * event_records into Querybook's event_log table, exactly once.
+ *
+ * Owns: the MYSQL handle, its prepared statements and bind arrays, and
+ * copies of every configuration string.  Pure C, no Python: every function
+ * runs on the writer thread (or on a caller thread that released the GIL,
+ * e.g. the replay CLI), and a sink is never used by two threads at once.
+ *
+ * Exactly-once: each batch carries a batch id (<= 64 ASCII chars) that is
+ * inserted into the marker table `<table>_qbel_batches` in the same
+ * transaction as the rows.  After a connection error during COMMIT the
+ * writer reconnects and asks mysql_sink_batch_committed() before retrying.
+ */
+#ifndef QBEL_MYSQL_SINK_H
+#define QBEL_MYSQL_SINK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "event_record.h"
+
+#define MYSQL_SINK_BATCH_ID_MAX 64
+#define MYSQL_SINK_ERROR_MAX 512
+
+typedef struct mysql_sink_config {
+    char *host;        /* NULL: localhost */
+    unsigned int port; /* 0: default */
+    char *user;
+    char *password;    /* never printed, logged or put into an error */
+    char *database;
+    char *unix_socket;
+    char *charset;     /* NULL: utf8mb4 */
+    char *ssl_ca, *ssl_cert, *ssl_key;
+    int ssl_verify_cert;  /* -1 unset, 0 no, 1 yes */
+    char *table;          /* validated identifier, default "event_log" */
+    unsigned int connect_timeout_s, read_timeout_s, write_timeout_s;
+    bool create_table;    /* CREATE TABLE IF NOT EXISTS <table> on connect */
+} mysql_sink_config;
+
+/* Deep-copy `source` into `target` (strings strdup'd).  0, or -1 on OOM
+ * (then `target` holds nothing that needs freeing). */
+int mysql_sink_config_copy(mysql_sink_config *target, const mysql_sink_config *source);
+void mysql_sink_config_free(mysql_sink_config *config);
+
+typedef enum mysql_sink_status {
+    MYSQL_SINK_OK = 0,
+    /* The connection failed or broke; reconnect and retry.  For a commit
+     * this is ambiguous: check mysql_sink_batch_committed() first. */
+    MYSQL_SINK_CONNECTION_ERROR = 1,
+    /* Anything else the server refused that retrying will not fix (a
+     * missing table, bad credentials, a syntax error): reported through
+     * last_error, retried after backoff. */
+    MYSQL_SINK_SERVER_ERROR = 2,
+} mysql_sink_status;
+
+typedef struct mysql_sink mysql_sink;
+
+/* A rejected row as reported by mysql_sink_write_batch. */
+typedef struct mysql_sink_rejection {
+    const event_record *record;
+    char error[MYSQL_SINK_ERROR_MAX]; /* "<errno> (<sqlstate>): <message>" */
+} mysql_sink_rejection;
+
+/* New, unconnected sink.  NULL on OOM. */
+mysql_sink *mysql_sink_new(const mysql_sink_config *config);
+/* Close (sending COM_QUIT) and free. */
+void mysql_sink_free(mysql_sink *sink);
+/* In a forked child: drop the parent's connection without talking to the
+ * server (close our copy of the socket only), then free. */
+void mysql_sink_abandon(mysql_sink *sink);
+
+/* Connect if not connected (applying every timeout and TLS option), then
+ * make sure the marker table exists (and the event table, with
+ * create_table).  Idempotent. */
+mysql_sink_status mysql_sink_connect(mysql_sink *sink);
+bool mysql_sink_is_connected(const mysql_sink *sink);
+void mysql_sink_disconnect(mysql_sink *sink);
+
+/* Write `count` records (a NULL-terminated chain via ->next is NOT used;
+ * `records` is an array) in one transaction together with the marker row
+ * `batch_id`.  When the server rejects the batch for a row-level reason
+ * (foreign key, range, size), the transaction is retried row by row: good
+ * rows land in the same transaction as the marker, each bad row is reported
+ * through `on_rejected` (called before COMMIT; `context` passed through).
+ * `rejected_count_out` receives the number of rejected rows.
+ * Returns OK when committed, CONNECTION_ERROR (possibly ambiguous), or
+ * SERVER_ERROR (rolled back). */
+mysql_sink_status mysql_sink_write_batch(mysql_sink *sink, const char *batch_id,
+                                         event_record *const *records, size_t count,
+                                         void (*on_rejected)(void *context,
+                                                             const mysql_sink_rejection *rejection),
+                                         void *context, size_t *rejected_count_out);
+
+/* After an ambiguous failure: 1 if the marker row `batch_id` exists (the
+ * batch committed), 0 if not, -1 on error (status in *status_out). */
+int mysql_sink_batch_committed(mysql_sink *sink, const char *batch_id,
+                               mysql_sink_status *status_out);
+
+/* Delete marker rows older than `days` days (housekeeping, best effort). */
+mysql_sink_status mysql_sink_prune_markers(mysql_sink *sink, int days);
+
+/* The last error, "<errno> (<sqlstate>): <message>", with the password
+ * never included; "" when none. */
+const char *mysql_sink_last_error(const mysql_sink *sink);
+
+/* True when the server supports MariaDB bulk array binding. */
+bool mysql_sink_uses_bulk_binding(const mysql_sink *sink);
+
+/* Force the multi-row text INSERT path (for tests and benchmarks). */
+void mysql_sink_set_bulk_binding_enabled(mysql_sink *sink, bool enabled);
+
+#endif

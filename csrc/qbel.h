@@ -1,0 +1,202 @@
+/* qbel.h: the private header shared by the Python-facing C files of
+ * querybook_eventlog._core.
+ *
+ * Owns nothing itself; it declares the module state (owned by the module
+ * object, see module.c) and the entry points each file offers the others.
+ * Pure-C parts (byte_buffer, event_record, writer, mysql_sink, spool) have
+ * headers of their own and never include Python.h.
+ */
+#ifndef QBEL_H
+#define QBEL_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "byte_buffer.h"
+#include "event_record.h"
+
+/* Deepest nesting qe.dumps accepts; deeper (or a cycle) is a ValueError. */
+#define QBEL_MAX_JSON_DEPTH 256
+/* Upstream's MAX_STR_PARAM_LENGTH for log_api_request pruning. */
+#define QBEL_MAX_STR_PARAM_LENGTH 128
+
+typedef struct qbel_state {
+    /* types (heap types created in module exec) */
+    PyTypeObject *base_logger_type;
+    PyTypeObject *null_logger_type;
+    PyTypeObject *console_logger_type;
+    PyTypeObject *db_logger_type;
+
+    /* querybook_eventlog._event_type.EventType and its members by code */
+    PyObject *event_type_enum;
+    PyObject *event_type_members[EVENT_TYPE_COUNT];
+
+    /* types the encoder's cold path recognises (imported in exec) */
+    PyObject *datetime_type, *date_type, *time_type;
+    PyObject *uuid_type, *enum_type, *decimal_type;
+    PyObject *dataclass_fields; /* dataclasses.fields */
+
+    /* the placeholders of BaseEventLogger's abstract members */
+    PyObject *abstract_log;
+    PyObject *abstract_logger_name;
+    /* BaseEventLogger's own descriptors, to detect overrides */
+    PyObject *base_should_log_api_request;
+    PyObject *base_api_allow_list;
+    PyObject *base_api_deny_list;
+
+    /* interned strings */
+    PyObject *str_uid, *str_event_type, *str_event_data, *str_timestamp;
+    PyObject *str_log, *str_logger_name, *str_api_allow_list, *str_api_deny_list;
+    PyObject *str_should_log_api_request;
+    PyObject *str_method, *str_route, *str_params, *str_args, *str_kwargs;
+    PyObject *str_type, *str_prefix, *str_exact, *str_star;
+    PyObject *str_write, *str_flush, *str_isatty;
+    PyObject *log_kwnames; /* ("uid", "event_type", "event_data") */
+
+    /* default deny lists as Python lists of dicts (what the properties return) */
+    PyObject *default_deny_list;
+    PyObject *db_deny_list;
+
+    /* querybook_eventlog._url.parse_database_url, imported lazily */
+    PyObject *parse_database_url;
+    /* weakref.WeakSet of live DBEventLoggers, flushed at exit */
+    PyObject *live_db_loggers;
+} qbel_state;
+
+extern PyModuleDef qbel_module_def;
+
+static inline qbel_state *
+qbel_state_of_module(PyObject *module)
+{
+    return (qbel_state *)PyModule_GetState(module);
+}
+
+/* The state reached from an instance of one of our types or of a Python
+ * subclass of one (PyType_GetModuleByDef walks the MRO). */
+static inline qbel_state *
+qbel_state_of_type(PyTypeObject *type)
+{
+    PyObject *module = PyType_GetModuleByDef(type, &qbel_module_def);
+    return module ? qbel_state_of_module(module) : NULL;
+}
+
+/* ---- json_encoder.c ---------------------------------------------------- */
+
+/* Append the compact JSON of `obj` to `buffer`.  0, or -1 with a Python
+ * exception set (TypeError naming the type and its path, ValueError for
+ * depth/cycles/lone surrogates, MemoryError).  On error the buffer holds a
+ * partial document: the caller discards it. */
+int json_encode(qbel_state *state, byte_buffer *buffer, PyObject *obj);
+
+/* qe.dumps(obj) -> bytes */
+PyObject *json_dumps(PyObject *module, PyObject *obj);
+
+/* ---- event.c: validation shared by every logger ----------------------- */
+
+typedef struct event_fields {
+    int64_t created_at_us;
+    int32_t uid;
+    bool uid_is_null;
+    int event_type; /* enum event_type_code */
+    PyObject *event_data; /* borrowed; NULL means {} */
+} event_fields;
+
+/* Validate log() arguments (all borrowed; timestamp may be NULL or None).
+ * uid: int (not bool) in signed 32-bit range, or None.  event_type: an
+ * EventType member or its value.  event_data: dict or None.  timestamp:
+ * None or int/float milliseconds in years 1970..9999.  0, or -1 with a
+ * TypeError/ValueError naming the bad value. */
+int event_fields_from_args(qbel_state *state, PyObject *uid, PyObject *event_type,
+                           PyObject *event_data, PyObject *timestamp, event_fields *out);
+
+/* Encode out->event_data ({} when NULL) into `buffer`. */
+int event_fields_encode_data(qbel_state *state, const event_fields *fields,
+                             byte_buffer *buffer);
+
+/* ---- base_logger.c ---------------------------------------------------- */
+
+typedef struct base_logger_object base_logger_object;
+
+/* A builtin logger's C implementation of log(), on validated fields.
+ * 0, or -1 with an exception set. */
+typedef int (*logger_log_fields_fn)(base_logger_object *self, qbel_state *state,
+                                    const event_fields *fields);
+
+/* Every instance of BaseEventLogger (and of its C and Python subclasses)
+ * starts with this.  NullEventLogger/ConsoleEventLogger/DBEventLogger
+ * extend it (their structs embed it first). */
+struct base_logger_object {
+    PyObject_HEAD
+    /* the C log() of the nearest builtin type; NULL for direct Python
+     * subclasses of BaseEventLogger */
+    logger_log_fields_fn log_fields;
+    /* borrowed (types outlive instances): the builtin C type whose
+     * log_fields this is, used to tell whether a Python subclass
+     * overrides log() */
+    PyTypeObject *c_type;
+    PyObject *weakreflist;
+};
+
+/* Call `self`'s log(): the C fast path when log() is not overridden in
+ * Python, else self.log(uid=..., event_type=EventType.X, event_data=...)
+ * with keyword arguments.  `event_data` is borrowed.  0 or -1. */
+int base_logger_dispatch_log(base_logger_object *self, qbel_state *state, PyObject *uid,
+                             int event_type, PyObject *event_data);
+
+/* True when Py_TYPE(self) overrides attribute `name` relative to
+ * self->c_type (or BaseEventLogger).  -1 on error. */
+int base_logger_overrides(base_logger_object *self, qbel_state *state, PyObject *name);
+
+/* Decide whether log_api_request logs (route, method): a Python override of
+ * _should_log_api_request is called when there is one; else the allow list
+ * (when not None) or the deny list decide, read from Python when a subclass
+ * overrides the property, from the builtin C tables otherwise (the DB
+ * logger's table when self->c_type is state->db_logger_type).  1 log,
+ * 0 skip, -1 with an exception set (malformed rules: TypeError/ValueError). */
+int base_logger_should_log_api_request(base_logger_object *self, qbel_state *state, PyObject *route,
+                                       PyObject *method);
+
+/* Allocate an instance of `type` (BaseEventLogger or a subclass) after
+ * refusing abstract classes with abc's TypeError.  c_type/log_fields: the
+ * builtin C type whose tp_new this is and its C log(), or NULL/NULL for
+ * BaseEventLogger's own tp_new.  New reference, or NULL. */
+PyObject *base_logger_alloc(PyTypeObject *type, PyTypeObject *c_type,
+                            logger_log_fields_fn log_fields);
+
+/* The log(uid, event_type, event_data, timestamp=None) method of the builtin
+ * types (METH_FASTCALL | METH_KEYWORDS): validates, then self->log_fields.
+ * Each builtin type lists it in its own tp_methods so that its "log" is its
+ * own descriptor (that is how overrides are detected). */
+PyObject *base_logger_builtin_log(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                                  PyObject *kwnames);
+
+/* For the builtin types' tp_traverse/tp_clear/tp_dealloc. */
+int base_logger_traverse(base_logger_object *self, visitproc visit, void *arg);
+
+PyType_Spec *base_logger_spec(void);
+/* Called from exec after the type exists: fills state->abstract_* and
+ * state->base_* and the deny lists. */
+int base_logger_setup(PyObject *module, qbel_state *state);
+
+/* ---- null_logger.c, console_logger.c, db_logger.c -------------------- */
+
+PyType_Spec *null_logger_spec(void);
+PyType_Spec *console_logger_spec(void);
+PyType_Spec *db_logger_spec(void);
+
+/* ---- client_events.c ------------------------------------------------- */
+
+/* qe.log_client_events(logger, uid, body) -> (logged, [(index, reason)]) */
+PyObject *client_events_log(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
+                            PyObject *kwnames);
+
+/* _replay_spool(url_parts, spool_dir, table) -> int: the replay CLI. */
+PyObject *db_logger_replay_spool(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+
+/* Flush and close every live DBEventLogger (atexit hook). */
+PyObject *db_logger_atexit(PyObject *module, PyObject *unused);
+
+#endif

@@ -1,0 +1,921 @@
+/* spool: spool files, dead letters and exactly-once replay; see spool.h. */
+#include "spool.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SPOOL_PREFIX "qbel-"
+#define SPOOL_SUFFIX ".spool"
+#define DEAD_PREFIX "qbel-dead-"
+
+void
+spool_random_hex(char *out, size_t bytes)
+{
+    static const char digits[] = "0123456789abcdef";
+    unsigned char raw[32];
+    if (bytes > sizeof(raw)) {
+        bytes = sizeof(raw);
+    }
+    if (getrandom(raw, bytes, GRND_NONBLOCK) != (ssize_t)bytes) {
+        /* no entropy yet (early boot): uniqueness, not secrecy, is needed */
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        uint64_t mix = ((uint64_t)now.tv_nsec << 20) ^ (uint64_t)now.tv_sec ^
+                       ((uint64_t)getpid() << 40) ^ (uint64_t)(uintptr_t)out;
+        for (size_t i = 0; i < bytes; i++) {
+            mix = mix * 6364136223846793005ULL + 1442695040888963407ULL;
+            raw[i] = (unsigned char)(mix >> 56);
+        }
+    }
+    for (size_t i = 0; i < bytes; i++) {
+        out[2 * i] = digits[raw[i] >> 4];
+        out[2 * i + 1] = digits[raw[i] & 15];
+    }
+    out[2 * bytes] = '\0';
+}
+
+/* "<yyyymmddHHMMSS>-<pid>-<random>" */
+static void
+make_file_id(char out[SPOOL_FILE_ID_MAX])
+{
+    event_civil_time t;
+    char random_hex[17];
+    event_time_to_civil(event_time_now_us(), &t);
+    spool_random_hex(random_hex, 8);
+    snprintf(out, SPOOL_FILE_ID_MAX, "%04d%02d%02d%02d%02d%02d-%ld-%s", t.year, t.month, t.day,
+             t.hour, t.minute, t.second, (long)getpid(), random_hex);
+}
+
+static char *
+join_path(const char *dir, const char *prefix, const char *name, const char *suffix)
+{
+    size_t length = strlen(dir) + strlen(prefix) + strlen(name) + strlen(suffix) + 2;
+    char *path = malloc(length);
+    if (path != NULL) {
+        snprintf(path, length, "%s/%s%s%s", dir, prefix, name, suffix);
+    }
+    return path;
+}
+
+int
+spool_make_directory(const char *dir)
+{
+    struct stat info;
+    if (stat(dir, &info) == 0) {
+        if (S_ISDIR(info.st_mode)) {
+            return 0;
+        }
+        errno = ENOTDIR;
+        return -1;
+    }
+    char *copy = strdup(dir);
+    if (copy == NULL) {
+        return -1;
+    }
+    for (char *slash = copy + 1; *slash; slash++) {
+        if (*slash == '/') {
+            *slash = '\0';
+            if (mkdir(copy, 0700) < 0 && errno != EEXIST) {
+                free(copy);
+                return -1;
+            }
+            *slash = '/';
+        }
+    }
+    int result = mkdir(copy, 0700) < 0 && errno != EEXIST ? -1 : 0;
+    free(copy);
+    return result;
+}
+
+void
+spool_file_init(spool_file *file)
+{
+    file->fd = -1;
+    file->path = NULL;
+    file->file_id[0] = '\0';
+    file->lines = 0;
+    file->size = 0;
+    file->dirty = false;
+}
+
+int
+spool_file_create(spool_file *file, const char *dir)
+{
+    char *temporary = NULL;
+    spool_file_init(file);
+    make_file_id(file->file_id);
+    file->path = join_path(dir, SPOOL_PREFIX, file->file_id, SPOOL_SUFFIX);
+    /* replay ignores names starting with '.'; the file only gets its real
+     * name once it is locked, so nobody can claim it before we do */
+    temporary = join_path(dir, ".tmp-" SPOOL_PREFIX, file->file_id, SPOOL_SUFFIX);
+    if (file->path == NULL || temporary == NULL) {
+        goto error;
+    }
+    file->fd = open(temporary, O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (file->fd < 0) {
+        goto error;
+    }
+    if (flock(file->fd, LOCK_EX) < 0 || rename(temporary, file->path) < 0) {
+        int saved = errno;
+        unlink(temporary);
+        errno = saved;
+        goto error;
+    }
+    free(temporary);
+    return 0;
+
+error:;
+    int saved = errno;
+    if (file->fd >= 0) {
+        close(file->fd);
+    }
+    free(temporary);
+    free(file->path);
+    spool_file_init(file);
+    errno = saved;
+    return -1;
+}
+
+/* Append `text` as the body of a JSON string (no quotes).  Valid UTF-8 is
+ * copied; a byte that is not part of valid UTF-8 becomes \u00XX, so the
+ * output is always valid JSON and nothing is lost silently. */
+static int
+append_json_string_body(byte_buffer *out, const char *text, size_t length)
+{
+    static const char digits[] = "0123456789abcdef";
+    const unsigned char *bytes = (const unsigned char *)text;
+    size_t i = 0;
+    while (i < length) {
+        unsigned char c = bytes[i];
+        size_t sequence = 0;
+        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+            sequence = 1;
+        }
+        else if (c >= 0xC2 && c <= 0xF4) {
+            size_t needed = c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+            if (i + needed <= length) {
+                sequence = needed;
+                for (size_t k = 1; k < needed; k++) {
+                    if ((bytes[i + k] & 0xC0) != 0x80) {
+                        sequence = 0;
+                    }
+                }
+            }
+        }
+        if (sequence > 0) {
+            if (byte_buffer_append(out, bytes + i, sequence) < 0) {
+                return -1;
+            }
+            i += sequence;
+            continue;
+        }
+        char escaped[6] = {'\\', c == '"' ? '"' : '\\', 0, 0, 0, 0};
+        size_t escaped_length = 2;
+        if (c != '"' && c != '\\') {
+            memcpy(escaped, "\\u00", 4);
+            escaped[4] = digits[c >> 4];
+            escaped[5] = digits[c & 15];
+            escaped_length = 6;
+        }
+        if (byte_buffer_append(out, escaped, escaped_length) < 0) {
+            return -1;
+        }
+        i++;
+    }
+    return 0;
+}
+
+/* "created_at":...,"uid":...,"event_type":...,"batch":... (no braces) */
+static int
+append_record_fields(byte_buffer *out, const event_record *record, const char *batch_id)
+{
+    char created_at[33];
+    char uid[24];
+    event_time_format_iso(record->created_at_us, created_at);
+    if (record->uid_is_null) {
+        memcpy(uid, "null", 5);
+    }
+    else {
+        snprintf(uid, sizeof(uid), "%" PRId32, record->uid);
+    }
+    const char *type = event_type_name(record->event_type);
+    if (byte_buffer_append_literal(out, "\"created_at\":\"") < 0 ||
+        byte_buffer_append(out, created_at, 32) < 0 ||
+        byte_buffer_append_literal(out, "\",\"uid\":") < 0 ||
+        byte_buffer_append(out, uid, strlen(uid)) < 0 ||
+        byte_buffer_append_literal(out, ",\"event_type\":\"") < 0 ||
+        byte_buffer_append(out, type ? type : "", type ? strlen(type) : 0) < 0 ||
+        byte_buffer_append_literal(out, "\",\"batch\":\"") < 0 ||
+        append_json_string_body(out, batch_id, strlen(batch_id)) < 0 ||
+        byte_buffer_append_char(out, '"') < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+int
+spool_format_line(byte_buffer *out, const event_record *record, const char *batch_id)
+{
+    if (byte_buffer_append_char(out, '{') < 0 ||
+        append_record_fields(out, record, batch_id) < 0 ||
+        byte_buffer_append_literal(out, ",\"event_data\":") < 0 ||
+        byte_buffer_append(out, record->json, record->json_length) < 0 ||
+        byte_buffer_append_literal(out, "}\n") < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+/* write() all of it, retrying on EINTR and short writes. */
+static int
+write_fully(int fd, const char *data, size_t length)
+{
+    while (length > 0) {
+        ssize_t written = write(fd, data, length);
+        if (written < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return -1;
+        }
+        data += written;
+        length -= (size_t)written;
+    }
+    return 0;
+}
+
+int
+spool_file_append(spool_file *file, const char *data, size_t length, uint64_t lines)
+{
+    if (write_fully(file->fd, data, length) < 0) {
+        int saved = errno;
+        /* a torn line would corrupt the next append: cut it off (if even
+         * that fails, replay dead-letters the torn line with its reason) */
+        int ignored = ftruncate(file->fd, (off_t)file->size);
+        (void)ignored;
+        errno = saved;
+        return -1;
+    }
+    file->size += length;
+    file->lines += lines;
+    file->dirty = true;
+    return 0;
+}
+
+int
+spool_file_sync(spool_file *file)
+{
+    if (file->fd < 0 || !file->dirty) {
+        return 0;
+    }
+    file->dirty = false;
+    return fdatasync(file->fd);
+}
+
+void
+spool_file_close(spool_file *file, bool unlink_it)
+{
+    if (file->fd >= 0) {
+        if (unlink_it && file->path != NULL) {
+            unlink(file->path); /* while still locked: no one can claim it half-read */
+        }
+        close(file->fd);
+    }
+    free(file->path);
+    spool_file_init(file);
+}
+
+void
+spool_file_forget_in_child(spool_file *file)
+{
+    spool_file_close(file, false);
+}
+
+/* ---- dead letters ------------------------------------------------------ */
+
+int
+dead_letter_init(dead_letter *letters, const char *dir)
+{
+    letters->fd = -1;
+    letters->dir = NULL;
+    if (dir != NULL && (letters->dir = strdup(dir)) == NULL) {
+        return -1;
+    }
+    return 0;
+}
+
+void
+dead_letter_close(dead_letter *letters)
+{
+    if (letters->fd >= 0) {
+        close(letters->fd);
+    }
+    letters->fd = -1;
+    free(letters->dir);
+    letters->dir = NULL;
+}
+
+void
+dead_letter_forget_in_child(dead_letter *letters)
+{
+    if (letters->fd >= 0) {
+        close(letters->fd);
+    }
+    letters->fd = -1; /* the child writes a file of its own */
+}
+
+/* Write one line to the dead-letter file (created on first use) or to
+ * stderr without a directory. */
+static int
+dead_letter_emit(dead_letter *letters, byte_buffer *line)
+{
+    if (letters->dir == NULL) {
+        fputs("querybook_eventlog: dead letter: ", stderr);
+        fwrite(line->data, 1, line->length, stderr);
+        fflush(stderr);
+        return 0;
+    }
+    if (letters->fd < 0) {
+        char file_id[SPOOL_FILE_ID_MAX];
+        make_file_id(file_id);
+        char *path = join_path(letters->dir, DEAD_PREFIX, file_id, ".jsonl");
+        if (path == NULL) {
+            return -1;
+        }
+        letters->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+        free(path);
+        if (letters->fd < 0) {
+            return -1;
+        }
+    }
+    if (write_fully(letters->fd, line->data, line->length) < 0) {
+        return -1;
+    }
+    return fdatasync(letters->fd);
+}
+
+int
+dead_letter_write_record(dead_letter *letters, const char *reason, const event_record *record,
+                         const char *batch_id)
+{
+    char inline_block[1024];
+    byte_buffer line;
+    byte_buffer_init(&line, inline_block, sizeof(inline_block));
+    int result = -1;
+    if (byte_buffer_append_literal(&line, "{\"reason\":\"") < 0 ||
+        append_json_string_body(&line, reason, strlen(reason)) < 0 ||
+        byte_buffer_append_literal(&line, "\",") < 0 ||
+        append_record_fields(&line, record, batch_id) < 0 ||
+        byte_buffer_append_literal(&line, ",\"event_data\":") < 0 ||
+        byte_buffer_append(&line, record->json, record->json_length) < 0 ||
+        byte_buffer_append_literal(&line, "}\n") < 0) {
+        errno = ENOMEM;
+        goto done;
+    }
+    result = dead_letter_emit(letters, &line);
+done:
+    byte_buffer_release(&line);
+    return result;
+}
+
+int
+dead_letter_write_raw(dead_letter *letters, const char *reason, const char *source,
+                      uint64_t line_number, const char *raw, size_t length)
+{
+    char inline_block[1024];
+    char number[24];
+    byte_buffer line;
+    byte_buffer_init(&line, inline_block, sizeof(inline_block));
+    snprintf(number, sizeof(number), "%" PRIu64, line_number);
+    int result = -1;
+    if (byte_buffer_append_literal(&line, "{\"reason\":\"") < 0 ||
+        append_json_string_body(&line, reason, strlen(reason)) < 0 ||
+        byte_buffer_append_literal(&line, "\",\"source\":\"") < 0 ||
+        append_json_string_body(&line, source, strlen(source)) < 0 ||
+        byte_buffer_append_literal(&line, "\",\"line\":") < 0 ||
+        byte_buffer_append(&line, number, strlen(number)) < 0 ||
+        byte_buffer_append_literal(&line, ",\"raw\":\"") < 0 ||
+        append_json_string_body(&line, raw, length) < 0 ||
+        byte_buffer_append_literal(&line, "\"}\n") < 0) {
+        errno = ENOMEM;
+        goto done;
+    }
+    result = dead_letter_emit(letters, &line);
+done:
+    byte_buffer_release(&line);
+    return result;
+}
+
+/* ---- rejections -------------------------------------------------------- */
+
+void
+rejection_list_clear(rejection_list *list)
+{
+    list->count = 0;
+}
+
+void
+rejection_list_free(rejection_list *list)
+{
+    free(list->items);
+    list->items = NULL;
+    list->count = list->capacity = 0;
+}
+
+void
+rejection_list_collect(void *context, const mysql_sink_rejection *rejection)
+{
+    rejection_list *list = context;
+    if (list->count == list->capacity) {
+        size_t capacity = list->capacity ? list->capacity * 2 : 8;
+        mysql_sink_rejection *grown = realloc(list->items, capacity * sizeof(*grown));
+        if (grown == NULL) {
+            /* cannot remember it: the row is reported on stderr instead */
+            fprintf(stderr, "querybook_eventlog: out of memory recording a rejected row: %s\n",
+                    rejection->error);
+            return;
+        }
+        list->items = grown;
+        list->capacity = capacity;
+    }
+    list->items[list->count++] = *rejection;
+}
+
+/* ---- replay ------------------------------------------------------------ */
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (inverse of
+ * event_record.c's civil_from_days). */
+static int64_t
+days_from_civil(int64_t year, int64_t month, int64_t day)
+{
+    year -= month <= 2;
+    int64_t era = (year >= 0 ? year : year - 399) / 400;
+    int64_t year_of_era = year - era * 400;
+    int64_t day_of_year = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1;
+    int64_t day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    return era * 146097 + day_of_era - 719468;
+}
+
+/* Parse exactly "YYYY-MM-DDTHH:MM:SS.ffffff+00:00".  0 or -1. */
+static int
+parse_iso_time(const char *text, size_t length, int64_t *out)
+{
+    static const char shape[] = "dddd-dd-ddTdd:dd:dd.dddddd+00:00";
+    if (length != sizeof(shape) - 1) {
+        return -1;
+    }
+    for (size_t i = 0; i < length; i++) {
+        if (shape[i] == 'd' ? (text[i] < '0' || text[i] > '9') : text[i] != shape[i]) {
+            return -1;
+        }
+    }
+    int64_t year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0, micro = 0;
+    for (int i = 0; i < 4; i++) year = year * 10 + (text[i] - '0');
+    month = (text[5] - '0') * 10 + (text[6] - '0');
+    day = (text[8] - '0') * 10 + (text[9] - '0');
+    hour = (text[11] - '0') * 10 + (text[12] - '0');
+    minute = (text[14] - '0') * 10 + (text[15] - '0');
+    second = (text[17] - '0') * 10 + (text[18] - '0');
+    for (int i = 20; i < 26; i++) micro = micro * 10 + (text[i] - '0');
+    if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 ||
+        second > 59) {
+        return -1;
+    }
+    int64_t days = days_from_civil(year, month, day);
+    *out = ((days * 86400 + hour * 3600 + minute * 60 + second) * 1000000) + micro;
+    return 0;
+}
+
+/* Turn one complete line (without its newline) into a record and its batch
+ * id.  NULL with `why` filled when the line is not one of ours. */
+static event_record *
+parse_line(const char *line, size_t length, char batch_id[MYSQL_SINK_BATCH_ID_MAX + 1],
+           char *why, size_t why_size)
+{
+    static const char marker[] = ",\"event_data\":";
+    event_record *record = NULL;
+    json_t *fields = NULL;
+    const char *found = memmem(line, length, marker, sizeof(marker) - 1);
+    if (found == NULL || length < 2 || line[length - 1] != '}') {
+        snprintf(why, why_size, "not a spool line (no trailing event_data object)");
+        return NULL;
+    }
+    size_t prefix_length = (size_t)(found - line);
+    const char *data = found + sizeof(marker) - 1;
+    size_t data_length = (size_t)(line + length - 1 - data);
+    while (data_length > 0 && (*data == ' ')) {
+        data++;
+        data_length--;
+    }
+    if (data_length < 2 || data[0] != '{' || data[data_length - 1] != '}') {
+        snprintf(why, why_size, "event_data is not a JSON object");
+        return NULL;
+    }
+    /* the fields before event_data, closed into an object of their own */
+    char inline_block[256];
+    byte_buffer head;
+    byte_buffer_init(&head, inline_block, sizeof(inline_block));
+    if (byte_buffer_append(&head, line, prefix_length) < 0 ||
+        byte_buffer_append_char(&head, '}') < 0) {
+        snprintf(why, why_size, "out of memory");
+        goto done;
+    }
+    json_error_t error;
+    fields = json_loadb(head.data, head.length, JSON_REJECT_DUPLICATES, &error);
+    if (fields == NULL || !json_is_object(fields)) {
+        snprintf(why, why_size, "unparsable fields: %s", fields ? "not an object" : error.text);
+        goto done;
+    }
+    json_t *created_at = json_object_get(fields, "created_at");
+    json_t *uid = json_object_get(fields, "uid");
+    json_t *event_type = json_object_get(fields, "event_type");
+    json_t *batch = json_object_get(fields, "batch");
+    int64_t created_at_us;
+    if (!json_is_string(created_at) ||
+        parse_iso_time(json_string_value(created_at), json_string_length(created_at),
+                       &created_at_us) < 0) {
+        snprintf(why, why_size, "bad created_at");
+        goto done;
+    }
+    if (!(json_is_null(uid) ||
+          (json_is_integer(uid) && json_integer_value(uid) >= INT32_MIN &&
+           json_integer_value(uid) <= INT32_MAX))) {
+        snprintf(why, why_size, "bad uid");
+        goto done;
+    }
+    int type = json_is_string(event_type) ? event_type_from_name(json_string_value(event_type),
+                                                                  json_string_length(event_type))
+                                          : -1;
+    if (type < 0) {
+        snprintf(why, why_size, "bad event_type");
+        goto done;
+    }
+    if (batch != NULL && (!json_is_string(batch) ||
+                          json_string_length(batch) > MYSQL_SINK_BATCH_ID_MAX)) {
+        snprintf(why, why_size, "bad batch id");
+        goto done;
+    }
+    const char *batch_text = batch ? json_string_value(batch) : "";
+    memcpy(batch_id, batch_text, strlen(batch_text) + 1);
+    record = event_record_new(created_at_us, json_is_null(uid) ? 0 : (int32_t)json_integer_value(uid),
+                              json_is_null(uid), type, data, data_length);
+    if (record == NULL) {
+        snprintf(why, why_size, "out of memory");
+    }
+done:
+    json_decref(fields);
+    byte_buffer_release(&head);
+    return record;
+}
+
+/* Records of one pending group and the batch id they are written as. */
+typedef struct replay_group {
+    event_record **records;
+    size_t count, capacity;
+    char batch_id[MYSQL_SINK_BATCH_ID_MAX + 1];
+    int64_t number; /* positional group number, -1 for a carried batch id */
+} replay_group;
+
+static void
+replay_group_reset(replay_group *group)
+{
+    for (size_t i = 0; i < group->count; i++) {
+        event_record_free(group->records[i]);
+    }
+    group->count = 0;
+    group->batch_id[0] = '\0';
+    group->number = -1;
+}
+
+static int
+replay_group_add(replay_group *group, event_record *record)
+{
+    if (group->count == group->capacity) {
+        size_t capacity = group->capacity ? group->capacity * 2 : 64;
+        event_record **grown = realloc(group->records, capacity * sizeof(*grown));
+        if (grown == NULL) {
+            return -1;
+        }
+        group->records = grown;
+        group->capacity = capacity;
+    }
+    group->records[group->count++] = record;
+    return 0;
+}
+
+static void
+describe_failure(spool_replay_context *context, const char *what)
+{
+    const char *sink_error = mysql_sink_last_error(context->sink);
+    snprintf(context->error, sizeof(context->error), "%s: %s", what,
+             sink_error && *sink_error ? sink_error : "unknown error");
+}
+
+/* Write `group` exactly once: skip it when its marker exists; after an
+ * ambiguous connection error, reconnect once and look again.  0 or -1. */
+static int
+replay_group_write(spool_replay_context *context, replay_group *group,
+                   spool_replay_result *result)
+{
+    if (group->count == 0) {
+        return 0;
+    }
+    mysql_sink_status status;
+    int committed = mysql_sink_batch_committed(context->sink, group->batch_id, &status);
+    if (committed < 0) {
+        describe_failure(context, "checking a replayed batch");
+        return -1;
+    }
+    if (committed == 1) {
+        result->skipped += group->count;
+        replay_group_reset(group);
+        return 0;
+    }
+    rejection_list rejections = {NULL, 0, 0};
+    size_t rejected = 0;
+    status = mysql_sink_write_batch(context->sink, group->batch_id, group->records, group->count,
+                                    rejection_list_collect, &rejections, &rejected);
+    if (status == MYSQL_SINK_CONNECTION_ERROR) {
+        describe_failure(context, "replaying a batch");
+        mysql_sink_disconnect(context->sink);
+        if (mysql_sink_connect(context->sink) == MYSQL_SINK_OK &&
+            mysql_sink_batch_committed(context->sink, group->batch_id, &status) == 1) {
+            status = MYSQL_SINK_OK;
+        }
+        else {
+            status = MYSQL_SINK_CONNECTION_ERROR;
+        }
+    }
+    else if (status != MYSQL_SINK_OK) {
+        describe_failure(context, "replaying a batch");
+    }
+    if (status != MYSQL_SINK_OK) {
+        rejection_list_free(&rejections);
+        return -1;
+    }
+    for (size_t i = 0; i < rejections.count; i++) {
+        dead_letter_write_record(context->letters, rejections.items[i].error,
+                                 rejections.items[i].record, group->batch_id);
+    }
+    result->dead_lettered += rejections.count;
+    result->replayed += group->count - rejections.count;
+    rejection_list_free(&rejections);
+    replay_group_reset(group);
+    return 0;
+}
+
+int
+spool_replay_fd(spool_replay_context *context, int fd, const char *name,
+                spool_replay_result *result)
+{
+    /* "qbel-<file id>.spool" -> file id */
+    char file_id[SPOOL_FILE_ID_MAX] = "";
+    const char *base = strrchr(name, '/') ? strrchr(name, '/') + 1 : name;
+    size_t base_length = strlen(base);
+    if (base_length > strlen(SPOOL_PREFIX) + strlen(SPOOL_SUFFIX) &&
+        base_length - strlen(SPOOL_PREFIX) - strlen(SPOOL_SUFFIX) < SPOOL_FILE_ID_MAX) {
+        size_t id_length = base_length - strlen(SPOOL_PREFIX) - strlen(SPOOL_SUFFIX);
+        memcpy(file_id, base + strlen(SPOOL_PREFIX), id_length);
+        file_id[id_length] = '\0';
+    }
+    else {
+        snprintf(context->error, sizeof(context->error), "not a spool file name: %s", base);
+        return -1;
+    }
+
+    int status = -1;
+    char *line = NULL;
+    size_t line_capacity = 0;
+    replay_group positional = {NULL, 0, 0, "", -1};
+    replay_group carried = {NULL, 0, 0, "", -1};
+    spool_replay_result local = {0, 0, 0, 0, 0};
+    int copy = dup(fd);
+    FILE *stream = copy >= 0 ? fdopen(copy, "r") : NULL;
+    if (stream == NULL) {
+        if (copy >= 0) {
+            close(copy);
+        }
+        snprintf(context->error, sizeof(context->error), "reading %s: %s", base, strerror(errno));
+        return -1;
+    }
+    rewind(stream);
+
+    uint64_t line_index = 0;
+    ssize_t length;
+    while ((length = getline(&line, &line_capacity, stream)) >= 0) {
+        uint64_t number = line_index++;
+        if (length == 0) {
+            continue;
+        }
+        bool torn = line[length - 1] != '\n';
+        size_t content = (size_t)length - (torn ? 0 : 1);
+        if (content == 0) {
+            local.lines++;
+            continue;
+        }
+        char batch_id[MYSQL_SINK_BATCH_ID_MAX + 1];
+        char why[256];
+        event_record *record = NULL;
+        if (torn) {
+            snprintf(why, sizeof(why), "torn last line (no newline) in %s", base);
+        }
+        else {
+            record = parse_line(line, content, batch_id, why, sizeof(why));
+        }
+        if (record == NULL) {
+            if (dead_letter_write_raw(context->letters, why, base, number + 1, line, content) < 0) {
+                snprintf(context->error, sizeof(context->error),
+                         "writing the dead-letter file: %s", strerror(errno));
+                goto done;
+            }
+            local.dead_lettered++;
+            local.lines++;
+            continue;
+        }
+        local.lines++;
+        if (batch_id[0] != '\0') {
+            if (carried.count > 0 && strcmp(carried.batch_id, batch_id) != 0 &&
+                replay_group_write(context, &carried, &local) < 0) {
+                event_record_free(record);
+                goto done;
+            }
+            memcpy(carried.batch_id, batch_id, sizeof(batch_id));
+            if (replay_group_add(&carried, record) < 0) {
+                event_record_free(record);
+                snprintf(context->error, sizeof(context->error), "out of memory");
+                goto done;
+            }
+            continue;
+        }
+        int64_t group_number = (int64_t)(number / SPOOL_REPLAY_GROUP_LINES);
+        if (positional.count > 0 && positional.number != group_number) {
+            if (replay_group_write(context, &positional, &local) < 0) {
+                event_record_free(record);
+                goto done;
+            }
+            if (context->should_stop && context->should_stop(context->argument)) {
+                event_record_free(record);
+                snprintf(context->error, sizeof(context->error), "stopped");
+                goto done;
+            }
+        }
+        positional.number = group_number;
+        char group_id[96];
+        snprintf(group_id, sizeof(group_id), "s:%s:%" PRId64, file_id, group_number);
+        if (strlen(group_id) > MYSQL_SINK_BATCH_ID_MAX) {
+            event_record_free(record);
+            snprintf(context->error, sizeof(context->error), "spool file name too long: %s", base);
+            goto done;
+        }
+        memcpy(positional.batch_id, group_id, strlen(group_id) + 1);
+        if (replay_group_add(&positional, record) < 0) {
+            event_record_free(record);
+            snprintf(context->error, sizeof(context->error), "out of memory");
+            goto done;
+        }
+    }
+    if (ferror(stream)) {
+        snprintf(context->error, sizeof(context->error), "reading %s: %s", base, strerror(errno));
+        goto done;
+    }
+    if (replay_group_write(context, &carried, &local) < 0 ||
+        replay_group_write(context, &positional, &local) < 0) {
+        goto done;
+    }
+    status = 0;
+    result->lines += local.lines;
+    result->files++;
+
+done:
+    /* rows committed or dead-lettered before a failure stay counted: they
+     * are done, and a later replay skips them by their markers */
+    result->replayed += local.replayed;
+    result->dead_lettered += local.dead_lettered;
+    result->skipped += local.skipped;
+    replay_group_reset(&positional);
+    replay_group_reset(&carried);
+    free(positional.records);
+    free(carried.records);
+    free(line);
+    fclose(stream);
+    return status;
+}
+
+static int
+compare_names(const void *left, const void *right)
+{
+    return strcmp(*(char *const *)left, *(char *const *)right);
+}
+
+static bool
+is_spool_name(const char *name)
+{
+    size_t length = strlen(name);
+    return strncmp(name, SPOOL_PREFIX, strlen(SPOOL_PREFIX)) == 0 &&
+           strncmp(name, DEAD_PREFIX, strlen(DEAD_PREFIX)) != 0 &&
+           length > strlen(SPOOL_PREFIX) + strlen(SPOOL_SUFFIX) &&
+           strcmp(name + length - strlen(SPOOL_SUFFIX), SPOOL_SUFFIX) == 0;
+}
+
+/* Open and lock `path` without waiting.  The fd, or -1 when someone holds
+ * it, it vanished, or it was already replayed and unlinked by the previous
+ * holder of the lock. */
+static int
+claim_file(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return -1;
+    }
+    struct stat info;
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0 || fstat(fd, &info) < 0 || info.st_nlink == 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int
+spool_replay_directory(spool_replay_context *context, const char *dir,
+                       spool_replay_result *result)
+{
+    DIR *directory = opendir(dir);
+    if (directory == NULL) {
+        if (errno == ENOENT) {
+            return 0;
+        }
+        snprintf(context->error, sizeof(context->error), "opening %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    char **names = NULL;
+    size_t count = 0, capacity = 0;
+    int status = 0;
+    struct dirent *entry;
+    while ((entry = readdir(directory)) != NULL) {
+        if (!is_spool_name(entry->d_name)) {
+            continue;
+        }
+        if (count == capacity) {
+            capacity = capacity ? capacity * 2 : 16;
+            char **grown = realloc(names, capacity * sizeof(*grown));
+            if (grown == NULL) {
+                status = -1;
+                break;
+            }
+            names = grown;
+        }
+        if ((names[count] = strdup(entry->d_name)) == NULL) {
+            status = -1;
+            break;
+        }
+        count++;
+    }
+    closedir(directory);
+    if (status < 0) {
+        snprintf(context->error, sizeof(context->error), "out of memory listing %s", dir);
+    }
+    else {
+        /* names start with the UTC creation time: oldest first */
+        if (count > 1) { /* qsort's pointer must not be NULL, even for 0 items */
+            qsort(names, count, sizeof(*names), compare_names);
+        }
+        for (size_t i = 0; i < count; i++) {
+            if (context->should_stop && context->should_stop(context->argument)) {
+                break;
+            }
+            char *path = join_path(dir, "", names[i], "");
+            int fd = path ? claim_file(path) : -1;
+            if (fd < 0) {
+                free(path);
+                continue;
+            }
+            if (spool_replay_fd(context, fd, names[i], result) == 0) {
+                unlink(path); /* while still locked */
+            }
+            else {
+                status = -1;
+            }
+            close(fd);
+            free(path);
+            if (status < 0) {
+                break;
+            }
+        }
+    }
+    for (size_t i = 0; i < count; i++) {
+        free(names[i]);
+    }
+    free(names);
+    return status;
+}

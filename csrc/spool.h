@@ -1,0 +1,145 @@
+/* spool: the DB logger's files on disk — spool files (events not yet
+ * committed, one JSON line each), the dead-letter file (events the server
+ * rejected or that could not be read back), and their exactly-once replay.
+ *
+ * Owns: the file descriptors and paths of the files it opens.  Pure C.
+ *
+ * Line format (event_data last, so replay passes its raw bytes on verbatim;
+ * our JSON never contains a raw newline):
+ *   {"created_at":"2023-11-14T22:13:20.123456+00:00","uid":5,
+ *    "event_type":"CLICK","batch":"<batch id or empty>","event_data":{...}}
+ * File names: qbel-<UTC yyyymmddHHMMSS>-<pid>-<random>.spool, so that a
+ * plain sort puts the oldest first; dead letters go to
+ * qbel-dead-<UTC yyyymmddHHMMSS>-<pid>-<random>.jsonl.
+ *
+ * Locking: the process appending to a spool file holds flock(LOCK_EX) on it
+ * for as long as the file is open; a replayer claims a file with
+ * flock(LOCK_EX|LOCK_NB) and skips it when locked, so no file is replayed
+ * by two processes or while it is still being written.  A file is created
+ * under a name replay ignores, locked, then renamed into place.
+ *
+ * Exactly-once replay: lines that carry a batch id are written as that
+ * batch (skipped when its marker row exists); the other lines are grouped
+ * by position (SPOOL_REPLAY_GROUP_LINES per group, counted from the start of
+ * the file) under the batch id "s:<file id>:<group>", skipped likewise.
+ * Replaying a file again, or after a crash mid-replay, writes nothing twice.
+ */
+#ifndef QBEL_SPOOL_H
+#define QBEL_SPOOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "byte_buffer.h"
+#include "event_record.h"
+#include "mysql_sink.h"
+
+#define SPOOL_REPLAY_GROUP_LINES 1000
+#define SPOOL_FILE_ID_MAX 48
+
+/* A spool file its owner appends to (and later replays, still locked). */
+typedef struct spool_file {
+    int fd;       /* -1: none open */
+    char *path;   /* malloc'd */
+    char file_id[SPOOL_FILE_ID_MAX]; /* "<yyyymmddHHMMSS>-<pid>-<random>" */
+    uint64_t lines;  /* complete lines in the file */
+    uint64_t size;   /* bytes in the file */
+    bool dirty;      /* appended since the last spool_file_sync */
+} spool_file;
+
+void spool_file_init(spool_file *file);
+
+/* Create a new, locked, empty spool file in `dir`.  0, or -1 (errno). */
+int spool_file_create(spool_file *file, const char *dir);
+
+/* Append the line of `record` (with `batch_id`, "" for none) to `out`.
+ * 0, or -1 on OOM. */
+int spool_format_line(byte_buffer *out, const event_record *record, const char *batch_id);
+
+/* Append `length` bytes holding `lines` complete lines with one write
+ * loop.  On failure the file is truncated back so no torn line remains.
+ * 0, or -1 (errno). */
+int spool_file_append(spool_file *file, const char *data, size_t length, uint64_t lines);
+
+/* fdatasync when dirty.  0, or -1 (errno). */
+int spool_file_sync(spool_file *file);
+
+/* Close (releasing the lock); unlink first when `unlink_it`. */
+void spool_file_close(spool_file *file, bool unlink_it);
+
+/* In a forked child: the descriptor shares the parent's open file
+ * description and lock, so only close our copy (the lock stays the
+ * parent's) and forget the file. */
+void spool_file_forget_in_child(spool_file *file);
+
+/* The dead-letter file of one process, created on first use.  With no
+ * directory, dead letters go to stderr (never silently dropped). */
+typedef struct dead_letter {
+    char *dir;  /* malloc'd, or NULL */
+    int fd;
+} dead_letter;
+
+/* 0, or -1 on OOM. */
+int dead_letter_init(dead_letter *letters, const char *dir);
+void dead_letter_close(dead_letter *letters);
+void dead_letter_forget_in_child(dead_letter *letters);
+
+/* Write one rejected record with the reason (the server's message).
+ * 0, or -1 (errno). */
+int dead_letter_write_record(dead_letter *letters, const char *reason,
+                             const event_record *record, const char *batch_id);
+
+/* Write a line that could not be read back, with where it came from. */
+int dead_letter_write_raw(dead_letter *letters, const char *reason, const char *source,
+                          uint64_t line_number, const char *raw, size_t length);
+
+/* Rejections collected during a write attempt; written to the dead-letter
+ * file only once the batch is known to be committed. */
+typedef struct rejection_list {
+    mysql_sink_rejection *items;
+    size_t count, capacity;
+} rejection_list;
+
+void rejection_list_clear(rejection_list *list);
+void rejection_list_free(rejection_list *list);
+/* on_rejected callback for mysql_sink_write_batch; `context` is a
+ * rejection_list. */
+void rejection_list_collect(void *context, const mysql_sink_rejection *rejection);
+
+/* What a replay did. */
+typedef struct spool_replay_result {
+    uint64_t lines;         /* lines handled, files completed only */
+    uint64_t replayed;      /* rows committed */
+    uint64_t dead_lettered; /* rows rejected or unreadable */
+    uint64_t skipped;       /* rows of groups found already committed */
+    uint64_t files;         /* files completed (and unlinked) */
+} spool_replay_result;
+
+typedef struct spool_replay_context {
+    mysql_sink *sink;       /* connected */
+    dead_letter *letters;
+    bool (*should_stop)(void *argument); /* polled between groups; may be NULL */
+    void *argument;
+    char error[MYSQL_SINK_ERROR_MAX];    /* why a replay stopped */
+} spool_replay_context;
+
+/* Replay the claimed (locked) spool file `fd` named `name`.  On success
+ * the caller unlinks it.  0 complete, -1 stopped or failed (error set; the
+ * file is untouched and may be replayed again, exactly once still). */
+int spool_replay_fd(spool_replay_context *context, int fd, const char *name,
+                    spool_replay_result *result);
+
+/* Claim and replay every spool file in `dir` not locked by anyone (oldest
+ * first), unlinking each once complete.  0, or -1 when one failed (error
+ * set; the rest are left for later). */
+int spool_replay_directory(spool_replay_context *context, const char *dir,
+                           spool_replay_result *result);
+
+/* mkdir -p `dir` (mode 0700 for what it creates).  0, or -1 (errno). */
+int spool_make_directory(const char *dir);
+
+/* `bytes` random bytes as lowercase hex into `out` (2*bytes+1). */
+void spool_random_hex(char *out, size_t bytes);
+
+#endif

@@ -1,0 +1,896 @@
+/* writer: the DB logger's engine — queue, writer thread, spool, fork
+ * handling; see writer.h.
+ *
+ * Threads and locks.  Each writer has one lock, queue.lock, guarding the
+ * queue and every field marked (L) below.  Callers (Python threads) push
+ * under it and never do network I/O; the writer thread takes batches out
+ * under it and talks to MySQL with it released.  Fields marked (T) belong
+ * to the writer thread while it is alive, and to whoever holds the writer
+ * once it has exited (the closer, or a forked child).
+ *
+ * Settlement.  `submitted` counts events accepted, `settled` those that are
+ * done (committed, dead-lettered, dropped, or replayed from our own spool).
+ * Events settle in submission order: the queue drains FIFO, one batch at a
+ * time; once the queue overflows, every later event goes to the spool file
+ * until the thread has emptied the queue and replayed the spool.  So "all
+ * events before the call are done" is simply settled >= submitted-at-call.
+ */
+#include "writer.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "event_queue.h"
+#include "spool.h"
+
+/* How often an idle writer looks for spool files orphaned by dead
+ * processes sharing its spool_dir (it also looks right after starting). */
+#define WRITER_ORPHAN_SCAN_INTERVAL_S 60.0
+/* How long writer_close waits for a thread that was told to stop, even
+ * with timeout 0: an idle thread exits within microseconds. */
+#define WRITER_STOP_GRACE_S 0.25
+
+struct writer {
+    writer_config config; /* deep copy */
+    event_queue queue;
+
+    /* (L) lifecycle */
+    bool thread_started, thread_alive, thread_detached;
+    bool stop, closing, closed, free_when_thread_exits;
+    int stop_flag; /* mirror of stop read without the lock (atomic) */
+    pthread_t thread;
+
+    /* (L) the in-flight batch: records owned by the thread while it writes */
+    event_record **batch;
+    size_t batch_count;
+    char batch_id[MYSQL_SINK_BATCH_ID_MAX + 1];
+    bool batch_ambiguous;         /* a connection error hid whether it committed */
+    bool batch_spooled_by_closer; /* the closer wrote it to the spool; only free it */
+    uint64_t batch_sequence;
+    char process_hex[17];
+
+    /* (L) overflow */
+    spool_file own_spool; /* callers append while spool_mode */
+    bool spool_mode;
+
+    /* (T) */
+    mysql_sink *sink;
+    dead_letter letters;
+    rejection_list rejections;
+    spool_file replaying_spool; /* an own spool file taken over for replay */
+    bool ever_connected;
+    double next_orphan_scan;
+    double backoff_s;
+
+    /* (L) settlement and stats */
+    uint64_t submitted, settled;
+    uint64_t flush_requests;
+    unsigned flush_waiters;
+    double queue_since; /* monotonic time the oldest queued event arrived */
+    writer_stats stats;
+
+    struct writer *next_live; /* guarded by live_writers_lock */
+};
+
+/* pthread_atfork handlers take no argument, so the fork handlers can only
+ * reach the writers through a process-wide list; it holds nothing but
+ * pointers to live writers and is touched only at new/free/fork. */
+static pthread_mutex_t live_writers_lock = PTHREAD_MUTEX_INITIALIZER;
+static writer *live_writers = NULL;
+
+static void
+set_error_locked(writer *w, const char *context, const char *detail)
+{
+    snprintf(w->stats.last_error, sizeof(w->stats.last_error), "%s%s%s", context,
+             detail && *detail ? ": " : "", detail ? detail : "");
+}
+
+static void
+set_stop_locked(writer *w)
+{
+    w->stop = true;
+    __atomic_store_n(&w->stop_flag, 1, __ATOMIC_RELEASE);
+    pthread_cond_broadcast(&w->queue.wake_writer);
+}
+
+static bool
+stop_requested(void *argument)
+{
+    writer *w = argument;
+    return __atomic_load_n(&w->stop_flag, __ATOMIC_ACQUIRE) != 0;
+}
+
+static char *
+copy_string(const char *text, bool *failed)
+{
+    if (text == NULL) {
+        return NULL;
+    }
+    char *copy = strdup(text);
+    if (copy == NULL) {
+        *failed = true;
+    }
+    return copy;
+}
+
+static void
+make_process_hex(writer *w)
+{
+    spool_random_hex(w->process_hex, 8);
+    w->batch_sequence = 0;
+}
+
+writer *
+writer_new(const writer_config *config)
+{
+    writer *w = calloc(1, sizeof(*w));
+    if (w == NULL) {
+        return NULL;
+    }
+    bool failed = false;
+    w->config = *config;
+    w->config.spool_dir = copy_string(config->spool_dir, &failed);
+    if (w->config.batch_size == 0) {
+        w->config.batch_size = 2000;
+    }
+    if (w->config.backoff_initial_s <= 0) {
+        w->config.backoff_initial_s = 0.1;
+    }
+    if (w->config.backoff_max_s < w->config.backoff_initial_s) {
+        w->config.backoff_max_s = w->config.backoff_initial_s;
+    }
+    if (mysql_sink_config_copy(&w->config.sink, &config->sink) < 0) {
+        memset(&w->config.sink, 0, sizeof(w->config.sink));
+        failed = true;
+    }
+    w->batch = failed ? NULL : malloc(w->config.batch_size * sizeof(*w->batch));
+    if (failed || w->batch == NULL || dead_letter_init(&w->letters, w->config.spool_dir) < 0) {
+        goto error;
+    }
+    if (w->config.spool_dir != NULL && spool_make_directory(w->config.spool_dir) < 0) {
+        goto error;
+    }
+    if (event_queue_init(&w->queue, config->max_queue_bytes) < 0) {
+        goto error;
+    }
+    spool_file_init(&w->own_spool);
+    spool_file_init(&w->replaying_spool);
+    w->backoff_s = w->config.backoff_initial_s;
+    make_process_hex(w);
+
+    pthread_mutex_lock(&live_writers_lock);
+    w->next_live = live_writers;
+    live_writers = w;
+    pthread_mutex_unlock(&live_writers_lock);
+    return w;
+
+error:;
+    int saved = errno ? errno : ENOMEM;
+    dead_letter_close(&w->letters);
+    mysql_sink_config_free(&w->config.sink);
+    free(w->config.spool_dir);
+    free(w->batch);
+    free(w);
+    errno = saved;
+    return NULL;
+}
+
+/* ---- the writer thread ------------------------------------------------ */
+
+/* Free everything; the thread is gone (or never was). */
+static void writer_destroy(writer *w);
+
+/* Writer thread, lock held.  Sleep for the current backoff (cut short by
+ * stop or a new flush request), then double it up to the cap. */
+static void
+wait_backoff_locked(writer *w)
+{
+    double deadline = event_queue_monotonic_now() + w->backoff_s;
+    uint64_t flushes_seen = w->flush_requests;
+    while (!w->stop && w->flush_requests == flushes_seen &&
+           event_queue_wait_until(&w->queue, &w->queue.wake_writer, deadline)) {
+    }
+    w->backoff_s *= 2;
+    if (w->backoff_s > w->config.backoff_max_s) {
+        w->backoff_s = w->config.backoff_max_s;
+    }
+}
+
+/* Writer thread, lock held: the in-flight batch is done (committed, with
+ * `rejected` of its rows dead-lettered). */
+static void
+settle_batch_locked(writer *w, size_t rejected)
+{
+    size_t count = w->batch_count;
+    w->stats.written += count - rejected;
+    w->stats.dead_lettered += rejected;
+    w->stats.batches++;
+    w->settled += count;
+    for (size_t i = 0; i < count; i++) {
+        event_record_free(w->batch[i]);
+    }
+    w->batch_count = 0;
+    w->batch_ambiguous = false;
+    w->backoff_s = w->config.backoff_initial_s;
+    pthread_cond_broadcast(&w->queue.progress);
+}
+
+/* Writer thread, lock NOT held: dead-letter the rows the server rejected
+ * in the attempt that committed. */
+static void
+write_rejections(writer *w, const char *batch_id)
+{
+    for (size_t i = 0; i < w->rejections.count; i++) {
+        const mysql_sink_rejection *rejection = &w->rejections.items[i];
+        if (dead_letter_write_record(&w->letters, rejection->error, rejection->record,
+                                     batch_id) < 0) {
+            fprintf(stderr, "querybook_eventlog: cannot write the dead-letter file (%s): %s\n",
+                    strerror(errno), rejection->error);
+        }
+    }
+}
+
+/* Writer thread, lock held on entry and exit.  Write the in-flight batch
+ * once, with the lock released during the network round trips. */
+static void
+write_in_flight_locked(writer *w)
+{
+    char batch_id[MYSQL_SINK_BATCH_ID_MAX + 1];
+    memcpy(batch_id, w->batch_id, sizeof(batch_id));
+    event_record **records = w->batch;
+    size_t count = w->batch_count;
+    pthread_mutex_unlock(&w->queue.lock);
+
+    size_t rejected = 0;
+    rejection_list_clear(&w->rejections);
+    mysql_sink_status status = mysql_sink_write_batch(
+        w->sink, batch_id, records, count, rejection_list_collect, &w->rejections, &rejected);
+    if (status == MYSQL_SINK_OK) {
+        write_rejections(w, batch_id);
+    }
+    else if (status == MYSQL_SINK_CONNECTION_ERROR) {
+        mysql_sink_disconnect(w->sink);
+    }
+
+    pthread_mutex_lock(&w->queue.lock);
+    if (status == MYSQL_SINK_OK) {
+        settle_batch_locked(w, w->rejections.count);
+        return;
+    }
+    w->stats.retries++;
+    set_error_locked(w, "writing a batch", mysql_sink_last_error(w->sink));
+    if (status == MYSQL_SINK_CONNECTION_ERROR) {
+        /* it may have committed: look at the marker after reconnecting */
+        w->batch_ambiguous = true;
+    }
+    else if (!w->stop) {
+        wait_backoff_locked(w);
+    }
+}
+
+/* Writer thread, lock held on entry and exit, connected.  After a
+ * connection error: did the in-flight batch commit?  Never write twice. */
+static void
+resolve_ambiguous_locked(writer *w)
+{
+    char batch_id[MYSQL_SINK_BATCH_ID_MAX + 1];
+    memcpy(batch_id, w->batch_id, sizeof(batch_id));
+    pthread_mutex_unlock(&w->queue.lock);
+    mysql_sink_status status = MYSQL_SINK_OK;
+    int committed = mysql_sink_batch_committed(w->sink, batch_id, &status);
+    if (committed == 1) {
+        write_rejections(w, batch_id);
+    }
+    else if (committed < 0 && status == MYSQL_SINK_CONNECTION_ERROR) {
+        mysql_sink_disconnect(w->sink);
+    }
+    pthread_mutex_lock(&w->queue.lock);
+    if (committed == 1) {
+        settle_batch_locked(w, w->rejections.count);
+    }
+    else if (committed == 0) {
+        w->batch_ambiguous = false; /* not committed: write it again */
+    }
+    else {
+        set_error_locked(w, "checking a batch marker", mysql_sink_last_error(w->sink));
+        if (!w->stop) {
+            wait_backoff_locked(w);
+        }
+    }
+}
+
+/* Writer thread, lock held on entry and exit.  Replay our own overflow
+ * spool: first hand the file callers append to over to the thread (they
+ * start a new one), then replay it. */
+static void
+replay_own_spool_locked(writer *w)
+{
+    if (w->replaying_spool.fd < 0) {
+        spool_file_sync(&w->own_spool);
+        w->replaying_spool = w->own_spool;
+        spool_file_init(&w->own_spool);
+    }
+    uint64_t lines = w->replaying_spool.lines;
+    pthread_mutex_unlock(&w->queue.lock);
+
+    spool_replay_context context = {w->sink, &w->letters, stop_requested, w, ""};
+    spool_replay_result result = {0, 0, 0, 0, 0};
+    int status = spool_replay_fd(&context, w->replaying_spool.fd, w->replaying_spool.path,
+                                 &result);
+    if (status == 0) {
+        spool_file_close(&w->replaying_spool, true);
+    }
+
+    pthread_mutex_lock(&w->queue.lock);
+    w->stats.replayed += result.replayed;
+    w->stats.dead_lettered += result.dead_lettered;
+    if (status == 0) {
+        w->settled += lines;
+        w->backoff_s = w->config.backoff_initial_s;
+        pthread_cond_broadcast(&w->queue.progress);
+    }
+    else if (!w->stop) {
+        set_error_locked(w, context.error, NULL);
+        if (mysql_sink_is_connected(w->sink)) {
+            wait_backoff_locked(w);
+        }
+    }
+}
+
+/* Writer thread, lock held on entry and exit.  Replay spool files left in
+ * spool_dir by processes that died (locked files are skipped). */
+static void
+replay_orphans_locked(writer *w)
+{
+    w->next_orphan_scan = event_queue_monotonic_now() + WRITER_ORPHAN_SCAN_INTERVAL_S;
+    pthread_mutex_unlock(&w->queue.lock);
+    spool_replay_context context = {w->sink, &w->letters, stop_requested, w, ""};
+    spool_replay_result result = {0, 0, 0, 0, 0};
+    int status = spool_replay_directory(&context, w->config.spool_dir, &result);
+    pthread_mutex_lock(&w->queue.lock);
+    w->stats.replayed += result.replayed;
+    w->stats.dead_lettered += result.dead_lettered;
+    if (status < 0 && !w->stop) {
+        set_error_locked(w, context.error, NULL);
+        /* try again after a backoff, not a whole scan interval */
+        w->next_orphan_scan = event_queue_monotonic_now() + w->backoff_s;
+    }
+}
+
+/* Writer thread, lock held on entry and exit.  fdatasync what callers
+ * appended to the overflow file, outside the lock (on a dup of the
+ * descriptor, so a concurrent rotation cannot pull it away). */
+static void
+sync_own_spool_locked(writer *w)
+{
+    if (w->own_spool.fd < 0 || !w->own_spool.dirty) {
+        return;
+    }
+    w->own_spool.dirty = false;
+    int fd = dup(w->own_spool.fd);
+    if (fd < 0) {
+        return;
+    }
+    pthread_mutex_unlock(&w->queue.lock);
+    int status = fdatasync(fd);
+    int saved = errno;
+    close(fd);
+    pthread_mutex_lock(&w->queue.lock);
+    if (status < 0) {
+        set_error_locked(w, "syncing the spool file", strerror(saved));
+    }
+}
+
+/* Writer thread, lock held.  Anything to send to the server? */
+static bool
+has_work_locked(writer *w)
+{
+    return w->queue.count > 0 || w->batch_count > 0 || w->replaying_spool.fd >= 0 ||
+           w->own_spool.lines > 0 ||
+           (w->config.spool_dir != NULL && !w->ever_connected);
+}
+
+/* Writer thread, lock held on entry and exit.  Connect, or back off. */
+static void
+connect_locked(writer *w)
+{
+    pthread_mutex_unlock(&w->queue.lock);
+    if (w->sink == NULL) {
+        w->sink = mysql_sink_new(&w->config.sink);
+    }
+    mysql_sink_status status = w->sink ? mysql_sink_connect(w->sink) : MYSQL_SINK_SERVER_ERROR;
+    pthread_mutex_lock(&w->queue.lock);
+    if (status == MYSQL_SINK_OK) {
+        if (w->ever_connected) {
+            w->stats.reconnects++;
+        }
+        w->ever_connected = true;
+        w->backoff_s = w->config.backoff_initial_s;
+        return;
+    }
+    set_error_locked(w, "connecting", w->sink ? mysql_sink_last_error(w->sink) : "out of memory");
+    wait_backoff_locked(w);
+}
+
+/* Writer thread: the whole loop.  Runs with every signal blocked and never
+ * touches Python. */
+static void *
+writer_thread_main(void *argument)
+{
+    writer *w = argument;
+    pthread_mutex_lock(&w->queue.lock);
+    while (!w->stop) {
+        sync_own_spool_locked(w);
+        if (w->stop) {
+            break;
+        }
+        if (w->sink == NULL || !mysql_sink_is_connected(w->sink)) {
+            if (!has_work_locked(w)) {
+                event_queue_wait_until(&w->queue, &w->queue.wake_writer, -1);
+                continue;
+            }
+            connect_locked(w);
+            continue;
+        }
+        if (w->batch_count > 0) {
+            if (w->batch_ambiguous) {
+                resolve_ambiguous_locked(w);
+            }
+            else {
+                write_in_flight_locked(w);
+            }
+            continue;
+        }
+        double now = event_queue_monotonic_now();
+        if (w->config.spool_dir != NULL && now >= w->next_orphan_scan) {
+            replay_orphans_locked(w);
+            continue;
+        }
+        if (w->queue.count == 0) {
+            if (w->replaying_spool.fd >= 0 || w->own_spool.lines > 0) {
+                replay_own_spool_locked(w);
+                continue;
+            }
+            /* queue drained and spool caught up: new events may queue again */
+            w->spool_mode = false;
+            double deadline = w->config.spool_dir != NULL ? w->next_orphan_scan : -1;
+            if (w->own_spool.dirty) {
+                continue;
+            }
+            event_queue_wait_until(&w->queue, &w->queue.wake_writer, deadline);
+            continue;
+        }
+        double due = w->queue_since + w->config.flush_interval_s;
+        if (w->queue.count < w->config.batch_size && w->flush_waiters == 0 && now < due) {
+            event_queue_wait_until(&w->queue, &w->queue.wake_writer, due);
+            continue;
+        }
+        w->batch_count = event_queue_pop_batch_locked(&w->queue, w->batch, w->config.batch_size);
+        snprintf(w->batch_id, sizeof(w->batch_id), "%s-%ld-%llu", w->process_hex,
+                 (long)getpid(), (unsigned long long)++w->batch_sequence);
+        w->batch_ambiguous = false;
+        w->batch_spooled_by_closer = false;
+        write_in_flight_locked(w);
+        if (w->batch_spooled_by_closer) {
+            /* the closer gave up on us and spooled the batch with its id; a
+             * late commit is detected at replay by its marker */
+            for (size_t i = 0; i < w->batch_count; i++) {
+                event_record_free(w->batch[i]);
+            }
+            w->batch_count = 0;
+        }
+    }
+    w->thread_alive = false;
+    pthread_cond_broadcast(&w->queue.progress);
+    bool free_it = w->free_when_thread_exits;
+    pthread_mutex_unlock(&w->queue.lock);
+    if (free_it) {
+        writer_destroy(w);
+    }
+    return NULL;
+}
+
+/* Caller thread, lock held.  Start the writer thread with every signal
+ * blocked, so that it never runs a signal handler (Python's included). */
+static void
+start_thread_locked(writer *w)
+{
+    sigset_t all, previous;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &previous);
+    int error = pthread_create(&w->thread, NULL, writer_thread_main, w);
+    pthread_sigmask(SIG_SETMASK, &previous, NULL);
+    if (error != 0) {
+        set_error_locked(w, "starting the writer thread", strerror(error));
+        return; /* events stay queued; the next submit tries again */
+    }
+    w->thread_started = true;
+    w->thread_alive = true;
+}
+
+/* ---- callers ------------------------------------------------------------ */
+
+int
+writer_try_enqueue(writer *w, event_record *record)
+{
+    pthread_mutex_lock(&w->queue.lock);
+    if (w->spool_mode || w->closing || event_queue_push_locked(&w->queue, record) != 0) {
+        pthread_mutex_unlock(&w->queue.lock);
+        return 1;
+    }
+    w->submitted++;
+    w->stats.enqueued++;
+    if (w->queue.count == 1) {
+        w->queue_since = event_queue_monotonic_now();
+    }
+    if (!w->thread_alive && !w->thread_started) {
+        start_thread_locked(w);
+    }
+    else if (w->queue.count == w->config.batch_size) {
+        pthread_cond_signal(&w->queue.wake_writer);
+    }
+    pthread_mutex_unlock(&w->queue.lock);
+    return 0;
+}
+
+/* Lock held.  Append records (a chain via ->next, or one record) to our
+ * own spool file, `batch_id` on each line.  0, or -1 (errno set); either
+ * way *lines_out says how many made it (the rest the caller counts as
+ * dropped). */
+static int
+spool_chain_locked(writer *w, event_record *chain, const char *batch_id, size_t *lines_out)
+{
+    *lines_out = 0;
+    if (w->config.spool_dir == NULL) {
+        errno = ENOENT;
+        return -1;
+    }
+    if (w->own_spool.fd < 0 && spool_file_create(&w->own_spool, w->config.spool_dir) < 0) {
+        return -1;
+    }
+    char inline_block[4096];
+    byte_buffer lines;
+    byte_buffer_init(&lines, inline_block, sizeof(inline_block));
+    int status = 0;
+    size_t pending = 0;
+    for (event_record *record = chain; record != NULL; record = record->next) {
+        if (spool_format_line(&lines, record, batch_id) < 0) {
+            errno = ENOMEM;
+            status = -1;
+            break;
+        }
+        pending++;
+        if (lines.length >= (1 << 20) || record->next == NULL) {
+            if (spool_file_append(&w->own_spool, lines.data, lines.length, pending) < 0) {
+                status = -1;
+                break;
+            }
+            *lines_out += pending;
+            pending = 0;
+            lines.length = 0;
+        }
+    }
+    byte_buffer_release(&lines);
+    return status;
+}
+
+int
+writer_submit(writer *w, event_record *record)
+{
+    if (writer_try_enqueue(w, record) == 0) {
+        return 0;
+    }
+    pthread_mutex_lock(&w->queue.lock);
+    /* the thread may have caught up meanwhile */
+    if (!w->spool_mode && !w->closing && event_queue_push_locked(&w->queue, record) == 0) {
+        w->submitted++;
+        w->stats.enqueued++;
+        if (w->queue.count == 1) {
+            w->queue_since = event_queue_monotonic_now();
+        }
+        if (!w->thread_started) {
+            start_thread_locked(w);
+        }
+        pthread_mutex_unlock(&w->queue.lock);
+        return 0;
+    }
+    record->next = NULL;
+    size_t lines;
+    int result = 1;
+    w->submitted++;
+    if (spool_chain_locked(w, record, "", &lines) < 0) {
+        w->stats.dropped++;
+        w->settled++;
+        set_error_locked(w, "spooling an event", strerror(errno));
+        pthread_cond_broadcast(&w->queue.progress);
+        result = -1;
+    }
+    else {
+        w->stats.enqueued++;
+        w->stats.spooled++;
+        if (!w->closing) {
+            w->spool_mode = true;
+            if (!w->thread_started) {
+                start_thread_locked(w);
+            }
+        }
+    }
+    pthread_mutex_unlock(&w->queue.lock);
+    event_record_free(record);
+    return result;
+}
+
+bool
+writer_flush(writer *w, double timeout_s)
+{
+    double deadline = timeout_s < 0 ? -1 : event_queue_monotonic_now() + timeout_s;
+    pthread_mutex_lock(&w->queue.lock);
+    uint64_t target = w->submitted;
+    if (w->settled < target && w->thread_alive && !w->stop) {
+        w->flush_requests++;
+        w->flush_waiters++;
+        pthread_cond_signal(&w->queue.wake_writer);
+        while (w->settled < target && w->thread_alive &&
+               event_queue_wait_until(&w->queue, &w->queue.progress, deadline)) {
+        }
+        w->flush_waiters--;
+    }
+    bool done = w->settled >= target;
+    pthread_mutex_unlock(&w->queue.lock);
+    return done;
+}
+
+void
+writer_close(writer *w, double timeout_s)
+{
+    pthread_mutex_lock(&w->queue.lock);
+    if (w->closed || w->closing) {
+        pthread_mutex_unlock(&w->queue.lock);
+        return;
+    }
+    w->closing = true; /* from now on submit goes straight to the spool */
+    pthread_mutex_unlock(&w->queue.lock);
+
+    double now = event_queue_monotonic_now();
+    double deadline = timeout_s < 0 ? -1 : now + timeout_s;
+    writer_flush(w, timeout_s);
+
+    pthread_mutex_lock(&w->queue.lock);
+    set_stop_locked(w);
+    double stop_deadline = deadline;
+    now = event_queue_monotonic_now();
+    if (stop_deadline >= 0 && stop_deadline < now + WRITER_STOP_GRACE_S) {
+        stop_deadline = now + WRITER_STOP_GRACE_S;
+    }
+    while (w->thread_alive &&
+           event_queue_wait_until(&w->queue, &w->queue.progress, stop_deadline)) {
+    }
+    bool joined = false;
+    if (w->thread_started && w->thread_alive) {
+        /* stuck in a DB call past the timeout: leave it behind */
+        pthread_detach(w->thread);
+        w->thread_detached = true;
+    }
+    else if (w->thread_started && !w->thread_detached) {
+        joined = true;
+    }
+
+    /* spool the in-flight batch with its id, then the queue, oldest first */
+    size_t lines = 0;
+    if (w->batch_count > 0 && !w->batch_spooled_by_closer) {
+        event_record *chain = NULL;
+        for (size_t i = w->batch_count; i-- > 0;) {
+            w->batch[i]->next = chain;
+            chain = w->batch[i];
+        }
+        if (spool_chain_locked(w, chain, w->batch_id, &lines) < 0) {
+            w->stats.dropped += w->batch_count - lines;
+            set_error_locked(w, "spooling at close", strerror(errno));
+        }
+        w->stats.spooled += lines;
+        if (w->thread_alive) {
+            w->batch_spooled_by_closer = true; /* the thread frees them */
+        }
+        else {
+            for (size_t i = 0; i < w->batch_count; i++) {
+                event_record_free(w->batch[i]);
+            }
+            w->batch_count = 0;
+        }
+    }
+    event_record *queued = event_queue_take_all_locked(&w->queue);
+    if (queued != NULL) {
+        size_t count = 0;
+        for (event_record *record = queued; record != NULL; record = record->next) {
+            count++;
+        }
+        if (spool_chain_locked(w, queued, "", &lines) < 0) {
+            w->stats.dropped += count - lines;
+            set_error_locked(w, "spooling at close", strerror(errno));
+        }
+        w->stats.spooled += lines;
+        event_queue_free_chain(queued);
+    }
+    if (spool_file_sync(&w->own_spool) < 0) {
+        set_error_locked(w, "syncing the spool file", strerror(errno));
+    }
+    spool_file_close(&w->own_spool, w->own_spool.lines == 0);
+    w->closed = true;
+    bool thread_gone = !w->thread_alive;
+    pthread_mutex_unlock(&w->queue.lock);
+
+    if (joined) {
+        pthread_join(w->thread, NULL);
+    }
+    if (thread_gone) {
+        /* (T) fields are ours now */
+        spool_file_close(&w->replaying_spool, false); /* left for a later replay */
+        if (w->sink != NULL) {
+            mysql_sink_free(w->sink);
+            w->sink = NULL;
+        }
+    }
+}
+
+void
+writer_get_stats(writer *w, writer_stats *out)
+{
+    pthread_mutex_lock(&w->queue.lock);
+    *out = w->stats;
+    out->queue_bytes = w->queue.bytes;
+    pthread_mutex_unlock(&w->queue.lock);
+}
+
+static void
+writer_destroy(writer *w)
+{
+    for (size_t i = 0; i < w->batch_count; i++) {
+        event_record_free(w->batch[i]);
+    }
+    free(w->batch);
+    if (w->sink != NULL) {
+        mysql_sink_free(w->sink);
+    }
+    spool_file_close(&w->replaying_spool, false);
+    spool_file_close(&w->own_spool, false);
+    dead_letter_close(&w->letters);
+    rejection_list_free(&w->rejections);
+    event_queue_destroy(&w->queue);
+    mysql_sink_config_free(&w->config.sink);
+    free(w->config.spool_dir);
+    free(w);
+}
+
+void
+writer_free(writer *w)
+{
+    if (w == NULL) {
+        return;
+    }
+    writer_close(w, 0);
+    pthread_mutex_lock(&live_writers_lock);
+    for (writer **link = &live_writers; *link != NULL; link = &(*link)->next_live) {
+        if (*link == w) {
+            *link = w->next_live;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&live_writers_lock);
+
+    pthread_mutex_lock(&w->queue.lock);
+    if (w->thread_alive) {
+        /* a detached thread still stuck in a DB call frees it on exit */
+        w->free_when_thread_exits = true;
+        pthread_mutex_unlock(&w->queue.lock);
+        return;
+    }
+    pthread_mutex_unlock(&w->queue.lock);
+    writer_destroy(w);
+}
+
+int64_t
+writer_replay_directory(const writer_config *config, char *error, size_t error_size)
+{
+    if (config->spool_dir == NULL) {
+        snprintf(error, error_size, "no spool directory");
+        return -1;
+    }
+    dead_letter letters;
+    if (dead_letter_init(&letters, config->spool_dir) < 0) {
+        snprintf(error, error_size, "out of memory");
+        return -1;
+    }
+    int64_t replayed = -1;
+    mysql_sink *sink = mysql_sink_new(&config->sink);
+    if (sink == NULL) {
+        snprintf(error, error_size, "out of memory");
+        goto done;
+    }
+    if (mysql_sink_connect(sink) != MYSQL_SINK_OK) {
+        snprintf(error, error_size, "connecting: %s", mysql_sink_last_error(sink));
+        goto done;
+    }
+    spool_replay_context context = {sink, &letters, NULL, NULL, ""};
+    spool_replay_result result = {0, 0, 0, 0, 0};
+    if (spool_replay_directory(&context, config->spool_dir, &result) < 0) {
+        snprintf(error, error_size, "%s", context.error);
+        goto done;
+    }
+    replayed = (int64_t)result.replayed;
+done:
+    if (sink != NULL) {
+        mysql_sink_free(sink);
+    }
+    dead_letter_close(&letters);
+    return replayed;
+}
+
+/* ---- fork ----------------------------------------------------------------
+ * prepare: take the list lock and every writer's lock, so the child gets
+ * them in a known state (nobody mid-update).  parent: release.  child: no
+ * writer thread exists here; queued and in-flight events are the parent's
+ * to write, so the child starts each writer empty, with its own (lazy)
+ * thread, connection and spool file. */
+
+void
+writer_fork_prepare(void)
+{
+    pthread_mutex_lock(&live_writers_lock);
+    for (writer *w = live_writers; w != NULL; w = w->next_live) {
+        pthread_mutex_lock(&w->queue.lock);
+    }
+}
+
+void
+writer_fork_parent(void)
+{
+    for (writer *w = live_writers; w != NULL; w = w->next_live) {
+        pthread_mutex_unlock(&w->queue.lock);
+    }
+    pthread_mutex_unlock(&live_writers_lock);
+}
+
+void
+writer_fork_child(void)
+{
+    pthread_mutex_init(&live_writers_lock, NULL);
+    for (writer *w = live_writers; w != NULL; w = w->next_live) {
+        if (event_queue_reinit_in_child(&w->queue) < 0) {
+            /* cannot happen with default attributes; nothing else to do */
+            abort();
+        }
+        for (size_t i = 0; i < w->batch_count; i++) {
+            event_record_free(w->batch[i]); /* the parent writes them */
+        }
+        w->batch_count = 0;
+        w->batch_ambiguous = w->batch_spooled_by_closer = false;
+        /* the parent's thread may have been mid-append: leak, never free */
+        w->rejections.items = NULL;
+        w->rejections.count = w->rejections.capacity = 0;
+        if (w->sink != NULL) {
+            mysql_sink_abandon(w->sink);
+            w->sink = NULL;
+        }
+        spool_file_forget_in_child(&w->own_spool);
+        spool_file_forget_in_child(&w->replaying_spool);
+        dead_letter_forget_in_child(&w->letters);
+        w->thread_started = w->thread_alive = w->thread_detached = false;
+        if (!w->closed) {
+            w->stop = w->closing = false;
+            w->stop_flag = 0;
+        }
+        w->spool_mode = false;
+        w->ever_connected = false;
+        w->next_orphan_scan = 0;
+        w->backoff_s = w->config.backoff_initial_s;
+        w->submitted = w->settled = 0;
+        w->flush_requests = 0;
+        w->flush_waiters = 0;
+        memset(&w->stats, 0, sizeof(w->stats));
+        make_process_hex(w);
+    }
+}

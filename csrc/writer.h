@@ -1,0 +1,89 @@
+/* writer: the DB logger's engine — a bounded queue of event_records, a
+ * writer thread that drains it into a mysql_sink in batches, and the spool
+ * directory that keeps what cannot be committed yet.
+ *
+ * Owns: the queue and every record in it, the writer pthread, the sink, the
+ * spool files it writes, its stats.  Pure C, no Python, never needs the GIL.
+ * Functions marked "caller thread" are called from Python threads with the
+ * GIL RELEASED when they may block (flush, close), or held when they never
+ * block on I/O for more than a local file append (submit).
+ */
+#ifndef QBEL_WRITER_H
+#define QBEL_WRITER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "event_record.h"
+#include "mysql_sink.h"
+
+typedef struct writer_config {
+    mysql_sink_config sink;
+    size_t batch_size;        /* rows per transaction, default 2000 */
+    double flush_interval_s;  /* max time an event waits in the queue, default 1.0 */
+    size_t max_queue_bytes;   /* memory bound of the queue, default 64 MiB */
+    char *spool_dir;          /* NULL: no spool (overflow is dropped and counted) */
+    double backoff_initial_s; /* reconnect backoff, default 0.1 */
+    double backoff_max_s;     /* cap, default 30 */
+} writer_config;
+
+typedef struct writer_stats {
+    uint64_t enqueued;      /* events accepted by writer_submit (queued or spooled) */
+    uint64_t written;       /* rows committed from the queue */
+    uint64_t batches;       /* transactions committed */
+    uint64_t retries;       /* batch attempts that failed and were retried */
+    uint64_t reconnects;    /* successful connects after the first */
+    uint64_t spooled;       /* events written to spool files */
+    uint64_t replayed;      /* rows committed from spool files */
+    uint64_t dead_lettered; /* rows the server rejected, kept in the dead-letter file */
+    uint64_t dropped;       /* events lost because the spool could not be written */
+    uint64_t queue_bytes;   /* bytes in the queue now */
+    char last_error[MYSQL_SINK_ERROR_MAX]; /* "" when none */
+} writer_stats;
+
+typedef struct writer writer;
+
+/* New writer; copies `config`.  Starts no thread and connects to nothing.
+ * NULL on OOM or when spool_dir cannot be created (errno set). */
+writer *writer_new(const writer_config *config);
+
+/* Caller thread.  Takes ownership of `record` in every case.  Queues it
+ * (starting the writer thread on first use), or when the queue is full
+ * appends it to this process's spool file.  Returns 0 queued, 1 spooled,
+ * -1 dropped (counted in stats.dropped).  Never touches the network. */
+int writer_submit(writer *w, event_record *record);
+
+/* Caller thread, GIL held: the non-blocking half of writer_submit.  Queues
+ * `record` (taking ownership, starting the thread on first use) and returns
+ * 0; or returns 1 and leaves the record with the caller when it must go to
+ * the spool instead (then call writer_submit with the GIL released). */
+int writer_try_enqueue(writer *w, event_record *record);
+
+/* Caller thread, GIL released.  Wait until every event submitted before the
+ * call is committed (or dead-lettered).  timeout_s < 0 waits forever.
+ * True when done, false on timeout. */
+bool writer_flush(writer *w, double timeout_s);
+
+/* Caller thread, GIL released.  Flush for at most timeout_s, stop the
+ * thread, and move whatever is not committed (queue and in-flight batch,
+ * with its batch id) to the spool.  Idempotent. */
+void writer_close(writer *w, double timeout_s);
+
+void writer_get_stats(writer *w, writer_stats *out);
+
+/* Close (if not closed) and free. */
+void writer_free(writer *w);
+
+/* Caller thread, GIL released.  Replay every unclaimed spool file in
+ * `spool_dir` into the sink described by `config`, exactly once, oldest
+ * first.  Returns rows replayed, or -1 with `error` filled. */
+int64_t writer_replay_directory(const writer_config *config, char *error, size_t error_size);
+
+/* Used by the fork handlers (see writer.c): every live writer is on one
+ * process-wide list because pthread_atfork handlers take no argument. */
+void writer_fork_prepare(void);
+void writer_fork_parent(void);
+void writer_fork_child(void);
+
+#endif

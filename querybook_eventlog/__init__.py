@@ -1,0 +1,37 @@
+"""querybook_eventlog: Querybook's event logging with a C core.
+
+Drop-in for Querybook's ``lib.event_logger``: the same names and semantics
+(``BaseEventLogger``, ``EventType``, the ``null``/``console``/``db`` loggers,
+plugins from ``event_logger_plugin``), a fast JSON encoder (``dumps``) and a
+DB logger that batches events into MySQL from a writer thread of its own.
+"""
+
+from ._event_type import EventType
+from ._core import (
+    MAX_JSON_DEPTH,
+    MAX_STR_PARAM_LENGTH,
+    BaseEventLogger,
+    ConsoleEventLogger,
+    DBEventLogger,
+    NullEventLogger,
+    dumps,
+    log_client_events,
+)
+from ._registry import ALL_EVENT_LOGGERS, configured_logger_name, get_event_logger_class
+from ._facade import EventLogger
+
+__all__ = [
+    "EventType",
+    "BaseEventLogger",
+    "NullEventLogger",
+    "ConsoleEventLogger",
+    "DBEventLogger",
+    "dumps",
+    "MAX_JSON_DEPTH",
+    "MAX_STR_PARAM_LENGTH",
+    "ALL_EVENT_LOGGERS",
+    "configured_logger_name",
+    "get_event_logger_class",
+    "EventLogger",
+    "log_client_events",
+]

@@ -1,0 +1,77 @@
+"""Type stubs for querybook_eventlog._core, the C core."""
+
+from typing import IO, Any, Dict, List, Literal, Mapping, Optional, Union
+
+from ._event_type import EventType
+
+MAX_JSON_DEPTH: int
+MAX_STR_PARAM_LENGTH: int
+
+_EventTypeArg = Union[EventType, Literal["API", "WEBSOCKET", "VIEW", "CLICK"]]
+_Rule = Dict[str, str]
+
+def dumps(obj: Any, /) -> bytes: ...
+
+class BaseEventLogger:
+    """Abstract: subclasses define the property ``logger_name`` and ``log``."""
+
+    @property
+    def logger_name(self) -> str: ...
+    def log(
+        self,
+        uid: Optional[int],
+        event_type: _EventTypeArg,
+        event_data: Optional[Mapping[str, Any]],
+        timestamp: Optional[float] = None,
+    ) -> None: ...
+    @property
+    def _api_allow_list(self) -> Optional[List[_Rule]]: ...
+    @property
+    def _api_deny_list(self) -> Optional[List[_Rule]]: ...
+    def _should_log_api_request(self, route: str, method: str) -> bool: ...
+    def log_api_request(
+        self, uid: Optional[int], route: str, method: str, params: Mapping[str, Any]
+    ) -> None: ...
+    def log_websocket_event(
+        self, uid: Optional[int], route: str, args: List[Any], kwargs: Dict[str, Any]
+    ) -> None: ...
+
+class NullEventLogger(BaseEventLogger):
+    def __init__(self) -> None: ...
+
+class ConsoleEventLogger(BaseEventLogger):
+    def __init__(
+        self,
+        stream: Optional[IO[str]] = None,
+        *,
+        color: Optional[bool] = None,
+        format: Literal["text", "jsonl"] = "text",
+    ) -> None: ...
+
+class DBEventLogger(BaseEventLogger):
+    def __init__(
+        self,
+        url: Optional[str] = None,
+        *,
+        table: str = "event_log",
+        batch_size: int = ...,
+        flush_interval: float = ...,
+        max_queue_bytes: int = ...,
+        max_event_bytes: int = ...,
+        spool_dir: Optional[str] = ...,
+        sync: bool = False,
+        create_table: bool = False,
+        connect_timeout: float = ...,
+        read_timeout: float = ...,
+        write_timeout: float = ...,
+        exit_timeout: float = ...,
+    ) -> None: ...
+    def flush(self, timeout: Optional[float] = None) -> bool: ...
+    def close(self, timeout: Optional[float] = None) -> None: ...
+    def stats(self) -> Dict[str, Any]: ...
+
+def _replay_spool(url_parts: Dict[str, Any], spool_dir: str, table: str) -> int: ...
+def _atexit_flush_all() -> None: ...
+def log_client_events(
+    logger: BaseEventLogger, uid: Optional[int], body: Union[bytes, bytearray, memoryview, str], /
+) -> "tuple[int, List[tuple[int, str]]]": ...

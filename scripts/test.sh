@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# scripts/test.sh — `make test`: install what is missing, build with -Werror,
+# run every test; then rebuild a copy with AddressSanitizer +
+# UndefinedBehaviorSanitizer and run every test again under it.
+# The tests start their own private MariaDB servers (tests/mariadb_server.py).
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
+source scripts/setup_env.sh
+
+echo "== tests (normal build, -Wall -Wextra -Werror)"
+"$PY" -m pytest -q -p no:cacheprovider tests "$@"
+
+if [ "${QBEL_SKIP_SANITIZERS:-0}" = 1 ]; then
+    echo "== sanitizer run skipped (QBEL_SKIP_SANITIZERS=1)"
+    exit 0
+fi
+
+echo "== tests (ASan + UBSan build)"
+ASAN_TREE="$ROOT/build/asan-tree"
+mkdir -p "$ASAN_TREE"
+rsync -a --delete --exclude .git --exclude .venv --exclude build --exclude '*.so' \
+    --exclude __pycache__ --exclude .hypothesis "$ROOT/" "$ASAN_TREE/"
+SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
+(cd "$ASAN_TREE" && QBEL_CFLAGS="-Wall -Wextra -Werror -O1 -g $SANITIZE" QBEL_LDFLAGS="$SANITIZE" \
+    "$PY" setup.py -q build_ext --inplace --force >build-asan.log 2>&1) \
+    || { cat "$ASAN_TREE/build-asan.log" >&2; exit 1; }
+# The ASan runtime must come first in a Python that was not built with it;
+# CPython's own allocations are not ours to judge, so leak detection is off.
+# Reports go to files: pytest captures stderr, and an abort would lose them.
+PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)"
+REPORTS="$ASAN_TREE/sanitizer-reports"
+rm -rf "$REPORTS" && mkdir -p "$REPORTS"
+status=0
+(cd "$ASAN_TREE" && LD_PRELOAD="$PRELOAD" \
+    ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:strict_string_checks=1:log_path=$REPORTS/asan" \
+    UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$REPORTS/ubsan" \
+    QBEL_SANITIZED=1 \
+    "$PY" -m pytest -q -p no:cacheprovider tests "$@") || status=$?
+if compgen -G "$REPORTS/*" >/dev/null; then
+    echo "== sanitizer reports" >&2
+    cat "$REPORTS"/* >&2
+    status=1
+fi
+exit $status

@@ -1,0 +1,172 @@
+/* Checks of the pure-C internals that Python cannot reach: allocation
+ * failure in the byte buffer and event records, size overflow, and the UTC
+ * calendar arithmetic across its whole range.  Run by tests/test_c_internals.py. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../../csrc/byte_buffer.h"
+#include "../../csrc/event_record.h"
+
+#undef malloc
+#undef realloc
+
+long chaos_fail_at = 0;
+
+void *
+chaos_malloc(size_t size)
+{
+    if (chaos_fail_at > 0 && --chaos_fail_at == 0) {
+        return NULL;
+    }
+    return malloc(size);
+}
+
+void *
+chaos_realloc(void *block, size_t size)
+{
+    if (chaos_fail_at > 0 && --chaos_fail_at == 0) {
+        return NULL;
+    }
+    return realloc(block, size);
+}
+
+static int failures = 0;
+#define CHECK(condition)                                                        \
+    do {                                                                        \
+        if (!(condition)) {                                                     \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #condition); \
+            failures++;                                                         \
+        }                                                                       \
+    } while (0)
+
+static void
+test_buffer_inline_then_heap(void)
+{
+    char inline_block[8];
+    byte_buffer buffer;
+    byte_buffer_init(&buffer, inline_block, sizeof inline_block);
+    CHECK(byte_buffer_append(&buffer, "1234567", 7) == 0);
+    CHECK(buffer.data == inline_block);
+    CHECK(byte_buffer_append(&buffer, "89", 2) == 0);
+    CHECK(buffer.data != inline_block && !buffer.data_is_inline);
+    CHECK(buffer.length == 9 && memcmp(buffer.data, "123456789", 9) == 0);
+    for (int i = 0; i < 10000; i++) {
+        CHECK(byte_buffer_append_char(&buffer, (char)('a' + i % 26)) == 0);
+    }
+    CHECK(buffer.length == 10009 && buffer.data[10008] == 'a' + 9999 % 26);
+    size_t length;
+    char *taken = byte_buffer_take(&buffer, &length);
+    CHECK(taken != NULL && length == 10009 && buffer.data == NULL && buffer.length == 0);
+    free(taken);
+    byte_buffer_release(&buffer);
+}
+
+static void
+test_buffer_allocation_failure_keeps_contents(void)
+{
+    char inline_block[4];
+    byte_buffer buffer;
+    byte_buffer_init(&buffer, inline_block, sizeof inline_block);
+    CHECK(byte_buffer_append(&buffer, "abc", 3) == 0);
+    chaos_fail_at = 1;
+    CHECK(byte_buffer_append(&buffer, "defgh", 5) == -1); /* inline -> heap fails */
+    CHECK(buffer.length == 3 && buffer.data == inline_block);
+    CHECK(byte_buffer_append(&buffer, "defgh", 5) == 0);
+    chaos_fail_at = 1;
+    CHECK(byte_buffer_reserve(&buffer, 1000) == -1); /* realloc fails */
+    CHECK(buffer.length == 8 && memcmp(buffer.data, "abcdefgh", 8) == 0);
+    chaos_fail_at = 1;
+    size_t length = 99;
+    /* take from a heap buffer hands the block over without allocating */
+    char *taken = byte_buffer_take(&buffer, &length);
+    CHECK(taken != NULL && length == 8);
+    chaos_fail_at = 0;
+    free(taken);
+
+    byte_buffer_init(&buffer, inline_block, sizeof inline_block);
+    CHECK(byte_buffer_append(&buffer, "xy", 2) == 0);
+    chaos_fail_at = 1;
+    CHECK(byte_buffer_take(&buffer, &length) == NULL); /* inline take must copy */
+    CHECK(buffer.length == 2);
+    chaos_fail_at = 0;
+}
+
+static void
+test_buffer_size_overflow(void)
+{
+    byte_buffer buffer;
+    byte_buffer_init(&buffer, NULL, 0);
+    CHECK(byte_buffer_append(&buffer, "a", 1) == 0);
+    CHECK(byte_buffer_reserve(&buffer, SIZE_MAX) == -1);
+    CHECK(byte_buffer_reserve(&buffer, SIZE_MAX / 2) == -1);
+    CHECK(buffer.length == 1);
+    byte_buffer_release(&buffer);
+}
+
+static void
+test_event_record(void)
+{
+    chaos_fail_at = 1;
+    CHECK(event_record_new(0, 1, false, EVENT_TYPE_CLICK, "{}", 2) == NULL);
+    CHECK(event_record_new(0, 1, false, EVENT_TYPE_CLICK, "{}", SIZE_MAX - 4) == NULL);
+    event_record *record = event_record_new(5, -7, false, EVENT_TYPE_API, "{\"a\":1}", 7);
+    CHECK(record != NULL && record->json[7] == '\0' && record->uid == -7);
+    CHECK(event_record_footprint(record) == sizeof(event_record) + 8);
+    event_record_free(record);
+    CHECK(strcmp(event_type_name(EVENT_TYPE_WEBSOCKET), "WEBSOCKET") == 0);
+    CHECK(event_type_name(4) == NULL && event_type_name(-1) == NULL);
+    CHECK(event_type_from_name("VIEW", 4) == EVENT_TYPE_VIEW);
+    CHECK(event_type_from_name("VIE", 3) == -1 && event_type_from_name("view", 4) == -1);
+}
+
+/* The calendar arithmetic must agree with gmtime_r over 1970..9999. */
+static void
+test_time_against_gmtime(void)
+{
+    const int64_t last = 253402300799LL; /* 9999-12-31 23:59:59 */
+    for (int64_t seconds = 0; seconds <= last; seconds += 86399LL * 7 + 12345) {
+        time_t t = (time_t)seconds;
+        struct tm expected;
+        gmtime_r(&t, &expected);
+        event_civil_time got;
+        event_time_to_civil(seconds * 1000000 + 123456, &got);
+        if (got.year != expected.tm_year + 1900 || got.month != expected.tm_mon + 1 ||
+            got.day != expected.tm_mday || got.hour != expected.tm_hour ||
+            got.minute != expected.tm_min || got.second != expected.tm_sec ||
+            got.microsecond != 123456) {
+            fprintf(stderr, "time mismatch at %lld\n", (long long)seconds);
+            failures++;
+            break;
+        }
+    }
+    char sql[20], iso[33];
+    event_time_format_sql(1700000000123456LL, sql);
+    CHECK(strcmp(sql, "2023-11-14 22:13:20") == 0);
+    event_time_format_iso(1700000000123456LL, iso);
+    CHECK(strcmp(iso, "2023-11-14T22:13:20.123456+00:00") == 0);
+    event_time_format_sql(last * 1000000 + 999999, sql);
+    CHECK(strcmp(sql, "9999-12-31 23:59:59") == 0);
+    event_time_format_iso(0, iso);
+    CHECK(strcmp(iso, "1970-01-01T00:00:00.000000+00:00") == 0);
+    int64_t now = event_time_now_us();
+    CHECK(now > 1700000000000000LL);
+}
+
+int
+main(void)
+{
+    test_buffer_inline_then_heap();
+    test_buffer_allocation_failure_keeps_contents();
+    test_buffer_size_overflow();
+    test_event_record();
+    test_time_against_gmtime();
+    if (failures) {
+        fprintf(stderr, "%d check(s) failed\n", failures);
+        return 1;
+    }
+    puts("c internals: all checks passed");
+    return 0;
+}

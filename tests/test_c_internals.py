@@ -1,0 +1,30 @@
+"""Build and run the C checks of the internals Python cannot reach
+(tests/c/): allocation failure, size overflow, calendar arithmetic.
+Built with -Wall -Wextra -Werror and, where the toolchain has them,
+AddressSanitizer and UndefinedBehaviorSanitizer."""
+
+import os
+import subprocess
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SOURCES = ["tests/c/test_internals.c", "csrc/byte_buffer.c", "csrc/event_record.c"]
+
+
+def build_and_run(tmp_path, extra_flags):
+    binary = tmp_path / "test_internals"
+    command = ["gcc", "-std=c11", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Werror", "-O1", "-g",
+               "-include", "tests/c/chaos_alloc.h", *extra_flags, *SOURCES, "-o", str(binary)]
+    build = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    run = subprocess.run([str(binary)], capture_output=True, text=True, env=env, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "all checks passed" in run.stdout
+
+
+def test_c_internals(tmp_path):
+    build_and_run(tmp_path, [])
+
+
+def test_c_internals_sanitized(tmp_path):
+    build_and_run(tmp_path, ["-fsanitize=address,undefined", "-fno-sanitize-recover=all"])
