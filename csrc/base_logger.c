@@ -108,7 +108,9 @@ rules_list_copy(PyObject *rules)
     return copy;
 }
 
-/* rule[key] as a str; ValueError when missing, TypeError when not a str. */
+/* A new reference to rule[key] as a str; ValueError when missing,
+ * TypeError when not a str.  New, not borrowed: looking up the next field
+ * can run a key's __eq__, which may empty the dict. */
 static PyObject *
 rule_field(PyObject *rule, PyObject *key)
 {
@@ -124,26 +126,14 @@ rule_field(PyObject *rule, PyObject *key)
                      Py_TYPE(value)->tp_name);
         return NULL;
     }
-    return value;
+    return Py_NewRef(value);
 }
 
-/* Upstream's rule semantics on one Python rule.  1 match, 0 no, -1 error. */
+/* Whether route/method match one rule's fields (all str).  1, 0 or -1. */
 static int
-python_rule_matches(qbel_state *state, PyObject *rule, PyObject *route, PyObject *method)
+rule_fields_match(qbel_state *state, PyObject *rule, PyObject *type, PyObject *rule_route,
+                  PyObject *rule_method, PyObject *route, PyObject *method)
 {
-    if (!PyDict_Check(rule)) {
-        PyErr_Format(PyExc_TypeError,
-                     "an API filter rule must be a dict with 'type', 'route' and 'method', "
-                     "not %s",
-                     Py_TYPE(rule)->tp_name);
-        return -1;
-    }
-    PyObject *type = rule_field(rule, state->str_type);
-    PyObject *rule_route = type ? rule_field(rule, state->str_route) : NULL;
-    PyObject *rule_method = rule_route ? rule_field(rule, state->str_method) : NULL;
-    if (rule_method == NULL) {
-        return -1;
-    }
     int route_matched;
     if (PyUnicode_Compare(type, state->str_prefix) == 0) {
         route_matched = PyUnicode_Tailmatch(route, rule_route, 0, PY_SSIZE_T_MAX, -1) > 0;
@@ -164,6 +154,30 @@ python_rule_matches(qbel_state *state, PyObject *rule, PyObject *route, PyObject
     }
     return PyUnicode_Compare(rule_method, state->str_star) == 0 ||
            PyUnicode_Compare(rule_method, method) == 0;
+}
+
+/* Upstream's rule semantics on one Python rule.  1 match, 0 no, -1 error. */
+static int
+python_rule_matches(qbel_state *state, PyObject *rule, PyObject *route, PyObject *method)
+{
+    if (!PyDict_Check(rule)) {
+        PyErr_Format(PyExc_TypeError,
+                     "an API filter rule must be a dict with 'type', 'route' and 'method', "
+                     "not %s",
+                     Py_TYPE(rule)->tp_name);
+        return -1;
+    }
+    PyObject *type = rule_field(rule, state->str_type);
+    PyObject *rule_route = type ? rule_field(rule, state->str_route) : NULL;
+    PyObject *rule_method = rule_route ? rule_field(rule, state->str_method) : NULL;
+    int matched = -1;
+    if (rule_method != NULL) {
+        matched = rule_fields_match(state, rule, type, rule_route, rule_method, route, method);
+    }
+    Py_XDECREF(type);
+    Py_XDECREF(rule_route);
+    Py_XDECREF(rule_method);
+    return matched;
 }
 
 /* Does any rule of a Python iterable match?  1, 0 or -1. */

@@ -24,6 +24,7 @@
 #define DB_DEFAULT_READ_TIMEOUT_S 30
 #define DB_DEFAULT_WRITE_TIMEOUT_S 30
 #define DB_DEFAULT_EXIT_TIMEOUT_S 5.0
+#define DB_DEFAULT_SYNC_TIMEOUT_S 30.0
 #define DB_DEFAULT_BACKOFF_INITIAL_S 0.1
 #define DB_DEFAULT_BACKOFF_MAX_S 30.0
 #define DB_SPOOL_DIR_NAME "querybook_eventlog-spool"
@@ -37,10 +38,16 @@ typedef struct db_logger_object {
     PyObject *description; /* str: "mysql://user@host:port/db table='t'", no password */
     size_t max_event_bytes;
     double exit_timeout_s;
+    double sync_timeout_s; /* < 0: sync log() waits without limit */
     bool sync;
     bool closed;
 } db_logger_object;
 
+/* Caller thread, GIL held.  Encoding may run user code (isoformat of a date
+ * subclass, a dict subclass's items()), which may call close() or try
+ * __init__ again; __init__ refuses once a writer exists and close() never
+ * frees it (only dealloc does), so the writer read afterwards is the same
+ * one and stays valid for as long as `self` does. */
 static int
 db_log_fields(base_logger_object *base, qbel_state *state, const event_fields *fields)
 {
@@ -68,6 +75,13 @@ db_log_fields(base_logger_object *base, qbel_state *state, const event_fields *f
         byte_buffer_release(&buffer);
         return -1;
     }
+    /* user code ran during encoding: look again */
+    writer *w = self->writer;
+    if (self->closed || w == NULL) {
+        PyErr_SetString(PyExc_ValueError, "logger is closed");
+        byte_buffer_release(&buffer);
+        return -1;
+    }
     event_record *record = event_record_new(fields->created_at_us, fields->uid,
                                             fields->uid_is_null, fields->event_type,
                                             buffer.data, buffer.length);
@@ -76,7 +90,6 @@ db_log_fields(base_logger_object *base, qbel_state *state, const event_fields *f
         PyErr_NoMemory();
         return -1;
     }
-    writer *w = self->writer;
     if (writer_try_enqueue(w, record) != 0) {
         /* overflow: a local file append, without the GIL */
         Py_BEGIN_ALLOW_THREADS
@@ -84,9 +97,24 @@ db_log_fields(base_logger_object *base, qbel_state *state, const event_fields *f
         Py_END_ALLOW_THREADS
     }
     if (self->sync) {
+        bool done;
+        double timeout_s = self->sync_timeout_s;
         Py_BEGIN_ALLOW_THREADS
-        writer_flush(w, -1);
+        done = writer_flush(w, timeout_s);
         Py_END_ALLOW_THREADS
+        if (!done) {
+            writer_stats stats;
+            writer_get_stats(w, &stats);
+            stats.last_error[sizeof(stats.last_error) - 1] = '\0';
+            char seconds[32];
+            snprintf(seconds, sizeof(seconds), "%g", timeout_s);
+            PyErr_Format(PyExc_TimeoutError,
+                         "event queued but not yet committed: not written within "
+                         "sync_timeout=%s s; it stays queued and the writer will still write "
+                         "it (last error: %s)",
+                         seconds, stats.last_error[0] ? stats.last_error : "none");
+            return -1;
+        }
     }
     return 0;
 }
@@ -274,6 +302,14 @@ default_spool_dir(void)
 }
 
 static void
+refuse_reinit(void)
+{
+    PyErr_SetString(PyExc_TypeError, "DBEventLogger is already initialised");
+}
+
+/* dealloc only: nothing else can be using the writer once `self` is gone
+ * (a thread inside log/flush/close holds a reference to `self`). */
+static void
 release_writer(db_logger_object *self, double timeout_s)
 {
     writer *w = self->writer;
@@ -295,7 +331,7 @@ db_logger_init(PyObject *op, PyObject *args, PyObject *kwargs)
                                "spool_dir",     "sync",            "create_table",
                                "connect_timeout", "read_timeout",  "write_timeout",
                                "exit_timeout",  "backoff_initial", "backoff_max",
-                               NULL};
+                               "sync_timeout",  NULL};
     PyObject *url = Py_None, *table = NULL, *spool_dir = NULL;
     Py_ssize_t batch_size = DB_DEFAULT_BATCH_SIZE;
     double flush_interval = DB_DEFAULT_FLUSH_INTERVAL_S;
@@ -308,13 +344,33 @@ db_logger_init(PyObject *op, PyObject *args, PyObject *kwargs)
     double exit_timeout = DB_DEFAULT_EXIT_TIMEOUT_S;
     double backoff_initial = DB_DEFAULT_BACKOFF_INITIAL_S;
     double backoff_max = DB_DEFAULT_BACKOFF_MAX_S;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O$UndnnOppiiiddd:DBEventLogger", keywords,
-                                     &url, &table, &batch_size, &flush_interval,
+    PyObject *sync_timeout = NULL;
+    double sync_timeout_s = DB_DEFAULT_SYNC_TIMEOUT_S;
+    if (self->writer != NULL) {
+        /* log/flush/close in other threads may be using it; see db_log_fields */
+        refuse_reinit();
+        return -1;
+    }
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O$UndnnOppiiidddO:DBEventLogger",
+                                     keywords, &url, &table, &batch_size, &flush_interval,
                                      &max_queue_bytes, &max_event_bytes, &spool_dir, &sync,
                                      &create_table, &connect_timeout, &read_timeout,
                                      &write_timeout, &exit_timeout, &backoff_initial,
-                                     &backoff_max)) {
+                                     &backoff_max, &sync_timeout)) {
         return -1;
+    }
+    if (sync_timeout == Py_None) {
+        sync_timeout_s = -1;
+    }
+    else if (sync_timeout != NULL) {
+        sync_timeout_s = PyFloat_AsDouble(sync_timeout);
+        if (sync_timeout_s == -1.0 && PyErr_Occurred()) {
+            return -1;
+        }
+        if (!(sync_timeout_s >= 0)) {
+            PyErr_SetString(PyExc_ValueError, "sync_timeout must be None or a number >= 0");
+            return -1;
+        }
     }
     qbel_state *state = qbel_state_of_type(Py_TYPE(op));
     if (state == NULL) {
@@ -431,12 +487,22 @@ db_logger_init(PyObject *op, PyObject *args, PyObject *kwargs)
         goto done;
     }
     Py_DECREF(added);
-    release_writer(self, 0); /* __init__ called again */
+    if (self->writer != NULL) {
+        /* another __init__ finished while this one ran Python code */
+        if (new_writer != NULL) {
+            Py_BEGIN_ALLOW_THREADS
+            writer_free(new_writer);
+            Py_END_ALLOW_THREADS
+        }
+        refuse_reinit();
+        goto done;
+    }
     self->writer = new_writer;
     Py_XSETREF(self->description, Py_NewRef(description));
     self->max_event_bytes = (size_t)max_event_bytes;
     self->exit_timeout_s = exit_timeout;
     self->sync = sync != 0;
+    self->sync_timeout_s = sync_timeout_s;
     self->closed = false;
     status = 0;
 
@@ -686,7 +752,10 @@ PyDoc_STRVAR(db_log_doc,
              "Validate and encode the event in the caller, queue it for the writer thread\n"
              "and return at once (no network I/O; with sync=True, wait until committed).\n"
              "Raises ValueError when event_data's JSON exceeds max_event_bytes, or when\n"
-             "the logger is closed; RuntimeError when no database URL is configured.");
+             "the logger is closed; RuntimeError when no database URL is configured.\n"
+             "With sync=True, TimeoutError when the event is not committed within\n"
+             "sync_timeout seconds: the event stays queued and the writer still writes it\n"
+             "(exactly once), so do not log it again.");
 
 static PyMethodDef db_logger_methods[] = {
     {"log", (PyCFunction)(void (*)(void))base_logger_builtin_log, METH_FASTCALL | METH_KEYWORDS,
@@ -713,7 +782,7 @@ PyDoc_STRVAR(db_logger_doc,
              "              max_event_bytes=1 MiB, spool_dir=<default>, sync=False,\n"
              "              create_table=False, connect_timeout=5, read_timeout=30,\n"
              "              write_timeout=30, exit_timeout=5.0, backoff_initial=0.1,\n"
-             "              backoff_max=30.0)\n--\n\n"
+             "              backoff_max=30.0, sync_timeout=30.0)\n--\n\n"
              "The logger named 'db': events into Querybook's MySQL table `table` from a\n"
              "writer thread, in batches, exactly once.  url: an SQLAlchemy-style MySQL URL\n"
              "(default: env DATABASE_CONN); constructing never connects.  Events wait at\n"
@@ -721,7 +790,10 @@ PyDoc_STRVAR(db_logger_doc,
              "that they go to spool files in spool_dir (default: env QBEL_SPOOL_DIR, else\n"
              "<tempdir>/querybook_eventlog-spool; None disables spooling) and are replayed\n"
              "once the server is back.  Timeouts in seconds; exit_timeout bounds the\n"
-             "flush at interpreter exit and close()'s default.");
+             "flush at interpreter exit and close()'s default; sync_timeout (None: no\n"
+             "limit) bounds how long a sync=True log() waits before raising TimeoutError\n"
+             "(the event stays queued and is still written).  __init__ runs once:\n"
+             "calling it again on a logger with a database URL raises TypeError.");
 
 static PyType_Slot db_logger_slots[] = {
     {Py_tp_doc, (void *)db_logger_doc},

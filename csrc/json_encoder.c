@@ -721,7 +721,7 @@ encode_dict(json_encoder *encoder, PyObject *dict)
     if (open_container(encoder, '{') < 0) {
         return -1;
     }
-    Py_ssize_t position = 0;
+    Py_ssize_t position = 0, size = PyDict_GET_SIZE(dict);
     PyObject *key, *value;
     while (PyDict_Next(dict, &position, &key, &value)) {
         Py_INCREF(key);
@@ -730,6 +730,11 @@ encode_dict(json_encoder *encoder, PyObject *dict)
         Py_DECREF(key);
         Py_DECREF(value);
         if (UNLIKELY(result < 0)) {
+            return -1;
+        }
+        if (UNLIKELY(PyDict_GET_SIZE(dict) != size)) {
+            /* as json.dumps: members were added or removed under us */
+            PyErr_SetString(PyExc_RuntimeError, "dictionary changed size during iteration");
             return -1;
         }
     }
@@ -870,7 +875,10 @@ write_text_of(json_encoder *encoder, PyObject *obj, const char *method)
 static COLD int
 encode_decimal(json_encoder *encoder, PyObject *obj)
 {
-    PyObject *finite = PyObject_CallMethod(obj, "is_finite", NULL);
+    /* Decimal's own methods, never a subclass's: an overridden __str__
+     * could return '1,"uid":9' and forge members (or a raw newline). */
+    PyObject *decimal_type = encoder->state->decimal_type;
+    PyObject *finite = PyObject_CallMethod(decimal_type, "is_finite", "O", obj);
     if (finite == NULL) {
         return -1;
     }
@@ -882,7 +890,7 @@ encode_decimal(json_encoder *encoder, PyObject *obj)
     if (!is_finite) {
         return encoder_append_literal(encoder, "null");
     }
-    PyObject *text = PyObject_Str(obj);
+    PyObject *text = PyObject_CallMethod(decimal_type, "__str__", "O", obj);
     if (text == NULL) {
         return -1;
     }

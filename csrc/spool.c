@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,122 @@
 #define SPOOL_PREFIX "qbel-"
 #define SPOOL_SUFFIX ".spool"
 #define DEAD_PREFIX "qbel-dead-"
+#define TEMPORARY_PREFIX ".tmp-" SPOOL_PREFIX
+
+/* ---- tracked descriptors (see spool.h) ----------------------------------
+ * Open/dup + listing, and unlisting + close, each happen under
+ * tracked_lock, so at fork time every copy of a spool descriptor is on the
+ * list. */
+static pthread_mutex_t tracked_lock = PTHREAD_MUTEX_INITIALIZER;
+static int *tracked_fds = NULL; /* malloc'd */
+static size_t tracked_count = 0, tracked_capacity = 0;
+
+/* tracked_lock held.  0, or -1 (ENOMEM). */
+static int
+track_locked(int fd)
+{
+    if (tracked_count == tracked_capacity) {
+        size_t capacity = tracked_capacity ? tracked_capacity * 2 : 16;
+        int *grown = realloc(tracked_fds, capacity * sizeof(*grown));
+        if (grown == NULL) {
+            errno = ENOMEM;
+            return -1;
+        }
+        tracked_fds = grown;
+        tracked_capacity = capacity;
+    }
+    tracked_fds[tracked_count++] = fd;
+    return 0;
+}
+
+/* tracked_lock held. */
+static void
+untrack_locked(int fd)
+{
+    for (size_t i = 0; i < tracked_count; i++) {
+        if (tracked_fds[i] == fd) {
+            tracked_fds[i] = tracked_fds[--tracked_count];
+            return;
+        }
+    }
+}
+
+/* tracked_lock held: list a new descriptor, or close it when the list
+ * cannot grow (an unlisted copy must never exist). */
+static int
+track_or_close_locked(int fd)
+{
+    if (fd >= 0 && track_locked(fd) < 0) {
+        close(fd);
+        errno = ENOMEM;
+        return -1;
+    }
+    return fd;
+}
+
+int
+spool_fd_open_tracked(const char *path, int flags, mode_t mode)
+{
+    pthread_mutex_lock(&tracked_lock);
+    int fd = track_or_close_locked(open(path, flags | O_CLOEXEC, mode));
+    pthread_mutex_unlock(&tracked_lock);
+    return fd;
+}
+
+int
+spool_fd_dup_tracked(int fd)
+{
+    pthread_mutex_lock(&tracked_lock);
+    int copy = track_or_close_locked(fcntl(fd, F_DUPFD_CLOEXEC, 0));
+    pthread_mutex_unlock(&tracked_lock);
+    return copy;
+}
+
+void
+spool_fd_close_tracked(int fd)
+{
+    if (fd < 0) {
+        return;
+    }
+    pthread_mutex_lock(&tracked_lock);
+    untrack_locked(fd);
+    close(fd);
+    pthread_mutex_unlock(&tracked_lock);
+}
+
+/* fclose a stream made by fdopen on a tracked descriptor. */
+static void
+close_tracked_stream(FILE *stream)
+{
+    pthread_mutex_lock(&tracked_lock);
+    untrack_locked(fileno(stream));
+    fclose(stream);
+    pthread_mutex_unlock(&tracked_lock);
+}
+
+void
+spool_fork_prepare(void)
+{
+    pthread_mutex_lock(&tracked_lock);
+}
+
+void
+spool_fork_parent(void)
+{
+    pthread_mutex_unlock(&tracked_lock);
+}
+
+void
+spool_fork_child(void)
+{
+    /* the only thread here; a FILE made on one of these leaks its buffer,
+     * never its descriptor */
+    pthread_mutex_init(&tracked_lock, NULL);
+    for (size_t i = 0; i < tracked_count; i++) {
+        close(tracked_fds[i]);
+    }
+    tracked_count = 0;
+}
 
 void
 spool_random_hex(char *out, size_t bytes)
@@ -118,11 +235,11 @@ spool_file_create(spool_file *file, const char *dir)
     file->path = join_path(dir, SPOOL_PREFIX, file->file_id, SPOOL_SUFFIX);
     /* replay ignores names starting with '.'; the file only gets its real
      * name once it is locked, so nobody can claim it before we do */
-    temporary = join_path(dir, ".tmp-" SPOOL_PREFIX, file->file_id, SPOOL_SUFFIX);
+    temporary = join_path(dir, TEMPORARY_PREFIX, file->file_id, SPOOL_SUFFIX);
     if (file->path == NULL || temporary == NULL) {
         goto error;
     }
-    file->fd = open(temporary, O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    file->fd = spool_fd_open_tracked(temporary, O_RDWR | O_APPEND | O_CREAT | O_EXCL, 0600);
     if (file->fd < 0) {
         goto error;
     }
@@ -137,9 +254,7 @@ spool_file_create(spool_file *file, const char *dir)
 
 error:;
     int saved = errno;
-    if (file->fd >= 0) {
-        close(file->fd);
-    }
+    spool_fd_close_tracked(file->fd);
     free(temporary);
     free(file->path);
     spool_file_init(file);
@@ -290,7 +405,7 @@ spool_file_close(spool_file *file, bool unlink_it)
         if (unlink_it && file->path != NULL) {
             unlink(file->path); /* while still locked: no one can claim it half-read */
         }
-        close(file->fd);
+        spool_fd_close_tracked(file->fd);
     }
     free(file->path);
     spool_file_init(file);
@@ -299,7 +414,8 @@ spool_file_close(spool_file *file, bool unlink_it)
 void
 spool_file_forget_in_child(spool_file *file)
 {
-    spool_file_close(file, false);
+    free(file->path); /* the descriptor was closed by spool_fork_child */
+    spool_file_init(file);
 }
 
 /* ---- dead letters ------------------------------------------------------ */
@@ -675,6 +791,63 @@ replay_group_write(spool_replay_context *context, replay_group *group,
     return 0;
 }
 
+/* Lines of a file being replayed that could not be read back, kept until
+ * the file's groups are all committed. */
+typedef struct bad_line {
+    off_t offset;
+    uint64_t number; /* 1-based */
+    char why[256];
+} bad_line;
+
+typedef struct bad_line_list {
+    bad_line *items; /* malloc'd */
+    size_t count, capacity;
+} bad_line_list;
+
+static int
+bad_line_add(bad_line_list *list, off_t offset, uint64_t number, const char *why)
+{
+    if (list->count == list->capacity) {
+        size_t capacity = list->capacity ? list->capacity * 2 : 8;
+        bad_line *grown = realloc(list->items, capacity * sizeof(*grown));
+        if (grown == NULL) {
+            return -1;
+        }
+        list->items = grown;
+        list->capacity = capacity;
+    }
+    bad_line *item = &list->items[list->count++];
+    item->offset = offset;
+    item->number = number;
+    snprintf(item->why, sizeof(item->why), "%s", why);
+    return 0;
+}
+
+/* Read the bad lines again and dead-letter them.  0, or -1 (error set). */
+static int
+dead_letter_bad_lines(spool_replay_context *context, FILE *stream, const char *base,
+                      const bad_line_list *list, char **line, size_t *line_capacity)
+{
+    for (size_t i = 0; i < list->count; i++) {
+        const bad_line *item = &list->items[i];
+        ssize_t length;
+        if (fseeko(stream, item->offset, SEEK_SET) < 0 ||
+            (length = getline(line, line_capacity, stream)) <= 0) {
+            snprintf(context->error, sizeof(context->error), "reading %s again: %s", base,
+                     strerror(errno));
+            return -1;
+        }
+        size_t content = (size_t)length - ((*line)[length - 1] == '\n' ? 1 : 0);
+        if (dead_letter_write_raw(context->letters, item->why, base, item->number, *line,
+                                  content) < 0) {
+            snprintf(context->error, sizeof(context->error), "writing the dead-letter file: %s",
+                     strerror(errno));
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int
 spool_replay_fd(spool_replay_context *context, int fd, const char *name,
                 spool_replay_result *result)
@@ -699,22 +872,24 @@ spool_replay_fd(spool_replay_context *context, int fd, const char *name,
     size_t line_capacity = 0;
     replay_group positional = {NULL, 0, 0, "", -1};
     replay_group carried = {NULL, 0, 0, "", -1};
+    bad_line_list bad_lines = {NULL, 0, 0};
     spool_replay_result local = {0, 0, 0, 0, 0};
-    int copy = dup(fd);
+    int copy = spool_fd_dup_tracked(fd);
     FILE *stream = copy >= 0 ? fdopen(copy, "r") : NULL;
     if (stream == NULL) {
-        if (copy >= 0) {
-            close(copy);
-        }
+        spool_fd_close_tracked(copy);
         snprintf(context->error, sizeof(context->error), "reading %s: %s", base, strerror(errno));
         return -1;
     }
     rewind(stream);
 
     uint64_t line_index = 0;
+    off_t offset = 0;
     ssize_t length;
     while ((length = getline(&line, &line_capacity, stream)) >= 0) {
         uint64_t number = line_index++;
+        off_t line_offset = offset;
+        offset += length;
         if (length == 0) {
             continue;
         }
@@ -734,12 +909,12 @@ spool_replay_fd(spool_replay_context *context, int fd, const char *name,
             record = parse_line(line, content, batch_id, why, sizeof(why));
         }
         if (record == NULL) {
-            if (dead_letter_write_raw(context->letters, why, base, number + 1, line, content) < 0) {
-                snprintf(context->error, sizeof(context->error),
-                         "writing the dead-letter file: %s", strerror(errno));
+            /* dead-lettered once the file is done: a failed and retried
+             * replay must not write it twice */
+            if (bad_line_add(&bad_lines, line_offset, number + 1, why) < 0) {
+                snprintf(context->error, sizeof(context->error), "out of memory");
                 goto done;
             }
-            local.dead_lettered++;
             local.lines++;
             continue;
         }
@@ -793,6 +968,10 @@ spool_replay_fd(spool_replay_context *context, int fd, const char *name,
         replay_group_write(context, &positional, &local) < 0) {
         goto done;
     }
+    if (dead_letter_bad_lines(context, stream, base, &bad_lines, &line, &line_capacity) < 0) {
+        goto done;
+    }
+    local.dead_lettered += bad_lines.count;
     status = 0;
     result->lines += local.lines;
     result->files++;
@@ -808,7 +987,8 @@ done:
     free(positional.records);
     free(carried.records);
     free(line);
-    fclose(stream);
+    free(bad_lines.items);
+    close_tracked_stream(stream);
     return status;
 }
 
@@ -834,13 +1014,13 @@ is_spool_name(const char *name)
 static int
 claim_file(const char *path)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = spool_fd_open_tracked(path, O_RDONLY, 0);
     if (fd < 0) {
         return -1;
     }
     struct stat info;
     if (flock(fd, LOCK_EX | LOCK_NB) < 0 || fstat(fd, &info) < 0 || info.st_nlink == 0) {
-        close(fd);
+        spool_fd_close_tracked(fd);
         return -1;
     }
     return fd;
@@ -906,7 +1086,7 @@ spool_replay_directory(spool_replay_context *context, const char *dir,
             else {
                 status = -1;
             }
-            close(fd);
+            spool_fd_close_tracked(fd);
             free(path);
             if (status < 0) {
                 break;
@@ -918,4 +1098,41 @@ spool_replay_directory(spool_replay_context *context, const char *dir,
     }
     free(names);
     return status;
+}
+
+size_t
+spool_remove_stale_temporaries(const char *dir, double max_age_s)
+{
+    DIR *directory = opendir(dir);
+    if (directory == NULL) {
+        return 0;
+    }
+    size_t removed = 0;
+    time_t now = time(NULL);
+    struct dirent *entry;
+    while ((entry = readdir(directory)) != NULL) {
+        if (strncmp(entry->d_name, TEMPORARY_PREFIX, strlen(TEMPORARY_PREFIX)) != 0) {
+            continue;
+        }
+        char *path = join_path(dir, "", entry->d_name, "");
+        if (path == NULL) {
+            break;
+        }
+        struct stat info;
+        /* a fresh one may be between open and flock in its creator */
+        if (lstat(path, &info) == 0 && S_ISREG(info.st_mode) &&
+            difftime(now, info.st_mtime) > max_age_s) {
+            int fd = spool_fd_open_tracked(path, O_RDONLY | O_NOFOLLOW, 0);
+            if (fd >= 0) {
+                if (flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &info) == 0 &&
+                    info.st_nlink > 0 && unlink(path) == 0) {
+                    removed++;
+                }
+                spool_fd_close_tracked(fd);
+            }
+        }
+        free(path);
+    }
+    closedir(directory);
+    return removed;
 }

@@ -30,6 +30,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "byte_buffer.h"
 #include "event_record.h"
@@ -68,10 +69,32 @@ int spool_file_sync(spool_file *file);
 /* Close (releasing the lock); unlink first when `unlink_it`. */
 void spool_file_close(spool_file *file, bool unlink_it);
 
-/* In a forked child: the descriptor shares the parent's open file
- * description and lock, so only close our copy (the lock stays the
- * parent's) and forget the file. */
+/* In a forked child, after spool_fork_child closed every tracked
+ * descriptor (this one included): forget the file; the lock stays the
+ * parent's. */
 void spool_file_forget_in_child(spool_file *file);
+
+/* Descriptors of locked spool files.  flock locks belong to the open file
+ * description, which a forked child shares: a child keeping a copy would
+ * hold the parent's lock for as long as it lives.  So every descriptor of
+ * a spool file (and every dup of one) is opened and closed through these,
+ * which keep a process-wide list under one lock, and the fork handlers
+ * close the whole list in the child.  The lock is a leaf: nothing else is
+ * taken while it is held.  -1 with errno set on failure. */
+int spool_fd_open_tracked(const char *path, int flags, mode_t mode);
+int spool_fd_dup_tracked(int fd);
+void spool_fd_close_tracked(int fd);
+
+/* pthread_atfork handlers (called from writer.c's): prepare takes the list
+ * lock, parent releases it, child closes every listed descriptor. */
+void spool_fork_prepare(void);
+void spool_fork_parent(void);
+void spool_fork_child(void);
+
+/* Unlink ".tmp-" spool files in `dir` (left by processes that died between
+ * creating and renaming one) older than `max_age_s` and not locked by
+ * anyone.  Best effort; returns how many were removed. */
+size_t spool_remove_stale_temporaries(const char *dir, double max_age_s);
 
 /* The dead-letter file of one process, created on first use.  With no
  * directory, dead letters go to stderr (never silently dropped). */
@@ -124,8 +147,10 @@ typedef struct spool_replay_context {
     char error[MYSQL_SINK_ERROR_MAX];    /* why a replay stopped */
 } spool_replay_context;
 
-/* Replay the claimed (locked) spool file `fd` named `name`.  On success
- * the caller unlinks it.  0 complete, -1 stopped or failed (error set; the
+/* Replay the claimed (locked) spool file `fd` named `name`.  Lines that
+ * cannot be read back are dead-lettered only once every group of the file
+ * is committed, so a replay that fails and is retried never dead-letters
+ * them twice.  On success the caller unlinks it.  0 complete, -1 stopped or failed (error set; the
  * file is untouched and may be replayed again, exactly once still). */
 int spool_replay_fd(spool_replay_context *context, int fd, const char *name,
                     spool_replay_result *result);

@@ -1,12 +1,17 @@
 /* writer: the DB logger's engine — queue, writer thread, spool, fork
  * handling; see writer.h.
  *
- * Threads and locks.  Each writer has one lock, queue.lock, guarding the
- * queue and every field marked (L) below.  Callers (Python threads) push
- * under it and never do network I/O; the writer thread takes batches out
- * under it and talks to MySQL with it released.  Fields marked (T) belong
- * to the writer thread while it is alive, and to whoever holds the writer
- * once it has exited (the closer, or a forked child).
+ * Threads and locks.  queue.lock guards the queue and every field marked
+ * (L) below.  It is only ever held briefly and never across disk or
+ * network I/O, because writer_try_enqueue takes it with the GIL held: a
+ * wait there would stall every thread and greenlet of the process.  The
+ * writer thread takes batches out under it and talks to MySQL with it
+ * released.  spool_lock guards our own overflow spool file (S); it is held
+ * across file appends, so only threads without the GIL take it
+ * (writer_submit's slow path, writer_close, the writer thread).  Lock
+ * order: spool_lock before queue.lock.  Fields marked (T) belong to the
+ * writer thread while it is alive, and to whoever holds the writer once it
+ * has exited (the closer, or a forked child).
  *
  * Settlement.  `submitted` counts events accepted, `settled` those that are
  * done (committed, dead-lettered, dropped, or replayed from our own spool).
@@ -33,6 +38,12 @@
 /* How long writer_close waits for a thread that was told to stop, even
  * with timeout 0: an idle thread exits within microseconds. */
 #define WRITER_STOP_GRACE_S 0.25
+/* Marker rows only matter for replays and ambiguous commits, which happen
+ * within days: prune older ones, at most once an hour. */
+#define WRITER_MARKER_PRUNE_INTERVAL_S 3600.0
+#define WRITER_MARKER_KEEP_DAYS 7
+/* ".tmp-" spool files this old are leftovers of a process that died. */
+#define WRITER_STALE_TEMPORARY_S 3600.0
 
 struct writer {
     writer_config config; /* deep copy */
@@ -53,9 +64,14 @@ struct writer {
     uint64_t batch_sequence;
     char process_hex[17];
 
+    /* (S) overflow: callers append to it while spool_mode */
+    pthread_mutex_t spool_lock;
+    spool_file own_spool;
+
     /* (L) overflow */
-    spool_file own_spool; /* callers append while spool_mode */
     bool spool_mode;
+    uint64_t own_spool_pending; /* events sent to own_spool, not yet handed to replay */
+    bool own_spool_dirty;       /* own_spool appended since the thread last synced it */
 
     /* (T) */
     mysql_sink *sink;
@@ -64,6 +80,7 @@ struct writer {
     spool_file replaying_spool; /* an own spool file taken over for replay */
     bool ever_connected;
     double next_orphan_scan;
+    double next_marker_prune;
     double backoff_s;
 
     /* (L) settlement and stats */
@@ -155,6 +172,12 @@ writer_new(const writer_config *config)
         goto error;
     }
     if (event_queue_init(&w->queue, config->max_queue_bytes) < 0) {
+        goto error;
+    }
+    int error = pthread_mutex_init(&w->spool_lock, NULL);
+    if (error != 0) {
+        event_queue_destroy(&w->queue);
+        errno = error;
         goto error;
     }
     spool_file_init(&w->own_spool);
@@ -303,16 +326,40 @@ resolve_ambiguous_locked(writer *w)
     }
 }
 
-/* Writer thread, lock held on entry and exit.  Replay our own overflow
- * spool: first hand the file callers append to over to the thread (they
- * start a new one), then replay it. */
+/* Writer thread, queue.lock held on entry and exit.  Replay our own
+ * overflow spool: first hand the file callers append to over to the
+ * thread (they start a new one), then replay it. */
 static void
 replay_own_spool_locked(writer *w)
 {
     if (w->replaying_spool.fd < 0) {
-        spool_file_sync(&w->own_spool);
-        w->replaying_spool = w->own_spool;
-        spool_file_init(&w->own_spool);
+        /* lock order: spool_lock first; once we hold it no caller is
+         * between reserving a line and appending it */
+        pthread_mutex_unlock(&w->queue.lock);
+        pthread_mutex_lock(&w->spool_lock);
+        pthread_mutex_lock(&w->queue.lock);
+        bool take = !w->stop && w->own_spool.fd >= 0;
+        if (!take && !w->stop) {
+            w->own_spool_pending = 0; /* nothing made it to a file */
+        }
+        if (take) {
+            w->replaying_spool = w->own_spool;
+            spool_file_init(&w->own_spool);
+            uint64_t lines = w->replaying_spool.lines;
+            w->own_spool_pending -= lines < w->own_spool_pending ? lines : w->own_spool_pending;
+            w->own_spool_dirty = false;
+        }
+        pthread_mutex_unlock(&w->queue.lock);
+        pthread_mutex_unlock(&w->spool_lock);
+        int status = take ? spool_file_sync(&w->replaying_spool) : 0;
+        int saved = errno;
+        pthread_mutex_lock(&w->queue.lock);
+        if (status < 0) {
+            set_error_locked(w, "syncing the spool file", strerror(saved));
+        }
+        if (!take || w->stop) {
+            return;
+        }
     }
     uint64_t lines = w->replaying_spool.lines;
     pthread_mutex_unlock(&w->queue.lock);
@@ -342,12 +389,14 @@ replay_own_spool_locked(writer *w)
 }
 
 /* Writer thread, lock held on entry and exit.  Replay spool files left in
- * spool_dir by processes that died (locked files are skipped). */
+ * spool_dir by processes that died (locked files are skipped), and remove
+ * their stale half-created ones. */
 static void
 replay_orphans_locked(writer *w)
 {
     w->next_orphan_scan = event_queue_monotonic_now() + WRITER_ORPHAN_SCAN_INTERVAL_S;
     pthread_mutex_unlock(&w->queue.lock);
+    spool_remove_stale_temporaries(w->config.spool_dir, WRITER_STALE_TEMPORARY_S);
     spool_replay_context context = {w->sink, &w->letters, stop_requested, w, ""};
     spool_replay_result result = {0, 0, 0, 0, 0};
     int status = spool_replay_directory(&context, w->config.spool_dir, &result);
@@ -361,27 +410,47 @@ replay_orphans_locked(writer *w)
     }
 }
 
-/* Writer thread, lock held on entry and exit.  fdatasync what callers
- * appended to the overflow file, outside the lock (on a dup of the
- * descriptor, so a concurrent rotation cannot pull it away). */
+/* Writer thread, queue.lock held on entry and exit.  fdatasync what
+ * callers appended to the overflow file, outside both locks (on a dup of
+ * the descriptor, so a concurrent rotation cannot pull it away). */
 static void
 sync_own_spool_locked(writer *w)
 {
-    if (w->own_spool.fd < 0 || !w->own_spool.dirty) {
+    if (!w->own_spool_dirty) {
         return;
     }
-    w->own_spool.dirty = false;
-    int fd = dup(w->own_spool.fd);
-    if (fd < 0) {
-        return;
-    }
+    w->own_spool_dirty = false;
     pthread_mutex_unlock(&w->queue.lock);
-    int status = fdatasync(fd);
+    pthread_mutex_lock(&w->spool_lock);
+    int fd = -1;
+    if (w->own_spool.fd >= 0 && w->own_spool.dirty) {
+        w->own_spool.dirty = false;
+        fd = spool_fd_dup_tracked(w->own_spool.fd);
+    }
+    pthread_mutex_unlock(&w->spool_lock);
+    int status = fd >= 0 ? fdatasync(fd) : 0;
     int saved = errno;
-    close(fd);
+    spool_fd_close_tracked(fd);
     pthread_mutex_lock(&w->queue.lock);
     if (status < 0) {
         set_error_locked(w, "syncing the spool file", strerror(saved));
+    }
+}
+
+/* Writer thread, queue.lock held on entry and exit, connected.  Delete old
+ * marker rows (best effort: a failure only postpones it). */
+static void
+prune_markers_locked(writer *w)
+{
+    w->next_marker_prune = event_queue_monotonic_now() + WRITER_MARKER_PRUNE_INTERVAL_S;
+    pthread_mutex_unlock(&w->queue.lock);
+    mysql_sink_status status = mysql_sink_prune_markers(w->sink, WRITER_MARKER_KEEP_DAYS);
+    if (status == MYSQL_SINK_CONNECTION_ERROR) {
+        mysql_sink_disconnect(w->sink);
+    }
+    pthread_mutex_lock(&w->queue.lock);
+    if (status != MYSQL_SINK_OK) {
+        set_error_locked(w, "pruning batch markers", mysql_sink_last_error(w->sink));
     }
 }
 
@@ -390,7 +459,7 @@ static bool
 has_work_locked(writer *w)
 {
     return w->queue.count > 0 || w->batch_count > 0 || w->replaying_spool.fd >= 0 ||
-           w->own_spool.lines > 0 ||
+           w->own_spool_pending > 0 ||
            (w->config.spool_dir != NULL && !w->ever_connected);
 }
 
@@ -450,15 +519,22 @@ writer_thread_main(void *argument)
             replay_orphans_locked(w);
             continue;
         }
+        if (now >= w->next_marker_prune) {
+            prune_markers_locked(w);
+            continue;
+        }
         if (w->queue.count == 0) {
-            if (w->replaying_spool.fd >= 0 || w->own_spool.lines > 0) {
+            if (w->replaying_spool.fd >= 0 || w->own_spool_pending > 0) {
                 replay_own_spool_locked(w);
                 continue;
             }
             /* queue drained and spool caught up: new events may queue again */
             w->spool_mode = false;
             double deadline = w->config.spool_dir != NULL ? w->next_orphan_scan : -1;
-            if (w->own_spool.dirty) {
+            if (deadline < 0 || deadline > w->next_marker_prune) {
+                deadline = w->next_marker_prune;
+            }
+            if (w->own_spool_dirty) {
                 continue;
             }
             event_queue_wait_until(&w->queue, &w->queue.wake_writer, deadline);
@@ -537,14 +613,12 @@ writer_try_enqueue(writer *w, event_record *record)
     return 0;
 }
 
-/* Lock held.  Append records (a chain via ->next, or one record) to our
- * own spool file, `batch_id` on each line.  0, or -1 (errno set); either
- * way *lines_out says how many made it (the rest the caller counts as
- * dropped). */
+/* spool_lock held, queue.lock NOT held (this is disk I/O).  Append
+ * `length` bytes holding `count` lines to our own spool file, creating it
+ * on first use.  0, or -1 (errno set). */
 static int
-spool_chain_locked(writer *w, event_record *chain, const char *batch_id, size_t *lines_out)
+append_own_spool(writer *w, const char *data, size_t length, size_t count)
 {
-    *lines_out = 0;
     if (w->config.spool_dir == NULL) {
         errno = ENOENT;
         return -1;
@@ -552,6 +626,17 @@ spool_chain_locked(writer *w, event_record *chain, const char *batch_id, size_t 
     if (w->own_spool.fd < 0 && spool_file_create(&w->own_spool, w->config.spool_dir) < 0) {
         return -1;
     }
+    return spool_file_append(&w->own_spool, data, length, count);
+}
+
+/* spool_lock held, queue.lock NOT held.  Append records (a chain via
+ * ->next, or one record; owned by the caller) to our own spool file,
+ * `batch_id` on each line.  0, or -1 (errno set); either way *lines_out
+ * says how many made it (the rest the caller counts as dropped). */
+static int
+spool_chain(writer *w, event_record *chain, const char *batch_id, size_t *lines_out)
+{
+    *lines_out = 0;
     char inline_block[4096];
     byte_buffer lines;
     byte_buffer_init(&lines, inline_block, sizeof(inline_block));
@@ -565,7 +650,7 @@ spool_chain_locked(writer *w, event_record *chain, const char *batch_id, size_t 
         }
         pending++;
         if (lines.length >= (1 << 20) || record->next == NULL) {
-            if (spool_file_append(&w->own_spool, lines.data, lines.length, pending) < 0) {
+            if (append_own_spool(w, lines.data, lines.length, pending) < 0) {
                 status = -1;
                 break;
             }
@@ -578,12 +663,15 @@ spool_chain_locked(writer *w, event_record *chain, const char *batch_id, size_t 
     return status;
 }
 
+/* Caller thread, GIL released (it waits for spool_lock, held across file
+ * appends). */
 int
 writer_submit(writer *w, event_record *record)
 {
     if (writer_try_enqueue(w, record) == 0) {
         return 0;
     }
+    pthread_mutex_lock(&w->spool_lock);
     pthread_mutex_lock(&w->queue.lock);
     /* the thread may have caught up meanwhile */
     if (!w->spool_mode && !w->closing && event_queue_push_locked(&w->queue, record) == 0) {
@@ -596,30 +684,47 @@ writer_submit(writer *w, event_record *record)
             start_thread_locked(w);
         }
         pthread_mutex_unlock(&w->queue.lock);
+        pthread_mutex_unlock(&w->spool_lock);
         return 0;
     }
+    /* Reserve the event's place in submission order before appending:
+     * until it is in the file (or dropped) the thread neither leaves
+     * spool_mode nor takes the file over (it needs spool_lock for that). */
+    w->submitted++;
+    w->own_spool_pending++;
+    if (!w->closing) {
+        w->spool_mode = true;
+        if (!w->thread_started) {
+            start_thread_locked(w);
+        }
+    }
+    pthread_mutex_unlock(&w->queue.lock);
+
     record->next = NULL;
     size_t lines;
+    int status = spool_chain(w, record, "", &lines);
+    int saved = errno;
+
+    pthread_mutex_lock(&w->queue.lock);
     int result = 1;
-    w->submitted++;
-    if (spool_chain_locked(w, record, "", &lines) < 0) {
+    if (status < 0) {
+        w->own_spool_pending--;
         w->stats.dropped++;
         w->settled++;
-        set_error_locked(w, "spooling an event", strerror(errno));
+        set_error_locked(w, "spooling an event", strerror(saved));
         pthread_cond_broadcast(&w->queue.progress);
         result = -1;
     }
     else {
         w->stats.enqueued++;
         w->stats.spooled++;
-        if (!w->closing) {
-            w->spool_mode = true;
-            if (!w->thread_started) {
-                start_thread_locked(w);
-            }
+        if (!w->own_spool_dirty) {
+            w->own_spool_dirty = true;
+            pthread_cond_signal(&w->queue.wake_writer); /* to fdatasync it */
         }
     }
     pthread_mutex_unlock(&w->queue.lock);
+    pthread_mutex_unlock(&w->spool_lock);
     event_record_free(record);
     return result;
 }
@@ -679,49 +784,90 @@ writer_close(writer *w, double timeout_s)
         joined = true;
     }
 
-    /* spool the in-flight batch with its id, then the queue, oldest first */
-    size_t lines = 0;
+    pthread_mutex_unlock(&w->queue.lock);
+
+    /* Spool the in-flight batch with its id, then the queue, oldest first.
+     * They go after any overflow lines already in our spool file, although
+     * they were submitted earlier; replay order is then not strictly
+     * oldest-first, but each row keeps its created_at, so the table is
+     * the same.  Lock order: spool_lock, then queue.lock; the file I/O
+     * happens with only spool_lock held. */
+    pthread_mutex_lock(&w->spool_lock);
+    pthread_mutex_lock(&w->queue.lock);
+    char batch_id[MYSQL_SINK_BATCH_ID_MAX + 1];
+    memcpy(batch_id, w->batch_id, sizeof(batch_id));
+    event_record *batch_chain = NULL;   /* ours: the thread is gone */
+    byte_buffer batch_lines;            /* copies: a stuck thread still owns them */
+    byte_buffer_init(&batch_lines, NULL, 0);
+    size_t batch_count = 0;
+    bool batch_format_failed = false;
     if (w->batch_count > 0 && !w->batch_spooled_by_closer) {
-        event_record *chain = NULL;
-        for (size_t i = w->batch_count; i-- > 0;) {
-            w->batch[i]->next = chain;
-            chain = w->batch[i];
-        }
-        if (spool_chain_locked(w, chain, w->batch_id, &lines) < 0) {
-            w->stats.dropped += w->batch_count - lines;
-            set_error_locked(w, "spooling at close", strerror(errno));
-        }
-        w->stats.spooled += lines;
+        batch_count = w->batch_count;
         if (w->thread_alive) {
+            for (size_t i = 0; i < w->batch_count && !batch_format_failed; i++) {
+                batch_format_failed = spool_format_line(&batch_lines, w->batch[i], batch_id) < 0;
+            }
             w->batch_spooled_by_closer = true; /* the thread frees them */
         }
         else {
-            for (size_t i = 0; i < w->batch_count; i++) {
-                event_record_free(w->batch[i]);
+            for (size_t i = w->batch_count; i-- > 0;) {
+                w->batch[i]->next = batch_chain;
+                batch_chain = w->batch[i];
             }
             w->batch_count = 0;
         }
     }
     event_record *queued = event_queue_take_all_locked(&w->queue);
+    pthread_mutex_unlock(&w->queue.lock);
+
+    size_t batch_spooled = 0, queue_count = 0, queue_spooled = 0;
+    int batch_errno = 0, queue_errno = 0, sync_errno = 0;
+    if (batch_chain != NULL) {
+        if (spool_chain(w, batch_chain, batch_id, &batch_spooled) < 0) {
+            batch_errno = errno;
+        }
+        event_queue_free_chain(batch_chain);
+    }
+    else if (batch_count > 0) {
+        if (batch_format_failed) {
+            batch_errno = ENOMEM;
+        }
+        else if (append_own_spool(w, batch_lines.data, batch_lines.length, batch_count) < 0) {
+            batch_errno = errno;
+        }
+        else {
+            batch_spooled = batch_count;
+        }
+    }
+    byte_buffer_release(&batch_lines);
     if (queued != NULL) {
-        size_t count = 0;
         for (event_record *record = queued; record != NULL; record = record->next) {
-            count++;
+            queue_count++;
         }
-        if (spool_chain_locked(w, queued, "", &lines) < 0) {
-            w->stats.dropped += count - lines;
-            set_error_locked(w, "spooling at close", strerror(errno));
+        if (spool_chain(w, queued, "", &queue_spooled) < 0) {
+            queue_errno = errno;
         }
-        w->stats.spooled += lines;
         event_queue_free_chain(queued);
     }
     if (spool_file_sync(&w->own_spool) < 0) {
-        set_error_locked(w, "syncing the spool file", strerror(errno));
+        sync_errno = errno;
     }
     spool_file_close(&w->own_spool, w->own_spool.lines == 0);
+
+    pthread_mutex_lock(&w->queue.lock);
+    w->stats.spooled += batch_spooled + queue_spooled;
+    w->stats.dropped += (batch_count - batch_spooled) + (queue_count - queue_spooled);
+    if (batch_errno != 0 || queue_errno != 0) {
+        set_error_locked(w, "spooling at close", strerror(batch_errno ? batch_errno : queue_errno));
+    }
+    else if (sync_errno != 0) {
+        set_error_locked(w, "syncing the spool file", strerror(sync_errno));
+    }
+    w->own_spool_dirty = false;
     w->closed = true;
     bool thread_gone = !w->thread_alive;
     pthread_mutex_unlock(&w->queue.lock);
+    pthread_mutex_unlock(&w->spool_lock);
 
     if (joined) {
         pthread_join(w->thread, NULL);
@@ -756,10 +902,15 @@ writer_destroy(writer *w)
         mysql_sink_free(w->sink);
     }
     spool_file_close(&w->replaying_spool, false);
+    /* events that raced close() were appended after its fdatasync */
+    if (spool_file_sync(&w->own_spool) < 0) {
+        fprintf(stderr, "querybook_eventlog: cannot sync the spool file: %s\n", strerror(errno));
+    }
     spool_file_close(&w->own_spool, false);
     dead_letter_close(&w->letters);
     rejection_list_free(&w->rejections);
     event_queue_destroy(&w->queue);
+    pthread_mutex_destroy(&w->spool_lock);
     mysql_sink_config_free(&w->config.sink);
     free(w->config.spool_dir);
     free(w);
@@ -830,26 +981,33 @@ done:
 }
 
 /* ---- fork ----------------------------------------------------------------
- * prepare: take the list lock and every writer's lock, so the child gets
+ * prepare: take the list lock, every writer's spool_lock and queue.lock
+ * (in lock order), then the tracked-descriptor lock, so the child gets
  * them in a known state (nobody mid-update).  parent: release.  child: no
  * writer thread exists here; queued and in-flight events are the parent's
  * to write, so the child starts each writer empty, with its own (lazy)
- * thread, connection and spool file. */
+ * thread, connection and spool file, and closes its copies of every spool
+ * descriptor (own, replaying, or claimed by a replay of orphans), whose
+ * flock locks would otherwise stay held for as long as the child lives. */
 
 void
 writer_fork_prepare(void)
 {
     pthread_mutex_lock(&live_writers_lock);
     for (writer *w = live_writers; w != NULL; w = w->next_live) {
+        pthread_mutex_lock(&w->spool_lock);
         pthread_mutex_lock(&w->queue.lock);
     }
+    spool_fork_prepare();
 }
 
 void
 writer_fork_parent(void)
 {
+    spool_fork_parent();
     for (writer *w = live_writers; w != NULL; w = w->next_live) {
         pthread_mutex_unlock(&w->queue.lock);
+        pthread_mutex_unlock(&w->spool_lock);
     }
     pthread_mutex_unlock(&live_writers_lock);
 }
@@ -857,9 +1015,11 @@ writer_fork_parent(void)
 void
 writer_fork_child(void)
 {
+    spool_fork_child();
     pthread_mutex_init(&live_writers_lock, NULL);
     for (writer *w = live_writers; w != NULL; w = w->next_live) {
-        if (event_queue_reinit_in_child(&w->queue) < 0) {
+        if (event_queue_reinit_in_child(&w->queue) < 0 ||
+            pthread_mutex_init(&w->spool_lock, NULL) != 0) {
             /* cannot happen with default attributes; nothing else to do */
             abort();
         }
@@ -884,8 +1044,11 @@ writer_fork_child(void)
             w->stop_flag = 0;
         }
         w->spool_mode = false;
+        w->own_spool_pending = 0;
+        w->own_spool_dirty = false;
         w->ever_connected = false;
         w->next_orphan_scan = 0;
+        w->next_marker_prune = 0;
         w->backoff_s = w->config.backoff_initial_s;
         w->submitted = w->settled = 0;
         w->flush_requests = 0;

@@ -5,8 +5,9 @@
  * Owns: the queue and every record in it, the writer pthread, the sink, the
  * spool files it writes, its stats.  Pure C, no Python, never needs the GIL.
  * Functions marked "caller thread" are called from Python threads with the
- * GIL RELEASED when they may block (flush, close), or held when they never
- * block on I/O for more than a local file append (submit).
+ * GIL RELEASED when they may block on a lock held across I/O or wait for
+ * the thread (submit, flush, close), or held when they only ever take a
+ * lock that is never held across I/O (try_enqueue, get_stats).
  */
 #ifndef QBEL_WRITER_H
 #define QBEL_WRITER_H
@@ -48,10 +49,11 @@ typedef struct writer writer;
  * NULL on OOM or when spool_dir cannot be created (errno set). */
 writer *writer_new(const writer_config *config);
 
-/* Caller thread.  Takes ownership of `record` in every case.  Queues it
- * (starting the writer thread on first use), or when the queue is full
- * appends it to this process's spool file.  Returns 0 queued, 1 spooled,
- * -1 dropped (counted in stats.dropped).  Never touches the network. */
+/* Caller thread, GIL released.  Takes ownership of `record` in every
+ * case.  Queues it (starting the writer thread on first use), or when the
+ * queue is full appends it to this process's spool file.  Returns 0
+ * queued, 1 spooled, -1 dropped (counted in stats.dropped).  Never touches
+ * the network. */
 int writer_submit(writer *w, event_record *record);
 
 /* Caller thread, GIL held: the non-blocking half of writer_submit.  Queues
@@ -67,12 +69,14 @@ bool writer_flush(writer *w, double timeout_s);
 
 /* Caller thread, GIL released.  Flush for at most timeout_s, stop the
  * thread, and move whatever is not committed (queue and in-flight batch,
- * with its batch id) to the spool.  Idempotent. */
+ * with its batch id) to the spool.  Idempotent, and safe while other
+ * threads are in submit/flush/close: it never frees the writer (only
+ * writer_free does).  Later submits go to the spool. */
 void writer_close(writer *w, double timeout_s);
 
 void writer_get_stats(writer *w, writer_stats *out);
 
-/* Close (if not closed) and free. */
+/* Close (if not closed) and free.  No other thread may be using `w`. */
 void writer_free(writer *w);
 
 /* Caller thread, GIL released.  Replay every unclaimed spool file in

@@ -370,3 +370,117 @@ def test_close_while_the_server_hangs_spools_the_in_flight_batch(fresh_mariadb, 
     # way each event is in the table exactly once
     assert wait_for(lambda: not spool_files(spool), timeout=5)
     assert_exactly(server, range(301))
+
+
+def test_sync_log_times_out_while_the_server_is_down_and_still_writes(fresh_mariadb, tmp_path):
+    """sync=True waits at most sync_timeout: TimeoutError, but the event stays
+    queued and is written once the server is back (not lost, not doubled)."""
+    server = fresh_mariadb
+    logger = DBEventLogger(server.url, spool_dir=str(tmp_path), sync=True, sync_timeout=1.0,
+                           flush_interval=0.01, connect_timeout=1, read_timeout=2,
+                           write_timeout=2, backoff_initial=0.05, backoff_max=0.5)
+    logger.log(uid=1, event_type="CLICK", event_data={"seq": 0})
+    assert_exactly(server, [0])
+    server.pause()
+    try:
+        with pytest.raises(TimeoutError, match="queued but not yet committed.*still write"):
+            logger.log(uid=1, event_type="CLICK", event_data={"seq": 1})
+    finally:
+        server.resume()
+    server.kill()
+    with pytest.raises(TimeoutError, match="queued but not yet committed"):
+        logger.log(uid=1, event_type="CLICK", event_data={"seq": 2})
+    server.restart()
+    logger.log(uid=1, event_type="CLICK", event_data={"seq": 3})  # commits all before it
+    logger.close()
+    assert logger.stats()["spooled"] == 0
+    assert_exactly(server, range(4))
+
+
+def test_sync_timeout_option(tmp_path):
+    url = "mysql://u:p@127.0.0.1:1/db"
+    DBEventLogger(url, spool_dir=str(tmp_path), sync_timeout=None).close(timeout=0)
+    for bad in (-1, float("nan")):
+        with pytest.raises(ValueError, match="sync_timeout"):
+            DBEventLogger(url, spool_dir=str(tmp_path), sync_timeout=bad)
+    logger = DBEventLogger(url, spool_dir=str(tmp_path), sync=True, sync_timeout=0,
+                           backoff_initial=5, backoff_max=5)
+    with pytest.raises(TimeoutError):
+        logger.log(uid=1, event_type="CLICK", event_data={})
+    assert logger.stats()["enqueued"] == 1
+    logger.close(timeout=0)
+    assert logger.stats()["spooled"] == 1
+
+
+def open_spool_fds(spool):
+    """Descriptors of this process that point at spool files in `spool`."""
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith(spool + "/") and target.endswith(".spool"):
+            found.append(target)
+    return found
+
+
+def test_fork_child_does_not_keep_a_claimed_spool_file(fresh_mariadb, tmp_path):
+    """A child forked while the parent's writer replays an orphaned spool file
+    closes its copy of the claimed descriptor (whose flock it would otherwise
+    hold for as long as it lives)."""
+    server = fresh_mariadb
+    spool = str(tmp_path)
+    line = ('{"created_at":"2023-11-14T22:13:20.000000+00:00","uid":null,"event_type":"CLICK",'
+            '"batch":"","event_data":{"seq":%d}}\n')
+    total = 200000
+    with open(os.path.join(spool, "qbel-20200101000000-1-00112233aabbccdd.spool"), "w") as out:
+        out.writelines(line % seq for seq in range(total))
+    logger = DBEventLogger(server.url, spool_dir=spool, flush_interval=0.01, read_timeout=60,
+                           write_timeout=60)
+    logger.log(uid=None, event_type="CLICK", event_data={"seq": -1})  # starts the writer
+    assert wait_for(lambda: open_spool_fds(spool), timeout=30, interval=0.001), \
+        "the writer never claimed the orphan"
+    server.pause()  # the replay now waits in a DB call, the file claimed
+    try:
+        assert open_spool_fds(spool)
+        pid = os.fork()
+        if pid == 0:
+            os._exit(min(len(open_spool_fds(spool)), 100))
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0, "the child kept a spool descriptor"
+    finally:
+        server.resume()
+    assert logger.flush(timeout=120)
+    logger.close()
+    assert_exactly(server, range(-1, total))
+    assert not spool_files(spool)
+
+
+def test_unreadable_lines_are_dead_lettered_once_across_retries(fresh_mariadb, tmp_path):
+    """A replay that fails after reading a bad line, then succeeds, leaves one
+    dead letter for it, not one per attempt."""
+    from querybook_eventlog import _core
+    from querybook_eventlog._url import parse_database_url
+
+    server = fresh_mariadb
+    spool = str(tmp_path)
+    good = ('{"created_at":"2023-11-14T22:13:20.123456+00:00","uid":null,"event_type":"CLICK",'
+            '"batch":"","event_data":{"seq":%d}}\n')
+    with open(os.path.join(spool, "qbel-20200101000000-1-0badbadbadbad000.spool"), "w") as out:
+        out.write(good % 0)
+        out.write("garbage line\n")
+        out.writelines(good % seq for seq in range(1, 2500))
+    parts = parse_database_url(server.url)
+    # the table does not exist yet: the first group fails after the bad line was read
+    for _ in range(2):
+        with pytest.raises(RuntimeError, match="replay failed"):
+            _core._replay_spool(parts, spool, "later_table")
+    assert not glob.glob(os.path.join(spool, "qbel-dead-*.jsonl"))
+    server.sql("CREATE TABLE later_table LIKE event_log")
+    assert _core._replay_spool(parts, spool, "later_table") == 2500
+    assert_exactly(server, range(2500), table="later_table")
+    letters = [json.loads(line) for path in glob.glob(os.path.join(spool, "qbel-dead-*.jsonl"))
+               for line in open(path)]
+    assert [(letter["raw"], letter["line"]) for letter in letters] == [("garbage line", 2)]
+    assert not spool_files(spool)

@@ -299,3 +299,36 @@ def test_subclass_and_weakref(db, make_logger, tmp_path):
     logger.close()
     assert db.count_events() == 1
     assert isinstance(qe.get_event_logger_class("db"), DBEventLogger)
+
+
+def test_housekeeping_prunes_old_markers_and_stale_temporaries(db, make_logger, tmp_path):
+    """Once connected, the writer deletes batch markers older than 7 days and
+    '.tmp-' spool files older than an hour that nobody holds locked."""
+    import fcntl
+    import time
+
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    old = time.time() - 2 * 3600
+    stale, fresh, locked = (spool / f".tmp-qbel-{name}.spool" for name in ("a", "b", "c"))
+    for path in (stale, fresh, locked):
+        path.write_text("")
+    os.utime(stale, (old, old))
+    os.utime(locked, (old, old))
+    holder = open(locked)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    logger = make_logger()
+    logger.log(uid=1, event_type="CLICK", event_data={"first": True})
+    assert logger.flush(timeout=30)
+    db.sql("INSERT INTO event_log_qbel_batches VALUES "
+           "('old-marker', UTC_TIMESTAMP() - INTERVAL 30 DAY), "
+           "('recent-marker', UTC_TIMESTAMP() - INTERVAL 1 DAY)")
+    # a new logger (a new writer thread) prunes right after connecting
+    second = make_logger()
+    second.log(uid=1, event_type="CLICK", event_data={"second": True})
+    assert second.flush(timeout=30)
+    markers = {row[0] for row in db.sql("SELECT batch_id FROM event_log_qbel_batches")}
+    assert "old-marker" not in markers and "recent-marker" in markers
+    assert not stale.exists()
+    assert fresh.exists() and locked.exists()
+    holder.close()
