@@ -40,7 +40,7 @@ def event_mix(count, seed=7):
     rng = random.Random(seed)
     components = ["DataDocNavigator", "QueryEditor", "SearchBar", "BoardItem", "TableView"]
     events = []
-    for i in range(count):
+    for _ in range(count):
         kind = rng.random()
         uid = rng.randint(1, 100)
         if kind < 0.6:
@@ -258,7 +258,6 @@ def main():
     events = event_mix(max(INGEST_ROWS, CALLER_ROWS))
     server = MariaDBServer()
     server.start()
-    rows = []
     try:
         with tempfile.TemporaryDirectory() as spool:
             ours_ns = caller_side(server, events[:CALLER_ROWS], spool)
@@ -281,9 +280,10 @@ def main():
     print(f"| sustained ingest, log() to committed | {ours_rate:,.0f} rows/s | "
           f"{load_rate:,.0f} rows/s (LOAD DATA LOCAL INFILE, ceiling) | "
           f"{ours_rate / load_rate:.2f}x (target >= 0.8x) |")
+    python_ratio = None if python_rate is None else ours_rate / python_rate
     print(f"| sustained ingest | {ours_rate:,.0f} rows/s | "
           f"{'n/a' if python_rate is None else f'{python_rate:,.0f} rows/s'} "
-          f"(orjson + MySQLdb executemany x1000, thread) | {ratio(None if python_rate is None else ours_rate / python_rate, 2.5)} |")
+          f"(orjson + MySQLdb executemany x1000, thread) | {ratio(python_ratio, 2.5)} |")
     print(f"| RSS growth, server down, {3 * 100_000:,} events logged | "
           f"{growth / 2**20:.1f} MiB | max_queue_bytes {limit / 2**20:.0f} MiB | "
           f"{'under' if growth < limit + (16 << 20) else 'OVER'} limit + 16 MiB "

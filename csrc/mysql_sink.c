@@ -40,6 +40,8 @@
  * uid, type, separators, length prefixes, indicators). */
 #define ROW_OVERHEAD 96
 #define FALLBACK_MAX_ALLOWED_PACKET (4UL * 1024 * 1024)
+/* Statements larger than this gain no speed, only client memory. */
+#define STATEMENT_SIZE_CAP (8UL * 1024 * 1024)
 #define INSERT_COLUMNS "(created_at, uid, event_type, event_data)"
 
 struct mysql_sink {
@@ -233,7 +235,8 @@ static mysql_sink_status
 statement_failure(mysql_sink *sink)
 {
     MYSQL_STMT *stmt = sink->insert_stmt;
-    return classify(sink, mysql_stmt_errno(stmt), mysql_stmt_sqlstate(stmt), mysql_stmt_error(stmt));
+    return classify(sink, mysql_stmt_errno(stmt), mysql_stmt_sqlstate(stmt),
+                    mysql_stmt_error(stmt));
 }
 
 /* ------------------------------------------------------------- lifecycle */
@@ -332,7 +335,8 @@ mysql_sink_abandon(mysql_sink *sink)
                 close(fd);
                 sink->mysql = NULL; /* deliberately leaked, see above */
                 sink->insert_stmt = NULL;
-            } else {
+            }
+            else {
                 close(null_fd);
             }
         }
@@ -468,7 +472,8 @@ static mysql_sink_status
 set_option(mysql_sink *sink, MYSQL *mysql, enum mysql_option option, const void *value)
 {
     if (mysql_optionsv(mysql, option, value) != 0) {
-        set_error(sink, mysql_errno(mysql), mysql_sqlstate(mysql), "cannot set a connection option");
+        set_error(sink, mysql_errno(mysql), mysql_sqlstate(mysql),
+                  "cannot set a connection option");
         return MYSQL_SINK_SERVER_ERROR;
     }
     return MYSQL_SINK_OK;
@@ -478,10 +483,12 @@ static mysql_sink_status
 apply_options(mysql_sink *sink, MYSQL *mysql)
 {
     const mysql_sink_config *c = &sink->config;
-    unsigned int connect_timeout = c->connect_timeout_s ? c->connect_timeout_s : DEFAULT_CONNECT_TIMEOUT_S;
+    unsigned int connect_timeout =
+        c->connect_timeout_s ? c->connect_timeout_s : DEFAULT_CONNECT_TIMEOUT_S;
     unsigned int read_timeout = c->read_timeout_s ? c->read_timeout_s : DEFAULT_READ_TIMEOUT_S;
     unsigned int write_timeout = c->write_timeout_s ? c->write_timeout_s : DEFAULT_WRITE_TIMEOUT_S;
     my_bool no = 0, yes = 1;
+    unsigned int no_local_infile = 0;
     const char *charset = c->charset != NULL ? c->charset : "utf8mb4";
     bool wants_tls = c->ssl_ca != NULL || c->ssl_cert != NULL || c->ssl_key != NULL ||
                      c->ssl_verify_cert == 1;
@@ -492,7 +499,10 @@ apply_options(mysql_sink *sink, MYSQL *mysql)
         /* We reconnect ourselves: a silent reconnect would lose the
          * transaction and the session settings. */
         (status = set_option(sink, mysql, MYSQL_OPT_RECONNECT, &no)) ||
-        (status = set_option(sink, mysql, MYSQL_SET_CHARSET_NAME, charset))) {
+        (status = set_option(sink, mysql, MYSQL_SET_CHARSET_NAME, charset)) ||
+        /* A hostile server may answer any query with a LOAD DATA LOCAL
+         * request for a client file; we never need it. */
+        (status = set_option(sink, mysql, MYSQL_OPT_LOCAL_INFILE, &no_local_infile))) {
         return status;
     }
     if ((c->ssl_ca && (status = set_option(sink, mysql, MYSQL_OPT_SSL_CA, c->ssl_ca))) ||
@@ -529,7 +539,8 @@ set_up_session(mysql_sink *sink)
         return status;
     }
     int length = snprintf(sql, sizeof(sql),
-                          "CREATE TABLE IF NOT EXISTS %s (batch_id VARCHAR(64) NOT NULL PRIMARY KEY, "
+                          "CREATE TABLE IF NOT EXISTS %s ("
+                          "batch_id VARCHAR(64) NOT NULL PRIMARY KEY, "
                           "committed_at DATETIME NOT NULL, INDEX (committed_at)) "
                           "ENGINE=InnoDB DEFAULT CHARSET=ascii",
                           sink->marker_quoted);
@@ -539,7 +550,8 @@ set_up_session(mysql_sink *sink)
     if (sink->config.create_table) {
         /* Querybook's schema minus the foreign key: there may be no user table. */
         length = snprintf(sql, sizeof(sql),
-                          "CREATE TABLE IF NOT EXISTS %s (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, "
+                          "CREATE TABLE IF NOT EXISTS %s ("
+                          "id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, "
                           "created_at DATETIME NULL, uid INT NULL, "
                           "event_type ENUM('API','WEBSOCKET','VIEW','CLICK') NULL, "
                           "event_data JSON NULL, INDEX ix_%.*s_event_type (event_type)) "
@@ -762,7 +774,8 @@ fill_columns(mysql_sink *sink, event_record *const *records, size_t count)
          * the server round 23:59:59.6 into the next day. */
         sink->time_pointers[rows] = time;
         sink->uids[rows] = record->uid;
-        sink->uid_indicators[rows] = record->uid_is_null ? STMT_INDICATOR_NULL : STMT_INDICATOR_NONE;
+        sink->uid_indicators[rows] =
+            record->uid_is_null ? STMT_INDICATOR_NULL : STMT_INDICATOR_NONE;
         const char *type_name = event_type_name(record->event_type);
         sink->type_names[rows] = type_name != NULL ? type_name : "";
         sink->type_lengths[rows] = type_name != NULL ? (unsigned long)strlen(type_name) : 0;
@@ -802,11 +815,20 @@ execute_bulk(mysql_sink *sink, size_t first, size_t rows)
     return MYSQL_SINK_OK;
 }
 
+/* Bytes per statement: under max_allowed_packet, at most STATEMENT_SIZE_CAP
+ * (one larger row still goes alone). */
+static size_t
+statement_size_limit(const mysql_sink *sink)
+{
+    size_t limit = row_size_limit(sink);
+    return limit < STATEMENT_SIZE_CAP ? limit : STATEMENT_SIZE_CAP;
+}
+
 /* All filled rows, in executions that each fit in one packet. */
 static mysql_sink_status
 insert_bulk(mysql_sink *sink, size_t rows)
 {
-    size_t limit = row_size_limit(sink);
+    size_t limit = statement_size_limit(sink);
     size_t first = 0;
     while (first < rows) {
         size_t bytes = 0, end = first;
@@ -873,13 +895,15 @@ append_row_text(mysql_sink *sink, const event_record *record, bool separator)
     int prefix;
     if (record->uid_is_null) {
         prefix = sprintf(out, "%s('%s',NULL,", separator ? "," : "", created_at);
-    } else {
+    }
+    else {
         prefix = sprintf(out, "%s('%s',%ld,", separator ? "," : "", created_at, (long)record->uid);
     }
     out += prefix;
     if (type_name != NULL) {
         out += sprintf(out, "'%s','", type_name);
-    } else {
+    }
+    else {
         out += sprintf(out, "NULL,'");
     }
     unsigned long escaped = mysql_real_escape_string(sink->mysql, out, record->json,
@@ -898,7 +922,7 @@ append_row_text(mysql_sink *sink, const event_record *record, bool separator)
 static mysql_sink_status
 insert_text(mysql_sink *sink, event_record *const *records, size_t count)
 {
-    size_t limit = row_size_limit(sink);
+    size_t limit = statement_size_limit(sink);
     size_t rows_in_statement = 0;
     if (start_insert_text(sink) < 0) {
         return out_of_memory(sink);
@@ -1081,7 +1105,8 @@ mysql_sink_write_batch(mysql_sink *sink, const char *batch_id, event_record *con
     }
     if (mysql_sink_uses_bulk_binding(sink)) {
         status = insert_bulk(sink, fill_columns(sink, records, count));
-    } else {
+    }
+    else {
         status = insert_text(sink, records, count);
     }
     if (status != MYSQL_SINK_OK) {

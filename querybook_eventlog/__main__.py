@@ -120,6 +120,8 @@ def demo(args: argparse.Namespace) -> int:
             stats = db.stats()
             print("   stats:", {k: stats[k] for k in ("enqueued", "written", "batches")})
             db.close()
+            if server is not None:
+                print("   rows in event_log:", server.count_events())
     finally:
         if server is not None:
             server.stop()

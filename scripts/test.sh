@@ -8,6 +8,9 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 source scripts/setup_env.sh
 
+echo "== lint (ruff)"
+"$(dirname "$PY")/ruff" check querybook_eventlog tests bench
+
 echo "== tests (normal build, -Wall -Wextra -Werror)"
 "$PY" -m pytest -q -p no:cacheprovider tests "$@"
 

@@ -9,7 +9,7 @@ server instead; the methods that need a private server (kill, restart, pause)
 then skip the calling test.
 
     server = MariaDBServer(); server.start()
-    server.url      # mysql+pymysql://qbel:<percent-encoded>@127.0.0.1:<port>/querybook?charset=utf8mb4
+    server.url  # mysql+pymysql://qbel:<pct-encoded>@127.0.0.1:<port>/querybook?charset=utf8mb4
     server.sql("SELECT COUNT(*) FROM event_log")  # [["0"]]
     server.stop()
 """
@@ -337,7 +337,20 @@ def _launch(mariadbd, datadir, sock, port, pid_file, error_log) -> subprocess.Po
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,  # a ^C to pytest must not hit the server first
+        preexec_fn=_die_with_parent,
     )
+
+
+def _die_with_parent() -> None:
+    """Runs in the forked child before exec: a test run killed with SIGKILL
+    (no atexit) must not leave servers behind.  Linux only; best effort."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except Exception:  # noqa: BLE001
+        pass
 
 
 def _wait_ready(process, client, sock, error_log) -> None:
@@ -415,7 +428,8 @@ def _template_datadir() -> str:
         try:
             _wait_ready(process, client, sock, error_log)
             setup = subprocess.run(
-                [client, "--no-defaults", "-S", sock, "-u", "root", "-e", CREATE_DATABASE + TABLES + GRANTS],
+                [client, "--no-defaults", "-S", sock, "-u", "root",
+                 "-e", CREATE_DATABASE + TABLES + GRANTS],
                 capture_output=True,
                 text=True,
                 timeout=60,

@@ -165,7 +165,7 @@ def test_close_racing_log_and_flush_loses_nothing(db, tmp_path):
     assert stats["dropped"] == 0
     expected = sorted(seq for part in accepted for seq in part)
     assert stats["enqueued"] == len(expected)
-    del logger
+
     with DBEventLogger(db.url, spool_dir=spool, flush_interval=0.01) as replayer:
         replayer.log(uid=1, event_type="CLICK", event_data={"seq": -1})
         assert replayer.flush(timeout=60)

@@ -158,7 +158,7 @@ def test_bool_is_not_int():
 
 
 def test_non_str_keys_as_json_converts_them():
-    data = {1: "a", 1.5: "b", True: "c", None: "d", -7: "e", 10**30: "f", 2.0: "g"}
+    data = {1: "a", 1.5: "b", True: "c", None: "d", -7: "e", 10**30: "f", 2.0: "g"}  # noqa: F601
     # True == 1 shares a slot with 1; json and qe agree regardless
     assert qe.dumps(data) == compact(data).encode()
     assert qe.dumps({False: 0, None: 1}) == b'{"false":0,"null":1}'

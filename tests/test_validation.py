@@ -101,7 +101,7 @@ GOOD = [
 
 @pytest.mark.parametrize("uid, event_type, event_data, timestamp", GOOD)
 def test_good_input_accepted(uid, event_type, event_data, timestamp):
-    for logger, written in loggers():
+    for logger, _written in loggers():
         assert logger.log(uid, event_type, event_data, timestamp) is None
 
 
