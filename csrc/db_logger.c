@@ -301,6 +301,20 @@ default_spool_dir(void)
     return path;
 }
 
+/* The tests' fault injection: env QBEL_TEST_DROP_AFTER_COMMIT=N cuts the
+ * connection after every Nth COMMIT is sent (see mysql_sink_config). */
+static unsigned int
+test_fault_every(void)
+{
+    const char *text = getenv("QBEL_TEST_DROP_AFTER_COMMIT");
+    if (text == NULL || *text == '\0') {
+        return 0;
+    }
+    char *end;
+    unsigned long every = strtoul(text, &end, 10);
+    return *end == '\0' && every <= 1000000 ? (unsigned int)every : 0;
+}
+
 static void
 refuse_reinit(void)
 {
@@ -453,6 +467,7 @@ db_logger_init(PyObject *op, PyObject *args, PyObject *kwargs)
         config.sink.read_timeout_s = (unsigned int)read_timeout;
         config.sink.write_timeout_s = (unsigned int)write_timeout;
         config.sink.create_table = create_table != 0;
+        config.sink.test_drop_after_commit_every = test_fault_every();
         config.batch_size = (size_t)batch_size;
         config.flush_interval_s = flush_interval;
         config.max_queue_bytes = (size_t)max_queue_bytes;

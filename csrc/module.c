@@ -7,14 +7,20 @@
 
 #include "writer.h"
 
-static pthread_once_t fork_handlers_once = PTHREAD_ONCE_INIT;
+static pthread_once_t process_init_once = PTHREAD_ONCE_INIT;
+static int process_init_status = 0;
 
-/* pthread_atfork is process-wide by nature; the writers it visits live on
- * a process-wide list in writer.c.  Registered once per process. */
+/* Once per process: Connector/C's library init (not thread-safe when left
+ * to the first mysql_init) and the fork handlers.  pthread_atfork is
+ * process-wide by nature; the writers it visits live on a process-wide
+ * list in writer.c. */
 static void
-register_fork_handlers(void)
+process_init(void)
 {
-    pthread_atfork(writer_fork_prepare, writer_fork_parent, writer_fork_child);
+    if (mysql_sink_library_init() < 0 ||
+        pthread_atfork(writer_fork_prepare, writer_fork_parent, writer_fork_child) != 0) {
+        process_init_status = -1;
+    }
 }
 
 static int
@@ -152,7 +158,13 @@ module_exec(PyObject *module)
     if (register_atexit(module) < 0) {
         return -1;
     }
-    pthread_once(&fork_handlers_once, register_fork_handlers);
+    pthread_once(&process_init_once, process_init);
+    if (process_init_status < 0) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "querybook_eventlog: MariaDB Connector/C or fork handlers failed to "
+                        "initialise");
+        return -1;
+    }
     return 0;
 }
 

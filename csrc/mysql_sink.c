@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <errmsg.h>
@@ -51,6 +52,7 @@ struct mysql_sink {
     bool bulk_enabled;         /* mysql_sink_set_bulk_binding_enabled */
     bool server_supports_bulk; /* of the current connection */
     unsigned long max_allowed_packet;
+    unsigned int commits_until_fault; /* test fault injection counter */
 
     char table_quoted[TABLE_NAME_MAX + 3];                       /* `event_log` */
     char marker_quoted[TABLE_NAME_MAX + sizeof(MARKER_SUFFIX) + 2]; /* `event_log_qbel_batches` */
@@ -298,6 +300,12 @@ free_buffers(mysql_sink *sink)
     free(sink->text);
 }
 
+int
+mysql_sink_library_init(void)
+{
+    return mysql_library_init(0, NULL, NULL) == 0 ? 0 : -1;
+}
+
 void
 mysql_sink_free(mysql_sink *sink)
 {
@@ -317,29 +325,19 @@ mysql_sink_abandon(mysql_sink *sink)
         return;
     }
     if (sink->mysql != NULL) {
-        /* The child shares the parent's socket: anything written to it (a
-         * COM_STMT_CLOSE, COM_QUIT or TLS close_notify from mysql_close)
-         * would end the parent's session.  Point our descriptor at /dev/null
-         * first; Connector/C's send() then fails harmlessly (ENOTSOCK) and
-         * mysql_close still frees every byte.  Only the forking thread
-         * exists in the child, so the descriptor number cannot be reused
-         * under us.  Without /dev/null, close the descriptor and leak the
-         * handle rather than risk writing to a reused descriptor. */
+        /* The child shares the parent's socket, and the parent's writer
+         * thread may have been inside a Connector/C call on this handle at
+         * the moment of fork, leaving it half-updated.  Anything mysql_close
+         * sent (COM_QUIT, a TLS close_notify) would end the parent's
+         * session, and freeing a half-updated handle may misbehave.  So
+         * close our copy of the descriptor only and leak the handle: a few
+         * KiB once per fork of a process that had a connection. */
         my_socket fd = mysql_get_socket(sink->mysql);
         if (fd >= 0) {
-            int null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
-            if (null_fd < 0 || dup3(null_fd, fd, O_CLOEXEC) < 0) {
-                if (null_fd >= 0) {
-                    close(null_fd);
-                }
-                close(fd);
-                sink->mysql = NULL; /* deliberately leaked, see above */
-                sink->insert_stmt = NULL;
-            }
-            else {
-                close(null_fd);
-            }
+            close(fd);
         }
+        sink->mysql = NULL;
+        sink->insert_stmt = NULL;
     }
     mysql_sink_free(sink);
 }
@@ -997,9 +995,28 @@ insert_marker(mysql_sink *sink, const char *batch_id, mysql_sink_status *status_
     return 1;
 }
 
+/* The injected fault (see mysql_sink_config): COMMIT reaches the server,
+ * its reply never reaches us.  The server commits, we see the connection
+ * lost and cannot know — exactly what the marker row resolves. */
+static mysql_sink_status
+commit_then_cut_connection(mysql_sink *sink)
+{
+    if (mysql_send_query(sink->mysql, "COMMIT", 6) != 0) {
+        return connection_failure(sink);
+    }
+    shutdown(mysql_get_socket(sink->mysql), SHUT_RDWR);
+    (void)mysql_read_query_result(sink->mysql);
+    return connection_failure(sink);
+}
+
 static mysql_sink_status
 commit(mysql_sink *sink)
 {
+    unsigned int every = sink->config.test_drop_after_commit_every;
+    if (every > 0 && ++sink->commits_until_fault >= every) {
+        sink->commits_until_fault = 0;
+        return commit_then_cut_connection(sink);
+    }
     if (mysql_commit(sink->mysql) != 0) {
         return connection_failure(sink);
     }

@@ -35,6 +35,10 @@ typedef struct mysql_sink_config {
     char *table;          /* validated identifier, default "event_log" */
     unsigned int connect_timeout_s, read_timeout_s, write_timeout_s;
     bool create_table;    /* CREATE TABLE IF NOT EXISTS <table> on connect */
+    /* Fault injection for the tests only (env QBEL_TEST_DROP_AFTER_COMMIT,
+     * read by db_logger.c): every Nth COMMIT is sent and then the
+     * connection is cut before its reply — the ambiguous commit.  0: off. */
+    unsigned int test_drop_after_commit_every;
 } mysql_sink_config;
 
 /* Deep-copy `source` into `target` (strings strdup'd).  0, or -1 on OOM
@@ -60,6 +64,10 @@ typedef struct mysql_sink_rejection {
     const event_record *record;
     char error[MYSQL_SINK_ERROR_MAX]; /* "<errno> (<sqlstate>): <message>" */
 } mysql_sink_rejection;
+
+/* Initialise Connector/C once per process, before any thread may call
+ * mysql_init (its lazy initialisation is not thread-safe).  0 or -1. */
+int mysql_sink_library_init(void);
 
 /* New, unconnected sink.  NULL on OOM. */
 mysql_sink *mysql_sink_new(const mysql_sink_config *config);

@@ -43,3 +43,16 @@ def fresh_mariadb():
         yield server
     finally:
         server.cleanup()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_default_spool_dir(tmp_path_factory):
+    """A logger made without spool_dir must not share the machine's default
+    spool directory with other runs (it would replay their files)."""
+    previous = os.environ.get("QBEL_SPOOL_DIR")
+    os.environ["QBEL_SPOOL_DIR"] = str(tmp_path_factory.mktemp("default-spool"))
+    yield
+    if previous is None:
+        os.environ.pop("QBEL_SPOOL_DIR", None)
+    else:
+        os.environ["QBEL_SPOOL_DIR"] = previous

@@ -269,7 +269,7 @@ class MariaDBServer:
         (external).  Rows as lists of strings (NULL -> None).  Raises
         MariaDBServerError with the client's message on failure."""
         command = [self._client, "--no-defaults", "-N", "-B", "--connect-timeout=10"]
-        env = dict(os.environ)
+        env = tool_environment()
         if self.private:
             command += ["-S", self.socket, "-u", "root"]
         elif self.socket:
@@ -312,6 +312,13 @@ class MariaDBServer:
         self.sql(TABLES)
 
 
+def tool_environment() -> dict:
+    """os.environ without the sanitizer runtime: the sanitizer test pass
+    preloads libasan into Python, and the server and client must not get it."""
+    return {key: value for key, value in os.environ.items()
+            if key not in ("LD_PRELOAD", "ASAN_OPTIONS", "UBSAN_OPTIONS")}
+
+
 def _launch(mariadbd, datadir, sock, port, pid_file, error_log) -> subprocess.Popen:
     command = [
         mariadbd,
@@ -336,6 +343,7 @@ def _launch(mariadbd, datadir, sock, port, pid_file, error_log) -> subprocess.Po
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env=tool_environment(),
         start_new_session=True,  # a ^C to pytest must not hit the server first
         preexec_fn=_die_with_parent,
     )
@@ -364,6 +372,7 @@ def _wait_ready(process, client, sock, error_log) -> None:
         if os.path.exists(sock):
             probe = subprocess.run(
                 [client, "--no-defaults", "-S", sock, "-u", "root", "-N", "-B", "-e", "SELECT 1"],
+                env=tool_environment(),
                 capture_output=True,
                 text=True,
                 timeout=30,
@@ -410,6 +419,7 @@ def _template_datadir() -> str:
                 "--skip-test-db",
                 "--innodb-log-file-size=64M",
             ],
+            env=tool_environment(),
             capture_output=True,
             text=True,
             timeout=120,
@@ -430,6 +440,7 @@ def _template_datadir() -> str:
             setup = subprocess.run(
                 [client, "--no-defaults", "-S", sock, "-u", "root",
                  "-e", CREATE_DATABASE + TABLES + GRANTS],
+                env=tool_environment(),
                 capture_output=True,
                 text=True,
                 timeout=60,
