@@ -120,8 +120,10 @@ class MariaDBServerError(RuntimeError):
 class MariaDBServer:
     """A private mariadbd (or, with `external_url`, an existing server)."""
 
-    def __init__(self, external_url: str | None = None, base_dir: str | None = None):
+    def __init__(self, external_url: str | None = None, base_dir: str | None = None,
+                 extra_args: list | None = None):
         self.private = external_url is None
+        self.extra_args = list(extra_args or [])  # more mariadbd options (e.g. TLS)
         self.process: subprocess.Popen | None = None
         self.paused = False
         self.base_dir = None
@@ -178,7 +180,8 @@ class MariaDBServer:
         if not os.path.isdir(self.datadir):
             shutil.copytree(_template_datadir(), self.datadir, symlinks=True)
         self.process = _launch(
-            self._mariadbd, self.datadir, self.socket, self.port, self.pid_file, self.error_log
+            self._mariadbd, self.datadir, self.socket, self.port, self.pid_file, self.error_log,
+            self.extra_args,
         )
         self.paused = False
         _wait_ready(self.process, self._client, self.socket, self.error_log)
@@ -319,7 +322,7 @@ def tool_environment() -> dict:
             if key not in ("LD_PRELOAD", "ASAN_OPTIONS", "UBSAN_OPTIONS")}
 
 
-def _launch(mariadbd, datadir, sock, port, pid_file, error_log) -> subprocess.Popen:
+def _launch(mariadbd, datadir, sock, port, pid_file, error_log, extra_args=()) -> subprocess.Popen:
     command = [
         mariadbd,
         "--no-defaults",
@@ -337,6 +340,7 @@ def _launch(mariadbd, datadir, sock, port, pid_file, error_log) -> subprocess.Po
         "--innodb-flush-log-at-trx-commit=2",
         "--max-connections=200",
         f"--log-error={error_log}",
+        *extra_args,
     ]
     return subprocess.Popen(
         command,
