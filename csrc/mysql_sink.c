@@ -1006,7 +1006,11 @@ commit_then_cut_connection(mysql_sink *sink)
     }
     shutdown(mysql_get_socket(sink->mysql), SHUT_RDWR);
     (void)mysql_read_query_result(sink->mysql);
-    return connection_failure(sink);
+    /* the OK may have arrived before the shutdown (a slow client): the
+     * read then succeeds and mysql_errno is 0, which is no connection
+     * error.  The fault is a lost reply either way. */
+    return classify(sink, CR_SERVER_LOST, "HY000",
+                    "Lost connection to server after COMMIT (injected)");
 }
 
 static mysql_sink_status
@@ -1175,7 +1179,11 @@ mysql_sink_batch_committed(mysql_sink *sink, const char *batch_id, mysql_sink_st
     char escaped[2 * MYSQL_SINK_BATCH_ID_MAX + 1];
     char sql[sizeof(escaped) + sizeof(sink->marker_quoted) + 64];
     mysql_real_escape_string(sink->mysql, escaped, batch_id, (unsigned long)id_length);
-    int length = snprintf(sql, sizeof(sql), "SELECT 1 FROM %s WHERE batch_id = '%s'",
+    /* A locking read waits for the old session's transaction if the server
+     * is still finishing it; a plain read could say "not committed" just
+     * before that COMMIT lands. */
+    int length = snprintf(sql, sizeof(sql),
+                          "SELECT 1 FROM %s WHERE batch_id = '%s' LOCK IN SHARE MODE",
                           sink->marker_quoted, escaped);
     if ((*status_out = run(sink, sql, (size_t)length)) != MYSQL_SINK_OK) {
         return -1;

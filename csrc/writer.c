@@ -560,6 +560,13 @@ writer_thread_main(void *argument)
             w->batch_count = 0;
         }
     }
+    if (w->replaying_spool.fd >= 0) {
+        /* stopped mid-replay: unlock the file for a later replay now, not
+         * when the writer is freed (a closer that gave up on us won't) */
+        pthread_mutex_unlock(&w->queue.lock);
+        spool_file_close(&w->replaying_spool, false);
+        pthread_mutex_lock(&w->queue.lock);
+    }
     w->thread_alive = false;
     pthread_cond_broadcast(&w->queue.progress);
     bool free_it = w->free_when_thread_exits;
@@ -606,7 +613,9 @@ writer_try_enqueue(writer *w, event_record *record)
     if (!w->thread_alive && !w->thread_started) {
         start_thread_locked(w);
     }
-    else if (w->queue.count == w->config.batch_size) {
+    else if (w->queue.count == 1 || w->queue.count == w->config.batch_size) {
+        /* 1: an idle writer sleeps without a deadline (or until the next
+         * orphan scan); it must start the flush_interval clock */
         pthread_cond_signal(&w->queue.wake_writer);
     }
     pthread_mutex_unlock(&w->queue.lock);
@@ -683,6 +692,9 @@ writer_submit(writer *w, event_record *record)
         if (!w->thread_started) {
             start_thread_locked(w);
         }
+        else if (w->queue.count == 1 || w->queue.count == w->config.batch_size) {
+            pthread_cond_signal(&w->queue.wake_writer);
+        }
         pthread_mutex_unlock(&w->queue.lock);
         pthread_mutex_unlock(&w->spool_lock);
         return 0;
@@ -723,7 +735,17 @@ writer_submit(writer *w, event_record *record)
             pthread_cond_signal(&w->queue.wake_writer); /* to fdatasync it */
         }
     }
+    bool closed = w->closed; /* stable: close sets it under spool_lock */
     pthread_mutex_unlock(&w->queue.lock);
+    if (closed && w->own_spool.fd >= 0) {
+        /* nobody syncs or hands over this file any more: release it now,
+         * or it stays locked (unreplayable) until the writer is freed */
+        if (spool_file_sync(&w->own_spool) < 0) {
+            fprintf(stderr, "querybook_eventlog: cannot sync the spool file: %s\n",
+                    strerror(errno));
+        }
+        spool_file_close(&w->own_spool, false);
+    }
     pthread_mutex_unlock(&w->spool_lock);
     event_record_free(record);
     return result;

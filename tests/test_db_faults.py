@@ -376,7 +376,7 @@ def test_sync_log_times_out_while_the_server_is_down_and_still_writes(fresh_mari
     """sync=True waits at most sync_timeout: TimeoutError, but the event stays
     queued and is written once the server is back (not lost, not doubled)."""
     server = fresh_mariadb
-    logger = DBEventLogger(server.url, spool_dir=str(tmp_path), sync=True, sync_timeout=1.0,
+    logger = DBEventLogger(server.url, spool_dir=str(tmp_path), sync=True, sync_timeout=3.0,
                            flush_interval=0.01, connect_timeout=1, read_timeout=2,
                            write_timeout=2, backoff_initial=0.05, backoff_max=0.5)
     logger.log(uid=1, event_type="CLICK", event_data={"seq": 0})
@@ -391,7 +391,8 @@ def test_sync_log_times_out_while_the_server_is_down_and_still_writes(fresh_mari
     with pytest.raises(TimeoutError, match="queued but not yet committed"):
         logger.log(uid=1, event_type="CLICK", event_data={"seq": 2})
     server.restart()
-    logger.log(uid=1, event_type="CLICK", event_data={"seq": 3})  # commits all before it
+    assert logger.flush(timeout=60)
+    logger.log(uid=1, event_type="CLICK", event_data={"seq": 3})
     logger.close()
     assert logger.stats()["spooled"] == 0
     assert_exactly(server, range(4))

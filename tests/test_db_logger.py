@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -161,14 +162,23 @@ def test_sync_mode_writes_before_returning(db, make_logger):
     assert db.count_events() == 1
 
 
+def wait_for(predicate, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return predicate()
+
+
 def test_construct_without_connecting(tmp_path):
     spool = tmp_path / "spool"
-    logger = DBEventLogger("mysql+pymysql://user:hunter2@no-such-host.invalid:3306/qb",
+    # port 1 on loopback: refused at once, no DNS involved
+    logger = DBEventLogger("mysql+pymysql://user:hunter2@127.0.0.1:1/qb",
                            spool_dir=str(spool), connect_timeout=1, backoff_max=0.2)
     assert "hunter2" not in repr(logger)
     assert logger.stats()["enqueued"] == 0
     logger.log(uid=1, event_type="CLICK", event_data={"pending": 1})
     assert logger.flush(timeout=0.5) is False
+    assert wait_for(lambda: logger.stats()["last_error"])
     logger.close(timeout=0)
     stats = logger.stats()
     assert stats["spooled"] == 1 and stats["dropped"] == 0
@@ -217,7 +227,9 @@ def test_password_never_shown(db, make_logger):
     bad = make_logger(url=wrong, backoff_max=0.2)
     bad.log(uid=1, event_type="CLICK", event_data={})
     assert bad.flush(timeout=1) is False
+    assert wait_for(lambda: bad.stats()["last_error"])
     stats = bad.stats()
+    bad.close(timeout=0)
     assert "1045" in stats["last_error"]  # access denied, reported
     for text in (repr(bad), str(bad), str(stats)):
         assert db.password not in text and "wrong-p@ss" not in text
@@ -332,3 +344,14 @@ def test_housekeeping_prunes_old_markers_and_stale_temporaries(db, make_logger, 
     assert not stale.exists()
     assert fresh.exists() and locked.exists()
     holder.close()
+
+
+def test_idle_writer_wakes_for_a_new_event_without_flush(db, make_logger):
+    """An idle writer must start the flush_interval clock on the first new
+    event (it used to sleep until the next orphan scan, a minute later)."""
+    logger = make_logger(flush_interval=0.05)
+    logger.log(uid=1, event_type="CLICK", event_data={"n": 1})
+    assert logger.flush(timeout=30)
+    time.sleep(0.3)  # let the writer go idle
+    logger.log(uid=1, event_type="CLICK", event_data={"n": 2})
+    assert wait_for(lambda: db.count_events() == 2, timeout=20)
