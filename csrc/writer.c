@@ -8,17 +8,29 @@
  * writer thread takes batches out under it and talks to MySQL with it
  * released.  spool_lock guards our own overflow spool file (S); it is held
  * across file appends, so only threads without the GIL take it
- * (writer_submit's slow path, writer_close, the writer thread).  Lock
- * order: spool_lock before queue.lock.  Fields marked (T) belong to the
+ * (writer_submit's slow path, writer_close, the writer thread), and never
+ * across more than one event's append: writer_fork_prepare waits for it
+ * with the GIL held, so a long hold would stall fork() (subprocess.Popen
+ * included).  Lock order: spool_lock before queue.lock.  Fields marked (T) belong to the
  * writer thread while it is alive, and to whoever holds the writer once it
  * has exited (the closer, or a forked child).
  *
- * Settlement.  `submitted` counts events accepted, `settled` those that are
- * done (committed, dead-lettered, dropped, or replayed from our own spool).
- * Events settle in submission order: the queue drains FIFO, one batch at a
- * time; once the queue overflows, every later event goes to the spool file
- * until the thread has emptied the queue and replayed the spool.  So "all
- * events before the call are done" is simply settled >= submitted-at-call.
+ * Settlement.  Every accepted event gets a sequence number: the value of
+ * `submitted` when it was accepted (0, 1, 2, ...).  `settled` counts the
+ * events that are done and were not dropped (committed, dead-lettered, or
+ * replayed from our own spool).  These settle in sequence order: the queue
+ * drains FIFO, one batch at a time; once the queue overflows, every later
+ * event goes to the spool file until the thread has emptied the queue and
+ * replayed the spool, and while an overflow event is between reserving its
+ * number and its append (or drop) its submitter holds spool_lock, so the
+ * thread can neither take that file over nor settle anything after it.
+ * A drop (the spool append failed) settles at once, out of order, so it is
+ * not counted in `settled`: each waiting flush counts the drops numbered
+ * below its target instead (flush_waiter).  flush(target T) is done when
+ * settled + drops_below(T) >= T.  Proof: if some event p < T is not done,
+ * nothing numbered above p has settled, so `settled` counts only events
+ * below T that are neither p nor dropped: settled <= T - drops_below - 1.
+ * Conversely, once every event below T is done, settled >= T - drops_below.
  */
 #include "writer.h"
 
@@ -61,6 +73,7 @@ struct writer {
     char batch_id[MYSQL_SINK_BATCH_ID_MAX + 1];
     bool batch_ambiguous;         /* a connection error hid whether it committed */
     bool batch_spooled_by_closer; /* the closer wrote it to the spool; only free it */
+    bool batch_pinned_by_closer;  /* the closer reads its records without the lock */
     uint64_t batch_sequence;
     char process_hex[17];
 
@@ -83,8 +96,10 @@ struct writer {
     double next_marker_prune;
     double backoff_s;
 
-    /* (L) settlement and stats */
+    /* (L) settlement and stats (see "Settlement" above) */
     uint64_t submitted, settled;
+    uint64_t dropped_settled;          /* drops since the start (or the fork) */
+    struct flush_waiter *flush_list;   /* every flush waiting now */
     uint64_t flush_requests;
     unsigned flush_waiters;
     double queue_since; /* monotonic time the oldest queued event arrived */
@@ -98,6 +113,14 @@ struct writer {
  * pointers to live writers and is touched only at new/free/fork. */
 static pthread_mutex_t live_writers_lock = PTHREAD_MUTEX_INITIALIZER;
 static writer *live_writers = NULL;
+
+/* A writer_flush call in progress, on its caller's stack, linked into
+ * writer.flush_list under queue.lock. */
+typedef struct flush_waiter {
+    uint64_t target;      /* events accepted before the call (numbers < target) */
+    uint64_t drops_below; /* how many of those were dropped so far */
+    struct flush_waiter *next;
+} flush_waiter;
 
 static void
 set_error_locked(writer *w, const char *context, const char *detail)
@@ -223,11 +246,23 @@ wait_backoff_locked(writer *w)
     }
 }
 
+/* Writer thread, lock held (released while waiting).  writer_close reads
+ * the in-flight batch's records without the lock while it formats them
+ * for the spool: wait until it is done before freeing them. */
+static void
+wait_closer_unpinned_locked(writer *w)
+{
+    while (w->batch_pinned_by_closer) {
+        event_queue_wait_until(&w->queue, &w->queue.progress, -1);
+    }
+}
+
 /* Writer thread, lock held: the in-flight batch is done (committed, with
  * `rejected` of its rows dead-lettered). */
 static void
 settle_batch_locked(writer *w, size_t rejected)
 {
+    wait_closer_unpinned_locked(w);
     size_t count = w->batch_count;
     w->stats.written += count - rejected;
     w->stats.dead_lettered += rejected;
@@ -554,6 +589,7 @@ writer_thread_main(void *argument)
         if (w->batch_spooled_by_closer) {
             /* the closer gave up on us and spooled the batch with its id; a
              * late commit is detected at replay by its marker */
+            wait_closer_unpinned_locked(w);
             for (size_t i = 0; i < w->batch_count; i++) {
                 event_record_free(w->batch[i]);
             }
@@ -622,28 +658,30 @@ writer_try_enqueue(writer *w, event_record *record)
     return 0;
 }
 
-/* spool_lock held, queue.lock NOT held (this is disk I/O).  Append
- * `length` bytes holding `count` lines to our own spool file, creating it
- * on first use.  0, or -1 (errno set). */
+/* queue.lock NOT held (this is disk I/O); spool_lock held when `file` is
+ * w->own_spool.  Append `length` bytes holding `count` lines to `file`,
+ * creating it on first use.  0, or -1 (errno set). */
 static int
-append_own_spool(writer *w, const char *data, size_t length, size_t count)
+append_spool(writer *w, spool_file *file, const char *data, size_t length, size_t count)
 {
     if (w->config.spool_dir == NULL) {
         errno = ENOENT;
         return -1;
     }
-    if (w->own_spool.fd < 0 && spool_file_create(&w->own_spool, w->config.spool_dir) < 0) {
+    if (file->fd < 0 && spool_file_create(file, w->config.spool_dir) < 0) {
         return -1;
     }
-    return spool_file_append(&w->own_spool, data, length, count);
+    return spool_file_append(file, data, length, count);
 }
 
-/* spool_lock held, queue.lock NOT held.  Append records (a chain via
- * ->next, or one record; owned by the caller) to our own spool file,
- * `batch_id` on each line.  0, or -1 (errno set); either way *lines_out
- * says how many made it (the rest the caller counts as dropped). */
+/* queue.lock NOT held; spool_lock held when `file` is w->own_spool.
+ * Append records (a chain via ->next, or one record; owned by the caller)
+ * to `file`, `batch_id` on each line.  0, or -1 (errno set); either way
+ * *lines_out says how many made it (the rest the caller counts as
+ * dropped). */
 static int
-spool_chain(writer *w, event_record *chain, const char *batch_id, size_t *lines_out)
+spool_chain(writer *w, spool_file *file, event_record *chain, const char *batch_id,
+            size_t *lines_out)
 {
     *lines_out = 0;
     char inline_block[4096];
@@ -659,7 +697,7 @@ spool_chain(writer *w, event_record *chain, const char *batch_id, size_t *lines_
         }
         pending++;
         if (lines.length >= (1 << 20) || record->next == NULL) {
-            if (append_own_spool(w, lines.data, lines.length, pending) < 0) {
+            if (append_spool(w, file, lines.data, lines.length, pending) < 0) {
                 status = -1;
                 break;
             }
@@ -702,7 +740,7 @@ writer_submit(writer *w, event_record *record)
     /* Reserve the event's place in submission order before appending:
      * until it is in the file (or dropped) the thread neither leaves
      * spool_mode nor takes the file over (it needs spool_lock for that). */
-    w->submitted++;
+    uint64_t sequence = w->submitted++;
     w->own_spool_pending++;
     if (!w->closing) {
         w->spool_mode = true;
@@ -714,7 +752,7 @@ writer_submit(writer *w, event_record *record)
 
     record->next = NULL;
     size_t lines;
-    int status = spool_chain(w, record, "", &lines);
+    int status = spool_chain(w, &w->own_spool, record, "", &lines);
     int saved = errno;
 
     pthread_mutex_lock(&w->queue.lock);
@@ -722,7 +760,13 @@ writer_submit(writer *w, event_record *record)
     if (status < 0) {
         w->own_spool_pending--;
         w->stats.dropped++;
-        w->settled++;
+        /* out of order: not in `settled` (see "Settlement") */
+        w->dropped_settled++;
+        for (flush_waiter *waiter = w->flush_list; waiter != NULL; waiter = waiter->next) {
+            if (sequence < waiter->target) {
+                waiter->drops_below++;
+            }
+        }
         set_error_locked(w, "spooling an event", strerror(saved));
         pthread_cond_broadcast(&w->queue.progress);
         result = -1;
@@ -751,22 +795,38 @@ writer_submit(writer *w, event_record *record)
     return result;
 }
 
+/* Lock held.  Is every event numbered below waiter->target done? */
+static bool
+flush_done_locked(const writer *w, const flush_waiter *waiter)
+{
+    return w->settled + waiter->drops_below >= waiter->target;
+}
+
 bool
 writer_flush(writer *w, double timeout_s)
 {
     double deadline = timeout_s < 0 ? -1 : event_queue_monotonic_now() + timeout_s;
     pthread_mutex_lock(&w->queue.lock);
-    uint64_t target = w->submitted;
-    if (w->settled < target && w->thread_alive && !w->stop) {
+    /* every drop so far was of an event accepted before this call */
+    flush_waiter self = {w->submitted, w->dropped_settled, NULL};
+    if (!flush_done_locked(w, &self) && w->thread_alive && !w->stop) {
+        self.next = w->flush_list;
+        w->flush_list = &self;
         w->flush_requests++;
         w->flush_waiters++;
         pthread_cond_signal(&w->queue.wake_writer);
-        while (w->settled < target && w->thread_alive &&
+        while (!flush_done_locked(w, &self) && w->thread_alive &&
                event_queue_wait_until(&w->queue, &w->queue.progress, deadline)) {
         }
         w->flush_waiters--;
+        for (flush_waiter **link = &w->flush_list; *link != NULL; link = &(*link)->next) {
+            if (*link == &self) {
+                *link = self.next;
+                break;
+            }
+        }
     }
-    bool done = w->settled >= target;
+    bool done = flush_done_locked(w, &self);
     pthread_mutex_unlock(&w->queue.lock);
     return done;
 }
@@ -812,23 +872,33 @@ writer_close(writer *w, double timeout_s)
      * They go after any overflow lines already in our spool file, although
      * they were submitted earlier; replay order is then not strictly
      * oldest-first, but each row keeps its created_at, so the table is
-     * the same.  Lock order: spool_lock, then queue.lock; the file I/O
-     * happens with only spool_lock held. */
+     * the same.  The records and the spool file are taken out under both
+     * locks (spool_lock: no submitter is mid-append to the file), then
+     * formatted, written and synced with neither held: that can be up to
+     * max_queue_bytes and an fdatasync, and log() (GIL held) waits for
+     * queue.lock, fork() (writer_fork_prepare, GIL held) for both.  Nobody
+     * else touches what we took: the thread is stopped (a stuck one only
+     * reads its batch, pinned until we are done, see below), and
+     * submitters open a new own_spool.  A fork meanwhile is safe: the
+     * descriptor is tracked (closed in the child), and the child's writer
+     * starts empty as ever. */
     pthread_mutex_lock(&w->spool_lock);
     pthread_mutex_lock(&w->queue.lock);
     char batch_id[MYSQL_SINK_BATCH_ID_MAX + 1];
     memcpy(batch_id, w->batch_id, sizeof(batch_id));
-    event_record *batch_chain = NULL;   /* ours: the thread is gone */
-    byte_buffer batch_lines;            /* copies: a stuck thread still owns them */
-    byte_buffer_init(&batch_lines, NULL, 0);
+    event_record *batch_chain = NULL; /* ours: the thread is gone */
+    event_record **pinned = NULL;     /* a stuck thread's: it frees them, once unpinned */
     size_t batch_count = 0;
     bool batch_format_failed = false;
     if (w->batch_count > 0 && !w->batch_spooled_by_closer) {
         batch_count = w->batch_count;
         if (w->thread_alive) {
-            for (size_t i = 0; i < w->batch_count && !batch_format_failed; i++) {
-                batch_format_failed = spool_format_line(&batch_lines, w->batch[i], batch_id) < 0;
+            pinned = malloc(batch_count * sizeof(*pinned));
+            if (pinned != NULL) {
+                memcpy(pinned, w->batch, batch_count * sizeof(*pinned));
+                w->batch_pinned_by_closer = true;
             }
+            batch_format_failed = pinned == NULL;
             w->batch_spooled_by_closer = true; /* the thread frees them */
         }
         else {
@@ -840,12 +910,29 @@ writer_close(writer *w, double timeout_s)
         }
     }
     event_record *queued = event_queue_take_all_locked(&w->queue);
+    spool_file file = w->own_spool;
+    spool_file_init(&w->own_spool);
+    w->own_spool_dirty = false;
     pthread_mutex_unlock(&w->queue.lock);
+    pthread_mutex_unlock(&w->spool_lock);
+
+    byte_buffer batch_lines; /* copies of the pinned records */
+    byte_buffer_init(&batch_lines, NULL, 0);
+    if (pinned != NULL) {
+        for (size_t i = 0; i < batch_count && !batch_format_failed; i++) {
+            batch_format_failed = spool_format_line(&batch_lines, pinned[i], batch_id) < 0;
+        }
+        free(pinned);
+        pthread_mutex_lock(&w->queue.lock);
+        w->batch_pinned_by_closer = false;
+        pthread_cond_broadcast(&w->queue.progress); /* wait_closer_unpinned_locked */
+        pthread_mutex_unlock(&w->queue.lock);
+    }
 
     size_t batch_spooled = 0, queue_count = 0, queue_spooled = 0;
     int batch_errno = 0, queue_errno = 0, sync_errno = 0;
     if (batch_chain != NULL) {
-        if (spool_chain(w, batch_chain, batch_id, &batch_spooled) < 0) {
+        if (spool_chain(w, &file, batch_chain, batch_id, &batch_spooled) < 0) {
             batch_errno = errno;
         }
         event_queue_free_chain(batch_chain);
@@ -854,7 +941,7 @@ writer_close(writer *w, double timeout_s)
         if (batch_format_failed) {
             batch_errno = ENOMEM;
         }
-        else if (append_own_spool(w, batch_lines.data, batch_lines.length, batch_count) < 0) {
+        else if (append_spool(w, &file, batch_lines.data, batch_lines.length, batch_count) < 0) {
             batch_errno = errno;
         }
         else {
@@ -866,16 +953,20 @@ writer_close(writer *w, double timeout_s)
         for (event_record *record = queued; record != NULL; record = record->next) {
             queue_count++;
         }
-        if (spool_chain(w, queued, "", &queue_spooled) < 0) {
+        if (spool_chain(w, &file, queued, "", &queue_spooled) < 0) {
             queue_errno = errno;
         }
         event_queue_free_chain(queued);
     }
-    if (spool_file_sync(&w->own_spool) < 0) {
+    if (spool_file_sync(&file) < 0) {
         sync_errno = errno;
     }
-    spool_file_close(&w->own_spool, w->own_spool.lines == 0);
+    spool_file_close(&file, file.lines == 0);
 
+    /* Submitters that came while we wrote appended to a new own_spool and
+     * left it open (closed was false): take it too.  From closed = true
+     * on, each submitter syncs and closes the file itself. */
+    pthread_mutex_lock(&w->spool_lock);
     pthread_mutex_lock(&w->queue.lock);
     w->stats.spooled += batch_spooled + queue_spooled;
     w->stats.dropped += (batch_count - batch_spooled) + (queue_count - queue_spooled);
@@ -885,11 +976,20 @@ writer_close(writer *w, double timeout_s)
     else if (sync_errno != 0) {
         set_error_locked(w, "syncing the spool file", strerror(sync_errno));
     }
+    spool_file late = w->own_spool;
+    spool_file_init(&w->own_spool);
     w->own_spool_dirty = false;
     w->closed = true;
     bool thread_gone = !w->thread_alive;
     pthread_mutex_unlock(&w->queue.lock);
     pthread_mutex_unlock(&w->spool_lock);
+    if (late.fd >= 0) {
+        if (spool_file_sync(&late) < 0) {
+            fprintf(stderr, "querybook_eventlog: cannot sync the spool file: %s\n",
+                    strerror(errno));
+        }
+        spool_file_close(&late, late.lines == 0);
+    }
 
     if (joined) {
         pthread_join(w->thread, NULL);
@@ -1049,7 +1149,7 @@ writer_fork_child(void)
             event_record_free(w->batch[i]); /* the parent writes them */
         }
         w->batch_count = 0;
-        w->batch_ambiguous = w->batch_spooled_by_closer = false;
+        w->batch_ambiguous = w->batch_spooled_by_closer = w->batch_pinned_by_closer = false;
         /* the parent's thread may have been mid-append: leak, never free */
         w->rejections.items = NULL;
         w->rejections.count = w->rejections.capacity = 0;
@@ -1072,7 +1172,8 @@ writer_fork_child(void)
         w->next_orphan_scan = 0;
         w->next_marker_prune = 0;
         w->backoff_s = w->config.backoff_initial_s;
-        w->submitted = w->settled = 0;
+        w->submitted = w->settled = w->dropped_settled = 0;
+        w->flush_list = NULL; /* their threads are not in the child */
         w->flush_requests = 0;
         w->flush_waiters = 0;
         memset(&w->stats, 0, sizeof(w->stats));

@@ -63,8 +63,9 @@ int writer_submit(writer *w, event_record *record);
 int writer_try_enqueue(writer *w, event_record *record);
 
 /* Caller thread, GIL released.  Wait until every event submitted before the
- * call is committed (or dead-lettered).  timeout_s < 0 waits forever.
- * True when done, false on timeout. */
+ * call is committed, dead-lettered or dropped (events submitted later never
+ * count for it, dropped ones included).  timeout_s < 0 waits forever.
+ * True when done, false on timeout or when the thread is gone first. */
 bool writer_flush(writer *w, double timeout_s);
 
 /* Caller thread, GIL released.  Flush for at most timeout_s, stop the

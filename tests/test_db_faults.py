@@ -485,3 +485,57 @@ def test_unreadable_lines_are_dead_lettered_once_across_retries(fresh_mariadb, t
                for line in open(path)]
     assert [(letter["raw"], letter["line"]) for letter in letters] == [("garbage line", 2)]
     assert not spool_files(spool)
+
+
+def test_flush_is_not_satisfied_by_a_later_dropped_event(tmp_path):
+    """A dropped overflow event settles at once; it must not stand in for an
+    earlier event that is still queued (the server is unreachable)."""
+    logger = DBEventLogger("mysql://u:p@127.0.0.1:1/db", spool_dir=None,
+                           max_queue_bytes=4096, connect_timeout=1, backoff_initial=0.05,
+                           backoff_max=0.2)
+    logger.log(uid=1, event_type="CLICK", event_data={"seq": 0})  # queued, never committed
+    results = []
+    waiter = threading.Thread(target=lambda: results.append(logger.flush(timeout=3)))
+    waiter.start()
+    time.sleep(0.3)  # let flush take its target first (if not, the test only gets weaker)
+    seq = 1
+    while logger.stats()["dropped"] == 0:  # overflow without a spool_dir: dropped
+        logger.log(uid=1, event_type="CLICK", event_data={"seq": seq, "pad": "p" * 500})
+        seq += 1
+    waiter.join(30)
+    assert results == [False]
+    stats = logger.stats()
+    assert stats["written"] == 0 and stats["dropped"] >= 1
+    logger.close()
+
+
+def test_fork_while_close_spools_a_full_queue(fresh_mariadb, tmp_path):
+    """close() writes the queue to the spool without holding the locks
+    fork() waits for; forks during it must leave the spool whole: every
+    event replayed exactly once, and the children exit cleanly."""
+    server = fresh_mariadb
+    spool = str(tmp_path)
+    total = 20000
+    logger = DBEventLogger("mysql://u:p@127.0.0.1:1/db", spool_dir=spool, connect_timeout=1,
+                           backoff_initial=0.05, backoff_max=0.2)
+    for seq in range(total):
+        logger.log(uid=1, event_type="CLICK", event_data={"seq": seq, "pad": "p" * 200})
+    closer = threading.Thread(target=lambda: logger.close())
+    closer.start()
+    statuses = []
+    while closer.is_alive() or not statuses:
+        pid = os.fork()
+        if pid == 0:
+            # the logger is closed for Python here; its writer starts empty
+            os._exit(0 if logger.stats()["queue_bytes"] == 0 else 3)
+        statuses.append(os.waitpid(pid, 0)[1])
+    closer.join(60)
+    assert set(statuses) == {0}
+    stats = logger.stats()
+    assert (stats["spooled"], stats["dropped"]) == (total, 0)
+    replay = [sys.executable, "-m", "querybook_eventlog", "replay", "--url", server.url,
+              "--spool-dir", spool]
+    done = subprocess.run(replay, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert not spool_files(spool)
+    assert_exactly(server, range(total))
