@@ -949,14 +949,14 @@ static PyMemberDef base_logger_members[] = {
     {NULL, 0, 0, 0, NULL},
 };
 
-static int
+int
 base_logger_clear(PyObject *self)
 {
     (void)self;
     return 0;
 }
 
-static void
+void
 base_logger_dealloc(PyObject *self)
 {
     PyTypeObject *type = Py_TYPE(self);

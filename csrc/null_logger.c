@@ -42,25 +42,6 @@ null_logger_traverse(PyObject *self, visitproc visit, void *arg)
     return base_logger_traverse((base_logger_object *)self, visit, arg);
 }
 
-static int
-null_logger_clear(PyObject *self)
-{
-    (void)self;
-    return 0;
-}
-
-static void
-null_logger_dealloc(PyObject *self)
-{
-    PyTypeObject *type = Py_TYPE(self);
-    PyObject_GC_UnTrack(self);
-    if (((base_logger_object *)self)->weakreflist != NULL) {
-        PyObject_ClearWeakRefs(self);
-    }
-    type->tp_free(self);
-    Py_DECREF(type);
-}
-
 static PyObject *
 null_logger_repr(PyObject *self)
 {
@@ -104,8 +85,9 @@ PyDoc_STRVAR(null_logger_doc,
 
 static PyType_Slot null_logger_slots[] = {
     {Py_tp_doc, (void *)null_logger_doc},   {Py_tp_new, null_logger_new},
-    {Py_tp_init, null_logger_init},         {Py_tp_dealloc, null_logger_dealloc},
-    {Py_tp_traverse, null_logger_traverse}, {Py_tp_clear, null_logger_clear},
+    /* no fields of its own: BaseEventLogger's dealloc and clear serve */
+    {Py_tp_init, null_logger_init},         {Py_tp_dealloc, base_logger_dealloc},
+    {Py_tp_traverse, null_logger_traverse}, {Py_tp_clear, base_logger_clear},
     {Py_tp_repr, null_logger_repr},         {Py_tp_methods, null_logger_methods},
     {Py_tp_getset, null_logger_getset},     {0, NULL},
 };

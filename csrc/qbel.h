@@ -175,6 +175,9 @@ PyObject *base_logger_builtin_log(PyObject *self, PyObject *const *args, Py_ssiz
 
 /* For the builtin types' tp_traverse/tp_clear/tp_dealloc. */
 int base_logger_traverse(base_logger_object *self, visitproc visit, void *arg);
+/* tp_clear and tp_dealloc for a type with no fields beyond base_logger_object. */
+int base_logger_clear(PyObject *self);
+void base_logger_dealloc(PyObject *self);
 
 PyType_Spec *base_logger_spec(void);
 /* Called from exec after the type exists: fills state->abstract_* and
