@@ -1011,12 +1011,7 @@ base_logger_setup(PyObject *module, qbel_state *state)
     PyObject *type = (PyObject *)state->base_logger_type;
     state->abstract_log = PyObject_GetAttr(type, state->str_log);
     state->abstract_logger_name = PyObject_GetAttr(type, state->str_logger_name);
-    state->base_should_log_api_request = PyObject_GetAttr(type, state->str_should_log_api_request);
-    state->base_api_allow_list = PyObject_GetAttr(type, state->str_api_allow_list);
-    state->base_api_deny_list = PyObject_GetAttr(type, state->str_api_deny_list);
-    if (state->abstract_log == NULL || state->abstract_logger_name == NULL ||
-        state->base_should_log_api_request == NULL || state->base_api_allow_list == NULL ||
-        state->base_api_deny_list == NULL) {
+    if (state->abstract_log == NULL || state->abstract_logger_name == NULL) {
         return -1;
     }
     state->default_deny_list =

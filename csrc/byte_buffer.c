@@ -1,4 +1,4 @@
-/* byte_buffer: growth and hand-over; see byte_buffer.h. */
+/* byte_buffer: growth; see byte_buffer.h. */
 #include "byte_buffer.h"
 
 #include <stdint.h>
@@ -50,28 +50,4 @@ byte_buffer_grow(byte_buffer *buffer, size_t extra)
     buffer->capacity = capacity;
     buffer->data_is_inline = false;
     return 0;
-}
-
-char *
-byte_buffer_take(byte_buffer *buffer, size_t *length_out)
-{
-    char *block;
-    if (buffer->data_is_inline || buffer->data == NULL) {
-        block = malloc(buffer->length ? buffer->length : 1);
-        if (block == NULL) {
-            return NULL;
-        }
-        if (buffer->length > 0) {
-            memcpy(block, buffer->data, buffer->length);
-        }
-    }
-    else {
-        block = buffer->data;
-    }
-    *length_out = buffer->length;
-    buffer->data = NULL;
-    buffer->length = 0;
-    buffer->capacity = 0;
-    buffer->data_is_inline = false;
-    return block;
 }

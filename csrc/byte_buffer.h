@@ -30,10 +30,6 @@ void byte_buffer_release(byte_buffer *buffer);
  * GIL raise MemoryError themselves). */
 int byte_buffer_grow(byte_buffer *buffer, size_t extra);
 
-/* Hand the contents over as a malloc'd block the caller must free(); the
- * buffer is left empty.  Returns NULL when malloc fails. */
-char *byte_buffer_take(byte_buffer *buffer, size_t *length_out);
-
 static inline int
 byte_buffer_reserve(byte_buffer *buffer, size_t extra)
 {

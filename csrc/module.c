@@ -173,7 +173,6 @@ module_exec(PyObject *module)
     APPLY(db_logger_type) APPLY(event_type_enum) APPLY(datetime_type) APPLY(date_type)    \
     APPLY(time_type) APPLY(uuid_type) APPLY(enum_type) APPLY(decimal_type)                \
     APPLY(dataclass_fields) APPLY(abstract_log) APPLY(abstract_logger_name)               \
-    APPLY(base_should_log_api_request) APPLY(base_api_allow_list) APPLY(base_api_deny_list) \
     APPLY(str_uid) APPLY(str_event_type) APPLY(str_event_data) APPLY(str_timestamp)       \
     APPLY(str_log) APPLY(str_logger_name) APPLY(str_api_allow_list)                        \
     APPLY(str_api_deny_list) APPLY(str_should_log_api_request) APPLY(str_method)           \

@@ -42,10 +42,6 @@ typedef struct qbel_state {
     /* the placeholders of BaseEventLogger's abstract members */
     PyObject *abstract_log;
     PyObject *abstract_logger_name;
-    /* BaseEventLogger's own descriptors, to detect overrides */
-    PyObject *base_should_log_api_request;
-    PyObject *base_api_allow_list;
-    PyObject *base_api_deny_list;
 
     /* interned strings */
     PyObject *str_uid, *str_event_type, *str_event_data, *str_timestamp;

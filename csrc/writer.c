@@ -633,6 +633,26 @@ start_thread_locked(writer *w)
 
 /* ---- callers ------------------------------------------------------------ */
 
+/* Caller thread, queue.lock held: account for a record just pushed and
+ * make sure a writer thread will take it within flush_interval. */
+static void
+accept_locked(writer *w)
+{
+    w->submitted++;
+    w->stats.enqueued++;
+    if (w->queue.count == 1) {
+        w->queue_since = event_queue_monotonic_now();
+    }
+    if (!w->thread_started) {
+        start_thread_locked(w);
+    }
+    else if (w->queue.count == 1 || w->queue.count == w->config.batch_size) {
+        /* 1: an idle writer sleeps without a deadline (or until the next
+         * orphan scan); it must start the flush_interval clock */
+        pthread_cond_signal(&w->queue.wake_writer);
+    }
+}
+
 int
 writer_try_enqueue(writer *w, event_record *record)
 {
@@ -641,19 +661,7 @@ writer_try_enqueue(writer *w, event_record *record)
         pthread_mutex_unlock(&w->queue.lock);
         return 1;
     }
-    w->submitted++;
-    w->stats.enqueued++;
-    if (w->queue.count == 1) {
-        w->queue_since = event_queue_monotonic_now();
-    }
-    if (!w->thread_alive && !w->thread_started) {
-        start_thread_locked(w);
-    }
-    else if (w->queue.count == 1 || w->queue.count == w->config.batch_size) {
-        /* 1: an idle writer sleeps without a deadline (or until the next
-         * orphan scan); it must start the flush_interval clock */
-        pthread_cond_signal(&w->queue.wake_writer);
-    }
+    accept_locked(w);
     pthread_mutex_unlock(&w->queue.lock);
     return 0;
 }
@@ -722,17 +730,7 @@ writer_submit(writer *w, event_record *record)
     pthread_mutex_lock(&w->queue.lock);
     /* the thread may have caught up meanwhile */
     if (!w->spool_mode && !w->closing && event_queue_push_locked(&w->queue, record) == 0) {
-        w->submitted++;
-        w->stats.enqueued++;
-        if (w->queue.count == 1) {
-            w->queue_since = event_queue_monotonic_now();
-        }
-        if (!w->thread_started) {
-            start_thread_locked(w);
-        }
-        else if (w->queue.count == 1 || w->queue.count == w->config.batch_size) {
-            pthread_cond_signal(&w->queue.wake_writer);
-        }
+        accept_locked(w);
         pthread_mutex_unlock(&w->queue.lock);
         pthread_mutex_unlock(&w->spool_lock);
         return 0;

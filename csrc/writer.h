@@ -30,7 +30,7 @@ typedef struct writer_config {
 } writer_config;
 
 typedef struct writer_stats {
-    uint64_t enqueued;      /* events accepted by writer_submit (queued or spooled) */
+    uint64_t enqueued;      /* events accepted (queued or spooled) */
     uint64_t written;       /* rows committed from the queue */
     uint64_t batches;       /* transactions committed */
     uint64_t retries;       /* batch attempts that failed and were retried */
