@@ -270,7 +270,10 @@ def main():
         server.cleanup()
 
     def ratio(value, target):
-        return "n/a" if value is None else f"{value:.1f}x (target >= {target}x)"
+        if value is None:
+            return "n/a"
+        verdict = "met" if value >= target else "NOT met"
+        return f"{value:.2f}x (target >= {target}x: {verdict})"
 
     print("\n| measure | DBEventLogger | baseline | ratio |")
     print("|---|---|---|---|")
