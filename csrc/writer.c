@@ -633,6 +633,18 @@ start_thread_locked(writer *w)
 
 /* ---- callers ------------------------------------------------------------ */
 
+/* Any thread that alone owns `file` now (or holds spool_lock for
+ * own_spool): make what was appended durable, then release the file.  A
+ * failed fdatasync can only be reported; the lines are written either way. */
+static void
+sync_and_close_spool(spool_file *file, bool remove_if_empty)
+{
+    if (spool_file_sync(file) < 0) {
+        fprintf(stderr, "querybook_eventlog: cannot sync the spool file: %s\n", strerror(errno));
+    }
+    spool_file_close(file, remove_if_empty);
+}
+
 /* Caller thread, queue.lock held: account for a record just pushed and
  * make sure a writer thread will take it within flush_interval. */
 static void
@@ -782,11 +794,7 @@ writer_submit(writer *w, event_record *record)
     if (closed && w->own_spool.fd >= 0) {
         /* nobody syncs or hands over this file any more: release it now,
          * or it stays locked (unreplayable) until the writer is freed */
-        if (spool_file_sync(&w->own_spool) < 0) {
-            fprintf(stderr, "querybook_eventlog: cannot sync the spool file: %s\n",
-                    strerror(errno));
-        }
-        spool_file_close(&w->own_spool, false);
+        sync_and_close_spool(&w->own_spool, false);
     }
     pthread_mutex_unlock(&w->spool_lock);
     event_record_free(record);
@@ -982,11 +990,7 @@ writer_close(writer *w, double timeout_s)
     pthread_mutex_unlock(&w->queue.lock);
     pthread_mutex_unlock(&w->spool_lock);
     if (late.fd >= 0) {
-        if (spool_file_sync(&late) < 0) {
-            fprintf(stderr, "querybook_eventlog: cannot sync the spool file: %s\n",
-                    strerror(errno));
-        }
-        spool_file_close(&late, late.lines == 0);
+        sync_and_close_spool(&late, late.lines == 0);
     }
 
     if (joined) {
@@ -1023,10 +1027,7 @@ writer_destroy(writer *w)
     }
     spool_file_close(&w->replaying_spool, false);
     /* events that raced close() were appended after its fdatasync */
-    if (spool_file_sync(&w->own_spool) < 0) {
-        fprintf(stderr, "querybook_eventlog: cannot sync the spool file: %s\n", strerror(errno));
-    }
-    spool_file_close(&w->own_spool, false);
+    sync_and_close_spool(&w->own_spool, false);
     dead_letter_close(&w->letters);
     rejection_list_free(&w->rejections);
     event_queue_destroy(&w->queue);
