@@ -107,7 +107,13 @@ import_helpers(qbel_state *state)
 static int
 add_type(PyObject *module, PyType_Spec *spec, PyObject *base, PyTypeObject **target)
 {
-    *target = (PyTypeObject *)PyType_FromModuleAndSpec(module, spec, base);
+    /* 3.9 takes only a tuple of bases here (a single type from 3.10 on). */
+    PyObject *bases = base ? PyTuple_Pack(1, base) : NULL;
+    if (base && bases == NULL) {
+        return -1;
+    }
+    *target = (PyTypeObject *)PyType_FromModuleAndSpec(module, spec, bases);
+    Py_XDECREF(bases);
     if (*target == NULL) {
         return -1;
     }
