@@ -1,0 +1,8 @@
+"""Upstream's ``lib/event_logger/loggers/null_event_logger.py``."""
+
+from ... import BaseEventLogger, NullEventLogger  # noqa: F401
+from .._lazy import module_getattr
+
+__all__ = ["NullEventLogger", "BaseEventLogger", "EventType"]
+
+__getattr__ = module_getattr(__name__)
