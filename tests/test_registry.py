@@ -8,7 +8,6 @@ import textwrap
 import pytest
 
 import querybook_eventlog as qe
-from querybook_eventlog import _registry
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -4,12 +4,9 @@
 access, in upstream's order: console, null, db, then the plugins.
 """
 
-from .. import ConsoleEventLogger, DBEventLogger, NullEventLogger
-from .._registry import all_event_loggers, all_plugin_event_loggers, get_event_logger_class
+from .. import ConsoleEventLogger, DBEventLogger, NullEventLogger  # noqa: F401  (re-exported)
+from .._registry import all_event_loggers, all_plugin_event_loggers, get_event_logger_class  # noqa: F401
 from ._lazy import module_getattr
-
-__all__ = ["ALL_EVENT_LOGGERS", "ALL_PLUGIN_EVENT_LOGGERS", "get_event_logger_class",
-           "ConsoleEventLogger", "NullEventLogger", "DBEventLogger", "import_module_with_default"]
 
 __getattr__ = module_getattr(__name__, {
     "ALL_EVENT_LOGGERS": all_event_loggers,

@@ -3,11 +3,8 @@
 from abc import ABC, abstractmethod  # noqa: F401  (upstream's module namespace)
 from typing import TypedDict
 
-from .. import BaseEventLogger, MAX_STR_PARAM_LENGTH
+from .. import BaseEventLogger, MAX_STR_PARAM_LENGTH  # noqa: F401  (re-exported)
 from ._lazy import module_getattr
-
-__all__ = ["BaseEventLogger", "ApiFilterRule", "MAX_STR_PARAM_LENGTH", "EventType",
-           "ABC", "abstractmethod", "TypedDict"]
 
 
 class ApiFilterRule(TypedDict):

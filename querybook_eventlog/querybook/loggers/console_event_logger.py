@@ -13,7 +13,4 @@ from .._lazy import module_getattr
 COLOR_YELLOW = "\x1b[33;20m"
 COLOR_RESET = "\x1b[0m"
 
-__all__ = ["ConsoleEventLogger", "COLOR_YELLOW", "COLOR_RESET", "LOG", "BaseEventLogger",
-           "EventType", "get_logger", "datetime"]
-
 __getattr__ = module_getattr(__name__, {"LOG": _settings.console_logger})

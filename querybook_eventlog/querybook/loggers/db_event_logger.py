@@ -10,6 +10,4 @@ from datetime import datetime  # noqa: F401  (upstream's module namespace)
 from ... import BaseEventLogger, DBEventLogger  # noqa: F401
 from .._lazy import module_getattr
 
-__all__ = ["DBEventLogger", "BaseEventLogger", "EventType", "EventLog", "datetime"]
-
 __getattr__ = module_getattr(__name__)

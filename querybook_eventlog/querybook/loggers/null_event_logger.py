@@ -3,6 +3,4 @@
 from ... import BaseEventLogger, NullEventLogger  # noqa: F401
 from .._lazy import module_getattr
 
-__all__ = ["NullEventLogger", "BaseEventLogger", "EventType"]
-
 __getattr__ = module_getattr(__name__)
