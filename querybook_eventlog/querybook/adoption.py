@@ -29,8 +29,8 @@ MIGRATION_REVISION = "qbel0marker1"
 ADOPTED_MARK = "# Adopted: querybook_eventlog"
 
 _PACKAGE_FILE = f'''{ADOPTED_MARK} (its README: "Using it from Querybook").
-from querybook_eventlog.querybook import *  # noqa: F401,F403
-from querybook_eventlog.querybook import __getattr__  # noqa: F401
+from querybook_eventlog.querybook.facade import *  # noqa: F401,F403
+from querybook_eventlog.querybook.facade import __getattr__  # noqa: F401
 '''
 
 

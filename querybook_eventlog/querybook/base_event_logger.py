@@ -5,6 +5,9 @@ from typing import TypedDict
 
 from .. import BaseEventLogger, MAX_STR_PARAM_LENGTH  # noqa: F401  (re-exported)
 from ._lazy import module_getattr
+from .. import _settings
+
+_settings.use_querybook()
 
 
 class ApiFilterRule(TypedDict):

@@ -10,6 +10,8 @@ from ... import BaseEventLogger, ConsoleEventLogger  # noqa: F401
 from ... import _settings
 from .._lazy import module_getattr
 
+_settings.use_querybook()
+
 COLOR_YELLOW = "\x1b[33;20m"
 COLOR_RESET = "\x1b[0m"
 

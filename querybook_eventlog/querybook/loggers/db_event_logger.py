@@ -9,5 +9,8 @@ from datetime import datetime  # noqa: F401  (upstream's module namespace)
 
 from ... import BaseEventLogger, DBEventLogger  # noqa: F401
 from .._lazy import module_getattr
+from ... import _settings
+
+_settings.use_querybook()
 
 __getattr__ = module_getattr(__name__)
