@@ -54,6 +54,7 @@ def in_querybook() -> bool:
 # ---- logging ----------------------------------------------------------------
 
 _standalone_loggers: dict = {}
+_querybook_loggers: dict = {}
 
 
 def get_logger(name: str) -> logging.Logger:
@@ -65,9 +66,14 @@ def get_logger(name: str) -> logging.Logger:
     has configured handlers for it already (then it is left alone).
     """
     if context.querybook:
-        from lib.logger import get_logger as querybook_get_logger  # type: ignore
+        # Querybook's get_logger adds handlers at every call: call it once per
+        # name, as Querybook's own modules do at import.
+        logger = _querybook_loggers.get(name)
+        if logger is None:
+            from lib.logger import get_logger as querybook_get_logger  # type: ignore
 
-        return querybook_get_logger(name)
+            logger = _querybook_loggers.setdefault(name, querybook_get_logger(name))
+        return logger
     logger = _standalone_loggers.get(name)
     if logger is None:
         logger = logging.getLogger(name)
