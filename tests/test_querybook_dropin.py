@@ -132,7 +132,8 @@ def qb_db(mariadb):
 
 
 def read_rows(tree, url):
-    """event_log as the app user reads it with PyMySQL: [uid, event_type, event_data, created_at]."""
+    """event_log as the app user reads it with PyMySQL: [uid, event_type, event_data, created_at]
+    (event_data None: SQL NULL)."""
     code = textwrap.dedent("""
         import json, sys, urllib.parse
         import pymysql
@@ -143,7 +144,9 @@ def read_rows(tree, url):
             charset="utf8mb4")
         with connection.cursor() as cursor:
             cursor.execute("SELECT uid, event_type, event_data, created_at FROM event_log ORDER BY id")
-            rows = [[uid, event_type, None if data is None else json.loads(data),
+            # SQL NULL -> None; a JSON null document -> "<json null>"
+            rows = [[uid, event_type, None if data is None else
+                     "<json null>" if json.loads(data) is None else json.loads(data),
                      None if created is None else created.strftime("%Y-%m-%d %H:%M:%S")]
                     for uid, event_type, data, created in cursor.fetchall()]
         print(json.dumps(rows))
@@ -344,9 +347,10 @@ AUTHENTICATED_API = [
      "json": {"title": LONG_TITLE, "environment_id": 2, "meta": {"note": LONG_NOTE, "tags": ["a"]}}},
     {"http": "GET", "url": "/ds/datadoc/7/", "uid": 1, "params": {"with_cells": True}},
 ]
+# Flask's test client sends JSON with sorted keys: params arrive in this order.
 DATADOC_POST = {"method": "POST", "route": "/datadoc/",
-                "params": {"title": "t" * 128 + "...", "environment_id": 2,
-                           "meta": {"note": "n" * 128 + "...", "tags": ["a"]}}}
+                "params": {"environment_id": 2, "meta": {"note": "n" * 128 + "...", "tags": ["a"]},
+                           "title": "t" * 128 + "..."}}
 DATADOC_GET = {"method": "GET", "route": "/datadoc/<int:doc_id>/",
                "params": {"doc_id": 7, "with_cells": True}}
 SUBSCRIBE = {"ws": "subscribe", "namespace": "/datadoc", "uid": 3, "args": [7], "kwargs": {"mode": "edit"}}
