@@ -4,7 +4,13 @@ Drop-in for Querybook's ``lib.event_logger``: the same names and semantics
 (``BaseEventLogger``, ``EventType``, the ``null``/``console``/``db`` loggers,
 plugins from ``event_logger_plugin``), a fast JSON encoder (``dumps``) and a
 DB logger that batches events into MySQL from a writer thread of its own.
+
+Importing the package builds types and nothing else: no connection, no
+directory, no settings read, no plugin import.  ``ALL_EVENT_LOGGERS`` is built
+on first access.  Inside Querybook, adopt it through ``querybook_eventlog.querybook``.
 """
+
+import abc
 
 from ._event_type import EventType
 from ._core import (
@@ -17,8 +23,12 @@ from ._core import (
     dumps,
     log_client_events,
 )
-from ._registry import ALL_EVENT_LOGGERS, configured_logger_name, get_event_logger_class
+from ._registry import configured_logger_name, get_event_logger_class
 from ._facade import EventLogger
+
+# Upstream's BaseEventLogger subclasses abc.ABC; so, virtually, does ours.
+if not issubclass(BaseEventLogger, abc.ABC):
+    abc.ABC.register(BaseEventLogger)
 
 __all__ = [
     "EventType",
@@ -30,8 +40,22 @@ __all__ = [
     "MAX_JSON_DEPTH",
     "MAX_STR_PARAM_LENGTH",
     "ALL_EVENT_LOGGERS",
+    "ALL_PLUGIN_EVENT_LOGGERS",
     "configured_logger_name",
     "get_event_logger_class",
     "EventLogger",
     "log_client_events",
 ]
+
+
+def __getattr__(name):
+    # Built on first access, never at import (PEP 562).
+    if name == "ALL_EVENT_LOGGERS":
+        from ._registry import all_event_loggers
+
+        return all_event_loggers()
+    if name == "ALL_PLUGIN_EVENT_LOGGERS":
+        from ._registry import all_plugin_event_loggers
+
+        return all_plugin_event_loggers()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,4 +1,6 @@
-"""Command line: ``python -m querybook_eventlog {demo,replay}``.
+"""Command line: ``python -m querybook_eventlog {demo,replay,adopt}``.
+
+adopt   Apply the one adoption edit to a Querybook checkout (see the README).
 
 replay  Write spooled events (files a DBEventLogger left in its spool_dir
         while the database was unreachable) into the table, exactly once.
@@ -98,7 +100,7 @@ def demo(args: argparse.Namespace) -> int:
     print("  ", plugin.seen)
 
     print("== bad input raises and writes nothing")
-    for bad in ({"uid": True}, {"event_type": "click"}, {"event_data": [1, 2]}):
+    for bad in ({"uid": True}, {"event_type": "click"}, {"event_data": {"at": object()}}):
         call = {"uid": 1, "event_type": EventType.CLICK, "event_data": {}, **bad}
         try:
             console.log(**call)
@@ -128,6 +130,22 @@ def demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def adopt(args: argparse.Namespace) -> int:
+    """Apply the adoption edit to the Querybook checkout at args.root."""
+    from .querybook.adoption import adopt as adopt_checkout
+
+    try:
+        written = adopt_checkout(args.root)
+    except (OSError, RuntimeError) as error:
+        print(f"adopt: {error}", file=sys.stderr)
+        return 1
+    for path in written:
+        print(f"wrote {path}")
+    if not written:
+        print(f"{args.root} is already adopted; nothing to do")
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m querybook_eventlog", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -139,6 +157,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     replay_parser.set_defaults(run=replay)
     demo_parser = commands.add_parser("demo", help="show the loggers at work")
     demo_parser.set_defaults(run=demo)
+    adopt_parser = commands.add_parser(
+        "adopt", help="make a Querybook checkout use this package (the one adoption edit)")
+    adopt_parser.add_argument("root", help="the Querybook checkout (the folder holding querybook/)")
+    adopt_parser.set_defaults(run=adopt)
     args = parser.parse_args(argv)
     return args.run(args)
 

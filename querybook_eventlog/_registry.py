@@ -1,75 +1,84 @@
 """Which logger Querybook uses: EVENT_LOGGER_NAME, the builtin loggers and plugins.
 
-Mirrors upstream's ``lib.event_logger.all_event_loggers``: every builtin
-logger is instantiated at import time (constructing never connects), plugin
-loggers come from ``event_logger_plugin.ALL_PLUGIN_EVENT_LOGGERS``.
+Mirrors upstream's ``lib.event_logger.all_event_loggers`` -- the same order
+(console, null, db, then the plugins) and the same lookup -- but nothing
+happens at import: the registry is built on first use, and built again if
+the package switches to Querybook's settings afterwards.  Building it never
+connects anywhere (the DB logger is lazy); a plugin module that fails to
+import is logged and skipped, as upstream's ``import_module_with_default``
+does.
 """
 
 from __future__ import annotations
 
 import importlib
-import os
-from typing import List, Optional
+import threading
+from typing import List, Optional, Tuple
 
+from . import _settings
 from ._core import BaseEventLogger, ConsoleEventLogger, DBEventLogger, NullEventLogger
 
-PLUGIN_MODULE = "event_logger_plugin"
-CONFIG_ENV = "QUERYBOOK_CONFIG_PATH"
+PLUGIN_MODULE = _settings.PLUGIN_MODULE
+
+_lock = threading.RLock()
+# (querybook mode it was built for, builtins, plugins)
+_built: Optional[Tuple[bool, List[BaseEventLogger], List[BaseEventLogger]]] = None
 
 
-def _plugin_event_loggers() -> List[BaseEventLogger]:
-    """ALL_PLUGIN_EVENT_LOGGERS of the plugin module; a missing module is none."""
+def _import_plugin_event_loggers() -> List[BaseEventLogger]:
+    """event_logger_plugin.ALL_PLUGIN_EVENT_LOGGERS; [] when the module is
+    missing, fails to import (logged with its traceback), or the value is
+    empty or None (upstream's ``default=[]``)."""
     try:
         module = importlib.import_module(PLUGIN_MODULE)
     except ModuleNotFoundError as error:
-        if error.name != PLUGIN_MODULE:
-            raise  # the plugin exists but one of its own imports is missing
+        if error.name == PLUGIN_MODULE:
+            _settings.package_logger().debug("no %s module: no plugin event loggers", PLUGIN_MODULE)
+        else:
+            _settings.package_logger().error(
+                "cannot import %s (%s); its event loggers are skipped", PLUGIN_MODULE, error,
+                exc_info=True)
         return []
-    return list(getattr(module, "ALL_PLUGIN_EVENT_LOGGERS", []))
-
-
-def _config_yaml_paths() -> List[str]:
-    """Querybook's config files, in the order Querybook reads them."""
-    explicit = os.environ.get(CONFIG_ENV)
-    if explicit:
-        return [explicit]
-    root = os.environ.get("QUERYBOOK_ROOT", os.getcwd())
-    return [os.path.join(root, "querybook", "config", "querybook_config.yaml"),
-            os.path.join(root, "querybook", "config", "querybook_default_config.yaml")]
-
-
-def _name_from_yaml(path: str) -> Optional[str]:
-    """EVENT_LOGGER_NAME from a flat Querybook config yaml, without needing PyYAML."""
+    except Exception as error:  # a broken plugin must not take the application down
+        _settings.package_logger().error(
+            "cannot import %s (%s: %s); its event loggers are skipped", PLUGIN_MODULE,
+            type(error).__name__, error, exc_info=True)
+        return []
+    value = getattr(module, "ALL_PLUGIN_EVENT_LOGGERS", None)
+    if not value:
+        return []
     try:
-        with open(path, encoding="utf-8") as config:
-            lines = config.readlines()
-    except OSError:
-        return None
-    for line in lines:
-        key, sep, value = line.partition(":")
-        if sep and key.strip() == "EVENT_LOGGER_NAME" and not line[:1].isspace():
-            value = value.split(" #", 1)[0].strip().strip("'\"")
-            return value or None
-    return None
+        return list(value)
+    except TypeError:
+        _settings.package_logger().error(
+            "%s.ALL_PLUGIN_EVENT_LOGGERS is not a list (%s); ignored", PLUGIN_MODULE,
+            type(value).__name__)
+        return []
 
 
-def configured_logger_name() -> str:
-    """EVENT_LOGGER_NAME: the environment first, then Querybook's config yaml, else "null"."""
-    name = os.environ.get("EVENT_LOGGER_NAME")
-    if name:
-        return name
-    for path in _config_yaml_paths():
-        name = _name_from_yaml(path)
-        if name:
-            return name
-    return "null"
+def _registry() -> Tuple[List[BaseEventLogger], List[BaseEventLogger]]:
+    global _built
+    mode = _settings.in_querybook()
+    built = _built
+    if built is not None and built[0] == mode:
+        return built[1], built[2]
+    with _lock:
+        if _built is None or _built[0] != mode:
+            _settings.apply_application_event_type()
+            builtins: List[BaseEventLogger] = [ConsoleEventLogger(), NullEventLogger(), DBEventLogger()]
+            _built = (mode, builtins, _import_plugin_event_loggers())
+        return _built[1], _built[2]
 
 
-ALL_EVENT_LOGGERS: List[BaseEventLogger] = [
-    NullEventLogger(),
-    ConsoleEventLogger(),
-    DBEventLogger(),
-] + _plugin_event_loggers()
+def all_plugin_event_loggers() -> List[BaseEventLogger]:
+    """The plugin loggers (event_logger_plugin.ALL_PLUGIN_EVENT_LOGGERS)."""
+    return _registry()[1]
+
+
+def all_event_loggers() -> List[BaseEventLogger]:
+    """[console, null, db] + the plugins, as upstream's ALL_EVENT_LOGGERS."""
+    builtins, plugins = _registry()
+    return builtins + plugins
 
 
 def get_event_logger_class(name: str) -> BaseEventLogger:
@@ -77,7 +86,20 @@ def get_event_logger_class(name: str) -> BaseEventLogger:
 
     Raises ValueError("Unknown event logger name <name>") when none matches.
     """
-    for logger in ALL_EVENT_LOGGERS:
+    builtins, plugins = _registry()
+    for logger in builtins + plugins:
         if logger.logger_name == name:
             return logger
     raise ValueError(f"Unknown event logger name {name}")
+
+
+def configured_logger_name() -> str:
+    """EVENT_LOGGER_NAME as the application resolves it (see _settings)."""
+    return _settings.configured_logger_name()
+
+
+def _reset_for_tests() -> None:
+    """Forget the built registry (tests switch plugin modules and settings)."""
+    global _built
+    with _lock:
+        _built = None

@@ -205,3 +205,27 @@ def _value_from_yaml(path: str, key: str) -> "tuple[bool, Optional[str]]":
                 return True, None
             return True, value.strip("'\"")
     return False, None
+
+
+# ---- EventType ------------------------------------------------------------------
+
+def event_type_class():
+    """The EventType the application compares against: Querybook's
+    ``const.event_log.EventType`` inside Querybook, else the package's own."""
+    if context.querybook:
+        from const.event_log import EventType  # type: ignore
+
+        return EventType
+    from ._event_type import EventType
+
+    return EventType
+
+
+def apply_application_event_type() -> None:
+    """Make the C core hand the application's EventType members to Python
+    ``log()`` overrides (plugins compare ``event_type == EventType.API``)."""
+    from . import _core
+
+    setter = getattr(_core, "_set_application_event_type", None)
+    if setter is not None:
+        setter(event_type_class() if context.querybook else None)

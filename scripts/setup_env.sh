@@ -4,6 +4,8 @@
 # tests) when missing, then a venv in .venv with the Python packages, then the C
 # extension built in place with warnings as errors.  Safe to run again.
 # Usage: source scripts/setup_env.sh   (sets $PY to the venv's python)
+#   QBEL_PYTHON=/path/to/python3.X QBEL_VENV=.venv-3.X source scripts/setup_env.sh
+#   builds and tests with another CPython in a venv of its own.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -35,7 +37,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-VENV="$ROOT/.venv"
+VENV="$ROOT/${QBEL_VENV:-.venv}"
 if [ ! -x "$VENV/bin/python" ]; then
     "$BASE_PYTHON" -m venv "$VENV"
 fi
@@ -43,7 +45,7 @@ PY="$VENV/bin/python"
 STAMP="$VENV/.qbel-requirements"
 REQUIREMENTS="pip setuptools>=61 wheel pytest>=7 hypothesis>=6 orjson ruff gevent"
 if [ "$(cat "$STAMP" 2>/dev/null)" != "$REQUIREMENTS" ]; then
-    "$PY" -m pip install -q --upgrade $REQUIREMENTS
+    "$PY" -m pip install -q --disable-pip-version-check --upgrade $REQUIREMENTS
     echo "$REQUIREMENTS" > "$STAMP"
 fi
 
@@ -51,4 +53,8 @@ fi
 QBEL_CFLAGS="${QBEL_CFLAGS:--Wall -Wextra -Werror -O2}" \
     "$PY" setup.py -q build_ext --inplace --force >"$ROOT/build-ext.log" 2>&1 \
     || { cat "$ROOT/build-ext.log" >&2; echo "setup_env: build failed" >&2; exit 1; }
+# -Werror makes warnings fail the build; say so if any slipped through a flag change.
+if grep -q "warning:" "$ROOT/build-ext.log"; then
+    cat "$ROOT/build-ext.log" >&2; echo "setup_env: the build printed warnings" >&2; exit 1
+fi
 export PY

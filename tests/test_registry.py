@@ -8,7 +8,6 @@ import textwrap
 import pytest
 
 import querybook_eventlog as qe
-from querybook_eventlog import _registry
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -26,7 +25,7 @@ def test_builtin_loggers_by_name():
     assert isinstance(qe.get_event_logger_class("console"), qe.ConsoleEventLogger)
     assert isinstance(qe.get_event_logger_class("db"), qe.DBEventLogger)
     names = [logger.logger_name for logger in qe.ALL_EVENT_LOGGERS]
-    assert names[:3] == ["null", "console", "db"]
+    assert names[:3] == ["console", "null", "db"]  # upstream's order
 
 
 def test_unknown_name_is_value_error():
@@ -76,11 +75,85 @@ def test_missing_plugin_module_counts_as_none(tmp_path):
     assert result.stdout.strip() == "3"
 
 
-def test_broken_plugin_import_is_not_hidden(tmp_path):
+def test_broken_plugin_import_is_logged_and_skipped(tmp_path):
     (tmp_path / "event_logger_plugin.py").write_text("import module_that_does_not_exist\n")
-    result = run_python("import querybook_eventlog", tmp_path)
-    assert result.returncode != 0
+    result = run_python("""
+        import logging
+        logging.basicConfig(level=logging.INFO)
+        import querybook_eventlog as qe
+        print([logger.logger_name for logger in qe.ALL_EVENT_LOGGERS])
+        print(qe.get_event_logger_class("console").logger_name)
+    """, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["['console', 'null', 'db']", "console"]
+    assert "cannot import event_logger_plugin" in result.stderr
     assert "module_that_does_not_exist" in result.stderr
+
+
+@pytest.mark.parametrize("value", ["None", "[]", "0"])
+def test_empty_plugin_list_counts_as_none(tmp_path, value):
+    (tmp_path / "event_logger_plugin.py").write_text(f"ALL_PLUGIN_EVENT_LOGGERS = {value}\n")
+    result = run_python("import querybook_eventlog as qe; print(len(qe.ALL_EVENT_LOGGERS))",
+                        tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "3"
+
+
+def test_import_touches_nothing(tmp_path):
+    """Importing never parses DATABASE_CONN, creates the spool dir or imports plugins."""
+    (tmp_path / "event_logger_plugin.py").write_text("raise SystemExit('plugin imported')\n")
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the spool dir would go")
+    result = run_python("""
+        import sys
+        import querybook_eventlog as qe
+        assert "event_logger_plugin" not in sys.modules
+        print("imported")
+    """, tmp_path, {"DATABASE_CONN": "sqlite:////tmp/querybook.db",
+                    "QBEL_SPOOL_DIR": str(blocker / "spool"),
+                    "EVENT_LOGGER_NAME": "definitely-unknown"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "imported"
+
+
+def test_registry_builds_with_unusable_settings(tmp_path):
+    """A sqlite/postgresql DATABASE_CONN or an uncreatable spool dir does not
+    stop the registry (and so the null or console logger) from working."""
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    for url in ("sqlite:////tmp/querybook.db", "postgresql://u:secret@h/db"):
+        result = run_python("""
+            import querybook_eventlog as qe
+            qe.get_event_logger_class("null").log(uid=1, event_type="VIEW", event_data={})
+            db = qe.get_event_logger_class("db")
+            try:
+                db.log(uid=1, event_type="VIEW", event_data={})
+            except (ValueError, RuntimeError) as error:
+                print(type(error).__name__, error)
+        """, tmp_path, {"DATABASE_CONN": url, "QBEL_SPOOL_DIR": str(blocker / "spool")})
+        assert result.returncode == 0, result.stderr
+        assert "secret" not in result.stdout + result.stderr
+        assert result.stdout.startswith("ValueError"), result.stdout
+
+
+@pytest.mark.parametrize("text", ["EVENT_LOGGER_NAME: ~\n", "EVENT_LOGGER_NAME:\n",
+                                  "EVENT_LOGGER_NAME: null\n", "EVENT_LOGGER_NAME: ''\n"])
+def test_yaml_null_means_the_null_logger(tmp_path, monkeypatch, text):
+    monkeypatch.delenv("EVENT_LOGGER_NAME", raising=False)
+    config = tmp_path / "querybook_default_config.yaml"
+    config.write_text("FLASK_SECRET_KEY: x\n" + text)
+    monkeypatch.setenv("QUERYBOOK_CONFIG_PATH", str(config))
+    assert qe.configured_logger_name() == "null"
+    assert qe.EventLogger().logger is qe.get_event_logger_class("null")
+
+
+@pytest.mark.parametrize("value", ["", "~", " "])
+def test_empty_env_means_the_null_logger(tmp_path, monkeypatch, value):
+    config = tmp_path / "querybook_config.yaml"
+    config.write_text("EVENT_LOGGER_NAME: console\n")
+    monkeypatch.setenv("QUERYBOOK_CONFIG_PATH", str(config))
+    monkeypatch.setenv("EVENT_LOGGER_NAME", value)  # present, even empty: it wins, as in env.py
+    assert qe.configured_logger_name() == "null"
 
 
 def test_configured_name_env_then_yaml_then_null(tmp_path, monkeypatch):
@@ -104,7 +177,12 @@ def test_configured_name_from_querybook_root(tmp_path, monkeypatch):
     (config_dir / "querybook_config.yaml").write_text("EVENT_LOGGER_NAME: console\n")
     monkeypatch.setenv("QUERYBOOK_ROOT", str(tmp_path))
     assert qe.configured_logger_name() == "console"
-    assert _registry._name_from_yaml(str(config_dir / "querybook_default_config.yaml")) == "null"
+    (config_dir / "querybook_config.yaml").write_text("OTHER: 1\n")
+    assert qe.configured_logger_name() == "null"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("QUERYBOOK_ROOT")
+    (config_dir / "querybook_config.yaml").write_text("EVENT_LOGGER_NAME: console\n")
+    assert qe.configured_logger_name() == "null"  # never found through the working directory
 
 
 class Recorder(qe.BaseEventLogger):
@@ -135,10 +213,23 @@ def test_facade_fills_uid_and_never_raises(caplog):
     assert "sink exploded" in caplog.text
     bad_input = qe.EventLogger(qe.NullEventLogger(), uid_getter=lambda: 1)
     bad_input.log("not-a-type", {})  # validation error swallowed and logged
-    assert "failed to log event" in caplog.text
+    assert "not-a-type" in caplog.text
 
 
-def test_facade_without_user_logs_uid_zero():
+def test_facade_without_user():
+    """No authenticated user: events are kept with uid None (NULL), API
+    requests are not logged (upstream's rule)."""
     recorder = Recorder()
-    qe.EventLogger(recorder).log(qe.EventType.VIEW, {"path": "/"})
-    assert recorder.events[0][0] == 0
+    facade = qe.EventLogger(recorder)
+    facade.log(qe.EventType.VIEW, {"path": "/"})
+    facade.log_api_request("/query/", "GET", {"id": 1})
+    facade.log_websocket_event("/query/subscribe", [1], {})
+    assert [event[:2] for event in recorder.events] == [
+        (None, qe.EventType.VIEW), (None, qe.EventType.WEBSOCKET)]
+
+
+def test_facade_resolves_its_logger_on_first_use(monkeypatch):
+    monkeypatch.setenv("EVENT_LOGGER_NAME", "no-such-logger")
+    facade = qe.EventLogger()  # constructing looks nothing up
+    monkeypatch.setenv("EVENT_LOGGER_NAME", "console")
+    assert facade.logger is qe.get_event_logger_class("console")

@@ -1,0 +1,1 @@
+"""Upstream's ``lib/event_logger/loggers/``: the builtin loggers."""
