@@ -300,7 +300,10 @@ def test_adoption_edit(adopted, qb_db):
     model = "querybook/server/models/event_log.py"
     old_model, new_model = before[model].decode(), after[model].decode()
     assert new_model.startswith(old_model)
-    assert len([line for line in new_model[len(old_model):].splitlines() if line.strip()]) == 2
+    added = [line for line in new_model[len(old_model):].splitlines()
+             if line.strip() and not line.lstrip().startswith("#")]
+    assert len(added) == 2, added  # the import and the marker table, on the models' metadata
+    assert "Base.metadata" in added[1], added
 
     replaced = [path for path in ORIGINAL_EVENT_LOGGER_FILES if before[path].strip()]
     for path in replaced:
@@ -535,7 +538,11 @@ def test_unknown_logger_name(adopted, original, events, tmp_path):
     result, process = adopted.drive(CONSOLE_STEPS, cwd="/", env={"EVENT_LOGGER_NAME": "nosuch"})
     assert [status for status, _ in result["responses"]] == [200, 200, "ws"]
     assert "Unknown event logger name nosuch" in process.stderr
-    assert "Unknown event logger name nosuch" in log_file.read_text()
+    # Logged through Querybook's logger, once per failed call at most (three
+    # calls: the beacon's event, the API request, the websocket event).
+    errors = [line for line in log_lines(log_file.read_text())
+              if line["level"] == "ERROR" and "Unknown event logger name nosuch" in line["message"]]
+    assert 1 <= len(errors) <= 3, log_file.read_text()
     assert read_rows(adopted, events.app_url) == []
 
 
@@ -585,7 +592,7 @@ def test_mock_patch_of_db_logger_log(which, request, events):
 
 
 NAMESPACES = textwrap.dedent("""
-    # Every public name of lib.event_logger's modules: for an object imported
+    # Every public name (no leading _) of lib.event_logger's modules: for an object imported
     # from outside lib.event_logger, where it comes from; else what kind it is.
     import importlib, inspect, json, logging
     MODULES = ["lib.event_logger", "lib.event_logger.base_event_logger",
@@ -613,7 +620,7 @@ NAMESPACES = textwrap.dedent("""
     for name in MODULES:
         module = importlib.import_module(name)
         out[name] = {attr: describe(getattr(module, attr)) for attr in sorted(
-            a for a in dir(module) if not a.startswith("__") and not inspect.ismodule(getattr(module, a)))}
+            a for a in dir(module) if not a.startswith("_") and not inspect.ismodule(getattr(module, a)))}
     print(json.dumps(out))
 """)
 

@@ -52,7 +52,7 @@ def main(plan_path, result_path):
         responses.append(run_ws(step) if "ws" in step else run_http(client, step))
         time.sleep(plan.get("pause", 0))
     flushed = None
-    if plan.get("flush") is not None:
+    if plan.get("flush") is not None:  # the DB logger's flush(timeout)
         flush = getattr(event_logger.logger, "flush", None)
         flushed = flush(plan["flush"]) if flush is not None else "no flush()"
     rows_seen = None
@@ -63,12 +63,17 @@ def main(plan_path, result_path):
 
         with DBSession() as session:
             rows_seen = session.execute(text("SELECT COUNT(*) FROM event_log")).scalar()
+    try:  # only the facade's methods promise not to raise
+        logger = event_logger.logger
+        logger_class, logger_name = type(logger).__name__, logger.logger_name
+    except Exception as error:
+        logger_class = logger_name = f"{type(error).__name__}: {error}"
     result = {
         "rows_seen": rows_seen,
         "responses": responses,
         "flushed": flushed,
-        "logger": type(event_logger.logger).__name__,
-        "logger_name": event_logger.logger.logger_name,
+        "logger": logger_class,
+        "logger_name": logger_name,
         "emitted": [list(map(str, item)) for item in socketio.emitted],
     }
     with open(result_path, "w") as result_file:
