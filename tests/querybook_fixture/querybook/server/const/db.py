@@ -1,0 +1,4 @@
+import datetime
+
+now = datetime.datetime.utcnow
+name_length = 255

@@ -1,0 +1,2 @@
+# flake8: noqa
+from . import datadoc

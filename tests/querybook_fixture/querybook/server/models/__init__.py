@@ -1,0 +1,3 @@
+# flake8: noqa
+from .user import *
+from .event_log import *
