@@ -10,6 +10,11 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 source scripts/setup_env.sh
 MAIN_PY="$PY"
+# Querybook's own Python (3.10) with its pinned packages, for the drop-in
+# suite; one venv shared by every pass below.  Built first so that a failure
+# shows before the tests start.
+export QBEL_QUERYBOOK_VENV="$ROOT/.venv-querybook"
+bash scripts/querybook_venv.sh "$ROOT" >/dev/null
 
 echo "== lint (ruff)"
 "$(dirname "$PY")/ruff" check querybook_eventlog tests bench scripts
