@@ -341,8 +341,16 @@ default_spool_dir(void)
     return path;
 }
 
-/* The tests' fault injection: env QBEL_TEST_DROP_AFTER_COMMIT=N cuts the
- * connection after every Nth COMMIT is sent (see mysql_sink_config). */
+/* The tests' knobs (see mysql_sink_config): env QBEL_TEST_TEXT_INSERT=1
+ * forces the multi-row text INSERT; QBEL_TEST_DROP_AFTER_COMMIT=N cuts the
+ * connection after every Nth COMMIT is sent. */
+static bool
+test_text_insert(void)
+{
+    const char *text = getenv("QBEL_TEST_TEXT_INSERT");
+    return text != NULL && strcmp(text, "1") == 0;
+}
+
 static unsigned int
 test_fault_every(void)
 {
@@ -421,6 +429,7 @@ make_writer(PyObject *parts, const writer_config *options, PyObject *table_name,
     config.sink.write_timeout_s = options->sink.write_timeout_s;
     config.sink.create_table = options->sink.create_table;
     config.sink.test_drop_after_commit_every = test_fault_every();
+    config.sink.test_text_insert = test_text_insert();
     config.spool_dir = spool_bytes ? PyBytes_AS_STRING(spool_bytes) : NULL;
     made = writer_new(&config);
     if (made == NULL) {
@@ -588,12 +597,12 @@ warn_marker_table_once(db_logger_object *self)
         goto done;
     }
     message = PyUnicode_FromFormat(
-        "DBEventLogger: the batch marker table `%s_qbel_batches` does not exist in %S (or this "
+        "DBEventLogger <%S>: the batch marker table `%s_qbel_batches` does not exist (or this "
         "database user cannot use it). Every event is still written, but at-least-once: a "
         "batch whose COMMIT reply is lost is written again and its rows may appear twice. The "
         "writer never runs DDL; create the table once (it is part of the schema, like %R) and "
         "exactly-once resumes on the next reconnect: %s;",
-        table_text, description ? description : Py_None, table_name, ddl);
+        description ? description : Py_None, table_text, table_name, ddl);
     if (message == NULL) {
         goto done;
     }

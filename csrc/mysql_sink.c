@@ -295,7 +295,7 @@ mysql_sink_new(const mysql_sink_config *config)
         free(sink);
         return NULL;
     }
-    sink->bulk_enabled = true;
+    sink->bulk_enabled = !config->test_text_insert;
     sink->marker_state = MYSQL_SINK_MARKER_UNKNOWN;
     snprintf(sink->table_quoted, sizeof(sink->table_quoted), "`%s`", table);
     snprintf(sink->marker_quoted, sizeof(sink->marker_quoted), "`%s" MARKER_SUFFIX "`", table);

@@ -48,6 +48,9 @@ typedef struct mysql_sink_config {
      * read by db_logger.c): every Nth COMMIT is sent and then the
      * connection is cut before its reply — the ambiguous commit.  0: off. */
     unsigned int test_drop_after_commit_every;
+    /* Tests only (env QBEL_TEST_TEXT_INSERT=1): use the multi-row text
+     * INSERT even on MariaDB, as on servers without bulk binding. */
+    bool test_text_insert;
 } mysql_sink_config;
 
 /* Deep-copy `source` into `target` (strings strdup'd).  0, or -1 on OOM

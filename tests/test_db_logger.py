@@ -111,7 +111,7 @@ def test_sql_and_quote_heavy_data_reads_back_verbatim(db, make_logger):
         ({"uid": "5"}, TypeError),
         ({"event_type": "click"}, ValueError),
         ({"event_type": 3}, (TypeError, ValueError)),
-        ({"event_data": [1, 2]}, TypeError),
+        ({"event_data": object()}, TypeError),
         ({"event_data": {"x": object()}}, TypeError),
         ({"event_data": {"x": b"bytes"}}, TypeError),
         ({"timestamp": "now"}, TypeError),
