@@ -601,7 +601,7 @@ warn_marker_table_once(db_logger_object *self)
         "database user cannot use it). Every event is still written, but at-least-once: a "
         "batch whose COMMIT reply is lost is written again and its rows may appear twice. The "
         "writer never runs DDL; create the table once (it is part of the schema, like %R) and "
-        "exactly-once resumes on the next reconnect: %s;",
+        "exactly-once resumes at the next reconnect or within the hour: %s;",
         description ? description : Py_None, table_text, table_name, ddl);
     if (message == NULL) {
         goto done;

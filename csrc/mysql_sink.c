@@ -621,8 +621,9 @@ run_on_marker_table(mysql_sink *sink, const char *sql, size_t length,
     return -1;
 }
 
-/* Connect-time look-up of the marker table (autocommit still on, so the
- * SELECT leaves no transaction open). */
+/* Look the marker table up: PRESENT, or MISSING (no error).  At connect
+ * time autocommit is still on, so the SELECT leaves no transaction open;
+ * later callers roll back after it. */
 static mysql_sink_status
 look_up_marker_table(mysql_sink *sink)
 {
@@ -1377,7 +1378,17 @@ mysql_sink_prune_markers(mysql_sink *sink, int days)
         return status;
     }
     if (sink->marker_state == MYSQL_SINK_MARKER_MISSING) {
-        return MYSQL_SINK_OK;
+        /* housekeeping is also when a long-lived connection looks again:
+         * an operator who creates the table gets exactly-once back within
+         * the prune interval, not only at the next reconnect */
+        status = look_up_marker_table(sink);
+        rollback_quietly(sink); /* the look-up's transaction (autocommit is off) */
+        if (status != MYSQL_SINK_OK || sink->mysql == NULL) {
+            return status != MYSQL_SINK_OK ? status : MYSQL_SINK_CONNECTION_ERROR;
+        }
+        if (sink->marker_state == MYSQL_SINK_MARKER_MISSING) {
+            return MYSQL_SINK_OK;
+        }
     }
     char sql[sizeof(sink->marker_quoted) + 128];
     int length = snprintf(sql, sizeof(sql),

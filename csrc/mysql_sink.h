@@ -17,7 +17,8 @@
  * ER_TABLEACCESS_DENIED_ERROR with table-level grants) the connection
  * writes without markers: every event still lands, but a batch whose
  * COMMIT outcome was lost is written again (at-least-once).  Each connect
- * looks for the table again, so creating it restores exactly-once.
+ * and each prune looks for the table again, so creating it restores
+ * exactly-once.
  */
 #ifndef QBEL_MYSQL_SINK_H
 #define QBEL_MYSQL_SINK_H
@@ -117,8 +118,10 @@ mysql_sink_status mysql_sink_write_batch(mysql_sink *sink, const char *batch_id,
 int mysql_sink_batch_committed(mysql_sink *sink, const char *batch_id,
                                mysql_sink_status *status_out);
 
-/* Delete marker rows older than `days` days (housekeeping, best effort;
- * OK without doing anything when the marker table is missing). */
+/* Delete marker rows older than `days` days (housekeeping, best effort).
+ * When the marker table was missing, look for it again first (a
+ * long-lived connection thus finds a table created later); OK without
+ * deleting anything while it is still missing. */
 mysql_sink_status mysql_sink_prune_markers(mysql_sink *sink, int days);
 
 typedef enum mysql_sink_marker_state {

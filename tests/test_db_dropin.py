@@ -362,6 +362,17 @@ def test_event_bigger_than_the_old_1_mib_limit_is_stored(db, tmp_path):
     assert db.sql("SELECT LENGTH(event_data) FROM event_log") == [[str(len(pad) + 18)]]
 
 
+def test_event_bigger_than_the_queue_bound_is_queued_alone(db):
+    """An empty queue takes one event of any size, so a big event needs no
+    spool (here there is none: it would have been dropped)."""
+    logger = DBEventLogger(db.url, spool_dir=None, max_queue_bytes=4096, sync=True)
+    logger.log(uid=1, event_type="VIEW", event_data={"seq": 1, "pad": "q" * 100_000})
+    stats = logger.stats()
+    logger.close()
+    assert stats["written"] == 1 and stats["dropped"] == 0 and stats["spooled"] == 0
+    assert seq_counts(db) == {1: 1}
+
+
 def test_max_event_bytes_argument():
     with pytest.raises(ValueError, match="max_event_bytes"):
         DBEventLogger(UNREACHABLE, spool_dir=None, max_event_bytes=10)
