@@ -1029,6 +1029,24 @@ db_logger_marker_table_ddl(PyObject *unused, PyObject *args, PyObject *kwargs)
     return result;
 }
 
+/* _core._marker_table_ddl(table) -> str: the same as a module function,
+ * for module.c to register (METH_O); declared there, not in this file's
+ * headers, until it does. */
+PyObject *db_logger_marker_table_ddl_function(PyObject *module, PyObject *table);
+
+PyObject *
+db_logger_marker_table_ddl_function(PyObject *module, PyObject *table)
+{
+    (void)module;
+    PyObject *args = PyTuple_Pack(1, table);
+    if (args == NULL) {
+        return NULL;
+    }
+    PyObject *ddl = db_logger_marker_table_ddl(NULL, args, NULL);
+    Py_DECREF(args);
+    return ddl;
+}
+
 static PyObject *
 db_logger_enter(PyObject *self, PyObject *unused)
 {
