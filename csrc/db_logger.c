@@ -4,9 +4,16 @@
  * the writer thread does every network call.
  *
  * Owns: the writer (and through it the queue, thread, connection, spool),
- * a password-free description of the target for repr().  The database URL
- * is parsed in Python (querybook_eventlog._url); the password only ever
- * lives in the writer's sink configuration.
+ * a password-free description of the target for repr(), the options a
+ * writer made on first use needs, and the cached warning function.  The
+ * database URL is parsed in Python (querybook_eventlog._url); the password
+ * only ever lives in the writer's sink configuration.
+ *
+ * Nothing happens at construction beyond checking the arguments: with
+ * url=None the URL is resolved on the first log() through
+ * querybook_eventlog._settings.database_conn() (Querybook's DATABASE_CONN
+ * inside Querybook), and the spool directory is created by the writer when
+ * it first writes there.
  */
 #include "qbel.h"
 
@@ -19,7 +26,10 @@
 #define DB_DEFAULT_BATCH_SIZE 2000
 #define DB_DEFAULT_FLUSH_INTERVAL_S 1.0
 #define DB_DEFAULT_MAX_QUEUE_BYTES ((Py_ssize_t)64 << 20)
-#define DB_DEFAULT_MAX_EVENT_BYTES ((Py_ssize_t)1 << 20)
+/* max_event_bytes=None: no limit of our own below MariaDB's largest
+ * max_allowed_packet; the writer splits batches by the server's own limit
+ * and dead-letters a row the server cannot take. */
+#define DB_MAX_EVENT_BYTES_CAP ((Py_ssize_t)1 << 30)
 #define DB_DEFAULT_CONNECT_TIMEOUT_S 5
 #define DB_DEFAULT_READ_TIMEOUT_S 30
 #define DB_DEFAULT_WRITE_TIMEOUT_S 30
@@ -34,14 +44,28 @@
 
 typedef struct db_logger_object {
     base_logger_object base;
-    writer *writer;        /* NULL without a database URL */
+    writer *writer;        /* NULL until there is a database URL */
     PyObject *description; /* str: "mysql://user@host:port/db table='t'", no password */
+    /* For the writer made on first use (url=None): every option but the
+     * URL.  `options` holds numbers only (no strings), `table_name` a
+     * checked str, `spool_dir` the argument (NULL: the default, None: no
+     * spool, else a path-like). */
+    writer_config options;
+    PyObject *table_name;
+    PyObject *spool_dir;
+    bool configured;       /* __init__ succeeded */
+    PyObject *warn;        /* querybook_eventlog._settings.warn, imported on first need */
+    bool marker_warned;    /* the missing-marker-table warning was given */
     size_t max_event_bytes;
+    bool max_event_bytes_explicit;
     double exit_timeout_s;
     double sync_timeout_s; /* < 0: sync log() waits without limit */
     bool sync;
     bool closed;
 } db_logger_object;
+
+static writer *ensure_writer(db_logger_object *self, qbel_state *state);
+static void warn_marker_table_once(db_logger_object *self);
 
 /* Caller thread, GIL held.  Encoding may run user code (isoformat of a date
  * subclass, a dict subclass's items()), which may call close() or try
@@ -56,9 +80,7 @@ db_log_fields(base_logger_object *base, qbel_state *state, const event_fields *f
         PyErr_SetString(PyExc_ValueError, "logger is closed");
         return -1;
     }
-    if (self->writer == NULL) {
-        PyErr_SetString(PyExc_RuntimeError,
-                        "DBEventLogger has no database URL: set DATABASE_CONN or pass url=");
+    if (ensure_writer(self, state) == NULL) {
         return -1;
     }
     char inline_block[2048];
@@ -69,9 +91,17 @@ db_log_fields(base_logger_object *base, qbel_state *state, const event_fields *f
         return -1;
     }
     if (buffer.length > self->max_event_bytes) {
-        PyErr_Format(PyExc_ValueError,
-                     "event_data is %zu bytes of JSON, more than max_event_bytes=%zu",
-                     buffer.length, self->max_event_bytes);
+        if (self->max_event_bytes_explicit) {
+            PyErr_Format(PyExc_ValueError,
+                         "event_data is %zu bytes of JSON, more than max_event_bytes=%zu",
+                         buffer.length, self->max_event_bytes);
+        }
+        else {
+            PyErr_Format(PyExc_ValueError,
+                         "event_data is %zu bytes of JSON, more than the %zu-byte hard cap "
+                         "(1 GiB, MariaDB's largest max_allowed_packet)",
+                         buffer.length, self->max_event_bytes);
+        }
         byte_buffer_release(&buffer);
         return -1;
     }
@@ -116,6 +146,7 @@ db_log_fields(base_logger_object *base, qbel_state *state, const event_fields *f
             return -1;
         }
     }
+    warn_marker_table_once(self);
     return 0;
 }
 
@@ -279,7 +310,8 @@ parse_url(qbel_state *state, PyObject *url)
 }
 
 /* The default spool directory: env QBEL_SPOOL_DIR, else
- * <tempfile.gettempdir()>/querybook_eventlog-spool. */
+ * <$TMPDIR, $TEMP, $TMP or /tmp>/querybook_eventlog-spool.  Environment
+ * only: tempfile.gettempdir() would create and delete probe files. */
 static PyObject *
 default_spool_dir(void)
 {
@@ -287,22 +319,38 @@ default_spool_dir(void)
     if (from_environment != NULL && *from_environment) {
         return PyUnicode_DecodeFSDefault(from_environment);
     }
-    PyObject *tempfile = PyImport_ImportModule("tempfile");
-    if (tempfile == NULL) {
+    static const char *const temporary_variables[] = {"TMPDIR", "TEMP", "TMP"};
+    const char *temporary = "/tmp";
+    for (size_t i = 0; i < sizeof(temporary_variables) / sizeof(*temporary_variables); i++) {
+        const char *value = getenv(temporary_variables[i]);
+        if (value != NULL && *value) {
+            temporary = value;
+            break;
+        }
+    }
+    size_t length = strlen(temporary);
+    while (length > 1 && temporary[length - 1] == '/') {
+        length--;
+    }
+    PyObject *base = PyUnicode_DecodeFSDefaultAndSize(temporary, (Py_ssize_t)length);
+    if (base == NULL) {
         return NULL;
     }
-    PyObject *temporary = PyObject_CallMethod(tempfile, "gettempdir", NULL);
-    Py_DECREF(tempfile);
-    if (temporary == NULL) {
-        return NULL;
-    }
-    PyObject *path = PyUnicode_FromFormat("%U/%s", temporary, DB_SPOOL_DIR_NAME);
-    Py_DECREF(temporary);
+    PyObject *path = PyUnicode_FromFormat("%U/%s", base, DB_SPOOL_DIR_NAME);
+    Py_DECREF(base);
     return path;
 }
 
-/* The tests' fault injection: env QBEL_TEST_DROP_AFTER_COMMIT=N cuts the
- * connection after every Nth COMMIT is sent (see mysql_sink_config). */
+/* The tests' knobs (see mysql_sink_config): env QBEL_TEST_TEXT_INSERT=1
+ * forces the multi-row text INSERT; QBEL_TEST_DROP_AFTER_COMMIT=N cuts the
+ * connection after every Nth COMMIT is sent. */
+static bool
+test_text_insert(void)
+{
+    const char *text = getenv("QBEL_TEST_TEXT_INSERT");
+    return text != NULL && strcmp(text, "1") == 0;
+}
+
 static unsigned int
 test_fault_every(void)
 {
@@ -336,6 +384,281 @@ release_writer(db_logger_object *self, double timeout_s)
     }
 }
 
+/* Caller thread, GIL held.  A writer for the parsed URL `parts` with the
+ * numeric `options`, table `table_name` and spool_dir argument `spool_dir`
+ * (see db_logger_object); *description_out gets the password-free target.
+ * Runs Python code (path conversion), so callers pass their own references
+ * and look at the logger again afterwards.  NULL with an exception set. */
+static writer *
+make_writer(PyObject *parts, const writer_config *options, PyObject *table_name,
+            PyObject *spool_dir, PyObject **description_out)
+{
+    PyObject *spool_path = NULL, *spool_bytes = NULL, *description = NULL;
+    writer *made = NULL;
+    const char *table_text;
+    *description_out = NULL;
+    if (check_table_name(table_name, &table_text) < 0) {
+        return NULL;
+    }
+    if (spool_dir == NULL) {
+        spool_path = default_spool_dir();
+        if (spool_path == NULL) {
+            goto done;
+        }
+    }
+    else if (spool_dir != Py_None) {
+        spool_path = PyOS_FSPath(spool_dir);
+        if (spool_path == NULL) {
+            goto done;
+        }
+    }
+    if (spool_path != NULL && !PyUnicode_FSConverter(spool_path, &spool_bytes)) {
+        goto done;
+    }
+    description = describe_target(parts, table_name);
+    if (description == NULL) {
+        goto done;
+    }
+    writer_config config = *options;
+    if (sink_config_from_parts(parts, &config.sink) < 0) {
+        goto done;
+    }
+    config.sink.table = (char *)table_text;
+    config.sink.connect_timeout_s = options->sink.connect_timeout_s;
+    config.sink.read_timeout_s = options->sink.read_timeout_s;
+    config.sink.write_timeout_s = options->sink.write_timeout_s;
+    config.sink.create_table = options->sink.create_table;
+    config.sink.test_drop_after_commit_every = test_fault_every();
+    config.sink.test_text_insert = test_text_insert();
+    config.spool_dir = spool_bytes ? PyBytes_AS_STRING(spool_bytes) : NULL;
+    made = writer_new(&config);
+    if (made == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    *description_out = Py_NewRef(description);
+
+done:
+    Py_XDECREF(spool_path);
+    Py_XDECREF(spool_bytes);
+    Py_XDECREF(description);
+    return made;
+}
+
+/* Caller thread, GIL held: free a writer nobody else has seen. */
+static void
+discard_writer(writer *w)
+{
+    if (w != NULL) {
+        Py_BEGIN_ALLOW_THREADS
+        writer_free(w);
+        Py_END_ALLOW_THREADS
+    }
+}
+
+/* An attribute of querybook_eventlog._settings (imported on first use:
+ * importing this package must not import it early). */
+static PyObject *
+settings_attribute(const char *name)
+{
+    PyObject *module = PyImport_ImportModule("querybook_eventlog._settings");
+    if (module == NULL) {
+        return NULL;
+    }
+    PyObject *attribute = PyObject_GetAttrString(module, name);
+    Py_DECREF(module);
+    return attribute;
+}
+
+/* querybook_eventlog._settings.database_conn(): a str, or NULL with
+ * RuntimeError when it gives None. */
+static PyObject *
+resolve_database_conn(void)
+{
+    PyObject *database_conn = settings_attribute("database_conn");
+    if (database_conn == NULL) {
+        return NULL;
+    }
+    PyObject *url = PyObject_CallNoArgs(database_conn);
+    Py_DECREF(database_conn);
+    if (url == NULL) {
+        return NULL;
+    }
+    if (url == Py_None) {
+        Py_DECREF(url);
+        PyErr_SetString(PyExc_RuntimeError,
+                        "DBEventLogger has no database URL: set DATABASE_CONN or pass url=");
+        return NULL;
+    }
+    if (!PyUnicode_Check(url)) {
+        PyErr_Format(PyExc_TypeError, "DATABASE_CONN must be a str, not %.100s",
+                     Py_TYPE(url)->tp_name);
+        Py_DECREF(url);
+        return NULL;
+    }
+    return url;
+}
+
+/* parse_url for a URL the caller did not pass: a ValueError (an
+ * unsupported scheme such as sqlite:// or postgresql://, or a malformed
+ * URL; its text never holds the password) says where the URL came from. */
+static PyObject *
+parse_configured_url(qbel_state *state, PyObject *url)
+{
+    PyObject *parts = parse_url(state, url);
+    if (parts == NULL && PyErr_ExceptionMatches(PyExc_ValueError)) {
+        PyObject *type, *value, *traceback;
+        PyErr_Fetch(&type, &value, &traceback);
+        PyErr_NormalizeException(&type, &value, &traceback);
+        PyErr_Format(PyExc_ValueError,
+                     "DBEventLogger needs a MySQL/MariaDB database URL in DATABASE_CONN: %S",
+                     value);
+        Py_XDECREF(type);
+        Py_XDECREF(value);
+        Py_XDECREF(traceback);
+    }
+    return parts;
+}
+
+/* Caller thread, GIL held.  The writer, made on first use for url=None
+ * (DATABASE_CONN resolved now, not at construction).  Borrowed; NULL with
+ * an exception set (RuntimeError without a URL, ValueError for a URL that
+ * is not MySQL's).  Two threads may race here through the Python code it
+ * runs: the first writer installed wins and the other is freed. */
+static writer *
+ensure_writer(db_logger_object *self, qbel_state *state)
+{
+    if (self->writer != NULL) {
+        return self->writer;
+    }
+    if (!self->configured) {
+        PyErr_SetString(PyExc_RuntimeError, "DBEventLogger.__init__ was not called");
+        return NULL;
+    }
+    /* our own references and copy: Python code below may re-run __init__ */
+    writer_config options = self->options;
+    PyObject *table_name = Py_NewRef(self->table_name);
+    PyObject *spool_dir = Py_XNewRef(self->spool_dir);
+    PyObject *url = NULL, *parts = NULL, *description = NULL;
+    writer *made = NULL;
+    url = resolve_database_conn();
+    if (url == NULL) {
+        goto done;
+    }
+    parts = parse_configured_url(state, url);
+    if (parts == NULL) {
+        goto done;
+    }
+    made = make_writer(parts, &options, table_name, spool_dir, &description);
+    if (made == NULL) {
+        goto done;
+    }
+    if (self->writer == NULL) {
+        self->writer = made;
+        made = NULL;
+        Py_XSETREF(self->description, Py_NewRef(description));
+    }
+
+done:
+    discard_writer(made);
+    Py_XDECREF(description);
+    Py_XDECREF(parts);
+    Py_XDECREF(url);
+    Py_XDECREF(spool_dir);
+    Py_DECREF(table_name);
+    return self->writer;
+}
+
+/* Caller thread, GIL held, no exception set.  Once per logger, as soon as
+ * the writer has seen that the marker table is missing: tell the operator
+ * through querybook_eventlog._settings.warn (Python logging) which table
+ * and the one statement that creates it.  The writer thread only sets a
+ * flag; this is the cheap check on the caller side.  A failing warning is
+ * reported as unraisable: it must not turn a logged event into an error. */
+static void
+warn_marker_table_once(db_logger_object *self)
+{
+    writer *w = self->writer;
+    if (self->marker_warned || w == NULL || self->table_name == NULL ||
+        !writer_marker_table_missing_seen(w)) {
+        return;
+    }
+    self->marker_warned = true; /* first: the warning may log events again */
+    PyObject *table_name = Py_NewRef(self->table_name);
+    PyObject *description = Py_XNewRef(self->description);
+    PyObject *message = NULL, *result = NULL;
+    const char *table_text = PyUnicode_AsUTF8(table_name);
+    char ddl[512];
+    if (table_text == NULL) {
+        goto done;
+    }
+    if (mysql_sink_marker_table_ddl(table_text, ddl, sizeof(ddl)) < 0) {
+        PyErr_SetString(PyExc_ValueError, "invalid table name");
+        goto done;
+    }
+    message = PyUnicode_FromFormat(
+        "DBEventLogger <%S>: the batch marker table `%s_qbel_batches` does not exist (or this "
+        "database user cannot use it). Every event is still written, but at-least-once: a "
+        "batch whose COMMIT reply is lost is written again and its rows may appear twice. The "
+        "writer never runs DDL; create the table once (it is part of the schema, like %R) and "
+        "exactly-once resumes at the next reconnect or within the hour: %s;",
+        description ? description : Py_None, table_text, table_name, ddl);
+    if (message == NULL) {
+        goto done;
+    }
+    if (self->warn == NULL) {
+        PyObject *warn = settings_attribute("warn");
+        if (warn == NULL) {
+            goto done;
+        }
+        Py_XSETREF(self->warn, warn);
+    }
+    PyObject *warn = Py_NewRef(self->warn);
+    result = PyObject_CallOneArg(warn, message);
+    Py_DECREF(warn);
+
+done:
+    if (result == NULL && PyErr_Occurred()) {
+        PyErr_WriteUnraisable((PyObject *)self);
+    }
+    Py_XDECREF(result);
+    Py_XDECREF(message);
+    Py_XDECREF(description);
+    Py_DECREF(table_name);
+}
+
+/* max_event_bytes: None (the default) -> the 1 GiB cap; an int 64..1 GiB. */
+static int
+max_event_bytes_argument(PyObject *value, size_t *out, bool *explicit_out)
+{
+    if (value == NULL || value == Py_None) {
+        *out = (size_t)DB_MAX_EVENT_BYTES_CAP;
+        *explicit_out = false;
+        return 0;
+    }
+    if (!PyLong_Check(value) || PyBool_Check(value)) {
+        PyErr_Format(PyExc_TypeError, "max_event_bytes must be None or an int, not %.100s",
+                     Py_TYPE(value)->tp_name);
+        return -1;
+    }
+    Py_ssize_t bytes = PyLong_AsSsize_t(value);
+    if (bytes == -1 && PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_OverflowError)) {
+            return -1;
+        }
+        PyErr_Clear();
+        bytes = DB_MAX_EVENT_BYTES_CAP + 1;
+    }
+    if (bytes < 64 || bytes > DB_MAX_EVENT_BYTES_CAP) {
+        PyErr_SetString(PyExc_ValueError,
+                        "max_event_bytes must be None or between 64 and 1 GiB (1073741824)");
+        return -1;
+    }
+    *out = (size_t)bytes;
+    *explicit_out = true;
+    return 0;
+}
+
 static int
 db_logger_init(PyObject *op, PyObject *args, PyObject *kwargs)
 {
@@ -346,11 +669,10 @@ db_logger_init(PyObject *op, PyObject *args, PyObject *kwargs)
                                "connect_timeout", "read_timeout",  "write_timeout",
                                "exit_timeout",  "backoff_initial", "backoff_max",
                                "sync_timeout",  NULL};
-    PyObject *url = Py_None, *table = NULL, *spool_dir = NULL;
+    PyObject *url = Py_None, *table = NULL, *spool_dir = NULL, *max_event_bytes = NULL;
     Py_ssize_t batch_size = DB_DEFAULT_BATCH_SIZE;
     double flush_interval = DB_DEFAULT_FLUSH_INTERVAL_S;
     Py_ssize_t max_queue_bytes = DB_DEFAULT_MAX_QUEUE_BYTES;
-    Py_ssize_t max_event_bytes = DB_DEFAULT_MAX_EVENT_BYTES;
     int sync = 0, create_table = 0;
     int connect_timeout = DB_DEFAULT_CONNECT_TIMEOUT_S;
     int read_timeout = DB_DEFAULT_READ_TIMEOUT_S;
@@ -360,12 +682,14 @@ db_logger_init(PyObject *op, PyObject *args, PyObject *kwargs)
     double backoff_max = DB_DEFAULT_BACKOFF_MAX_S;
     PyObject *sync_timeout = NULL;
     double sync_timeout_s = DB_DEFAULT_SYNC_TIMEOUT_S;
+    size_t max_event_bytes_value;
+    bool max_event_bytes_explicit;
     if (self->writer != NULL) {
         /* log/flush/close in other threads may be using it; see db_log_fields */
         refuse_reinit();
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O$UndnnOppiiidddO:DBEventLogger",
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O$UndnOOppiiidddO:DBEventLogger",
                                      keywords, &url, &table, &batch_size, &flush_interval,
                                      &max_queue_bytes, &max_event_bytes, &spool_dir, &sync,
                                      &create_table, &connect_timeout, &read_timeout,
@@ -401,9 +725,12 @@ db_logger_init(PyObject *op, PyObject *args, PyObject *kwargs)
                         "not negative, backoff_max >= backoff_initial");
         return -1;
     }
-    if (max_queue_bytes < 4096 || max_event_bytes < 64) {
-        PyErr_SetString(PyExc_ValueError,
-                        "max_queue_bytes must be at least 4096 and max_event_bytes at least 64");
+    if (max_queue_bytes < 4096) {
+        PyErr_SetString(PyExc_ValueError, "max_queue_bytes must be at least 4096");
+        return -1;
+    }
+    if (max_event_bytes_argument(max_event_bytes, &max_event_bytes_value,
+                                 &max_event_bytes_explicit) < 0) {
         return -1;
     }
     if (connect_timeout < 1 || read_timeout < 1 || write_timeout < 1) {
@@ -411,122 +738,88 @@ db_logger_init(PyObject *op, PyObject *args, PyObject *kwargs)
         return -1;
     }
 
+    writer_config options;
+    memset(&options, 0, sizeof(options));
+    options.sink.connect_timeout_s = (unsigned int)connect_timeout;
+    options.sink.read_timeout_s = (unsigned int)read_timeout;
+    options.sink.write_timeout_s = (unsigned int)write_timeout;
+    options.sink.create_table = create_table != 0;
+    options.batch_size = (size_t)batch_size;
+    options.flush_interval_s = flush_interval;
+    options.max_queue_bytes = (size_t)max_queue_bytes;
+    options.backoff_initial_s = backoff_initial;
+    options.backoff_max_s = backoff_max;
+
     PyObject *table_name = table ? Py_NewRef(table) : PyUnicode_FromString("event_log");
-    PyObject *url_text = NULL, *parts = NULL, *spool_path = NULL, *spool_bytes = NULL;
-    PyObject *description = NULL;
+    PyObject *parts = NULL, *description = NULL, *spool_path = NULL;
+    writer *new_writer = NULL;
     int status = -1;
     const char *table_text;
     if (table_name == NULL || check_table_name(table_name, &table_text) < 0) {
         goto done;
     }
-    if (url == Py_None) {
-        const char *from_environment = getenv("DATABASE_CONN");
-        if (from_environment != NULL && *from_environment) {
-            url_text = PyUnicode_DecodeFSDefault(from_environment);
-            if (url_text == NULL) {
-                goto done;
-            }
-        }
-    }
-    else {
-        url_text = Py_NewRef(url);
-    }
-    if (spool_dir == NULL) {
-        spool_path = default_spool_dir();
-        if (spool_path == NULL) {
-            goto done;
-        }
-    }
-    else if (spool_dir != Py_None) {
+    /* a path-like becomes its str/bytes now (a TypeError here, not later);
+     * the directory itself is only created when first written to */
+    if (spool_dir != NULL && spool_dir != Py_None) {
         spool_path = PyOS_FSPath(spool_dir);
         if (spool_path == NULL) {
             goto done;
         }
     }
-    if (spool_path != NULL && !PyUnicode_FSConverter(spool_path, &spool_bytes)) {
-        goto done;
+    else {
+        spool_path = Py_XNewRef(spool_dir);
     }
-
-    writer *new_writer = NULL;
-    if (url_text != NULL) {
-        parts = parse_url(state, url_text);
+    if (url != Py_None) {
+        /* an explicit URL is checked now (malformed: ValueError); the
+         * writer connects to nothing and creates no file until used */
+        parts = parse_url(state, url);
         if (parts == NULL) {
             goto done;
         }
-        description = describe_target(parts, table_name);
-        if (description == NULL) {
-            goto done;
-        }
-        writer_config config;
-        memset(&config, 0, sizeof(config));
-        if (sink_config_from_parts(parts, &config.sink) < 0) {
-            goto done;
-        }
-        config.sink.table = (char *)table_text;
-        config.sink.connect_timeout_s = (unsigned int)connect_timeout;
-        config.sink.read_timeout_s = (unsigned int)read_timeout;
-        config.sink.write_timeout_s = (unsigned int)write_timeout;
-        config.sink.create_table = create_table != 0;
-        config.sink.test_drop_after_commit_every = test_fault_every();
-        config.batch_size = (size_t)batch_size;
-        config.flush_interval_s = flush_interval;
-        config.max_queue_bytes = (size_t)max_queue_bytes;
-        config.spool_dir = spool_bytes ? PyBytes_AS_STRING(spool_bytes) : NULL;
-        config.backoff_initial_s = backoff_initial;
-        config.backoff_max_s = backoff_max;
-        new_writer = writer_new(&config);
+        new_writer = make_writer(parts, &options, table_name, spool_path, &description);
         if (new_writer == NULL) {
-            if (errno == ENOMEM || errno == 0) {
-                PyErr_NoMemory();
-            }
-            else {
-                PyErr_Format(PyExc_OSError, "DBEventLogger cannot create spool_dir %R: %s",
-                             spool_path, strerror(errno));
-            }
             goto done;
         }
     }
     else {
-        description = PyUnicode_FromFormat("(no database URL) table=%R", table_name);
+        description = PyUnicode_FromFormat("(database URL from DATABASE_CONN on first use) "
+                                           "table=%R",
+                                           table_name);
         if (description == NULL) {
             goto done;
         }
     }
     PyObject *added = PyObject_CallMethod(state->live_db_loggers, "add", "O", op);
     if (added == NULL) {
-        if (new_writer != NULL) {
-            Py_BEGIN_ALLOW_THREADS
-            writer_free(new_writer);
-            Py_END_ALLOW_THREADS
-        }
         goto done;
     }
     Py_DECREF(added);
     if (self->writer != NULL) {
-        /* another __init__ finished while this one ran Python code */
-        if (new_writer != NULL) {
-            Py_BEGIN_ALLOW_THREADS
-            writer_free(new_writer);
-            Py_END_ALLOW_THREADS
-        }
+        /* another __init__ (or a first log()) finished while this one ran
+         * Python code */
         refuse_reinit();
         goto done;
     }
     self->writer = new_writer;
+    new_writer = NULL;
     Py_XSETREF(self->description, Py_NewRef(description));
-    self->max_event_bytes = (size_t)max_event_bytes;
+    self->options = options;
+    Py_XSETREF(self->table_name, Py_NewRef(table_name));
+    Py_XSETREF(self->spool_dir, Py_XNewRef(spool_path));
+    self->max_event_bytes = max_event_bytes_value;
+    self->max_event_bytes_explicit = max_event_bytes_explicit;
     self->exit_timeout_s = exit_timeout;
     self->sync = sync != 0;
     self->sync_timeout_s = sync_timeout_s;
     self->closed = false;
+    self->configured = true;
     status = 0;
 
 done:
+    discard_writer(new_writer);
     Py_XDECREF(table_name);
-    Py_XDECREF(url_text);
-    Py_XDECREF(parts);
     Py_XDECREF(spool_path);
-    Py_XDECREF(spool_bytes);
+    Py_XDECREF(parts);
     Py_XDECREF(description);
     return status;
 }
@@ -570,13 +863,14 @@ db_logger_flush(PyObject *op, PyObject *args, PyObject *kwargs)
         return NULL;
     }
     if (self->writer == NULL) {
-        Py_RETURN_TRUE;
+        Py_RETURN_TRUE; /* nothing was ever logged */
     }
     bool done;
     writer *w = self->writer;
     Py_BEGIN_ALLOW_THREADS
     done = writer_flush(w, seconds);
     Py_END_ALLOW_THREADS
+    warn_marker_table_once(self);
     return PyBool_FromLong(done);
 }
 
@@ -614,6 +908,7 @@ db_logger_close(PyObject *op, PyObject *args, PyObject *kwargs)
         return NULL;
     }
     close_logger(self, seconds);
+    warn_marker_table_once(self);
     Py_RETURN_NONE;
 }
 
@@ -632,8 +927,10 @@ set_stat(PyObject *dict, const char *key, uint64_t value)
 PyDoc_STRVAR(db_stats_doc,
              "stats($self, /)\n--\n\n"
              "Counters as a dict: enqueued, written, batches, retries, reconnects, spooled,\n"
-             "replayed, dead_lettered, dropped, queue_bytes, and last_error (a str, or\n"
-             "None; it never contains the password).");
+             "replayed, dead_lettered, dropped, queue_bytes, last_error (a str, or\n"
+             "None; it never contains the password), and marker_table (True: exactly-once\n"
+             "with the marker table; False: it is missing, at-least-once; None: not\n"
+             "connected yet).");
 
 static PyObject *
 db_logger_stats(PyObject *op, PyObject *unused)
@@ -642,6 +939,8 @@ db_logger_stats(PyObject *op, PyObject *unused)
     db_logger_object *self = (db_logger_object *)op;
     writer_stats stats;
     memset(&stats, 0, sizeof(stats));
+    stats.marker_table = MYSQL_SINK_MARKER_UNKNOWN;
+    warn_marker_table_once(self);
     if (self->writer != NULL) {
         writer_get_stats(self->writer, &stats);
     }
@@ -678,11 +977,74 @@ db_logger_stats(PyObject *op, PyObject *unused)
     if (status < 0) {
         goto error;
     }
+    /* None until a connection looked; False: writing at-least-once */
+    PyObject *marker_table = stats.marker_table == MYSQL_SINK_MARKER_UNKNOWN ? Py_None
+                             : stats.marker_table == MYSQL_SINK_MARKER_PRESENT ? Py_True
+                                                                               : Py_False;
+    if (PyDict_SetItemString(dict, "marker_table", marker_table) < 0) {
+        goto error;
+    }
     return dict;
 
 error:
     Py_DECREF(dict);
     return NULL;
+}
+
+PyDoc_STRVAR(db_marker_table_ddl_doc,
+             "marker_table_ddl(table='event_log')\n--\n\n"
+             "The CREATE TABLE statement of the exactly-once marker table\n"
+             "`<table>_qbel_batches`, part of the operator's schema: the writer never runs\n"
+             "DDL (except with create_table=True).  Columns: batch_id VARCHAR(64) NOT NULL\n"
+             "(primary key), committed_at DATETIME NOT NULL (indexed); InnoDB, ascii.");
+
+/* DBEventLogger.marker_table_ddl(table='event_log') -> str (a static
+ * method: module.c is not this file's to extend). */
+static PyObject *
+db_logger_marker_table_ddl(PyObject *unused, PyObject *args, PyObject *kwargs)
+{
+    (void)unused;
+    static char *keywords[] = {"table", NULL};
+    PyObject *table = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|U:marker_table_ddl", keywords, &table)) {
+        return NULL;
+    }
+    PyObject *table_name = table ? Py_NewRef(table) : PyUnicode_FromString("event_log");
+    if (table_name == NULL) {
+        return NULL;
+    }
+    const char *table_text;
+    char ddl[512];
+    PyObject *result = NULL;
+    if (check_table_name(table_name, &table_text) == 0) {
+        int length = mysql_sink_marker_table_ddl(table_text, ddl, sizeof(ddl));
+        if (length < 0 || (size_t)length >= sizeof(ddl)) {
+            PyErr_SetString(PyExc_ValueError, "invalid table name");
+        }
+        else {
+            result = PyUnicode_FromStringAndSize(ddl, length);
+        }
+    }
+    Py_DECREF(table_name);
+    return result;
+}
+
+/* _core._marker_table_ddl(table) -> str: the same as a module function,
+ * for module.c to register (METH_O); declared there, not in this file's
+ * headers, until it does. */
+PyObject *db_logger_marker_table_ddl_function(PyObject *module, PyObject *table);
+
+PyObject *
+db_logger_marker_table_ddl_function(PyObject *module, PyObject *table)
+{
+    (void)module;
+    PyObject *args = PyTuple_Pack(1, table);
+    if (args == NULL) {
+        return NULL;
+    }
+    PyObject *ddl = db_logger_marker_table_ddl(NULL, args, NULL);
+    Py_DECREF(args);
+    return ddl;
 }
 
 static PyObject *
@@ -735,14 +1097,22 @@ db_logger_repr(PyObject *op)
 static int
 db_logger_traverse(PyObject *op, visitproc visit, void *arg)
 {
-    Py_VISIT(((db_logger_object *)op)->description);
+    db_logger_object *self = (db_logger_object *)op;
+    Py_VISIT(self->description);
+    Py_VISIT(self->table_name);
+    Py_VISIT(self->spool_dir);
+    Py_VISIT(self->warn);
     return base_logger_traverse((base_logger_object *)op, visit, arg);
 }
 
 static int
 db_logger_clear(PyObject *op)
 {
-    Py_CLEAR(((db_logger_object *)op)->description);
+    db_logger_object *self = (db_logger_object *)op;
+    Py_CLEAR(self->description);
+    Py_CLEAR(self->table_name);
+    Py_CLEAR(self->spool_dir);
+    Py_CLEAR(self->warn);
     return 0;
 }
 
@@ -766,8 +1136,9 @@ PyDoc_STRVAR(db_log_doc,
              "log($self, /, uid, event_type, event_data, timestamp=None)\n--\n\n"
              "Validate and encode the event in the caller, queue it for the writer thread\n"
              "and return at once (no network I/O; with sync=True, wait until committed).\n"
-             "Raises ValueError when event_data's JSON exceeds max_event_bytes, or when\n"
-             "the logger is closed; RuntimeError when no database URL is configured.\n"
+             "Raises ValueError when event_data's JSON exceeds max_event_bytes, when the\n"
+             "logger is closed, or when DATABASE_CONN is not a MySQL/MariaDB URL;\n"
+             "RuntimeError when no database URL is configured.\n"
              "With sync=True, TimeoutError when the event is not committed within\n"
              "sync_timeout seconds: the event stays queued and the writer still writes it\n"
              "(exactly once), so do not log it again.");
@@ -780,6 +1151,8 @@ static PyMethodDef db_logger_methods[] = {
     {"close", (PyCFunction)(void (*)(void))db_logger_close, METH_VARARGS | METH_KEYWORDS,
      db_close_doc},
     {"stats", db_logger_stats, METH_NOARGS, db_stats_doc},
+    {"marker_table_ddl", (PyCFunction)(void (*)(void))db_logger_marker_table_ddl,
+     METH_VARARGS | METH_KEYWORDS | METH_STATIC, db_marker_table_ddl_doc},
     {"__enter__", db_logger_enter, METH_NOARGS, NULL},
     {"__exit__", db_logger_exit, METH_VARARGS, NULL},
     {NULL, NULL, 0, NULL},
@@ -794,16 +1167,20 @@ static PyGetSetDef db_logger_getset[] = {
 PyDoc_STRVAR(db_logger_doc,
              "DBEventLogger(url=None, *, table='event_log', batch_size=2000,\n"
              "              flush_interval=1.0, max_queue_bytes=64 MiB,\n"
-             "              max_event_bytes=1 MiB, spool_dir=<default>, sync=False,\n"
+             "              max_event_bytes=None, spool_dir=<default>, sync=False,\n"
              "              create_table=False, connect_timeout=5, read_timeout=30,\n"
              "              write_timeout=30, exit_timeout=5.0, backoff_initial=0.1,\n"
              "              backoff_max=30.0, sync_timeout=30.0)\n--\n\n"
              "The logger named 'db': events into Querybook's MySQL table `table` from a\n"
-             "writer thread, in batches, exactly once.  url: an SQLAlchemy-style MySQL URL\n"
-             "(default: env DATABASE_CONN); constructing never connects.  Events wait at\n"
+             "writer thread, in batches, exactly once (with the marker table, see\n"
+             "marker_table_ddl).  url: an SQLAlchemy-style MySQL URL; None: DATABASE_CONN,\n"
+             "resolved on the first log().  Constructing never connects, resolves or\n"
+             "creates anything.  max_event_bytes: None (no limit of our own below 1 GiB;\n"
+             "the server's max_allowed_packet decides) or an int.  Events wait at\n"
              "most flush_interval seconds in a queue bounded to max_queue_bytes; beyond\n"
              "that they go to spool files in spool_dir (default: env QBEL_SPOOL_DIR, else\n"
-             "<tempdir>/querybook_eventlog-spool; None disables spooling) and are replayed\n"
+             "<$TMPDIR or /tmp>/querybook_eventlog-spool, created on first use; None\n"
+             "disables spooling) and are replayed\n"
              "once the server is back.  Timeouts in seconds; exit_timeout bounds the\n"
              "flush at interpreter exit and close()'s default; sync_timeout (None: no\n"
              "limit) bounds how long a sync=True log() waits before raising TimeoutError\n"

@@ -71,7 +71,11 @@ int
 event_queue_push_locked(event_queue *queue, event_record *record)
 {
     size_t footprint = event_record_footprint(record);
-    if (footprint > queue->max_bytes || queue->bytes > queue->max_bytes - footprint) {
+    /* An empty queue takes one record of any size: events may be as large
+     * as the server accepts (up to 1 GiB), and one bigger than the bound
+     * should not have to go through the spool (or be dropped without one). */
+    if (queue->count > 0 &&
+        (footprint > queue->max_bytes || queue->bytes > queue->max_bytes - footprint)) {
         return 1;
     }
     record->next = NULL;

@@ -4,7 +4,7 @@
  * Owns: every record linked into it (via ->next) until it is popped; the
  * mutex and the two condition variables.  The byte bound counts
  * event_record_footprint() of each record, so memory stays under
- * max_bytes no matter how events are sized.
+ * max_bytes, or one record when a single one is larger.
  *
  * Threads: the mutex guards the queue AND the writer's own state (writer.c
  * keeps one lock so that "queued", "in flight" and "settled" change
@@ -40,7 +40,8 @@ void event_queue_destroy(event_queue *queue);
 
 /* Mutex held.  Append `record` when it fits: returns 0 and takes ownership.
  * Returns 1 (full) when bytes + footprint would exceed max_bytes; the
- * caller keeps the record. */
+ * caller keeps the record.  An empty queue takes any one record, so the
+ * bound is max(max_bytes, the largest single record). */
 int event_queue_push_locked(event_queue *queue, event_record *record);
 
 /* Mutex held.  Move up to `max_count` records, oldest first, into

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 enum event_type_code {
     EVENT_TYPE_API = 0,
@@ -33,7 +34,7 @@ typedef struct event_record {
     bool uid_is_null;
     uint8_t event_type;        /* enum event_type_code */
     size_t json_length;
-    char json[];               /* event_data, compact UTF-8 JSON object */
+    char json[];               /* event_data, compact UTF-8 JSON (any value) */
 } event_record;
 
 /* malloc a record and copy `json` into it.  NULL when malloc fails. */
@@ -41,6 +42,14 @@ event_record *event_record_new(int64_t created_at_us, int32_t uid, bool uid_is_n
                                int event_type, const char *json, size_t json_length);
 
 void event_record_free(event_record *record);
+
+/* True when event_data is JSON `null` (event_data=None): the row stores
+ * SQL NULL, as upstream's nullable JSON column does for None. */
+static inline bool
+event_record_data_is_null(const event_record *record)
+{
+    return record->json_length == 4 && memcmp(record->json, "null", 4) == 0;
+}
 
 /* Bytes a record accounts for in the queue's memory bound. */
 static inline size_t

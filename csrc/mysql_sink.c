@@ -28,6 +28,21 @@
 
 #include <errmsg.h>
 #include <mysql.h>
+#include <mysqld_error.h>
+
+/* MySQL's codes that MariaDB's mysqld_error.h does not define. */
+#ifndef ER_CLIENT_INTERACTION_TIMEOUT
+#define ER_CLIENT_INTERACTION_TIMEOUT 4031
+#endif
+#ifndef ER_INVALID_JSON_TEXT
+#define ER_INVALID_JSON_TEXT 3140
+#endif
+#ifndef ER_INVALID_JSON_CHARSET
+#define ER_INVALID_JSON_CHARSET 3144
+#endif
+#ifndef ER_CHECK_CONSTRAINT_VIOLATED
+#define ER_CHECK_CONSTRAINT_VIOLATED 3819
+#endif
 
 #define DEFAULT_CONNECT_TIMEOUT_S 10
 #define DEFAULT_READ_TIMEOUT_S 30
@@ -53,6 +68,9 @@ struct mysql_sink {
     bool server_supports_bulk; /* of the current connection */
     unsigned long max_allowed_packet;
     unsigned int commits_until_fault; /* test fault injection counter */
+    /* Marker table of the current connection (mysql_sink_marker_state):
+     * looked up on every connect, since the operator may create it later. */
+    mysql_sink_marker_state marker_state;
 
     char table_quoted[TABLE_NAME_MAX + 3];                       /* `event_log` */
     char marker_quoted[TABLE_NAME_MAX + sizeof(MARKER_SUFFIX) + 2]; /* `event_log_qbel_batches` */
@@ -71,6 +89,7 @@ struct mysql_sink {
     char *type_indicators;
     const char **json_pointers;
     unsigned long *json_lengths;
+    char *json_indicators; /* STMT_INDICATOR_NULL for event_data `null` */
     unsigned char *rejected; /* per record of the batch: 1 when rejected */
 
     /* Rejections of the current batch, reported before COMMIT. */
@@ -160,21 +179,21 @@ set_error(mysql_sink *sink, unsigned int error_number, const char *sqlstate, con
 static bool
 is_connection_error(unsigned int error_number)
 {
-    if (error_number >= 2000 && error_number < 3000) {
+    if (error_number >= CR_MIN_ERROR && error_number <= CR_MAX_ERROR) {
         return true; /* every CR_* client error: gone, lost, timeout, out of sync */
     }
     switch (error_number) {
-    case 1040: /* ER_CON_COUNT_ERROR */
-    case 1053: /* ER_SERVER_SHUTDOWN */
-    case 1152: /* ER_ABORTING_CONNECTION */
-    case 1158: /* ER_NET_READ_ERROR */
-    case 1159: /* ER_NET_READ_INTERRUPTED */
-    case 1160: /* ER_NET_ERROR_ON_WRITE */
-    case 1161: /* ER_NET_WRITE_INTERRUPTED */
-    case 1290: /* ER_OPTION_PREVENTS_STATEMENT (read-only) */
-    case 1836: /* ER_READ_ONLY_MODE */
-    case 1927: /* ER_CONNECTION_KILLED */
-    case 4031: /* ER_CLIENT_INTERACTION_TIMEOUT */
+    case ER_CON_COUNT_ERROR:
+    case ER_SERVER_SHUTDOWN:
+    case ER_ABORTING_CONNECTION:
+    case ER_NET_READ_ERROR:
+    case ER_NET_READ_INTERRUPTED:
+    case ER_NET_ERROR_ON_WRITE:
+    case ER_NET_WRITE_INTERRUPTED:
+    case ER_OPTION_PREVENTS_STATEMENT: /* read-only */
+    case ER_READ_ONLY_MODE:
+    case ER_CONNECTION_KILLED:
+    case ER_CLIENT_INTERACTION_TIMEOUT:
         return true;
     default:
         return false;
@@ -186,26 +205,26 @@ static bool
 is_row_error(unsigned int error_number)
 {
     switch (error_number) {
-    case 1048: /* ER_BAD_NULL_ERROR */
-    case 1062: /* ER_DUP_ENTRY (a unique key on a user's table) */
-    case 1118: /* ER_TOO_BIG_ROWSIZE */
-    case 1153: /* ER_NET_PACKET_TOO_LARGE */
-    case 1216: /* ER_NO_REFERENCED_ROW */
-    case 1264: /* ER_WARN_DATA_OUT_OF_RANGE */
-    case 1265: /* WARN_DATA_TRUNCATED (an unknown ENUM value in strict mode) */
-    case 1292: /* ER_TRUNCATED_WRONG_VALUE */
-    case 1300: /* ER_INVALID_CHARACTER_STRING */
-    case 1301: /* ER_WARN_ALLOWED_PACKET_OVERFLOWED */
-    case 1366: /* ER_TRUNCATED_WRONG_VALUE_FOR_FIELD */
-    case 1367: /* ER_ILLEGAL_VALUE_FOR_TYPE */
-    case 1406: /* ER_DATA_TOO_LONG */
-    case 1411: /* ER_WRONG_VALUE_FOR_TYPE */
-    case 1452: /* ER_NO_REFERENCED_ROW_2 */
-    case 1690: /* ER_DATA_OUT_OF_RANGE */
-    case 3140: /* MySQL ER_INVALID_JSON_TEXT */
-    case 3144: /* MySQL ER_INVALID_JSON_CHARSET */
-    case 3819: /* MySQL ER_CHECK_CONSTRAINT_VIOLATED */
-    case 4025: /* ER_CONSTRAINT_FAILED (MariaDB's json_valid check) */
+    case ER_BAD_NULL_ERROR:
+    case ER_DUP_ENTRY: /* a unique key on a user's table */
+    case ER_TOO_BIG_ROWSIZE:
+    case ER_NET_PACKET_TOO_LARGE:
+    case ER_NO_REFERENCED_ROW:
+    case ER_WARN_DATA_OUT_OF_RANGE:
+    case WARN_DATA_TRUNCATED: /* an unknown ENUM value in strict mode */
+    case ER_TRUNCATED_WRONG_VALUE:
+    case ER_INVALID_CHARACTER_STRING:
+    case ER_WARN_ALLOWED_PACKET_OVERFLOWED:
+    case ER_TRUNCATED_WRONG_VALUE_FOR_FIELD:
+    case ER_ILLEGAL_VALUE_FOR_TYPE:
+    case ER_DATA_TOO_LONG:
+    case ER_WRONG_VALUE_FOR_TYPE:
+    case ER_NO_REFERENCED_ROW_2:
+    case ER_DATA_OUT_OF_RANGE:
+    case ER_INVALID_JSON_TEXT:
+    case ER_INVALID_JSON_CHARSET:
+    case ER_CHECK_CONSTRAINT_VIOLATED:
+    case ER_CONSTRAINT_FAILED: /* MariaDB's json_valid check */
         return true;
     default:
         return false;
@@ -276,7 +295,8 @@ mysql_sink_new(const mysql_sink_config *config)
         free(sink);
         return NULL;
     }
-    sink->bulk_enabled = true;
+    sink->bulk_enabled = !config->test_text_insert;
+    sink->marker_state = MYSQL_SINK_MARKER_UNKNOWN;
     snprintf(sink->table_quoted, sizeof(sink->table_quoted), "`%s`", table);
     snprintf(sink->marker_quoted, sizeof(sink->marker_quoted), "`%s" MARKER_SUFFIX "`", table);
     return sink;
@@ -295,6 +315,7 @@ free_buffers(mysql_sink *sink)
     free(sink->type_indicators);
     free(sink->json_pointers);
     free(sink->json_lengths);
+    free(sink->json_indicators);
     free(sink->rejected);
     free(sink->rejections);
     free(sink->text);
@@ -366,6 +387,12 @@ bool
 mysql_sink_is_connected(const mysql_sink *sink)
 {
     return sink->mysql != NULL;
+}
+
+mysql_sink_marker_state
+mysql_sink_marker_table_state(const mysql_sink *sink)
+{
+    return sink->marker_state;
 }
 
 const char *
@@ -516,12 +543,114 @@ apply_options(mysql_sink *sink, MYSQL *mysql)
     return MYSQL_SINK_OK;
 }
 
-/* Session settings, the marker table (and the event table), the packet
- * limit and the prepared INSERT: everything a fresh connection needs. */
+int
+mysql_sink_marker_table_ddl(const char *table, char *out, size_t size)
+{
+    if (table == NULL || !table_name_is_valid(table)) {
+        return -1;
+    }
+    /* SQLAlchemy's name for Column(index=True) when it fits in 64 chars */
+    char index_name[80];
+    int index_length = snprintf(index_name, sizeof(index_name),
+                                "ix_%s" MARKER_SUFFIX "_committed_at", table);
+    if (index_length < 0 || index_length > 64) {
+        snprintf(index_name, sizeof(index_name), "ix" MARKER_SUFFIX "_committed_at");
+    }
+    return snprintf(out, size,
+                    "CREATE TABLE IF NOT EXISTS `%s" MARKER_SUFFIX "` ("
+                    "batch_id VARCHAR(64) NOT NULL, "
+                    "committed_at DATETIME NOT NULL, "
+                    "PRIMARY KEY (batch_id), "
+                    "INDEX %s (committed_at)"
+                    ") ENGINE=InnoDB DEFAULT CHARSET=ascii COLLATE=ascii_bin",
+                    table, index_name);
+}
+
+/* The event table (Querybook's schema minus the foreign key: there may be
+ * no user table) and the marker table: create_table=True only, for
+ * standalone use.  Inside Querybook the writer never runs DDL (its user
+ * may only SELECT, INSERT, UPDATE and DELETE). */
+static mysql_sink_status
+create_tables(mysql_sink *sink)
+{
+    char sql[1024];
+    const char *table = sink->config.table != NULL ? sink->config.table : "event_log";
+    int length = snprintf(sql, sizeof(sql),
+                          "CREATE TABLE IF NOT EXISTS %s ("
+                          "id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, "
+                          "created_at DATETIME NULL, uid INT NULL, "
+                          "event_type ENUM('API','WEBSOCKET','VIEW','CLICK') NULL, "
+                          "event_data JSON NULL, INDEX ix_%s_event_type (event_type)) "
+                          "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+                          sink->table_quoted, table);
+    mysql_sink_status status = run(sink, sql, (size_t)length);
+    if (status != MYSQL_SINK_OK) {
+        return status;
+    }
+    length = mysql_sink_marker_table_ddl(table, sql, sizeof(sql));
+    if (length < 0 || (size_t)length >= sizeof(sql)) {
+        set_error(sink, 0, "HY000", "invalid table name");
+        return MYSQL_SINK_SERVER_ERROR;
+    }
+    return run(sink, sql, (size_t)length);
+}
+
+/* Is an error about the marker table being absent (or, with table-level
+ * grants, invisible to our user)?  Then the sink writes without it. */
+static bool
+is_missing_marker_error(unsigned int error_number)
+{
+    return error_number == ER_NO_SUCH_TABLE || error_number == ER_TABLEACCESS_DENIED_ERROR;
+}
+
+/* Run a statement on the marker table.  1 done, 0 the table is missing
+ * (marker_state becomes MISSING; no error recorded), -1 failed (status in
+ * *status_out). */
+static int
+run_on_marker_table(mysql_sink *sink, const char *sql, size_t length,
+                    mysql_sink_status *status_out)
+{
+    if (mysql_real_query(sink->mysql, sql, (unsigned long)length) == 0) {
+        return 1;
+    }
+    if (is_missing_marker_error(mysql_errno(sink->mysql))) {
+        sink->marker_state = MYSQL_SINK_MARKER_MISSING;
+        return 0;
+    }
+    *status_out = connection_failure(sink);
+    return -1;
+}
+
+/* Look the marker table up: PRESENT, or MISSING (no error).  At connect
+ * time autocommit is still on, so the SELECT leaves no transaction open;
+ * later callers roll back after it. */
+static mysql_sink_status
+look_up_marker_table(mysql_sink *sink)
+{
+    char sql[sizeof(sink->marker_quoted) + 32];
+    int length = snprintf(sql, sizeof(sql), "SELECT 1 FROM %s LIMIT 0", sink->marker_quoted);
+    mysql_sink_status status = MYSQL_SINK_OK;
+    int found = run_on_marker_table(sink, sql, (size_t)length, &status);
+    if (found < 0) {
+        return status;
+    }
+    if (found == 1) {
+        MYSQL_RES *result = mysql_store_result(sink->mysql);
+        if (result == NULL && mysql_field_count(sink->mysql) != 0) {
+            return connection_failure(sink);
+        }
+        mysql_free_result(result);
+        sink->marker_state = MYSQL_SINK_MARKER_PRESENT;
+    }
+    return MYSQL_SINK_OK;
+}
+
+/* Session settings, the packet limit, the marker table look-up (and with
+ * create_table both tables) and the prepared INSERT: everything a fresh
+ * connection needs. */
 static mysql_sink_status
 set_up_session(mysql_sink *sink)
 {
-    char sql[512 + 2 * sizeof(sink->marker_quoted)];
     mysql_sink_status status;
     /* UTC so UTC_TIMESTAMP and DATETIME agree; strict so a bad value is an
      * error we can dead-letter, not a silently truncated row. */
@@ -530,35 +659,18 @@ set_up_session(mysql_sink *sink)
         MYSQL_SINK_OK) {
         return status;
     }
-    if (mysql_autocommit(sink->mysql, 0) != 0) {
-        return connection_failure(sink);
-    }
     if ((status = read_max_allowed_packet(sink)) != MYSQL_SINK_OK) {
         return status;
     }
-    int length = snprintf(sql, sizeof(sql),
-                          "CREATE TABLE IF NOT EXISTS %s ("
-                          "batch_id VARCHAR(64) NOT NULL PRIMARY KEY, "
-                          "committed_at DATETIME NOT NULL, INDEX (committed_at)) "
-                          "ENGINE=InnoDB DEFAULT CHARSET=ascii",
-                          sink->marker_quoted);
-    if ((status = run(sink, sql, (size_t)length)) != MYSQL_SINK_OK) {
+    if (sink->config.create_table && (status = create_tables(sink)) != MYSQL_SINK_OK) {
         return status;
     }
-    if (sink->config.create_table) {
-        /* Querybook's schema minus the foreign key: there may be no user table. */
-        length = snprintf(sql, sizeof(sql),
-                          "CREATE TABLE IF NOT EXISTS %s ("
-                          "id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, "
-                          "created_at DATETIME NULL, uid INT NULL, "
-                          "event_type ENUM('API','WEBSOCKET','VIEW','CLICK') NULL, "
-                          "event_data JSON NULL, INDEX ix_%.*s_event_type (event_type)) "
-                          "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
-                          sink->table_quoted, (int)(strlen(sink->table_quoted) - 2),
-                          sink->table_quoted + 1);
-        if ((status = run(sink, sql, (size_t)length)) != MYSQL_SINK_OK) {
-            return status;
-        }
+    sink->marker_state = MYSQL_SINK_MARKER_UNKNOWN;
+    if ((status = look_up_marker_table(sink)) != MYSQL_SINK_OK) {
+        return status;
+    }
+    if (mysql_autocommit(sink->mysql, 0) != 0) {
+        return connection_failure(sink);
     }
     sink->server_supports_bulk = server_supports_bulk(sink->mysql);
     if (sink->server_supports_bulk) {
@@ -639,6 +751,7 @@ ensure_capacity(mysql_sink *sink, size_t count)
         grow_array(&sink->type_indicators, capacity, sizeof(char)) < 0 ||
         grow_array(&sink->json_pointers, capacity, sizeof(const char *)) < 0 ||
         grow_array(&sink->json_lengths, capacity, sizeof(unsigned long)) < 0 ||
+        grow_array(&sink->json_indicators, capacity, sizeof(char)) < 0 ||
         grow_array(&sink->rejected, capacity, sizeof(unsigned char)) < 0) {
         /* Arrays that did grow stay valid; capacity keeps the old bound. */
         return -1;
@@ -709,6 +822,30 @@ row_size_limit(const mysql_sink *sink)
     return sink->max_allowed_packet - PACKET_HEADROOM;
 }
 
+/* Bytes mysql_real_escape_string adds to a record's JSON (one backslash
+ * per NUL, newline, carriage return, backslash, quote or ^Z). */
+static size_t
+escape_growth(const event_record *record)
+{
+    size_t growth = 0;
+    for (size_t i = 0; i < record->json_length; i++) {
+        switch (record->json[i]) {
+        case '\0':
+        case '\n':
+        case '\r':
+        case '\\':
+        case '\'':
+        case '"':
+        case '\032':
+            growth++;
+            break;
+        default:
+            break;
+        }
+    }
+    return growth;
+}
+
 /* Reject up front the rows that cannot be sent: one that does not fit in a
  * packet would make the server drop the connection, and a year outside
  * DATETIME's range cannot even be formatted. */
@@ -719,7 +856,7 @@ reject_unsendable_rows(mysql_sink *sink, event_record *const *records, size_t co
         event_civil_time civil;
         event_time_to_civil(records[i]->created_at_us, &civil);
         if (civil.year < 1000 || civil.year > 9999) {
-            if (add_rejection(sink, i, records, 1292, "22007",
+            if (add_rejection(sink, i, records, ER_TRUNCATED_WRONG_VALUE, "22007",
                               "Incorrect datetime value: year outside 1000..9999 for column "
                               "`created_at`") < 0) {
                 return -1;
@@ -728,7 +865,7 @@ reject_unsendable_rows(mysql_sink *sink, event_record *const *records, size_t co
         }
         size_t footprint = records[i]->json_length + ROW_OVERHEAD;
         if (!sink->bulk_enabled || !sink->server_supports_bulk) {
-            footprint += records[i]->json_length; /* escaping may double it */
+            footprint += escape_growth(records[i]);
         }
         if (footprint > row_size_limit(sink)) {
             char message[200];
@@ -736,7 +873,7 @@ reject_unsendable_rows(mysql_sink *sink, event_record *const *records, size_t co
                      "Got a packet bigger than 'max_allowed_packet' bytes (a row of %zu bytes; "
                      "max_allowed_packet is %lu)",
                      records[i]->json_length, sink->max_allowed_packet);
-            if (add_rejection(sink, i, records, 1153, "08S01", message) < 0) {
+            if (add_rejection(sink, i, records, ER_NET_PACKET_TOO_LARGE, "08S01", message) < 0) {
                 return -1;
             }
         }
@@ -780,6 +917,8 @@ fill_columns(mysql_sink *sink, event_record *const *records, size_t count)
         sink->type_indicators[rows] = type_name != NULL ? STMT_INDICATOR_NONE : STMT_INDICATOR_NULL;
         sink->json_pointers[rows] = record->json;
         sink->json_lengths[rows] = (unsigned long)record->json_length;
+        sink->json_indicators[rows] =
+            event_record_data_is_null(record) ? STMT_INDICATOR_NULL : STMT_INDICATOR_NONE;
         sink->row_index[rows] = i;
         rows++;
     }
@@ -804,6 +943,7 @@ execute_bulk(mysql_sink *sink, size_t first, size_t rows)
     bind[3].buffer_type = MYSQL_TYPE_STRING;
     bind[3].buffer = (void *)&sink->json_pointers[first];
     bind[3].length = &sink->json_lengths[first];
+    bind[3].u.indicator = &sink->json_indicators[first];
     unsigned int array_size = (unsigned int)rows;
     if (mysql_stmt_attr_set(sink->insert_stmt, STMT_ATTR_ARRAY_SIZE, &array_size) ||
         mysql_stmt_bind_param(sink->insert_stmt, bind) ||
@@ -899,11 +1039,17 @@ append_row_text(mysql_sink *sink, const event_record *record, bool separator)
     }
     out += prefix;
     if (type_name != NULL) {
-        out += sprintf(out, "'%s','", type_name);
+        out += sprintf(out, "'%s',", type_name);
     }
     else {
-        out += sprintf(out, "NULL,'");
+        out += sprintf(out, "NULL,");
     }
+    if (event_record_data_is_null(record)) {
+        memcpy(out, "NULL)", 5);
+        sink->text_length = (size_t)(out + 5 - sink->text);
+        return 0;
+    }
+    *out++ = '\'';
     unsigned long escaped = mysql_real_escape_string(sink->mysql, out, record->json,
                                                      (unsigned long)record->json_length);
     if (escaped == (unsigned long)-1) {
@@ -968,8 +1114,9 @@ insert_one(mysql_sink *sink, event_record *const *records, size_t record_number,
 
 /* ------------------------------------------------------------------ batch */
 
-/* 1 inserted, 0 the marker already exists (the batch committed before),
- * -1 error (status in *status_out). */
+/* 1 inserted (or written without a marker: the table is missing), 0 the
+ * marker already exists (the batch committed before), -1 error (status in
+ * *status_out). */
 static int
 insert_marker(mysql_sink *sink, const char *batch_id, mysql_sink_status *status_out)
 {
@@ -981,17 +1128,28 @@ insert_marker(mysql_sink *sink, const char *batch_id, mysql_sink_status *status_
         *status_out = MYSQL_SINK_SERVER_ERROR;
         return -1;
     }
+    if (sink->marker_state == MYSQL_SINK_MARKER_MISSING) {
+        return 1; /* at-least-once until a reconnect finds the table */
+    }
     mysql_real_escape_string(sink->mysql, escaped, batch_id, (unsigned long)id_length);
     int length = snprintf(sql, sizeof(sql),
                           "INSERT INTO %s (batch_id, committed_at) VALUES ('%s', UTC_TIMESTAMP())",
                           sink->marker_quoted, escaped);
     if (mysql_real_query(sink->mysql, sql, (unsigned long)length) != 0) {
-        if (mysql_errno(sink->mysql) == 1062) { /* ER_DUP_ENTRY */
+        unsigned int error_number = mysql_errno(sink->mysql);
+        if (error_number == ER_DUP_ENTRY) {
             return 0;
+        }
+        if (is_missing_marker_error(error_number)) {
+            /* dropped since we connected: the statement failed alone, the
+             * transaction goes on without a marker */
+            sink->marker_state = MYSQL_SINK_MARKER_MISSING;
+            return 1;
         }
         *status_out = connection_failure(sink);
         return -1;
     }
+    sink->marker_state = MYSQL_SINK_MARKER_PRESENT;
     return 1;
 }
 
@@ -1067,7 +1225,8 @@ write_row_by_row(mysql_sink *sink, const char *batch_id, event_record *const *re
                 continue;
             }
             unsigned int error_number = sink->last_errno;
-            bool too_large = error_number == 1153 || error_number == 1301;
+            bool too_large = error_number == ER_NET_PACKET_TOO_LARGE ||
+                             error_number == ER_WARN_ALLOWED_PACKET_OVERFLOWED;
             if (status != MYSQL_SINK_SERVER_ERROR && !too_large) {
                 return status;
             }
@@ -1176,6 +1335,9 @@ mysql_sink_batch_committed(mysql_sink *sink, const char *batch_id, mysql_sink_st
     if (id_length > MYSQL_SINK_BATCH_ID_MAX) {
         return 0; /* such a marker is never written */
     }
+    if (sink->marker_state == MYSQL_SINK_MARKER_MISSING) {
+        return 0; /* nothing can tell: write it again (at-least-once) */
+    }
     char escaped[2 * MYSQL_SINK_BATCH_ID_MAX + 1];
     char sql[sizeof(escaped) + sizeof(sink->marker_quoted) + 64];
     mysql_real_escape_string(sink->mysql, escaped, batch_id, (unsigned long)id_length);
@@ -1185,16 +1347,20 @@ mysql_sink_batch_committed(mysql_sink *sink, const char *batch_id, mysql_sink_st
     int length = snprintf(sql, sizeof(sql),
                           "SELECT 1 FROM %s WHERE batch_id = '%s' LOCK IN SHARE MODE",
                           sink->marker_quoted, escaped);
-    if ((*status_out = run(sink, sql, (size_t)length)) != MYSQL_SINK_OK) {
+    int ran = run_on_marker_table(sink, sql, (size_t)length, status_out);
+    if (ran < 0) {
         return -1;
     }
-    MYSQL_RES *result = mysql_store_result(sink->mysql);
-    if (result == NULL) {
-        *status_out = connection_failure(sink);
-        return -1;
+    int found = 0;
+    if (ran == 1) {
+        MYSQL_RES *result = mysql_store_result(sink->mysql);
+        if (result == NULL) {
+            *status_out = connection_failure(sink);
+            return -1;
+        }
+        found = mysql_num_rows(result) > 0;
+        mysql_free_result(result);
     }
-    int found = mysql_num_rows(result) > 0;
-    mysql_free_result(result);
     /* End the read's transaction so no later read sees this snapshot. */
     if (mysql_rollback(sink->mysql) != 0) {
         *status_out = connection_failure(sink);
@@ -1211,13 +1377,31 @@ mysql_sink_prune_markers(mysql_sink *sink, int days)
     if (status != MYSQL_SINK_OK) {
         return status;
     }
+    if (sink->marker_state == MYSQL_SINK_MARKER_MISSING) {
+        /* housekeeping is also when a long-lived connection looks again:
+         * an operator who creates the table gets exactly-once back within
+         * the prune interval, not only at the next reconnect */
+        status = look_up_marker_table(sink);
+        rollback_quietly(sink); /* the look-up's transaction (autocommit is off) */
+        if (status != MYSQL_SINK_OK || sink->mysql == NULL) {
+            return status != MYSQL_SINK_OK ? status : MYSQL_SINK_CONNECTION_ERROR;
+        }
+        if (sink->marker_state == MYSQL_SINK_MARKER_MISSING) {
+            return MYSQL_SINK_OK;
+        }
+    }
     char sql[sizeof(sink->marker_quoted) + 128];
     int length = snprintf(sql, sizeof(sql),
                           "DELETE FROM %s WHERE committed_at < UTC_TIMESTAMP() - INTERVAL %d DAY",
                           sink->marker_quoted, days < 0 ? 0 : days);
-    if ((status = run(sink, sql, (size_t)length)) != MYSQL_SINK_OK) {
+    int ran = run_on_marker_table(sink, sql, (size_t)length, &status);
+    if (ran < 0) {
         rollback_quietly(sink);
         return status;
+    }
+    if (ran == 0) {
+        rollback_quietly(sink); /* end the transaction the failed DELETE began */
+        return sink->mysql != NULL ? MYSQL_SINK_OK : MYSQL_SINK_CONNECTION_ERROR;
     }
     status = commit(sink);
     if (status != MYSQL_SINK_OK) {

@@ -10,6 +10,15 @@
  * inserted into the marker table `<table>_qbel_batches` in the same
  * transaction as the rows.  After a connection error during COMMIT the
  * writer reconnects and asks mysql_sink_batch_committed() before retrying.
+ *
+ * The marker table belongs to the operator's schema
+ * (mysql_sink_marker_table_ddl); the sink never creates it except with
+ * create_table.  When it is missing (ER_NO_SUCH_TABLE, or
+ * ER_TABLEACCESS_DENIED_ERROR with table-level grants) the connection
+ * writes without markers: every event still lands, but a batch whose
+ * COMMIT outcome was lost is written again (at-least-once).  Each connect
+ * and each prune looks for the table again, so creating it restores
+ * exactly-once.
  */
 #ifndef QBEL_MYSQL_SINK_H
 #define QBEL_MYSQL_SINK_H
@@ -34,11 +43,15 @@ typedef struct mysql_sink_config {
     int ssl_verify_cert;  /* -1 unset, 0 no, 1 yes */
     char *table;          /* validated identifier, default "event_log" */
     unsigned int connect_timeout_s, read_timeout_s, write_timeout_s;
-    bool create_table;    /* CREATE TABLE IF NOT EXISTS <table> on connect */
+    bool create_table;    /* CREATE TABLE IF NOT EXISTS <table> and its marker table on
+                           * connect (standalone use; otherwise no DDL ever) */
     /* Fault injection for the tests only (env QBEL_TEST_DROP_AFTER_COMMIT,
      * read by db_logger.c): every Nth COMMIT is sent and then the
      * connection is cut before its reply — the ambiguous commit.  0: off. */
     unsigned int test_drop_after_commit_every;
+    /* Tests only (env QBEL_TEST_TEXT_INSERT=1): use the multi-row text
+     * INSERT even on MariaDB, as on servers without bulk binding. */
+    bool test_text_insert;
 } mysql_sink_config;
 
 /* Deep-copy `source` into `target` (strings strdup'd).  0, or -1 on OOM
@@ -77,9 +90,9 @@ void mysql_sink_free(mysql_sink *sink);
  * server (close our copy of the socket only), then free. */
 void mysql_sink_abandon(mysql_sink *sink);
 
-/* Connect if not connected (applying every timeout and TLS option), then
- * make sure the marker table exists (and the event table, with
- * create_table).  Idempotent. */
+/* Connect if not connected (applying every timeout and TLS option), read
+ * @@max_allowed_packet, look for the marker table (creating both tables
+ * first with create_table).  Idempotent. */
 mysql_sink_status mysql_sink_connect(mysql_sink *sink);
 bool mysql_sink_is_connected(const mysql_sink *sink);
 void mysql_sink_disconnect(mysql_sink *sink);
@@ -100,12 +113,32 @@ mysql_sink_status mysql_sink_write_batch(mysql_sink *sink, const char *batch_id,
                                          void *context, size_t *rejected_count_out);
 
 /* After an ambiguous failure: 1 if the marker row `batch_id` exists (the
- * batch committed), 0 if not, -1 on error (status in *status_out). */
+ * batch committed), 0 if not or when the marker table is missing (the
+ * batch is then written again), -1 on error (status in *status_out). */
 int mysql_sink_batch_committed(mysql_sink *sink, const char *batch_id,
                                mysql_sink_status *status_out);
 
-/* Delete marker rows older than `days` days (housekeeping, best effort). */
+/* Delete marker rows older than `days` days (housekeeping, best effort).
+ * When the marker table was missing, look for it again first (a
+ * long-lived connection thus finds a table created later); OK without
+ * deleting anything while it is still missing. */
 mysql_sink_status mysql_sink_prune_markers(mysql_sink *sink, int days);
+
+typedef enum mysql_sink_marker_state {
+    MYSQL_SINK_MARKER_UNKNOWN = -1, /* not connected yet */
+    MYSQL_SINK_MARKER_MISSING = 0,  /* writing without markers: at-least-once */
+    MYSQL_SINK_MARKER_PRESENT = 1,
+} mysql_sink_marker_state;
+
+/* What the current (or last) connection found. */
+mysql_sink_marker_state mysql_sink_marker_table_state(const mysql_sink *sink);
+
+/* The CREATE TABLE statement of `table`'s marker table, as snprintf into
+ * `out`: the length it needs (excluding the NUL), or -1 for a table name
+ * that is not a valid identifier.  Columns: batch_id VARCHAR(64) NOT NULL
+ * (primary key), committed_at DATETIME NOT NULL (indexed); InnoDB, so it
+ * commits with the rows; ascii with a binary collation. */
+int mysql_sink_marker_table_ddl(const char *table, char *out, size_t size);
 
 /* The last error, "<errno> (<sqlstate>): <message>", with the password
  * never included; "" when none. */

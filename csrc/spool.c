@@ -231,6 +231,10 @@ spool_file_create(spool_file *file, const char *dir)
 {
     char *temporary = NULL;
     spool_file_init(file);
+    /* created on first use, never at import or construction */
+    if (spool_make_directory(dir) < 0) {
+        return -1;
+    }
     make_file_id(file->file_id);
     file->path = join_path(dir, SPOOL_PREFIX, file->file_id, SPOOL_SUFFIX);
     /* replay ignores names starting with '.'; the file only gets its real
@@ -463,6 +467,9 @@ dead_letter_emit(dead_letter *letters, byte_buffer *line)
         return 0;
     }
     if (letters->fd < 0) {
+        if (spool_make_directory(letters->dir) < 0) {
+            return -1;
+        }
         char file_id[SPOOL_FILE_ID_MAX];
         make_file_id(file_id);
         char *path = join_path(letters->dir, DEAD_PREFIX, file_id, ".jsonl");
@@ -624,7 +631,7 @@ parse_line(const char *line, size_t length, char batch_id[MYSQL_SINK_BATCH_ID_MA
     json_t *fields = NULL;
     const char *found = memmem(line, length, marker, sizeof(marker) - 1);
     if (found == NULL || length < 2 || line[length - 1] != '}') {
-        snprintf(why, why_size, "not a spool line (no trailing event_data object)");
+        snprintf(why, why_size, "not a spool line (no trailing event_data)");
         return NULL;
     }
     size_t prefix_length = (size_t)(found - line);
@@ -634,8 +641,14 @@ parse_line(const char *line, size_t length, char batch_id[MYSQL_SINK_BATCH_ID_MA
         data++;
         data_length--;
     }
-    if (data_length < 2 || data[0] != '{' || data[data_length - 1] != '}') {
-        snprintf(why, why_size, "event_data is not a JSON object");
+    while (data_length > 0 && data[data_length - 1] == ' ') {
+        data_length--;
+    }
+    /* any JSON value, passed on verbatim (the server checks it: a JSON
+     * column rejects invalid text, and the row is dead-lettered); `null`
+     * becomes SQL NULL when inserted */
+    if (data_length == 0) {
+        snprintf(why, why_size, "event_data is empty");
         return NULL;
     }
     /* the fields before event_data, closed into an object of their own */

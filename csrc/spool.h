@@ -8,6 +8,8 @@
  * our JSON never contains a raw newline):
  *   {"created_at":"2023-11-14T22:13:20.123456+00:00","uid":5,
  *    "event_type":"CLICK","batch":"<batch id or empty>","event_data":{...}}
+ * event_data is any JSON value; `null` (event_data=None) is kept as `null`
+ * in spool and dead-letter lines and becomes SQL NULL when inserted.
  * File names: qbel-<UTC yyyymmddHHMMSS>-<pid>-<random>.spool, so that a
  * plain sort puts the oldest first; dead letters go to
  * qbel-dead-<UTC yyyymmddHHMMSS>-<pid>-<random>.jsonl.
@@ -51,7 +53,8 @@ typedef struct spool_file {
 
 void spool_file_init(spool_file *file);
 
-/* Create a new, locked, empty spool file in `dir`.  0, or -1 (errno). */
+/* Create a new, locked, empty spool file in `dir` (creating `dir` when
+ * missing: nothing creates it earlier).  0, or -1 (errno). */
 int spool_file_create(spool_file *file, const char *dir);
 
 /* Append the line of `record` (with `batch_id`, "" for none) to `out`.
@@ -96,8 +99,9 @@ void spool_fork_child(void);
  * anyone.  Best effort; returns how many were removed. */
 size_t spool_remove_stale_temporaries(const char *dir, double max_age_s);
 
-/* The dead-letter file of one process, created on first use.  With no
- * directory, dead letters go to stderr (never silently dropped). */
+/* The dead-letter file of one process, created (with its directory) on
+ * first use.  With no directory, dead letters go to stderr (never silently
+ * dropped). */
 typedef struct dead_letter {
     char *dir;  /* malloc'd, or NULL */
     int fd;

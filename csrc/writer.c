@@ -104,6 +104,7 @@ struct writer {
     unsigned flush_waiters;
     double queue_since; /* monotonic time the oldest queued event arrived */
     writer_stats stats;
+    int marker_missing_seen; /* atomic; see writer_marker_table_missing_seen */
 
     struct writer *next_live; /* guarded by live_writers_lock */
 };
@@ -191,9 +192,6 @@ writer_new(const writer_config *config)
     if (failed || w->batch == NULL || dead_letter_init(&w->letters, w->config.spool_dir) < 0) {
         goto error;
     }
-    if (w->config.spool_dir != NULL && spool_make_directory(w->config.spool_dir) < 0) {
-        goto error;
-    }
     if (event_queue_init(&w->queue, config->max_queue_bytes) < 0) {
         goto error;
     }
@@ -206,6 +204,7 @@ writer_new(const writer_config *config)
     spool_file_init(&w->own_spool);
     spool_file_init(&w->replaying_spool);
     w->backoff_s = w->config.backoff_initial_s;
+    w->stats.marker_table = MYSQL_SINK_MARKER_UNKNOWN;
     make_process_hex(w);
 
     pthread_mutex_lock(&live_writers_lock);
@@ -257,6 +256,8 @@ wait_closer_unpinned_locked(writer *w)
     }
 }
 
+static void note_marker_state_locked(writer *w);
+
 /* Writer thread, lock held: the in-flight batch is done (committed, with
  * `rejected` of its rows dead-lettered). */
 static void
@@ -274,22 +275,30 @@ settle_batch_locked(writer *w, size_t rejected)
     w->batch_count = 0;
     w->batch_ambiguous = false;
     w->backoff_s = w->config.backoff_initial_s;
+    note_marker_state_locked(w); /* before any flush() can return */
     pthread_cond_broadcast(&w->queue.progress);
 }
 
 /* Writer thread, lock NOT held: dead-letter the rows the server rejected
- * in the attempt that committed. */
-static void
+ * in the attempt that committed.  0, or the errno of the first failure
+ * (each row that could not be kept goes to stderr instead). */
+static int
 write_rejections(writer *w, const char *batch_id)
 {
+    int first_errno = 0;
     for (size_t i = 0; i < w->rejections.count; i++) {
         const mysql_sink_rejection *rejection = &w->rejections.items[i];
         if (dead_letter_write_record(&w->letters, rejection->error, rejection->record,
                                      batch_id) < 0) {
+            int saved = errno ? errno : EIO;
+            if (first_errno == 0) {
+                first_errno = saved;
+            }
             fprintf(stderr, "querybook_eventlog: cannot write the dead-letter file (%s): %s\n",
-                    strerror(errno), rejection->error);
+                    strerror(saved), rejection->error);
         }
     }
+    return first_errno;
 }
 
 /* Writer thread, lock held on entry and exit.  Write the in-flight batch
@@ -304,11 +313,12 @@ write_in_flight_locked(writer *w)
     pthread_mutex_unlock(&w->queue.lock);
 
     size_t rejected = 0;
+    int dead_letter_errno = 0;
     rejection_list_clear(&w->rejections);
     mysql_sink_status status = mysql_sink_write_batch(
         w->sink, batch_id, records, count, rejection_list_collect, &w->rejections, &rejected);
     if (status == MYSQL_SINK_OK) {
-        write_rejections(w, batch_id);
+        dead_letter_errno = write_rejections(w, batch_id);
     }
     else if (status == MYSQL_SINK_CONNECTION_ERROR) {
         mysql_sink_disconnect(w->sink);
@@ -316,6 +326,9 @@ write_in_flight_locked(writer *w)
 
     pthread_mutex_lock(&w->queue.lock);
     if (status == MYSQL_SINK_OK) {
+        if (dead_letter_errno != 0) {
+            set_error_locked(w, "writing the dead-letter file", strerror(dead_letter_errno));
+        }
         settle_batch_locked(w, w->rejections.count);
         return;
     }
@@ -340,14 +353,18 @@ resolve_ambiguous_locked(writer *w)
     pthread_mutex_unlock(&w->queue.lock);
     mysql_sink_status status = MYSQL_SINK_OK;
     int committed = mysql_sink_batch_committed(w->sink, batch_id, &status);
+    int dead_letter_errno = 0;
     if (committed == 1) {
-        write_rejections(w, batch_id);
+        dead_letter_errno = write_rejections(w, batch_id);
     }
     else if (committed < 0 && status == MYSQL_SINK_CONNECTION_ERROR) {
         mysql_sink_disconnect(w->sink);
     }
     pthread_mutex_lock(&w->queue.lock);
     if (committed == 1) {
+        if (dead_letter_errno != 0) {
+            set_error_locked(w, "writing the dead-letter file", strerror(dead_letter_errno));
+        }
         settle_batch_locked(w, w->rejections.count);
     }
     else if (committed == 0) {
@@ -520,6 +537,24 @@ connect_locked(writer *w)
     wait_backoff_locked(w);
 }
 
+/* Writer thread, lock held.  Publish what the connection found about the
+ * marker table (the sink is ours; the stats are under the lock). */
+static void
+note_marker_state_locked(writer *w)
+{
+    if (w->sink == NULL) {
+        return;
+    }
+    mysql_sink_marker_state state = mysql_sink_marker_table_state(w->sink);
+    if (state == MYSQL_SINK_MARKER_UNKNOWN) {
+        return; /* never connected, or connecting failed: keep the last answer */
+    }
+    w->stats.marker_table = state;
+    if (state == MYSQL_SINK_MARKER_MISSING) {
+        __atomic_store_n(&w->marker_missing_seen, 1, __ATOMIC_RELEASE);
+    }
+}
+
 /* Writer thread: the whole loop.  Runs with every signal blocked and never
  * touches Python. */
 static void *
@@ -528,6 +563,7 @@ writer_thread_main(void *argument)
     writer *w = argument;
     pthread_mutex_lock(&w->queue.lock);
     while (!w->stop) {
+        note_marker_state_locked(w);
         sync_own_spool_locked(w);
         if (w->stop) {
             break;
@@ -596,6 +632,7 @@ writer_thread_main(void *argument)
             w->batch_count = 0;
         }
     }
+    note_marker_state_locked(w);
     if (w->replaying_spool.fd >= 0) {
         /* stopped mid-replay: unlock the file for a later replay now, not
          * when the writer is freed (a closer that gave up on us won't) */
@@ -1006,6 +1043,12 @@ writer_close(writer *w, double timeout_s)
     }
 }
 
+bool
+writer_marker_table_missing_seen(const writer *w)
+{
+    return __atomic_load_n(&w->marker_missing_seen, __ATOMIC_ACQUIRE) != 0;
+}
+
 void
 writer_get_stats(writer *w, writer_stats *out)
 {
@@ -1176,6 +1219,8 @@ writer_fork_child(void)
         w->flush_requests = 0;
         w->flush_waiters = 0;
         memset(&w->stats, 0, sizeof(w->stats));
+        w->stats.marker_table = MYSQL_SINK_MARKER_UNKNOWN;
+        /* marker_missing_seen stays: the child's logger warned already */
         make_process_hex(w);
     }
 }

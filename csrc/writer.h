@@ -40,13 +40,16 @@ typedef struct writer_stats {
     uint64_t dead_lettered; /* rows the server rejected, kept in the dead-letter file */
     uint64_t dropped;       /* events lost because the spool could not be written */
     uint64_t queue_bytes;   /* bytes in the queue now */
+    int marker_table;       /* mysql_sink_marker_state of the last connection: -1 unknown */
     char last_error[MYSQL_SINK_ERROR_MAX]; /* "" when none */
 } writer_stats;
 
 typedef struct writer writer;
 
-/* New writer; copies `config`.  Starts no thread and connects to nothing.
- * NULL on OOM or when spool_dir cannot be created (errno set). */
+/* New writer; copies `config`.  Starts no thread, connects to nothing and
+ * touches no file: spool_dir is created when first needed (a spool or
+ * dead-letter write, a replay), and failing to create it then counts as a
+ * spool failure (stats.dropped, last_error).  NULL on OOM. */
 writer *writer_new(const writer_config *config);
 
 /* Caller thread, GIL released.  Takes ownership of `record` in every
@@ -76,6 +79,11 @@ bool writer_flush(writer *w, double timeout_s);
 void writer_close(writer *w, double timeout_s);
 
 void writer_get_stats(writer *w, writer_stats *out);
+
+/* Any thread, no lock, never blocks: true once some connection of this
+ * writer found the marker table missing (set by the writer thread, never
+ * cleared), so the caller side can warn the operator once. */
+bool writer_marker_table_missing_seen(const writer *w);
 
 /* Close (if not closed) and free.  No other thread may be using `w`. */
 void writer_free(writer *w);

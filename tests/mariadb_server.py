@@ -1,7 +1,9 @@
 """A private MariaDB server for the tests: Debian's mariadbd on a temporary
 datadir, socket and port, with Querybook's schema (a `user` table with ids
-1..100 and `event_log` with its foreign key), so tests can kill, pause and
-restart it at will.  No Python MySQL driver is needed: `sql()` runs the
+1..100, `event_log` with its foreign key, and the marker table
+`event_log_qbel_batches` an operator creates from
+`DBEventLogger.marker_table_ddl()`), so tests can kill, pause and restart it
+at will.  No Python MySQL driver is needed: `sql()` runs the
 `mariadb` command-line client.
 
 With env QBEL_TEST_MYSQL_URL set, `MariaDBServer.from_environment()` uses that
@@ -54,6 +56,19 @@ CREATE TABLE IF NOT EXISTS `event_log` (
   CONSTRAINT event_log_ibfk_1 FOREIGN KEY (uid) REFERENCES `user` (id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 """.format(users=", ".join(f"({i}, 'user{i}')" for i in range(1, 101)))
+
+
+def marker_table_ddl(table: str = "event_log") -> str:
+    """The exactly-once marker table, as the operator's schema holds it (the
+    writer never creates it): the statement the C core exports."""
+    from querybook_eventlog._core import DBEventLogger
+
+    return DBEventLogger.marker_table_ddl(table)
+
+
+def schema_statements() -> str:
+    """Querybook's tables plus the marker table of `event_log`."""
+    return TABLES + marker_table_ddl("event_log") + ";\n"
 
 GRANTS = f"""
 CREATE USER IF NOT EXISTS '{USER}'@'%' IDENTIFIED BY '{PASSWORD}';
@@ -296,6 +311,22 @@ class MariaDBServer:
             for line in result.stdout.splitlines()
         ]
 
+    def dml_only_url(self, user: str = "qbel_dml", password: str = "dml:p@ss/w%rd") -> str:
+        """A URL for a user that may only SELECT, INSERT, UPDATE and DELETE in
+        the database (Querybook's production grants: no CREATE, no DROP)."""
+        self._require_private("dml_only_url")
+        for host in ("%", "localhost"):
+            self.sql(
+                f"CREATE USER IF NOT EXISTS '{user}'@'{host}' IDENTIFIED BY '{password}'; "
+                f"GRANT SELECT, INSERT, UPDATE, DELETE ON `{self.database}`.* TO '{user}'@'{host}'"
+            )
+        self.sql("FLUSH PRIVILEGES")
+        return (
+            f"mysql+pymysql://{urllib.parse.quote(user, safe='')}:"
+            f"{urllib.parse.quote(password, safe='')}@{self.host}:{self.port}/"
+            f"{self.database}?charset=utf8mb4"
+        )
+
     def reset_events(self, table: str = "event_log") -> None:
         """Empty the event table and its exactly-once marker table."""
         existing = {row[0] for row in self.sql("SHOW TABLES")}
@@ -312,7 +343,7 @@ class MariaDBServer:
 
     def _create_schema(self) -> None:
         """External server: the tables (the database must exist)."""
-        self.sql(TABLES)
+        self.sql(schema_statements())
 
 
 def tool_environment() -> dict:
@@ -443,7 +474,7 @@ def _template_datadir() -> str:
             _wait_ready(process, client, sock, error_log)
             setup = subprocess.run(
                 [client, "--no-defaults", "-S", sock, "-u", "root",
-                 "-e", CREATE_DATABASE + TABLES + GRANTS],
+                 "-e", CREATE_DATABASE + schema_statements() + GRANTS],
                 env=tool_environment(),
                 capture_output=True,
                 text=True,
