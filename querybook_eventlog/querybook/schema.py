@@ -30,17 +30,17 @@ def marker_table_name(table: str = "event_log") -> str:
 
 
 def marker_index_name(table: str = "event_log") -> str:
-    return f"ix_{marker_table_name(table)}_committed_at"
+    """The index on committed_at, named as the C core's DDL names it."""
+    name = f"ix_{marker_table_name(table)}_committed_at"
+    return name if len(name) <= 64 else "ix_qbel_batches_committed_at"
 
 
 def marker_table_ddl(table: str = "event_log") -> str:
-    """The CREATE TABLE statement for the marker table of `table`."""
-    name = marker_table_name(table)
-    return (f"CREATE TABLE IF NOT EXISTS `{name}` ("
-            f"batch_id VARCHAR({BATCH_ID_LENGTH}) NOT NULL PRIMARY KEY, "
-            f"committed_at DATETIME NOT NULL, "
-            f"INDEX `{marker_index_name(table)}` (committed_at)"
-            f") ENGINE=InnoDB DEFAULT CHARSET=ascii")
+    """The CREATE TABLE statement for the marker table of `table` (the C core's own)."""
+    from .. import DBEventLogger
+
+    marker_table_name(table)  # the same ValueError for a bad name
+    return DBEventLogger.marker_table_ddl(table)
 
 
 def marker_table(metadata, table: str = "event_log"):
@@ -58,6 +58,7 @@ def marker_table(metadata, table: str = "event_log"):
         sql.Index(marker_index_name(table), "committed_at"),
         mysql_engine="InnoDB",
         mysql_charset="ascii",
+        mysql_collate="ascii_bin",
     )
 
 
@@ -87,6 +88,7 @@ def upgrade():
         sa.PrimaryKeyConstraint("batch_id"),
         mysql_engine="InnoDB",
         mysql_charset="ascii",
+        mysql_collate="ascii_bin",
     )
     op.create_index(
         "ix_event_log_qbel_batches_committed_at",
