@@ -83,12 +83,12 @@ console_use_color(console_logger_object *self, qbel_state *state, PyObject *stre
     return is_tty;
 }
 
-/* Append a signed 32-bit integer in decimal. */
-static int
-append_int32(byte_buffer *buffer, int32_t value)
+/* Write a signed 32-bit integer in decimal at the end of digits[0..12);
+ * returns where it starts. */
+static const char *
+format_int32(char digits[12], int32_t value, size_t *length)
 {
-    char digits[12];
-    int position = sizeof(digits);
+    int position = 12;
     int64_t magnitude = value < 0 ? -(int64_t)value : value;
     do {
         digits[--position] = (char)('0' + magnitude % 10);
@@ -97,7 +97,18 @@ append_int32(byte_buffer *buffer, int32_t value)
     if (value < 0) {
         digits[--position] = '-';
     }
-    return byte_buffer_append(buffer, digits + position, sizeof(digits) - (size_t)position);
+    *length = (size_t)(12 - position);
+    return digits + position;
+}
+
+/* Append a signed 32-bit integer in decimal. */
+static int
+append_int32(byte_buffer *buffer, int32_t value)
+{
+    char digits[12];
+    size_t length;
+    const char *start = format_int32(digits, value, &length);
+    return byte_buffer_append(buffer, start, length);
 }
 
 /* The line, newline included.  0, or -1 with an exception set. */
@@ -157,90 +168,108 @@ console_format_line(qbel_state *state, int format, bool colored, const event_fie
 
 /* ---- format='upstream' ------------------------------------------------ */
 
-/* Append str `text` as UTF-8.  A lone surrogate (possible in str() of a
- * caller's object) is carried with surrogatepass and sets *surrogates, so
- * the decoded message holds the same code points as upstream's f-string.
- * 0, or -1 with an exception set. */
+/* The pieces of upstream's message, joined once with PyUnicode_Join
+ * (str to str: no UTF-8 round trip, lone surrogates kept as an f-string
+ * keeps them). */
+#define UPSTREAM_MAX_PIECES 9
+
+typedef struct message_pieces {
+    PyObject *items[UPSTREAM_MAX_PIECES]; /* new references */
+    Py_ssize_t count;
+} message_pieces;
+
+/* Append `piece` (a new reference, taken; NULL: an error is set).  0/-1. */
 static int
-append_str_object(byte_buffer *buffer, PyObject *text, bool *surrogates)
+pieces_add_take(message_pieces *pieces, PyObject *piece)
 {
-    Py_ssize_t length;
-    const char *utf8 = PyUnicode_AsUTF8AndSize(text, &length);
-    PyObject *encoded = NULL;
-    if (utf8 == NULL) {
-        if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) {
-            return -1;
-        }
-        PyErr_Clear();
-        encoded = PyUnicode_AsEncodedString(text, "utf-8", "surrogatepass");
-        if (encoded == NULL) {
-            return -1;
-        }
-        utf8 = PyBytes_AS_STRING(encoded);
-        length = PyBytes_GET_SIZE(encoded);
-        *surrogates = true;
-    }
-    int status = byte_buffer_append(buffer, utf8, (size_t)length);
-    Py_XDECREF(encoded);
-    if (status < 0) {
-        PyErr_NoMemory();
+    if (piece == NULL) {
         return -1;
     }
+    assert(pieces->count < UPSTREAM_MAX_PIECES);
+    pieces->items[pieces->count++] = piece;
     return 0;
 }
 
-/* Append str(obj).  0 or -1. */
-static int
-append_str_of(byte_buffer *buffer, PyObject *obj, bool *surrogates)
+static void
+pieces_release(message_pieces *pieces)
 {
-    PyObject *text = PyObject_Str(obj);
-    if (text == NULL) {
-        return -1;
+    for (Py_ssize_t i = 0; i < pieces->count; i++) {
+        Py_DECREF(pieces->items[i]);
     }
-    int status = append_str_object(buffer, text, surrogates);
-    Py_DECREF(text);
-    return status;
+    pieces->count = 0;
 }
 
-/* str(event_type) as the caller passed it: our members' and the
- * application's are computed once, a plain str is itself. */
-static int
-append_event_type_text(qbel_state *state, byte_buffer *buffer, const event_fields *fields,
-                       bool *surrogates)
+/* The pieces joined; releases them.  New str, or NULL. */
+static PyObject *
+pieces_join(qbel_state *state, message_pieces *pieces)
+{
+    PyObject *tuple = PyTuple_New(pieces->count);
+    if (tuple == NULL) {
+        pieces_release(pieces);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < pieces->count; i++) {
+        PyTuple_SET_ITEM(tuple, i, pieces->items[i]); /* moved */
+    }
+    pieces->count = 0;
+    PyObject *joined = PyUnicode_Join(state->str_empty, tuple);
+    Py_DECREF(tuple);
+    return joined;
+}
+
+/* f"{event_type}" as the caller passed it: our members' and the
+ * application's are computed once, a plain str is itself.  New reference. */
+static PyObject *
+event_type_text(qbel_state *state, const event_fields *fields)
 {
     PyObject *arg = fields->event_type_object;
     int code = fields->event_type;
     if (arg == state->event_type_members[code]) {
-        return append_str_object(buffer, state->event_type_strs[code], surrogates);
+        return Py_NewRef(state->event_type_strs[code]);
     }
     if (arg == state->app_event_type_members[code]) {
-        return append_str_object(buffer, state->app_event_type_strs[code], surrogates);
+        return Py_NewRef(state->app_event_type_strs[code]);
     }
-    if (PyUnicode_CheckExact(arg)) {
-        return append_str_object(buffer, arg, surrogates);
-    }
-    return append_str_of(buffer, arg, surrogates);
+    return PyObject_Format(arg, state->str_empty); /* itself for an exact str */
 }
 
-/* str(uid): digits for an exact int, "None", else the object's own str(). */
-static int
-append_uid_text(byte_buffer *buffer, const event_fields *fields, bool *surrogates)
+/* f"{event_data}" (None for None).  New reference. */
+static PyObject *
+event_data_text(qbel_state *state, const event_fields *fields)
 {
-    int status;
+    return PyObject_Format(fields->event_data ? fields->event_data : Py_None, state->str_empty);
+}
+
+/* " - created_at: <UTC>, uid=" plus f"{uid}" when it is None or an exact
+ * int (else *uid_done stays false and the caller adds it).  New str. */
+static PyObject *
+created_at_and_uid_text(const event_fields *fields, bool *uid_done)
+{
+    static const char head[] = " - created_at: ";
+    static const char uid_label[] = ", uid=";
+    char text[sizeof(head) - 1 + 19 + sizeof(uid_label) - 1 + 12];
+    size_t length = 0;
+    memcpy(text, head, sizeof(head) - 1);
+    length += sizeof(head) - 1;
+    char created_at[20];
+    event_time_format_sql(fields->created_at_us, created_at);
+    memcpy(text + length, created_at, 19);
+    length += 19;
+    memcpy(text + length, uid_label, sizeof(uid_label) - 1);
+    length += sizeof(uid_label) - 1;
+    *uid_done = fields->uid_is_null || PyLong_CheckExact(fields->uid_object);
     if (fields->uid_is_null) {
-        status = byte_buffer_append_literal(buffer, "None");
+        memcpy(text + length, "None", 4);
+        length += 4;
     }
-    else if (PyLong_CheckExact(fields->uid_object)) {
-        status = append_int32(buffer, fields->uid);
+    else if (*uid_done) {
+        char digits[12];
+        size_t digit_count;
+        const char *start = format_int32(digits, fields->uid, &digit_count);
+        memcpy(text + length, start, digit_count);
+        length += digit_count;
     }
-    else {
-        return append_str_of(buffer, fields->uid_object, surrogates);
-    }
-    if (status < 0) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    return 0;
+    return PyUnicode_FromStringAndSize(text, (Py_ssize_t)length);
 }
 
 /* Upstream's message:
@@ -250,41 +279,23 @@ append_uid_text(byte_buffer *buffer, const event_fields *fields, bool *surrogate
 static PyObject *
 upstream_message(console_logger_object *self, qbel_state *state, const event_fields *fields)
 {
-    char inline_block[512];
-    byte_buffer buffer;
-    byte_buffer_init(&buffer, inline_block, sizeof(inline_block));
+    message_pieces pieces = {.count = 0};
     bool colored = self->color != CONSOLE_COLOR_OFF;
-    bool surrogates = false;
-    PyObject *message = NULL;
-    char created_at[20];
-    event_time_format_sql(fields->created_at_us, created_at);
-    PyObject *class_name = PyType_GetName(Py_TYPE(self));
-    if (class_name == NULL) {
-        return NULL; /* the buffer is still its inline block */
+    bool uid_done = false;
+    if ((colored && pieces_add_take(&pieces, Py_NewRef(state->str_color_start)) < 0) ||
+        pieces_add_take(&pieces, PyType_GetName(Py_TYPE(self))) < 0 ||
+        pieces_add_take(&pieces, created_at_and_uid_text(fields, &uid_done)) < 0 ||
+        (!uid_done &&
+         pieces_add_take(&pieces, PyObject_Format(fields->uid_object, state->str_empty)) < 0) ||
+        pieces_add_take(&pieces, Py_NewRef(state->str_event_type_label)) < 0 ||
+        pieces_add_take(&pieces, event_type_text(state, fields)) < 0 ||
+        pieces_add_take(&pieces, Py_NewRef(state->str_event_data_label)) < 0 ||
+        pieces_add_take(&pieces, event_data_text(state, fields)) < 0 ||
+        (colored && pieces_add_take(&pieces, Py_NewRef(state->str_color_end)) < 0)) {
+        pieces_release(&pieces);
+        return NULL;
     }
-    if ((colored && byte_buffer_append_literal(&buffer, CONSOLE_COLOR_START) < 0) ||
-        append_str_object(&buffer, class_name, &surrogates) < 0 ||
-        byte_buffer_append_literal(&buffer, " - created_at: ") < 0 ||
-        byte_buffer_append(&buffer, created_at, 19) < 0 ||
-        byte_buffer_append_literal(&buffer, ", uid=") < 0 ||
-        append_uid_text(&buffer, fields, &surrogates) < 0 ||
-        byte_buffer_append_literal(&buffer, ", event_type=") < 0 ||
-        append_event_type_text(state, &buffer, fields, &surrogates) < 0 ||
-        byte_buffer_append_literal(&buffer, ", event_data=") < 0 ||
-        append_str_of(&buffer, fields->event_data ? fields->event_data : Py_None, &surrogates) <
-            0 ||
-        (colored && byte_buffer_append_literal(&buffer, CONSOLE_COLOR_END) < 0)) {
-        if (!PyErr_Occurred()) {
-            PyErr_NoMemory();
-        }
-        goto done;
-    }
-    message = PyUnicode_DecodeUTF8(buffer.data, (Py_ssize_t)buffer.length,
-                                   surrogates ? "surrogatepass" : NULL);
-done:
-    Py_DECREF(class_name);
-    byte_buffer_release(&buffer);
-    return message;
+    return pieces_join(state, &pieces);
 }
 
 /* The object whose info() receives the message: a new reference. */
@@ -607,8 +618,8 @@ PyDoc_STRVAR(console_log_doc,
              "upstream's message, e.g.\n"
              "\\x1b[33;20mConsoleEventLogger - created_at: 2023-11-14 22:13:20, uid=5, "
              "event_type=EventType.CLICK, event_data={'a': 1}\\x1b[0m\n"
-             "(UTC; str() of uid, event_type and event_data as passed).  format='text':\n"
-             "one line to the stream, event_data as compact JSON; format='jsonl': one\n"
+             "(UTC; uid, event_type and event_data as an f-string shows them).\n"
+             "format='text': one line to the stream, event_data as compact JSON; format='jsonl': one\n"
              "JSON object per line.  Bad input raises TypeError/ValueError and logs\n"
              "nothing.");
 
@@ -643,8 +654,8 @@ PyDoc_STRVAR(console_logger_doc,
              "format='upstream' (upstream's output exactly): logger.info(message) with\n"
              "  \\x1b[33;20m<class name> - created_at: 2023-11-14 22:13:20, uid=5, "
              "event_type=EventType.CLICK, event_data={'a': 1}\\x1b[0m\n"
-             "  (UTC; uid, event_type and event_data as str() of what was passed; the class\n"
-             "  name is the actual subclass's).  logger: any object with info(), typically\n"
+             "  (UTC; uid, event_type and event_data as an f-string shows what was passed;\n"
+             "  the class name is the actual subclass's).  logger: any object with info(), typically\n"
              "  a logging.Logger; None: querybook_eventlog._settings.console_logger() at\n"
              "  each event (Querybook's own logger inside Querybook).  color=False drops\n"
              "  the two colour codes; None and True keep them.\n"

@@ -142,13 +142,14 @@ event_type_from_arg(qbel_state *state, PyObject *event_type, event_fields *out)
 
 /* ---- the application's EventType ------------------------------------- */
 
-/* str() of each member of `members`, into strs (new references).  0 or -1;
- * on failure strs holds nothing. */
+/* f"{member}" (format(member, ''), which differs from str() for str/int
+ * mixins before 3.11) of each of `members`, into strs (new references).
+ * 0 or -1; on failure strs holds nothing. */
 static int
-event_type_strs_of(PyObject *const *members, PyObject **strs)
+event_type_strs_of(qbel_state *state, PyObject *const *members, PyObject **strs)
 {
     for (int code = 0; code < EVENT_TYPE_COUNT; code++) {
-        strs[code] = PyObject_Str(members[code]);
+        strs[code] = PyObject_Format(members[code], state->str_empty);
         if (strs[code] == NULL) {
             for (int done = 0; done < code; done++) {
                 Py_CLEAR(strs[done]);
@@ -180,7 +181,7 @@ event_types_setup(qbel_state *state)
             return -1;
         }
     }
-    if (event_type_strs_of(state->event_type_members, state->event_type_strs) < 0) {
+    if (event_type_strs_of(state, state->event_type_members, state->event_type_strs) < 0) {
         return -1;
     }
     PyObject *members[EVENT_TYPE_COUNT], *strs[EVENT_TYPE_COUNT];
@@ -234,7 +235,7 @@ event_types_set_application(PyObject *module, PyObject *enum_class)
             return NULL;
         }
     }
-    if (event_type_strs_of(members, strs) < 0) {
+    if (event_type_strs_of(state, members, strs) < 0) {
         for (int code = 0; code < EVENT_TYPE_COUNT; code++) {
             Py_DECREF(members[code]);
         }

@@ -57,6 +57,10 @@ intern_strings(qbel_state *state)
     INTERN(str_info, "info");
     INTERN(str_value, "value");
     INTERN(str_empty, "");
+    INTERN(str_color_start, "\x1b[33;20m"); /* upstream's COLOR_YELLOW, COLOR_RESET */
+    INTERN(str_color_end, "\x1b[0m");
+    INTERN(str_event_type_label, ", event_type=");
+    INTERN(str_event_data_label, ", event_data=");
 #undef INTERN
     state->log_kwnames =
         PyTuple_Pack(3, state->str_uid, state->str_event_type, state->str_event_data);
@@ -195,6 +199,8 @@ module_exec(PyObject *module)
     APPLY(str_route) APPLY(str_params) APPLY(str_args) APPLY(str_kwargs) APPLY(str_type)   \
     APPLY(str_prefix) APPLY(str_exact) APPLY(str_star) APPLY(str_write) APPLY(str_flush)   \
     APPLY(str_isatty) APPLY(str_info) APPLY(str_value) APPLY(str_empty) APPLY(log_kwnames) \
+    APPLY(str_color_start) APPLY(str_color_end) APPLY(str_event_type_label)                \
+    APPLY(str_event_data_label)                                                            \
     APPLY(default_deny_list) APPLY(db_deny_list) APPLY(parse_database_url)                 \
     APPLY(settings_console_logger) APPLY(live_db_loggers)
 

@@ -37,11 +37,11 @@ typedef struct qbel_state {
     PyObject *event_type_members[EVENT_TYPE_COUNT];
     /* The members handed to a Python log() override (the application's own
      * EventType, e.g. Querybook's const.event_log.EventType; ours until
-     * _set_application_event_type says otherwise) and str() of each, for
-     * the console logger's upstream line.  Strong references. */
+     * _set_application_event_type says otherwise) and f"{member}" of
+     * each, for the console logger's upstream line.  Strong references. */
     PyObject *app_event_type_members[EVENT_TYPE_COUNT];
     PyObject *app_event_type_strs[EVENT_TYPE_COUNT];
-    /* str() of our own members */
+    /* f"{member}" of our own members */
     PyObject *event_type_strs[EVENT_TYPE_COUNT];
 
     /* types the encoder's cold path recognises (imported in exec) */
@@ -61,6 +61,8 @@ typedef struct qbel_state {
     PyObject *str_type, *str_prefix, *str_exact, *str_star;
     PyObject *str_write, *str_flush, *str_isatty;
     PyObject *str_info, *str_value, *str_empty;
+    /* pieces of the console logger's upstream message */
+    PyObject *str_color_start, *str_color_end, *str_event_type_label, *str_event_data_label;
     PyObject *log_kwnames; /* ("uid", "event_type", "event_data") */
 
     /* default deny lists as Python lists of dicts (what the properties return) */
@@ -132,7 +134,7 @@ int event_fields_from_args(qbel_state *state, PyObject *uid, PyObject *event_typ
                            PyObject *event_data, PyObject *timestamp, event_fields *out);
 
 /* Fill state's EventType members (ours, from state->event_type_enum), the
- * application's (ours to begin with) and their str().  0 or -1. */
+ * application's (ours to begin with) and their f"{member}".  0 or -1. */
 int event_types_setup(qbel_state *state);
 
 /* _core._set_application_event_type(enum_class_or_None): the EventType

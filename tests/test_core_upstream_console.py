@@ -189,6 +189,44 @@ def test_application_event_type_printed(app_event_type):
         "ConsoleEventLogger", 3, QuerybookEventType.CLICK, {}, 0)[len(YELLOW):-len(RESET)]
 
 
+def test_event_type_shown_as_an_f_string_shows_it():
+    """f"{x}" is format(x, ''), not str(x): they differ for str-mixin enums
+    before 3.11 (Querybook runs 3.10) and for a custom __format__."""
+
+    class Formatted(enum.Enum):
+        VIEW = "VIEW"
+
+        def __format__(self, spec):
+            return "formatted"
+
+    class Uid(int):
+        def __format__(self, spec):
+            return "uid-format"
+
+    recorder = InfoRecorder()
+    logger = qe.ConsoleEventLogger(logger=recorder)
+    logger.log(1, StrClick.CLICK, {}, 0)
+    logger.log(Uid(4), Formatted.VIEW, {}, 0)
+    assert recorder.messages == [
+        upstream_message("ConsoleEventLogger", 1, StrClick.CLICK, {}, 0),
+        upstream_message("ConsoleEventLogger", Uid(4), Formatted.VIEW, {}, 0),
+    ]
+    assert "uid=uid-format, event_type=formatted, " in recorder.messages[1]
+
+
+def test_application_str_mixin_members_formatted_once(app_event_type):
+    class Mixed(str, enum.Enum):
+        API = "API"
+        WEBSOCKET = "WEBSOCKET"
+        VIEW = "VIEW"
+        CLICK = "CLICK"
+
+    _core._set_application_event_type(Mixed)
+    recorder = InfoRecorder()
+    qe.ConsoleEventLogger(logger=recorder).log_websocket_event(1, "/r", [], {})
+    assert f", event_type={Mixed.WEBSOCKET}, " in recorder.messages[0]
+
+
 def test_custom_str_of_event_type_member():
     class Fancy(enum.Enum):
         CLICK = "CLICK"
