@@ -106,6 +106,15 @@ int json_encode(qbel_state *state, byte_buffer *buffer, PyObject *obj);
 /* qe.dumps(obj) -> bytes */
 PyObject *json_dumps(PyObject *module, PyObject *obj);
 
+/* ---- repr_writer.c ------------------------------------------------------ */
+
+/* repr(obj), identical to CPython's, written in one pass for exact dicts,
+ * lists, tuples, strs, ints, floats, bools and None (other objects inside
+ * contribute their own repr()).  New str, or NULL with an exception set;
+ * a UnicodeEncodeError means a foreign repr held a lone surrogate: the
+ * caller may fall back to PyObject_Repr. */
+PyObject *repr_of_json_shaped(PyObject *obj);
+
 /* ---- event.c: validation shared by every logger ----------------------- */
 
 /* One validated event.  The PyObject fields are borrowed from the caller's
