@@ -331,11 +331,10 @@ base_logger_should_log_api_request(base_logger_object *self, qbel_state *state, 
 
 /* ---- dispatch --------------------------------------------------------- */
 
-int
-base_logger_dispatch_log(base_logger_object *self, qbel_state *state, PyObject *uid, int event_type,
-                         PyObject *event_data)
+static int
+dispatch_log_member(base_logger_object *self, qbel_state *state, PyObject *uid, PyObject *member,
+                    PyObject *event_data)
 {
-    PyObject *member = state->app_event_type_members[event_type];
     if (self->log_fields != NULL) {
         int overridden = base_logger_overrides(self, state, state->str_log);
         if (overridden < 0) {
@@ -358,6 +357,18 @@ base_logger_dispatch_log(base_logger_object *self, qbel_state *state, PyObject *
     }
     Py_DECREF(result);
     return 0;
+}
+
+int
+base_logger_dispatch_log(base_logger_object *self, qbel_state *state, PyObject *uid, int event_type,
+                         PyObject *event_data)
+{
+    /* held: the override checks and log() itself may switch the
+     * application's EventType */
+    PyObject *member = Py_NewRef(state->app_event_type_members[event_type]);
+    int status = dispatch_log_member(self, state, uid, member, event_data);
+    Py_DECREF(member);
+    return status;
 }
 
 int
@@ -759,9 +770,11 @@ PyDoc_STRVAR(abstract_log_doc,
              "log($self, /, uid, event_type, event_data, timestamp=None)\n--\n\n"
              "Record one event (abstract: every logger implements it).\n\n"
              "uid: the acting user's id (int in the signed 32-bit range) or None.\n"
-             "event_type: an EventType member or its value ('API', 'WEBSOCKET', 'VIEW',\n"
-             "'CLICK').  event_data: a JSON-able dict (None means {}).  timestamp: when it\n"
-             "happened, in milliseconds since the epoch (None: now).");
+             "event_type: an EventType member (of any enum.Enum whose value is 'API',\n"
+             "'WEBSOCKET', 'VIEW' or 'CLICK') or one of those strings.\n"
+             "event_data: any JSON-able value (dict, list, str, int, float, bool), or None\n"
+             "for JSON null (SQL NULL in the DB logger).  timestamp: when it happened, in\n"
+             "milliseconds since the epoch (None: now).");
 
 static PyObject *
 base_logger_abstract_log(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)

@@ -165,6 +165,8 @@ log_element(qbel_state *state, PyObject *logger, PyObject *uid, const char *type
 {
     PyObject *event_data = NULL, *py_timestamp = NULL, *result = NULL;
     int code = event_type_from_name(type_name, strlen(type_name));
+    /* held: log() may switch the application's EventType */
+    PyObject *member = Py_NewRef(state->app_event_type_members[code]);
     event_data = data ? json_value_to_python(data, 1) : Py_NewRef(Py_None);
     if (event_data == NULL) {
         goto error;
@@ -181,8 +183,7 @@ log_element(qbel_state *state, PyObject *logger, PyObject *uid, const char *type
     if (py_timestamp == NULL) {
         goto error;
     }
-    PyObject *args[] = {logger, uid, state->app_event_type_members[code], event_data,
-                        py_timestamp};
+    PyObject *args[] = {logger, uid, member, event_data, py_timestamp};
     PyObject *kwnames = PyTuple_Pack(4, state->str_uid, state->str_event_type,
                                      state->str_event_data, state->str_timestamp);
     if (kwnames == NULL) {
@@ -192,6 +193,7 @@ log_element(qbel_state *state, PyObject *logger, PyObject *uid, const char *type
                                        1 | PY_VECTORCALL_ARGUMENTS_OFFSET, kwnames);
     Py_DECREF(kwnames);
 error:
+    Py_DECREF(member);
     Py_XDECREF(event_data);
     Py_XDECREF(py_timestamp);
     if (result == NULL) {

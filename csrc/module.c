@@ -255,9 +255,11 @@ PyDoc_STRVAR(log_client_events_doc,
              "log_client_events(logger, uid, body, /) -> (int, list[tuple[int, str]])\n--\n\n"
              "Log the browser's batched events (the raw body of POST /ds/context_log/: a JSON\n"
              "array of {\"type\", \"data\", \"timestamp\"} objects) through logger.log(), one by\n"
-             "one.  Returns how many were logged and, for every element that was not, its\n"
-             "index and the reason.  A body that is not a JSON array raises ValueError and\n"
-             "logs nothing.");
+             "one.  \"data\" may be any JSON value; missing means None (JSON null).  A\n"
+             "Python log() gets the application's EventType member (see\n"
+             "_set_application_event_type).  Returns how many were logged and, for every\n"
+             "element that was not, its index and the reason.  A body that is not a JSON\n"
+             "array raises ValueError and logs nothing.");
 
 PyDoc_STRVAR(set_application_event_type_doc,
              "_set_application_event_type(enum_class, /) -> None\n--\n\n"

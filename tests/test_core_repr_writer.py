@@ -54,7 +54,7 @@ def test_numbers_and_constants():
 
 def test_containers():
     for value in ([], (), {}, [()], [(1,)], ((1,),), (1, 2), {"a": {}}, [[[]]],
-                  {1: "int key", 2.5: "float", None: 0, (1, 2): "tuple key", True: 1}):
+                  {1: "int key", 2.5: "float", None: 0, (1, 2): "tuple key", False: 1}):
         assert shown([value]) == repr([value])
         if isinstance(value, (dict, list, tuple)):
             assert shown(value) == repr(value)
