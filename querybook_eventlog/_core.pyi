@@ -1,7 +1,7 @@
 """Type stubs for querybook_eventlog._core, the C core."""
 
 import enum
-from typing import IO, Any, Dict, List, Literal, Optional, Protocol, Type, Union
+from typing import IO, Any, Dict, List, Literal, Mapping, Optional, Protocol, Type, Union
 
 from ._event_type import EventType
 
