@@ -117,8 +117,13 @@ static int
 event_type_from_arg(qbel_state *state, PyObject *event_type, event_fields *out)
 {
     for (int code = 0; code < EVENT_TYPE_COUNT; code++) {
-        if (event_type == state->event_type_members[code] ||
-            event_type == state->app_event_type_members[code]) {
+        if (event_type == state->event_type_members[code]) {
+            out->event_type = code;
+            return 0;
+        }
+    }
+    for (int code = 0; code < EVENT_TYPE_COUNT; code++) {
+        if (event_type == state->app_event_type_members[code]) {
             out->event_type = code;
             return 0;
         }
