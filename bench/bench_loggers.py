@@ -1,13 +1,29 @@
 """Loggers benchmark: querybook_eventlog's C loggers vs upstream-equivalent
-pure-Python loggers, side by side in one run on a fixed Querybook-like event
-mix.  Prints a Markdown table of median per-event times and ratios.
+pure-Python loggers, side by side in one run on a Querybook-like event mix.
+Prints a Markdown table of median per-event times and ratios.
 
     python3 bench/bench_loggers.py [--quick]
 
+Every round builds fresh events (new objects: different uids, event types,
+nested dicts with ids, floats and long strings), separately for each side,
+so neither side profits from anything cached on a repeated object.
+
 Rows:
-  console   ConsoleEventLogger.log  vs  upstream's console logger (utcnow +
-            strftime + f-string with the dict repr + logging.info through a
-            StreamHandler with Querybook's formatter); both write to os.devnull.
+  upstream  ConsoleEventLogger() as Querybook gets it by default (format
+            'upstream': upstream's message through logging.Logger.info, the
+            logger looked up per event via _settings.console_logger()), and
+            ConsoleEventLogger(logger=LOG)  vs  a faithful reimplementation of
+            upstream's ConsoleEventLogger.log (utcfromtimestamp/utcnow +
+            strftime + f-string with the dict repr + LOG.info).  Each side's
+            logger is set up as Querybook's lib.logger does: one StreamHandler
+            with Querybook's Formatter, writing to its own line-buffered
+            os.devnull (open(os.devnull, "w", buffering=1)); the handler
+            flushes after every record, as upstream's does.
+  floor     logging.Logger.info(message) alone, with the message precomputed:
+            what any implementation that logs through logging pays.
+  text/jsonl  ConsoleEventLogger(stream, format=...) writing to a line-buffered
+            os.devnull (one write reaching the OS per event, as upstream's
+            handler does)  vs  the same upstream reimplementation.
   null      NullEventLogger.log (validates)  vs  a Python log() that does nothing.
   plugin    log_api_request of a Python plugin subclass (same class body) on the
             C BaseEventLogger  vs  on a Python re-implementation of upstream's
@@ -26,7 +42,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import querybook_eventlog as qe
-from querybook_eventlog import EventType
+from querybook_eventlog import EventType, _settings
 
 # ---- the event mix ----------------------------------------------------------
 
@@ -35,6 +51,10 @@ LONG_SQL = (
     "JOIN user u ON u.id = qe.uid WHERE qe.created_at > now() - interval 7 day "
     "GROUP BY u.id, u.username ORDER BY query_count DESC LIMIT 100"
 )
+
+
+TITLE_WORDS = ["weekly", "active", "users", "revenue", "by", "region", "dashboard", "cohort",
+               "retention", "funnel", "experiment", "signups", "über", "日次"]
 
 
 def make_event_mix(count=2000, seed=20231114):
@@ -85,7 +105,15 @@ def make_event_mix(count=2000, seed=20231114):
                 "path": f"/datadoc/{rng.randint(1, 10**5)}/",
                 "component": rng.choice(components),
                 "element": rng.choice(elements),
-                "aux": {"cell_index": rng.randint(0, 40), "tab": "results"},
+                "aux": {
+                    "cell_index": rng.randint(0, 40),
+                    "tab": "results",
+                    "cell_id": rng.randint(1, 10**7),
+                    "elapsed_ms": rng.random() * 5000,
+                    "title": " ".join(rng.choice(TITLE_WORDS)
+                                      for _ in range(rng.randint(3, 40))),
+                    "results": [rng.randint(1, 10**6) for _ in range(rng.randint(0, 8))],
+                },
             }
             events.append((uid, event_type, data, 1700000000000 + i * 137))
         elif roll < 0.9:
@@ -189,26 +217,25 @@ class UpstreamBaseEventLogger(abc.ABC):
 COLOR_YELLOW, COLOR_RESET = "\x1b[33;20m", "\x1b[0m"
 
 
-def upstream_logger(stream):
+QUERYBOOK_FORMAT = '[%(asctime)s] - %(name)s - %(levelname)-8s"%(message)s"'
+QUERYBOOK_DATE_FORMAT = "%Y-%m-%d %a %H:%M:%S"
+
+
+def upstream_logger(stream, name="bench.upstream_console_event_logger"):
     """Querybook's lib.logger.get_logger, on `stream`."""
-    log = logging.getLogger("bench.upstream_console_event_logger")
+    log = logging.getLogger(name)
     log.handlers.clear()
     log.propagate = False
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(
-        logging.Formatter(
-            fmt='[%(asctime)s] - %(name)s - %(levelname)-8s"%(message)s"',
-            datefmt="%Y-%m-%d %a %H:%M:%S",
-        )
-    )
+    handler.setFormatter(logging.Formatter(fmt=QUERYBOOK_FORMAT, datefmt=QUERYBOOK_DATE_FORMAT))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
     return log
 
 
 class UpstreamConsoleEventLogger(UpstreamBaseEventLogger):
-    def __init__(self, stream):
-        self.LOG = upstream_logger(stream)
+    def __init__(self, log):
+        self.LOG = log
 
     @property
     def logger_name(self):
@@ -254,16 +281,6 @@ def plugin_class(base):
 # ---- timing -----------------------------------------------------------------
 
 
-def time_per_item(function, items, rounds):
-    """Median over `rounds` of the time per item of function(items)."""
-    samples = []
-    for _ in range(rounds):
-        start = time.perf_counter_ns()
-        function(items)
-        samples.append((time.perf_counter_ns() - start) / len(items))
-    return statistics.median(samples)
-
-
 def run_log(logger):
     log = logger.log
 
@@ -284,74 +301,122 @@ def run_api(logger):
     return run
 
 
-def measure(rounds, events, api_calls, devnull_ours, devnull_theirs):
-    """Rows of (label, their label, ours ns, theirs ns, ratio, target)."""
-    pairs = [
-        (
-            "console: ConsoleEventLogger.log (text, to os.devnull)",
-            "upstream console logger",
-            run_log(qe.ConsoleEventLogger(devnull_ours)),
-            run_log(UpstreamConsoleEventLogger(devnull_theirs)),
-            events,
-            10.0,
-        ),
-        (
-            "console: ConsoleEventLogger.log (jsonl, to os.devnull)",
-            "upstream console logger",
-            run_log(qe.ConsoleEventLogger(devnull_ours, format="jsonl")),
-            run_log(UpstreamConsoleEventLogger(devnull_theirs)),
-            events,
-            10.0,
-        ),
-        (
-            "null: NullEventLogger.log (validates)",
-            "Python log() doing nothing",
-            run_log(qe.NullEventLogger()),
-            run_log(UpstreamNullEventLogger()),
-            events,
-            None,
-        ),
-        (
-            "plugin: Python subclass .log_api_request (C base)",
-            "same subclass on upstream's Python base",
-            run_api(plugin_class(qe.BaseEventLogger)()),
-            run_api(plugin_class(UpstreamBaseEventLogger)()),
-            api_calls,
-            None,
-        ),
-        (
-            "builtin: NullEventLogger.log_api_request",
-            "upstream NullEventLogger.log_api_request",
-            run_api(qe.NullEventLogger()),
-            run_api(UpstreamNullEventLogger()),
-            api_calls,
-            None,
-        ),
+def run_info(log):
+    """The floor: LOG.info of precomputed upstream messages."""
+    info = log.info
+
+    def run(messages):
+        for message in messages:
+            info(message)
+
+    return run
+
+
+def upstream_messages(events):
+    stub = UpstreamConsoleEventLogger(None)
+    messages = []
+    stub.LOG = type("Capture", (), {"info": staticmethod(messages.append)})
+    run_log(stub)(events)
+    return messages
+
+
+def per_item_ns(function, items):
+    start = time.perf_counter_ns()
+    function(items)
+    return (time.perf_counter_ns() - start) / len(items)
+
+
+def line_buffered_devnull():
+    return open(os.devnull, "w", buffering=1)
+
+
+def default_console_logger(stream):
+    """Make ConsoleEventLogger()'s default target (_settings.console_logger(),
+    standalone) write to `stream` with Querybook's handler setup."""
+    name = _settings.console_logger().name
+    return upstream_logger(stream, name)
+
+
+def build_pairs(streams):
+    """(label, their label, ours, theirs, input kind, target) rows."""
+    default_log = default_console_logger(streams["default"])
+    our_log = upstream_logger(streams["ours"], "bench.qbel_console")
+    their_log = upstream_logger(streams["theirs"])
+    upstream = run_log(UpstreamConsoleEventLogger(their_log))
+    return [
+        ("upstream: ConsoleEventLogger() (the default)", "upstream console logger",
+         run_log(qe.ConsoleEventLogger()), upstream, "events", 3.0),
+        ("upstream: ConsoleEventLogger(logger=LOG)", "upstream console logger",
+         run_log(qe.ConsoleEventLogger(logger=our_log)), upstream, "events", 3.0),
+        ("floor: LOG.info(precomputed message) alone", "upstream console logger",
+         run_info(default_log), upstream, "messages", None),
+        ("text: ConsoleEventLogger(stream, format='text')", "upstream console logger",
+         run_log(qe.ConsoleEventLogger(streams["text"], format="text")), upstream, "events",
+         10.0),
+        ("jsonl: ConsoleEventLogger(stream, format='jsonl')", "upstream console logger",
+         run_log(qe.ConsoleEventLogger(streams["text"], format="jsonl")), upstream, "events",
+         10.0),
+        ("null: NullEventLogger.log (validates)", "Python log() doing nothing",
+         run_log(qe.NullEventLogger()), run_log(UpstreamNullEventLogger()), "events", None),
+        ("plugin: Python subclass .log_api_request (C base)",
+         "same subclass on upstream's Python base",
+         run_api(plugin_class(qe.BaseEventLogger)()),
+         run_api(plugin_class(UpstreamBaseEventLogger)()), "api", None),
+        ("builtin: NullEventLogger.log_api_request", "upstream NullEventLogger.log_api_request",
+         run_api(qe.NullEventLogger()), run_api(UpstreamNullEventLogger()), "api", None),
     ]
+
+
+def fresh_inputs(kind, seed, count):
+    events, api_calls = make_event_mix(count, seed)
+    if kind == "api":
+        return api_calls
+    if kind == "messages":
+        return upstream_messages(events)
+    return events
+
+
+def measure(rounds, count, streams):
+    """Rows of (label, their label, ours ns, theirs ns, ratio, target)."""
+    pairs = build_pairs(streams)
+    samples = {label: ([], []) for label, *_ in pairs}
+    for round_index in range(rounds + 1):  # round 0 warms up
+        seed = 20231114 + round_index
+        for label, _their_label, ours, theirs, kind, _target in pairs:
+            # fresh objects for each side; who goes first alternates
+            ours_items = fresh_inputs(kind, seed, count)
+            theirs_items = fresh_inputs("events" if kind == "messages" else kind, seed, count)
+            if round_index % 2:
+                theirs_ns, ours_ns = per_item_ns(theirs, theirs_items), per_item_ns(ours, ours_items)
+            else:
+                ours_ns, theirs_ns = per_item_ns(ours, ours_items), per_item_ns(theirs, theirs_items)
+            if round_index:
+                samples[label][0].append(ours_ns)
+                samples[label][1].append(theirs_ns)
     rows = []
-    for label, their_label, ours, theirs, items, target in pairs:
-        ours(items), theirs(items)  # warm up
-        ours_samples, theirs_samples = [], []
-        for _ in range(rounds):  # interleaved, so drift hits both sides alike
-            ours_samples.append(time_per_item(ours, items, 1))
-            theirs_samples.append(time_per_item(theirs, items, 1))
-        mine, upstream = statistics.median(ours_samples), statistics.median(theirs_samples)
+    for label, their_label, _ours, _theirs, _kind, target in pairs:
+        mine, upstream = (statistics.median(side) for side in samples[label])
         rows.append((label, their_label, mine, upstream, upstream / mine, target))
     return rows
 
 
 def main():
     quick = "--quick" in sys.argv
-    rounds = 5 if quick else 25
-    events, api_calls = make_event_mix()
+    rounds, count = (5, 1000) if quick else (25, 2000)
     started = time.perf_counter()
-    with open(os.devnull, "w") as devnull_ours, open(os.devnull, "w") as devnull_theirs:
-        rows = measure(rounds, events, api_calls, devnull_ours, devnull_theirs)
+    names = ("default", "ours", "theirs", "text")
+    streams = {name: line_buffered_devnull() for name in names}
+    try:
+        rows = measure(rounds, count, streams)
+    finally:
+        for stream in streams.values():
+            stream.close()
 
     print(
-        f"Python {sys.version.split()[0]}, {len(events)} events "
-        f"(45% CLICK, 30% VIEW, 15% API, 10% WEBSOCKET) / {len(api_calls)} API calls, "
-        f"median of {rounds} interleaved rounds\n"
+        f"Python {sys.version.split()[0]}, {count} fresh events per round and side "
+        f"(45% CLICK, 30% VIEW, 15% API, 10% WEBSOCKET; API calls for the log_api_request "
+        f"rows), median of {rounds} interleaved rounds; every stream is "
+        f"open(os.devnull, 'w', buffering=1)\n"
     )
     print(
         "| what (ours) | vs (pure Python) | ours ns/event | theirs ns/event | speed-up | target |"
@@ -362,8 +427,16 @@ def main():
             "" if target is None else (f"≥ {target:g}× {'met' if ratio >= target else 'MISSED'}")
         )
         print(
-            f"| {label} | {their_label} | {mine:,.0f} | {upstream:,.0f} | {ratio:.1f}× | {verdict} |"
+            f"| {label} | {their_label} | {mine:,.0f} | {upstream:,.0f} | {ratio:.2f}× | {verdict} |"
         )
+    by_label = {row[0]: row for row in rows}
+    floor = by_label["floor: LOG.info(precomputed message) alone"][2]
+    default = by_label["upstream: ConsoleEventLogger() (the default)"]
+    print(
+        f"\nlogging's share: LOG.info alone costs {floor:,.0f} ns/event; beyond it, ours "
+        f"spends {default[2] - floor:,.0f} ns and upstream {default[3] - floor:,.0f} ns "
+        f"({(default[3] - floor) / max(default[2] - floor, 1):.1f}× on the part we control)."
+    )
     print(f"\n({time.perf_counter() - started:.1f} s)")
     return 0
 

@@ -202,9 +202,28 @@ python_rules_match(qbel_state *state, PyObject *rules, PyObject *route, PyObject
 
 /* ---- overrides -------------------------------------------------------- */
 
+/* Whether the instance __dict__ holds `name` (unittest.mock.patch.object
+ * puts a patched method there).  1, 0 or -1; cheap when there is no dict. */
+static int
+instance_dict_holds(base_logger_object *self, PyObject *name)
+{
+    PyObject *dict = self->dict;
+    if (dict == NULL || PyDict_GET_SIZE(dict) == 0) {
+        return 0;
+    }
+    Py_INCREF(dict); /* a key's __eq__ could replace self.__dict__ */
+    int found = PyDict_Contains(dict, name);
+    Py_DECREF(dict);
+    return found;
+}
+
 int
 base_logger_overrides(base_logger_object *self, qbel_state *state, PyObject *name)
 {
+    int in_instance = instance_dict_holds(self, name);
+    if (in_instance != 0) {
+        return in_instance;
+    }
     PyTypeObject *reference = self->c_type ? self->c_type : state->base_logger_type;
     if (Py_TYPE(self) == reference) {
         return 0; /* our types are immutable: nothing to look up */
@@ -312,11 +331,10 @@ base_logger_should_log_api_request(base_logger_object *self, qbel_state *state, 
 
 /* ---- dispatch --------------------------------------------------------- */
 
-int
-base_logger_dispatch_log(base_logger_object *self, qbel_state *state, PyObject *uid, int event_type,
-                         PyObject *event_data)
+static int
+dispatch_log_member(base_logger_object *self, qbel_state *state, PyObject *uid, PyObject *member,
+                    PyObject *event_data)
 {
-    PyObject *member = state->event_type_members[event_type];
     if (self->log_fields != NULL) {
         int overridden = base_logger_overrides(self, state, state->str_log);
         if (overridden < 0) {
@@ -342,9 +360,22 @@ base_logger_dispatch_log(base_logger_object *self, qbel_state *state, PyObject *
 }
 
 int
+base_logger_dispatch_log(base_logger_object *self, qbel_state *state, PyObject *uid, int event_type,
+                         PyObject *event_data)
+{
+    /* held: the override checks and log() itself may switch the
+     * application's EventType */
+    PyObject *member = Py_NewRef(state->app_event_type_members[event_type]);
+    int status = dispatch_log_member(self, state, uid, member, event_data);
+    Py_DECREF(member);
+    return status;
+}
+
+int
 base_logger_traverse(base_logger_object *self, visitproc visit, void *arg)
 {
     Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->dict);
     return 0;
 }
 
@@ -601,27 +632,37 @@ error:
     return NULL;
 }
 
-/* TypeError worded as Python 3.11's object.__new__ words it. */
-static void
-raise_abstract(PyTypeObject *type, PyObject *names)
+/* Raise the TypeError the running Python's object.__new__ raises for an
+ * abstract class (3.12 reworded it): `type` has Py_TPFLAGS_IS_ABSTRACT set,
+ * so object.__new__ refuses it without allocating.  Returns -1. */
+static int
+raise_abstract(PyTypeObject *type)
 {
-    PyObject *sorted = PySequence_List(names);
-    if (sorted == NULL || PyList_Sort(sorted) < 0) {
-        Py_XDECREF(sorted);
-        return;
+    PyObject *no_arguments = PyTuple_New(0);
+    if (no_arguments == NULL) {
+        return -1;
     }
-    PyObject *separator = PyUnicode_FromString(", ");
-    PyObject *joined = separator ? PyUnicode_Join(separator, sorted) : NULL;
-    PyObject *type_name = joined ? PyType_GetName(type) : NULL;
-    if (type_name != NULL) {
-        PyErr_Format(PyExc_TypeError,
-                     "Can't instantiate abstract class %U with abstract method%s %U", type_name,
-                     PyList_GET_SIZE(sorted) > 1 ? "s" : "", joined);
+    PyObject *instance = PyBaseObject_Type.tp_new(type, no_arguments, NULL);
+    Py_DECREF(no_arguments);
+    if (instance != NULL) { /* unreachable while the flag is set */
+        Py_DECREF(instance);
+        PyErr_Format(PyExc_TypeError, "Can't instantiate abstract class %s", type->tp_name);
     }
-    Py_XDECREF(type_name);
-    Py_XDECREF(joined);
-    Py_XDECREF(separator);
-    Py_DECREF(sorted);
+    return -1;
+}
+
+/* Record `names` (a non-empty set) as type.__abstractmethods__, which
+ * also sets Py_TPFLAGS_IS_ABSTRACT.  0 or -1. */
+static int
+mark_abstract(PyTypeObject *type, PyObject *names)
+{
+    PyObject *frozen = PyFrozenSet_New(names);
+    if (frozen == NULL) {
+        return -1;
+    }
+    int status = PyObject_SetAttrString((PyObject *)type, "__abstractmethods__", frozen);
+    Py_DECREF(frozen);
+    return status;
 }
 
 /* 0 when `type` may be instantiated, else -1 with abc's TypeError. */
@@ -632,30 +673,23 @@ check_instantiable(qbel_state *state, PyTypeObject *type)
         type == state->db_logger_type) {
         return 0;
     }
-    PyObject *names = NULL;
-    if (type == state->base_logger_type || (type->tp_flags & Py_TPFLAGS_IS_ABSTRACT)) {
-        names = PyObject_GetAttrString((PyObject *)type, "__abstractmethods__");
-    }
-    else {
-        /* a Python __init_subclass__ that did not call super() skipped ours */
+    if (!(type->tp_flags & Py_TPFLAGS_IS_ABSTRACT)) {
+        /* a Python __init_subclass__ that did not call super(), or ABCMeta
+         * recomputing __abstractmethods__ without our placeholders, left
+         * the class unmarked: mark it as ours would have */
         PyObject *found = PySet_New(NULL);
         if (found == NULL || add_if_abstract(state, (PyObject *)type, state->str_log, found) < 0 ||
             add_if_abstract(state, (PyObject *)type, state->str_logger_name, found) < 0) {
             Py_XDECREF(found);
             return -1;
         }
-        if (PySet_GET_SIZE(found) == 0) {
-            Py_DECREF(found);
-            return 0;
+        int status = PySet_GET_SIZE(found) == 0 ? 1 : mark_abstract(type, found);
+        Py_DECREF(found);
+        if (status != 0) {
+            return status > 0 ? 0 : -1;
         }
-        names = found;
     }
-    if (names == NULL) {
-        return -1;
-    }
-    raise_abstract(type, names);
-    Py_DECREF(names);
-    return -1;
+    return raise_abstract(type);
 }
 
 PyObject *
@@ -672,6 +706,7 @@ base_logger_alloc(PyTypeObject *type, PyTypeObject *c_type, logger_log_fields_fn
     self->log_fields = log_fields;
     self->c_type = c_type;
     self->weakreflist = NULL;
+    self->dict = NULL;
     return (PyObject *)self;
 }
 
@@ -735,9 +770,11 @@ PyDoc_STRVAR(abstract_log_doc,
              "log($self, /, uid, event_type, event_data, timestamp=None)\n--\n\n"
              "Record one event (abstract: every logger implements it).\n\n"
              "uid: the acting user's id (int in the signed 32-bit range) or None.\n"
-             "event_type: an EventType member or its value ('API', 'WEBSOCKET', 'VIEW',\n"
-             "'CLICK').  event_data: a JSON-able dict (None means {}).  timestamp: when it\n"
-             "happened, in milliseconds since the epoch (None: now).");
+             "event_type: an EventType member (of any enum.Enum whose value is 'API',\n"
+             "'WEBSOCKET', 'VIEW' or 'CLICK') or one of those strings.\n"
+             "event_data: any JSON-able value (dict, list, str, int, float, bool), or None\n"
+             "for JSON null (SQL NULL in the DB logger).  timestamp: when it happened, in\n"
+             "milliseconds since the epoch (None: now).");
 
 static PyObject *
 base_logger_abstract_log(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
@@ -927,6 +964,7 @@ static PyMethodDef base_logger_methods[] = {
 };
 
 static PyGetSetDef base_logger_getset[] = {
+    {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
     {"logger_name", base_logger_abstract_logger_name, NULL,
      "The logger's name, as EVENT_LOGGER_NAME selects it (abstract: every logger "
      "defines it).",
@@ -946,13 +984,14 @@ static PyGetSetDef base_logger_getset[] = {
 
 static PyMemberDef base_logger_members[] = {
     {"__weaklistoffset__", T_PYSSIZET, offsetof(base_logger_object, weakreflist), READONLY, NULL},
+    {"__dictoffset__", T_PYSSIZET, offsetof(base_logger_object, dict), READONLY, NULL},
     {NULL, 0, 0, 0, NULL},
 };
 
 int
 base_logger_clear(PyObject *self)
 {
-    (void)self;
+    Py_CLEAR(((base_logger_object *)self)->dict);
     return 0;
 }
 
@@ -964,6 +1003,7 @@ base_logger_dealloc(PyObject *self)
     if (((base_logger_object *)self)->weakreflist != NULL) {
         PyObject_ClearWeakRefs(self);
     }
+    base_logger_clear(self);
     type->tp_free(self);
     Py_DECREF(type);
 }

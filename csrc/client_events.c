@@ -149,10 +149,7 @@ check_element(json_t *element, const char **type_name, json_t **data, json_t **t
     if (event_type_from_name(*type_name, json_string_length(type)) < 0) {
         return "\"type\" is not one of API, WEBSOCKET, VIEW, CLICK";
     }
-    *data = json_object_get(element, "data");
-    if (*data != NULL && !json_is_object(*data) && !json_is_null(*data)) {
-        return "\"data\" is not an object";
-    }
+    *data = json_object_get(element, "data"); /* any JSON value; missing is null */
     *timestamp = json_object_get(element, "timestamp");
     if (*timestamp != NULL && !json_is_number(*timestamp) && !json_is_null(*timestamp)) {
         return "\"timestamp\" is not a number";
@@ -168,7 +165,9 @@ log_element(qbel_state *state, PyObject *logger, PyObject *uid, const char *type
 {
     PyObject *event_data = NULL, *py_timestamp = NULL, *result = NULL;
     int code = event_type_from_name(type_name, strlen(type_name));
-    event_data = data && json_is_object(data) ? json_value_to_python(data, 1) : PyDict_New();
+    /* held: log() may switch the application's EventType */
+    PyObject *member = Py_NewRef(state->app_event_type_members[code]);
+    event_data = data ? json_value_to_python(data, 1) : Py_NewRef(Py_None);
     if (event_data == NULL) {
         goto error;
     }
@@ -184,7 +183,7 @@ log_element(qbel_state *state, PyObject *logger, PyObject *uid, const char *type
     if (py_timestamp == NULL) {
         goto error;
     }
-    PyObject *args[] = {logger, uid, state->event_type_members[code], event_data, py_timestamp};
+    PyObject *args[] = {logger, uid, member, event_data, py_timestamp};
     PyObject *kwnames = PyTuple_Pack(4, state->str_uid, state->str_event_type,
                                      state->str_event_data, state->str_timestamp);
     if (kwnames == NULL) {
@@ -194,6 +193,7 @@ log_element(qbel_state *state, PyObject *logger, PyObject *uid, const char *type
                                        1 | PY_VECTORCALL_ARGUMENTS_OFFSET, kwnames);
     Py_DECREF(kwnames);
 error:
+    Py_DECREF(member);
     Py_XDECREF(event_data);
     Py_XDECREF(py_timestamp);
     if (result == NULL) {

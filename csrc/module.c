@@ -54,6 +54,13 @@ intern_strings(qbel_state *state)
     INTERN(str_write, "write");
     INTERN(str_flush, "flush");
     INTERN(str_isatty, "isatty");
+    INTERN(str_info, "info");
+    INTERN(str_value, "value");
+    INTERN(str_empty, "");
+    INTERN(str_color_start, "\x1b[33;20m"); /* upstream's COLOR_YELLOW, COLOR_RESET */
+    INTERN(str_color_end, "\x1b[0m");
+    INTERN(str_event_type_label, ", event_type=");
+    INTERN(str_event_data_label, ", event_data=");
 #undef INTERN
     state->log_kwnames =
         PyTuple_Pack(3, state->str_uid, state->str_event_type, state->str_event_data);
@@ -94,14 +101,7 @@ import_helpers(qbel_state *state)
     if (weak_set == NULL) {
         return -1;
     }
-    for (int code = 0; code < EVENT_TYPE_COUNT; code++) {
-        state->event_type_members[code] =
-            PyObject_GetAttrString(state->event_type_enum, event_type_name(code));
-        if (state->event_type_members[code] == NULL) {
-            return -1;
-        }
-    }
-    return 0;
+    return event_types_setup(state);
 }
 
 static int
@@ -140,6 +140,20 @@ register_atexit(PyObject *module)
     return result ? 0 : -1;
 }
 
+/* isinstance(logger, abc.ABC) holds, as for upstream's loggers. */
+static int
+register_with_abc(qbel_state *state)
+{
+    PyObject *abc = NULL;
+    if (import_attribute("abc", "ABC", &abc) < 0) {
+        return -1;
+    }
+    PyObject *result = PyObject_CallMethod(abc, "register", "O", state->base_logger_type);
+    Py_DECREF(abc);
+    Py_XDECREF(result);
+    return result ? 0 : -1;
+}
+
 static int
 module_exec(PyObject *module)
 {
@@ -148,7 +162,7 @@ module_exec(PyObject *module)
         return -1;
     }
     if (add_type(module, base_logger_spec(), NULL, &state->base_logger_type) < 0 ||
-        base_logger_setup(module, state) < 0) {
+        base_logger_setup(module, state) < 0 || register_with_abc(state) < 0) {
         return -1;
     }
     PyObject *base = (PyObject *)state->base_logger_type;
@@ -184,8 +198,11 @@ module_exec(PyObject *module)
     APPLY(str_api_deny_list) APPLY(str_should_log_api_request) APPLY(str_method)           \
     APPLY(str_route) APPLY(str_params) APPLY(str_args) APPLY(str_kwargs) APPLY(str_type)   \
     APPLY(str_prefix) APPLY(str_exact) APPLY(str_star) APPLY(str_write) APPLY(str_flush)   \
-    APPLY(str_isatty) APPLY(log_kwnames) APPLY(default_deny_list) APPLY(db_deny_list)      \
-    APPLY(parse_database_url) APPLY(live_db_loggers)
+    APPLY(str_isatty) APPLY(str_info) APPLY(str_value) APPLY(str_empty) APPLY(log_kwnames) \
+    APPLY(str_color_start) APPLY(str_color_end) APPLY(str_event_type_label)                \
+    APPLY(str_event_data_label)                                                            \
+    APPLY(default_deny_list) APPLY(db_deny_list) APPLY(parse_database_url)                 \
+    APPLY(settings_console_logger) APPLY(live_db_loggers)
 
 static int
 module_traverse(PyObject *module, visitproc visit, void *arg)
@@ -196,6 +213,9 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
 #undef VISIT
     for (int code = 0; code < EVENT_TYPE_COUNT; code++) {
         Py_VISIT(state->event_type_members[code]);
+        Py_VISIT(state->event_type_strs[code]);
+        Py_VISIT(state->app_event_type_members[code]);
+        Py_VISIT(state->app_event_type_strs[code]);
     }
     return 0;
 }
@@ -209,6 +229,9 @@ module_clear(PyObject *module)
 #undef CLEAR
     for (int code = 0; code < EVENT_TYPE_COUNT; code++) {
         Py_CLEAR(state->event_type_members[code]);
+        Py_CLEAR(state->event_type_strs[code]);
+        Py_CLEAR(state->app_event_type_members[code]);
+        Py_CLEAR(state->app_event_type_strs[code]);
     }
     return 0;
 }
@@ -232,14 +255,27 @@ PyDoc_STRVAR(log_client_events_doc,
              "log_client_events(logger, uid, body, /) -> (int, list[tuple[int, str]])\n--\n\n"
              "Log the browser's batched events (the raw body of POST /ds/context_log/: a JSON\n"
              "array of {\"type\", \"data\", \"timestamp\"} objects) through logger.log(), one by\n"
-             "one.  Returns how many were logged and, for every element that was not, its\n"
-             "index and the reason.  A body that is not a JSON array raises ValueError and\n"
-             "logs nothing.");
+             "one.  \"data\" may be any JSON value; missing means None (JSON null).  A\n"
+             "Python log() gets the application's EventType member (see\n"
+             "_set_application_event_type).  Returns how many were logged and, for every\n"
+             "element that was not, its index and the reason.  A body that is not a JSON\n"
+             "array raises ValueError and logs nothing.");
+
+PyDoc_STRVAR(set_application_event_type_doc,
+             "_set_application_event_type(enum_class, /) -> None\n--\n\n"
+             "Hand the members of enum_class (e.g. Querybook's const.event_log.EventType)\n"
+             "to Python log() overrides called from log_api_request, log_websocket_event\n"
+             "and log_client_events, instead of querybook_eventlog.EventType.  Its API,\n"
+             "WEBSOCKET, VIEW and CLICK must be enum members whose value is their name\n"
+             "(TypeError/ValueError otherwise, and nothing changes).  None restores\n"
+             "querybook_eventlog's own.  Every logger accepts either class's members.");
 
 static PyMethodDef module_methods[] = {
     {"dumps", (PyCFunction)json_dumps, METH_O, dumps_doc},
     {"log_client_events", (PyCFunction)(void (*)(void))client_events_log,
      METH_FASTCALL | METH_KEYWORDS, log_client_events_doc},
+    {"_set_application_event_type", event_types_set_application, METH_O,
+     set_application_event_type_doc},
     {"_replay_spool", (PyCFunction)(void (*)(void))db_logger_replay_spool, METH_FASTCALL,
      "_replay_spool(url_parts, spool_dir, table) -> int: replay spool files exactly once."},
     {"_atexit_flush_all", (PyCFunction)db_logger_atexit, METH_NOARGS,

@@ -35,6 +35,14 @@ typedef struct qbel_state {
     /* querybook_eventlog._event_type.EventType and its members by code */
     PyObject *event_type_enum;
     PyObject *event_type_members[EVENT_TYPE_COUNT];
+    /* The members handed to a Python log() override (the application's own
+     * EventType, e.g. Querybook's const.event_log.EventType; ours until
+     * _set_application_event_type says otherwise) and f"{member}" of
+     * each, for the console logger's upstream line.  Strong references. */
+    PyObject *app_event_type_members[EVENT_TYPE_COUNT];
+    PyObject *app_event_type_strs[EVENT_TYPE_COUNT];
+    /* f"{member}" of our own members */
+    PyObject *event_type_strs[EVENT_TYPE_COUNT];
 
     /* types the encoder's cold path recognises (imported in exec) */
     PyObject *datetime_type, *date_type, *time_type;
@@ -52,6 +60,9 @@ typedef struct qbel_state {
     PyObject *str_method, *str_route, *str_params, *str_args, *str_kwargs;
     PyObject *str_type, *str_prefix, *str_exact, *str_star;
     PyObject *str_write, *str_flush, *str_isatty;
+    PyObject *str_info, *str_value, *str_empty;
+    /* pieces of the console logger's upstream message */
+    PyObject *str_color_start, *str_color_end, *str_event_type_label, *str_event_data_label;
     PyObject *log_kwnames; /* ("uid", "event_type", "event_data") */
 
     /* default deny lists as Python lists of dicts (what the properties return) */
@@ -60,6 +71,9 @@ typedef struct qbel_state {
 
     /* querybook_eventlog._url.parse_database_url, imported lazily */
     PyObject *parse_database_url;
+    /* querybook_eventlog._settings.console_logger (the function, imported on
+     * first use and called at each event: Querybook's context can switch) */
+    PyObject *settings_console_logger;
     /* weakref.WeakSet of live DBEventLoggers, flushed at exit */
     PyObject *live_db_loggers;
 } qbel_state;
@@ -92,25 +106,55 @@ int json_encode(qbel_state *state, byte_buffer *buffer, PyObject *obj);
 /* qe.dumps(obj) -> bytes */
 PyObject *json_dumps(PyObject *module, PyObject *obj);
 
+/* ---- repr_writer.c ------------------------------------------------------ */
+
+/* repr(obj), identical to CPython's, written in one pass for exact dicts,
+ * lists, tuples, strs, ints, floats, bools and None (other objects inside
+ * contribute their own repr()).  New str, or NULL with an exception set;
+ * a UnicodeEncodeError means a foreign repr held a lone surrogate: the
+ * caller may fall back to PyObject_Repr. */
+PyObject *repr_of_json_shaped(PyObject *obj);
+
 /* ---- event.c: validation shared by every logger ----------------------- */
 
+/* One validated event.  The PyObject fields are borrowed from the caller's
+ * arguments and valid only during the log() call that filled them. */
 typedef struct event_fields {
     int64_t created_at_us;
     int32_t uid;
     bool uid_is_null;
     int event_type; /* enum event_type_code */
-    PyObject *event_data; /* borrowed; NULL means {} */
+    /* any JSON-encodable value; NULL for None, which is JSON null (and SQL
+     * NULL in the DB logger: its event_data text is exactly "null") */
+    PyObject *event_data;
+    PyObject *uid_object;        /* the uid argument as passed (int or None) */
+    PyObject *event_type_object; /* the event_type argument as passed */
 } event_fields;
 
 /* Validate log() arguments (all borrowed; timestamp may be NULL or None).
- * uid: int (not bool) in signed 32-bit range, or None.  event_type: an
- * EventType member or its value.  event_data: dict or None.  timestamp:
- * None or int/float milliseconds in years 1970..9999.  0, or -1 with a
- * TypeError/ValueError naming the bad value. */
+ * uid: int (not bool) in signed 32-bit range, or None.  event_type: a
+ * member of any enum.Enum whose value is 'API', 'WEBSOCKET', 'VIEW' or
+ * 'CLICK' (ours and the application's by identity, others by .value), or
+ * one of those strings.  event_data: None, or a value dumps() encodes
+ * (dict, list, str, int, float, bool...; only the top-level type is
+ * checked here).  timestamp: None or int/float milliseconds in years
+ * 1970..9999.  0, or -1 with a TypeError/ValueError naming the bad value. */
 int event_fields_from_args(qbel_state *state, PyObject *uid, PyObject *event_type,
                            PyObject *event_data, PyObject *timestamp, event_fields *out);
 
-/* Encode out->event_data ({} when NULL) into `buffer`. */
+/* Fill state's EventType members (ours, from state->event_type_enum), the
+ * application's (ours to begin with) and their f"{member}".  0 or -1. */
+int event_types_setup(qbel_state *state);
+
+/* _core._set_application_event_type(enum_class_or_None): the EventType
+ * class whose members Python log() overrides receive.  Its API, WEBSOCKET,
+ * VIEW and CLICK must be enum members whose value equals their name
+ * (TypeError/ValueError otherwise, and nothing changes); None restores
+ * querybook_eventlog's own.  Returns None. */
+PyObject *event_types_set_application(PyObject *module, PyObject *enum_class);
+
+/* Encode fields->event_data into `buffer`: its compact JSON, or the 4 bytes
+ * `null` when it is NULL (None).  0, or -1 with an exception set. */
 int event_fields_encode_data(qbel_state *state, const event_fields *fields,
                              byte_buffer *buffer);
 
@@ -136,16 +180,21 @@ struct base_logger_object {
      * overrides log() */
     PyTypeObject *c_type;
     PyObject *weakreflist;
+    /* the instance __dict__ (created on first use; NULL until then), so that
+     * unittest.mock.patch.object(logger, "log") works on builtin loggers */
+    PyObject *dict;
 };
 
 /* Call `self`'s log(): the C fast path when log() is not overridden in
- * Python, else self.log(uid=..., event_type=EventType.X, event_data=...)
- * with keyword arguments.  `event_data` is borrowed.  0 or -1. */
+ * Python (class or instance __dict__), else self.log(uid=...,
+ * event_type=<the application's EventType member>, event_data=...) with
+ * keyword arguments.  `event_data` is borrowed.  0 or -1. */
 int base_logger_dispatch_log(base_logger_object *self, qbel_state *state, PyObject *uid,
                              int event_type, PyObject *event_data);
 
-/* True when Py_TYPE(self) overrides attribute `name` relative to
- * self->c_type (or BaseEventLogger).  -1 on error. */
+/* True when self's instance __dict__ holds `name`, or Py_TYPE(self)
+ * overrides attribute `name` relative to self->c_type (or BaseEventLogger).
+ * -1 on error. */
 int base_logger_overrides(base_logger_object *self, qbel_state *state, PyObject *name);
 
 /* Decide whether log_api_request logs (route, method): a Python override of
@@ -171,10 +220,12 @@ PyObject *base_logger_alloc(PyTypeObject *type, PyTypeObject *c_type,
 PyObject *base_logger_builtin_log(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
                                   PyObject *kwnames);
 
-/* For the builtin types' tp_traverse/tp_clear/tp_dealloc. */
+/* For the builtin types' tp_traverse/tp_clear/tp_dealloc.  traverse visits
+ * the type and the base fields (the instance dict); clear clears the base
+ * fields: a type with fields of its own calls both from its slots. */
 int base_logger_traverse(base_logger_object *self, visitproc visit, void *arg);
-/* tp_clear and tp_dealloc for a type with no fields beyond base_logger_object. */
 int base_logger_clear(PyObject *self);
+/* tp_dealloc for a type with no fields beyond base_logger_object. */
 void base_logger_dealloc(PyObject *self);
 
 PyType_Spec *base_logger_spec(void);

@@ -1,19 +1,31 @@
 """Type stubs for querybook_eventlog._core, the C core."""
 
-from typing import IO, Any, Dict, List, Literal, Mapping, Optional, Union
+import enum
+from typing import IO, Any, Dict, List, Literal, Mapping, Optional, Protocol, Type, Union
 
 from ._event_type import EventType
 
 MAX_JSON_DEPTH: int
 MAX_STR_PARAM_LENGTH: int
 
-_EventTypeArg = Union[EventType, Literal["API", "WEBSOCKET", "VIEW", "CLICK"]]
+# EventType, or a member of any enum.Enum whose value is one of the four
+# names (Querybook's const.event_log.EventType), or the name itself.
+_EventTypeArg = Union[EventType, enum.Enum, Literal["API", "WEBSOCKET", "VIEW", "CLICK"]]
+# Any value dumps() encodes; None is JSON null (SQL NULL in the DB logger).
+_EventData = Any
 _Rule = Dict[str, str]
+
+class _InfoLogger(Protocol):
+    def info(self, msg: str, /) -> Any: ...
 
 def dumps(obj: Any, /) -> bytes: ...
 
 class BaseEventLogger:
-    """Abstract: subclasses define the property ``logger_name`` and ``log``."""
+    """Abstract: subclasses define the property ``logger_name`` and ``log``.
+    Registered as a virtual subclass of ``abc.ABC``; instances have a
+    ``__dict__`` (so ``unittest.mock.patch.object(logger, "log")`` works)."""
+
+    __dict__: Dict[str, Any]
 
     @property
     def logger_name(self) -> str: ...
@@ -21,7 +33,7 @@ class BaseEventLogger:
         self,
         uid: Optional[int],
         event_type: _EventTypeArg,
-        event_data: Optional[Mapping[str, Any]],
+        event_data: _EventData,
         timestamp: Optional[float] = None,
     ) -> None: ...
     @property
@@ -44,9 +56,18 @@ class ConsoleEventLogger(BaseEventLogger):
         self,
         stream: Optional[IO[str]] = None,
         *,
+        format: Optional[Literal["upstream", "text", "jsonl"]] = None,
         color: Optional[bool] = None,
-        format: Literal["text", "jsonl"] = "text",
+        logger: Optional[_InfoLogger] = None,
     ) -> None: ...
+    @property
+    def stream(self) -> Optional[IO[str]]: ...
+    @property
+    def logger(self) -> Optional[_InfoLogger]: ...
+    @property
+    def color(self) -> Optional[bool]: ...
+    @property
+    def format(self) -> Literal["upstream", "text", "jsonl"]: ...
 
 class DBEventLogger(BaseEventLogger):
     def __init__(
@@ -77,6 +98,7 @@ class DBEventLogger(BaseEventLogger):
     def close(self, timeout: Optional[float] = None) -> None: ...
     def stats(self) -> Dict[str, Any]: ...
 
+def _set_application_event_type(enum_class: Optional[Type[enum.Enum]], /) -> None: ...
 def _replay_spool(url_parts: Dict[str, Any], spool_dir: str, table: str) -> int: ...
 def _atexit_flush_all() -> None: ...
 def log_client_events(

@@ -16,7 +16,7 @@ class Recorder(qe.BaseEventLogger):
         return "recorder"
 
     def log(self, uid, event_type, event_data, timestamp=None):
-        if event_data.get("explode"):
+        if isinstance(event_data, dict) and event_data.get("explode"):
             raise RuntimeError("plugin refused")
         self.events.append((uid, event_type, event_data, timestamp))
 
@@ -52,14 +52,13 @@ def test_bad_elements_rejected_one_by_one_rest_logged():
         {"type": "VIEW", "data": {"i": 7}},
     ])
     logged, rejected = qe.log_client_events(recorder, 1, body)
-    assert logged == 2
-    assert [event[2] for event in recorder.events] == [{"i": 0}, {"i": 7}]
+    assert logged == 3
+    assert [event[2] for event in recorder.events] == [{"i": 0}, [1], {"i": 7}]
     reasons = dict(rejected)
-    assert sorted(reasons) == [1, 2, 3, 4, 5, 6]
+    assert sorted(reasons) == [1, 2, 3, 5, 6]
     assert "not an object" in reasons[1]
     assert "not one of" in reasons[2]
     assert "missing" in reasons[3]
-    assert "data" in reasons[4]
     assert "timestamp" in reasons[5]
     assert "plugin refused" in reasons[6]
 
@@ -99,3 +98,31 @@ def test_argument_errors():
         qe.log_client_events(Recorder(), 1, 12)
     assert qe.log_client_events(Recorder(), 1, bytearray(b"[]")) == (0, [])
     assert qe.log_client_events(Recorder(), 1, memoryview(b" [ ] ")) == (0, [])
+
+
+def test_data_any_json_value_missing_or_null_is_none():
+    recorder = Recorder()
+    body = json.dumps([
+        {"type": "VIEW"},
+        {"type": "VIEW", "data": None},
+        {"type": "CLICK", "data": "button"},
+        {"type": "CLICK", "data": 3},
+        {"type": "CLICK", "data": 2.5},
+        {"type": "CLICK", "data": False},
+        {"type": "CLICK", "data": [1, {"a": None}]},
+    ])
+    logged, rejected = qe.log_client_events(recorder, 1, body)
+    assert (logged, rejected) == (7, [])
+    assert [event[2] for event in recorder.events] == [
+        None, None, "button", 3, 2.5, False, [1, {"a": None}]]
+
+
+def test_data_null_reaches_builtin_logger_as_json_null():
+    import io
+
+    stream = io.StringIO()
+    logger = qe.ConsoleEventLogger(stream, format="jsonl")
+    qe.log_client_events(logger, 1, '[{"type": "VIEW"}, {"type": "CLICK", "data": [1]}]')
+    assert [json.loads(line)["event_data"] for line in stream.getvalue().splitlines()] == [
+        None, [1]]
+    assert '"event_data":null}' in stream.getvalue()

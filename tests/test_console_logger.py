@@ -6,6 +6,7 @@ import datetime
 import gc
 import io
 import json
+import logging
 import re
 import sys
 import tracemalloc
@@ -13,6 +14,7 @@ import tracemalloc
 import pytest
 
 import querybook_eventlog as qe
+from querybook_eventlog import _settings
 from querybook_eventlog import EventType
 
 TEXT_LINE = re.compile(
@@ -70,7 +72,7 @@ def test_text_line_parses_back():
         datetime.datetime.strptime(created_at, "%Y-%m-%d %H:%M:%S") - now
     ) < datetime.timedelta(seconds=5)
     assert (uid, event_type, parsed) == ("-7", "VIEW", data)
-    assert parse_text(second) == ("1970-01-01 00:00:00", "None", "API", {})
+    assert parse_text(second) == ("1970-01-01 00:00:00", "None", "API", None)  # None is null
 
 
 def test_jsonl_line():
@@ -89,7 +91,7 @@ def test_jsonl_line():
         "created_at": "2023-11-14T22:13:20.123457+00:00",
         "uid": None,
         "event_type": "WEBSOCKET",
-        "event_data": {},
+        "event_data": None,
     }
     parsed = datetime.datetime.fromisoformat(json.loads(lines[1])["created_at"])
     assert parsed == datetime.datetime(
@@ -238,7 +240,7 @@ def test_jsonl_not_coloured_automatically(monkeypatch):
 
 def test_tty_answer_follows_the_stream(monkeypatch, capsys):
     monkeypatch.delenv("NO_COLOR", raising=False)
-    logger = qe.ConsoleEventLogger()
+    logger = qe.ConsoleEventLogger(format="text")
     tty = FakeTTY()
     with contextlib.redirect_stderr(tty):
         logger.log(1, "CLICK", {})
@@ -251,7 +253,7 @@ def test_tty_answer_follows_the_stream(monkeypatch, capsys):
 
 
 def test_default_stream_is_sys_stderr_at_each_call(capsys):
-    logger = qe.ConsoleEventLogger()
+    logger = qe.ConsoleEventLogger(format="text")
     assert logger.stream is None
     logger.log(1, "CLICK", {"n": 1})
     redirected = io.StringIO()
@@ -266,7 +268,7 @@ def test_default_stream_is_sys_stderr_at_each_call(capsys):
 
 def test_missing_stderr_is_not_an_error(monkeypatch):
     monkeypatch.setattr(sys, "stderr", None)
-    qe.ConsoleEventLogger().log(1, "CLICK", {})
+    qe.ConsoleEventLogger(format="text").log(1, "CLICK", {})
 
 
 def test_real_file(tmp_path):
@@ -306,10 +308,23 @@ def test_constructor_arguments():
     assert repr(logger) == "<ConsoleEventLogger format='text'>"
     assert repr(qe.ConsoleEventLogger(format="jsonl")) == "<ConsoleEventLogger format='jsonl'>"
     assert qe.ConsoleEventLogger().color is None
+    default = qe.ConsoleEventLogger()
+    assert (default.format, default.stream, default.logger) == ("upstream", None, None)
+    assert repr(default) == "<ConsoleEventLogger format='upstream'>"
+    assert qe.ConsoleEventLogger(stream, format=None).format == "text"
+    assert qe.ConsoleEventLogger(None, format=None).format == "upstream"
     with pytest.raises(ValueError, match="format"):
         qe.ConsoleEventLogger(format="json")
     with pytest.raises(ValueError, match="format"):
-        qe.ConsoleEventLogger(format=None)
+        qe.ConsoleEventLogger(format=b"text")
+    with pytest.raises(ValueError, match="stream"):
+        qe.ConsoleEventLogger(stream, format="upstream")
+    with pytest.raises(ValueError, match="logger"):
+        qe.ConsoleEventLogger(stream, logger=logging.getLogger("x"))
+    with pytest.raises(ValueError, match="logger"):
+        qe.ConsoleEventLogger(format="jsonl", logger=logging.getLogger("x"))
+    with pytest.raises(TypeError, match="info"):
+        qe.ConsoleEventLogger(logger=object())
     with pytest.raises(TypeError):
         qe.ConsoleEventLogger(stream, True)  # color is keyword-only
     with pytest.raises(TypeError, match="color"):
@@ -343,13 +358,25 @@ def test_python_subclass_overriding_log_gets_python_call():
     assert repr(logger) == "<Prefixed format='jsonl'>"
 
 
-def test_python_subclass_skipping_init_still_works(capsys):
+def test_python_subclass_skipping_init_still_works():
     class NoInit(qe.ConsoleEventLogger):
         def __init__(self):
             pass
 
-    NoInit().log(1, "CLICK", {})
-    assert capsys.readouterr().err.startswith("created_at: ")
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    target = _settings.console_logger()  # the default's target, configured as standalone
+    target.addHandler(handler)
+    try:
+        NoInit().log(1, "CLICK", {}, 0)
+    finally:
+        target.removeHandler(handler)
+    assert NoInit().format == "upstream"
+    assert [record.getMessage() for record in records] == [
+        YELLOW + "NoInit - created_at: 1970-01-01 00:00:00, uid=1, event_type=CLICK, "
+        "event_data={}" + RESET
+    ]
 
 
 def test_null_logger():

@@ -13,18 +13,55 @@ from querybook_eventlog import EventType
 MAX_MS = 253402300800000  # 10000-01-01T00:00:00Z in milliseconds
 
 
+class InfoRecorder:
+    """Stands in for a logging.Logger: what format='upstream' calls."""
+
+    def __init__(self):
+        self.messages = []
+
+    def info(self, message):
+        self.messages.append(message)
+
+    def text(self):
+        return "".join(self.messages)
+
+
 def loggers():
     """(logger, read-what-was-written) for each builtin logger that writes or validates."""
-    text, jsonl = io.StringIO(), io.StringIO()
+    text, jsonl, upstream = io.StringIO(), io.StringIO(), InfoRecorder()
     return [
         (qe.NullEventLogger(), lambda: ""),
         (qe.ConsoleEventLogger(text), text.getvalue),
         (qe.ConsoleEventLogger(jsonl, format="jsonl"), jsonl.getvalue),
+        (qe.ConsoleEventLogger(logger=upstream), upstream.text),
     ]
 
 
 class Flag(enum.Enum):
+    """Another application's EventType-like enum: accepted by value."""
+
     CLICK = "CLICK"
+
+
+class Lowercase(enum.Enum):
+    CLICK = "click"
+
+
+class Number(enum.IntEnum):
+    CLICK = 3
+
+
+class StrFlag(str, enum.Enum):
+    VIEW = "VIEW"
+
+
+class FakeMember:
+    """Has a .value but is no Enum member."""
+
+    value = "CLICK"
+
+    def __repr__(self):
+        return "FakeMember()"
 
 
 class MyInt(int):
@@ -47,11 +84,13 @@ BAD = [
     (1, "\udc80", {}, None, ValueError, "event_type"),
     (1, 3, {}, None, TypeError, "got int 3"),
     (1, None, {}, None, TypeError, "got NoneType None"),
-    (1, Flag.CLICK, {}, None, TypeError, "Flag.CLICK"),
+    (1, Lowercase.CLICK, {}, None, ValueError, "Lowercase.CLICK"),
+    (1, Number.CLICK, {}, None, ValueError, "Number.CLICK"),
+    (1, FakeMember(), {}, None, TypeError, "got FakeMember FakeMember()"),
     (1, b"CLICK", {}, None, TypeError, "b'CLICK'"),
-    (1, "CLICK", [], None, TypeError, "event_data must be a dict or None, got list []"),
-    (1, "CLICK", [("a", 1)], None, TypeError, "list"),
-    (1, "CLICK", "{}", None, TypeError, "got str '{}'"),
+    (1, "CLICK", b"{}", None, TypeError, "event_data must be None or a JSON-encodable value"),
+    (1, "CLICK", object(), None, TypeError, "got object <object object"),
+    (1, "CLICK", 1j, None, TypeError, "got complex 1j"),
     (1, "CLICK", {}, -1, ValueError, "got int -1"),
     (1, "CLICK", {}, -0.5, ValueError, "-0.5"),
     (1, "CLICK", {}, MAX_MS, ValueError, str(MAX_MS)),
@@ -96,6 +135,16 @@ GOOD = [
     (MyInt(3), EventType.CLICK, {}, MyInt(5)),
     (1, EventType.API, {}, 1.5),
     (1, "CLICK", {}, MAX_MS - 1),
+    (1, Flag.CLICK, {}, None),
+    (1, StrFlag.VIEW, {}, None),
+    (1, "CLICK", [], None),
+    (1, "CLICK", [("a", 1)], None),
+    (1, "CLICK", "{}", None),
+    (1, "CLICK", 3, None),
+    (1, "CLICK", 2.5, None),
+    (1, "CLICK", True, None),
+    (1, "CLICK", None, None),
+    (1, "CLICK", (1, 2), None),
 ]
 
 
@@ -125,7 +174,7 @@ def test_dict_subclass_event_data_accepted():
 
 def test_long_bad_value_is_cut_in_message():
     with pytest.raises(TypeError) as info:
-        qe.NullEventLogger().log(1, "CLICK", list(range(10000)))
+        qe.NullEventLogger().log(1, "CLICK", b"x" * 10000)
     assert len(str(info.value)) < 200 and str(info.value).endswith("...")
 
 
@@ -137,3 +186,19 @@ def test_validation_in_log_api_request_paths():
     with pytest.raises(ValueError, match="uid"):
         logger.log_websocket_event(2**31, "/ns/e", [], {})
     assert stream.getvalue() == ""
+
+
+def test_event_data_any_json_value_and_none_is_null():
+    values = [None, {"a": 1}, [1, "x"], "text", 7, 2.5, True, False, (1, 2)]
+    jsonl = io.StringIO()
+    upstream = InfoRecorder()
+    for value in values:
+        qe.ConsoleEventLogger(jsonl, format="jsonl").log(1, "CLICK", value, 0)
+        qe.ConsoleEventLogger(logger=upstream, color=False).log(1, "CLICK", value, 0)
+    encoded = [line.split('"event_data":', 1)[1][:-1] for line in jsonl.getvalue().splitlines()]
+    assert encoded == ["null", '{"a":1}', '[1,"x"]', '"text"', "7", "2.5", "true", "false",
+                       "[1,2]"]
+    assert [message.split("event_data=", 1)[1] for message in upstream.messages] == [
+        str(value) for value in values
+    ]
+    assert qe.dumps(None) == b"null"
