@@ -1113,7 +1113,7 @@ db_logger_clear(PyObject *op)
     Py_CLEAR(self->table_name);
     Py_CLEAR(self->spool_dir);
     Py_CLEAR(self->warn);
-    return 0;
+    return base_logger_clear(op); /* the instance __dict__ */
 }
 
 static void

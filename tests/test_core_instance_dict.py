@@ -139,8 +139,6 @@ def test_instance_dict_freed_with_the_logger():
     assert sys.getrefcount(payload) == before
 
 
-@pytest.mark.xfail(reason="needs db_logger.c's tp_clear to call base_logger_clear (see report)",
-                   strict=False)
 def test_db_logger_instance_dict_freed():
     payload = object()
     before = sys.getrefcount(payload)

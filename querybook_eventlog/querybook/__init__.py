@@ -12,6 +12,8 @@ Importing a mirror module switches the package to Querybook's own settings
 Importing this package, ``adoption`` or ``schema`` switches nothing.
 """
 
+import importlib
+
 from .adoption import adopt
 
 __all__ = ["adopt"]
@@ -19,8 +21,9 @@ __all__ = ["adopt"]
 
 def __getattr__(name):
     # EventLogger, event_logger, LOG, ...: upstream's lib.event_logger names.
-    from . import facade
-
+    # import_module, not "from . import facade": that would call this
+    # __getattr__ for "facade" first, and recurse.
+    facade = importlib.import_module(__name__ + ".facade")
     try:
         return getattr(facade, name)
     except AttributeError:
