@@ -10,6 +10,7 @@ demo    Show the loggers at work.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import tempfile
@@ -78,6 +79,19 @@ def _demo_database_url() -> tuple:
 def demo(args: argparse.Namespace) -> int:
     print("== null logger: validates, writes nothing")
     NullEventLogger().log(uid=1, event_type=EventType.VIEW, event_data={"path": "/"})
+
+    print("== console logger, the default: upstream's exact line through logging")
+    demo_log = logging.getLogger("querybook_eventlog.demo")
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter('[%(asctime)s] - %(name)s - %(levelname)-8s"%(message)s"',
+                                           "%Y-%m-%d %a %H:%M:%S"))
+    demo_log.addHandler(handler)
+    demo_log.setLevel(logging.INFO)
+    demo_log.propagate = False
+    ConsoleEventLogger(logger=demo_log).log(
+        uid=5, event_type=EventType.CLICK, timestamp=1700000000000,
+        event_data={"path": "/datadoc/1/", "component": "DATADOC_QUERY_CELL",
+                    "element": "FORMAT_BUTTON", "aux": None})
 
     print("== console logger, text (one line per event, event_data as JSON)")
     console = ConsoleEventLogger(stream=sys.stdout, color=False)
