@@ -1,0 +1,373 @@
+/* float_format: double -> shortest round-trip decimal -> repr(float) text.
+ *
+ * The algorithm is Schubfach, from Raffaello Giulietti, "The Schubfach way
+ * to render doubles" (2020, revised 2022; https://drive.google.com/file/d/
+ * 1gp5xv4CAa78SVgCeWfGqqI4FfYYYuNFb), written here from the paper.  In
+ * outline, for a positive double v = c * 2^q:
+ *
+ *   - The rounding interval R: the reals that read back as v.  Its ends lie
+ *     half way to the neighbouring doubles (a quarter below v when v is a
+ *     power of two with a closer lower neighbour), and belong to R when c is
+ *     even, since a reader breaks the tie to the even significand.
+ *   - k = floor(log10(width of R)), so that R holds at least one multiple of
+ *     10^k and at most one multiple of 10^(k+1).
+ *   - With a 126-bit upper approximation g of 10^-k (csrc/float_format_table.h)
+ *     we get 4 * v * 10^-k and the same for both ends of R, each as an
+ *     integer whose lowest bit says "inexact" (round to odd); the paper
+ *     proves that this keeps every comparison below exact.
+ *   - If R holds a multiple of 10^(k+1), it is the unique shortest decimal.
+ *     Otherwise the answer has the digits of 10^k: of s = floor(v * 10^-k)
+ *     and s + 1, the one in R, or the closer when both are (the even one on
+ *     a tie), which is what David Gay's dtoa (CPython's repr) returns.
+ *
+ * The layout follows CPython's float_repr_style 'short': fixed notation with
+ * ".0" for integers when the decimal point falls within -4 < decpt <= 16,
+ * "d.ddde+XX" otherwise.
+ */
+#include "float_format.h"
+
+#include <stdbool.h>
+#include <string.h>
+
+#include "float_format_table.h"
+
+#define SIGNIFICAND_BITS 52
+#define HIDDEN_BIT ((uint64_t)1 << SIGNIFICAND_BITS)
+#define EXPONENT_MASK 0x7ff
+/* v = c * 2^q with q = biased exponent - EXPONENT_BIAS (1 for subnormals) */
+#define EXPONENT_BIAS 1075
+
+/* ---- 64 x 64 -> 128-bit products ---------------------------------------- */
+
+#if defined(__SIZEOF_INT128__)
+__extension__ typedef unsigned __int128 uint128;
+
+static inline uint64_t
+multiply_full(uint64_t a, uint64_t b, uint64_t *low)
+{
+    uint128 product = (uint128)a * b;
+    *low = (uint64_t)product;
+    return (uint64_t)(product >> 64);
+}
+#else
+/* Schoolbook on 32-bit halves, for compilers without a 128-bit type. */
+static inline uint64_t
+multiply_full(uint64_t a, uint64_t b, uint64_t *low)
+{
+    uint64_t a_low = (uint32_t)a, a_high = a >> 32;
+    uint64_t b_low = (uint32_t)b, b_high = b >> 32;
+    uint64_t low_low = a_low * b_low;
+    uint64_t high_low = a_high * b_low;
+    uint64_t low_high = a_low * b_high;
+    uint64_t high_high = a_high * b_high;
+    uint64_t middle = (low_low >> 32) + (uint32_t)high_low + (uint32_t)low_high;
+    *low = (middle << 32) | (uint32_t)low_low;
+    return high_high + (high_low >> 32) + (low_high >> 32) + (middle >> 32);
+}
+#endif
+
+/* floor(g * x / 2^127) for the 126-bit g = {high, low}, with its lowest bit
+ * set when bits 64..126 of the product are not all zero: "round to odd", the
+ * paper's rop().  The lowest 64 bits are left out on purpose: g exceeds
+ * 10^-k * 2^-r by less than 1, so they hold that error (< x < 2^64) and
+ * would flag an exact product as inexact. */
+static inline uint64_t
+round_to_odd(const uint64_t g[2], uint64_t x)
+{
+    uint64_t discarded;
+    uint64_t low_product_high = multiply_full(g[1], x, &discarded);
+    uint64_t middle_low;
+    uint64_t middle_high = multiply_full(g[0], x, &middle_low);
+    /* middle = floor(g * x / 2^64); it stays below 2^124 */
+    middle_low += low_product_high;
+    middle_high += middle_low < low_product_high;
+    const uint64_t below_point = ((uint64_t)1 << 63) - 1;
+    return (middle_high << 1) | (middle_low >> 63) | ((middle_low & below_point) != 0);
+}
+
+/* ---- exact integer logarithms (constants proved by the table generator) -- */
+
+/* floor(x / 2^LOG_SHIFT) for a possibly negative x: shift a biased,
+ * non-negative value, since >> of a negative int is implementation-defined. */
+static inline int
+floor_shift(int64_t x)
+{
+    const int64_t bias = (int64_t)1 << 40; /* a multiple of 2^LOG_SHIFT, > |x| */
+    return (int)((uint64_t)(x + bias) >> FLOAT_FORMAT_LOG_SHIFT) -
+           (int)(bias >> FLOAT_FORMAT_LOG_SHIFT);
+}
+
+/* floor(log10(2^q)) */
+static inline int
+floor_log10_pow2(int q)
+{
+    return floor_shift((int64_t)q * FLOAT_FORMAT_LOG10_2);
+}
+
+/* floor(log10(3/4 * 2^q)) */
+static inline int
+floor_log10_three_quarters_pow2(int q)
+{
+    return floor_shift((int64_t)q * FLOAT_FORMAT_LOG10_2 - FLOAT_FORMAT_LOG10_4_3);
+}
+
+/* floor(log2(10^e)) */
+static inline int
+floor_log2_pow10(int e)
+{
+    return floor_shift((int64_t)e * FLOAT_FORMAT_LOG2_10);
+}
+
+/* ---- the shortest decimal ----------------------------------------------- */
+
+/* n * 10^exponent (n > 0) with n's trailing zeros moved into the exponent. */
+static inline float_decimal
+strip_trailing_zeros(uint64_t n, int exponent)
+{
+    /* big steps first: 1e22 reaches here as 1000000000000000 * 10^7 */
+    while (n % 100000000 == 0) {
+        n /= 100000000;
+        exponent += 8;
+    }
+    if (n % 10000 == 0) {
+        n /= 10000;
+        exponent += 4;
+    }
+    if (n % 100 == 0) {
+        n /= 100;
+        exponent += 2;
+    }
+    if (n % 10 == 0) {
+        n /= 10;
+        exponent += 1;
+    }
+    return (float_decimal){n, exponent};
+}
+
+/* Schubfach proper, for v = c * 2^q > 0; `irregular` when v is a power of
+ * two whose lower neighbour is closer than its upper one.  The variables
+ * ending in b are values times 4, so that half and quarter steps of 2^q are
+ * integers. */
+static float_decimal
+schubfach(uint64_t c, int q, bool irregular)
+{
+    /* an odd c loses the ties at both ends of R: make the tests strict */
+    const uint64_t out = c & 1;
+    const uint64_t cb = c << 2;
+    const uint64_t cbr = cb + 2;
+    uint64_t cbl;
+    int k;
+    if (irregular) {
+        cbl = cb - 1;
+        k = floor_log10_three_quarters_pow2(q);
+    }
+    else {
+        cbl = cb - 2;
+        k = floor_log10_pow2(q);
+    }
+    /* g * 2^r = 10^-k; shifting by h turns the product's scale into 2^127 */
+    const int h = q + floor_log2_pow10(-k) + 2;
+    const uint64_t *g = float_format_powers[k - FLOAT_FORMAT_K_MIN];
+    const uint64_t vb = round_to_odd(g, cb << h);
+    const uint64_t vbl = round_to_odd(g, cbl << h);
+    const uint64_t vbr = round_to_odd(g, cbr << h);
+
+    const uint64_t s = vb >> 2;
+    /* One digit fewer: the multiples of 10^(k+1) on either side of v. */
+    const uint64_t shorter_low = s / 10 * 10;
+    const uint64_t shorter_high = shorter_low + 10;
+    const bool shorter_low_in = vbl + out <= shorter_low << 2;
+    const bool shorter_high_in = (shorter_high << 2) + out <= vbr;
+    if (shorter_low_in != shorter_high_in) {
+        return strip_trailing_zeros(shorter_low_in ? shorter_low : shorter_high, k);
+    }
+    /* Both would mean R is wider than 10^(k+1); neither: use 10^k. */
+    const uint64_t t = s + 1;
+    const bool s_in = vbl + out <= s << 2;
+    const bool t_in = (t << 2) + out <= vbr;
+    if (s_in != t_in) {
+        return strip_trailing_zeros(s_in ? s : t, k);
+    }
+    /* Both in R: the closer to v; vb against 4s + 2, the midpoint. */
+    const uint64_t midpoint = (s << 2) + 2;
+    const bool take_s = vb < midpoint || (vb == midpoint && (s & 1) == 0);
+    return strip_trailing_zeros(take_s ? s : t, k);
+}
+
+float_decimal
+float_format_decimal(double value)
+{
+    uint64_t bits;
+    memcpy(&bits, &value, sizeof bits);
+    const uint64_t fraction = bits & (HIDDEN_BIT - 1);
+    const int biased_exponent = (int)((bits >> SIGNIFICAND_BITS) & EXPONENT_MASK);
+    if (biased_exponent == 0) {
+        if (fraction == 0) {
+            return (float_decimal){0, 0};
+        }
+        return schubfach(fraction, 1 - EXPONENT_BIAS, false);
+    }
+    const uint64_t c = fraction | HIDDEN_BIT;
+    const int q = biased_exponent - EXPONENT_BIAS;
+    /* An integer below 2^53 is its own shortest decimal: no other decimal
+     * with as few digits lies within half a unit of it. */
+    if (-SIGNIFICAND_BITS <= q && q <= 0) {
+        const uint64_t integer = c >> -q;
+        if (integer << -q == c) {
+            return strip_trailing_zeros(integer, 0);
+        }
+    }
+    return schubfach(c, q, fraction == 0 && biased_exponent > 1);
+}
+
+/* ---- layout --------------------------------------------------------------- */
+
+static const char two_digits[200] = "00010203040506070809"
+                                    "10111213141516171819"
+                                    "20212223242526272829"
+                                    "30313233343536373839"
+                                    "40414243444546474849"
+                                    "50515253545556575859"
+                                    "60616263646566676869"
+                                    "70717273747576777879"
+                                    "80818283848586878889"
+                                    "90919293949596979899";
+
+/* Number of decimal digits of n, 1..20. */
+static inline int
+decimal_length(uint64_t n)
+{
+    static const uint64_t powers[20] = {1u,
+                                        10u,
+                                        100u,
+                                        1000u,
+                                        10000u,
+                                        100000u,
+                                        1000000u,
+                                        10000000u,
+                                        100000000u,
+                                        1000000000u,
+                                        10000000000u,
+                                        100000000000u,
+                                        1000000000000u,
+                                        10000000000000u,
+                                        100000000000000u,
+                                        1000000000000000u,
+                                        10000000000000000u,
+                                        100000000000000000u,
+                                        1000000000000000000u,
+                                        10000000000000000000u};
+#if defined(__GNUC__) || defined(__clang__)
+    /* log10(n) from log2(n): 1233/4096 ~ log10(2); one compare corrects it */
+    int bits = 64 - __builtin_clzll(n | 1);
+    int guess = (bits * 1233) >> 12;
+    return guess + (n >= powers[guess]);
+#else
+    int length = 1;
+    while (length < 20 && n >= powers[length]) {
+        length++;
+    }
+    return length;
+#endif
+}
+
+/* Write the `length` digits of n to out[0 .. length-1], two at a time. */
+static inline void
+write_digits(char *out, uint64_t n, int length)
+{
+    char *p = out + length;
+    /* 32-bit divisions are cheaper: peel 8 digits off a 64-bit value */
+    while (n >= 100000000) {
+        uint32_t low = (uint32_t)(n % 100000000);
+        n /= 100000000;
+        for (int i = 0; i < 4; i++) {
+            p -= 2;
+            memcpy(p, two_digits + 2 * (low % 100), 2);
+            low /= 100;
+        }
+    }
+    uint32_t rest = (uint32_t)n;
+    while (rest >= 100) {
+        p -= 2;
+        memcpy(p, two_digits + 2 * (rest % 100), 2);
+        rest /= 100;
+    }
+    if (rest >= 10) {
+        p -= 2;
+        memcpy(p, two_digits + 2 * rest, 2);
+    }
+    else {
+        *--p = (char)('0' + rest);
+    }
+}
+
+/* "d.ddde+XX": repr's form when the point falls outside -4 < decpt <= 16. */
+static size_t
+layout_exponential(char *out, uint64_t digits, int length, int decpt)
+{
+    /* digits at out + 1, then the first moves left over the point's place */
+    write_digits(out + 1, digits, length);
+    char *p = out + 1 + length;
+    out[0] = out[1];
+    if (length > 1) {
+        out[1] = '.';
+    }
+    else {
+        p = out + 1;
+    }
+    int exponent = decpt - 1;
+    *p++ = 'e';
+    *p++ = exponent < 0 ? '-' : '+';
+    unsigned magnitude = (unsigned)(exponent < 0 ? -exponent : exponent);
+    if (magnitude >= 100) {
+        *p++ = (char)('0' + magnitude / 100);
+        magnitude %= 100;
+    }
+    memcpy(p, two_digits + 2 * magnitude, 2);
+    return (size_t)(p + 2 - out);
+}
+
+/* Fixed notation, -4 < decpt <= 16: "0.00ddd", "dd.ddd" or "ddd00.0". */
+static size_t
+layout_fixed(char *out, uint64_t digits, int length, int decpt)
+{
+    if (decpt <= 0) {
+        /* "0." and -decpt zeros (at most 3) before the digits */
+        memcpy(out, "0.000", 5);
+        write_digits(out + 2 - decpt, digits, length);
+        return (size_t)(2 - decpt + length);
+    }
+    if (decpt < length) {
+        /* write one place to the right, then open the point's place */
+        write_digits(out + 1, digits, length);
+        memmove(out, out + 1, (size_t)decpt);
+        out[decpt] = '.';
+        return (size_t)length + 1;
+    }
+    /* an integer: the digits, zeros up to the point (at most 16), ".0" */
+    write_digits(out, digits, length);
+    memset(out + length, '0', (size_t)(decpt - length));
+    memcpy(out + decpt, ".0", 2);
+    return (size_t)decpt + 2;
+}
+
+size_t
+float_format_shortest(double value, char *out)
+{
+    uint64_t bits;
+    memcpy(&bits, &value, sizeof bits);
+    const size_t sign = (size_t)(bits >> 63); /* -0.0 too */
+    out[0] = '-';
+    float_decimal decimal = float_format_decimal(value);
+    if (decimal.digits == 0) {
+        memcpy(out + sign, "0.0", 3);
+        return sign + 3;
+    }
+    int length = decimal_length(decimal.digits);
+    /* value = 0.ddd * 10^decpt */
+    int decpt = decimal.exponent + length;
+    if (decpt > -4 && decpt <= 16) {
+        return sign + layout_fixed(out + sign, decimal.digits, length, decpt);
+    }
+    return sign + layout_exponential(out + sign, decimal.digits, length, decpt);
+}
