@@ -125,6 +125,9 @@ static inline float_decimal
 strip_trailing_zeros(uint64_t n, int exponent)
 {
     /* big steps first: 1e22 reaches here as 1000000000000000 * 10^7 */
+    if (n % 10 != 0) {
+        return (float_decimal){n, exponent}; /* the usual case */
+    }
     while (n % 100000000 == 0) {
         n /= 100000000;
         exponent += 8;
@@ -173,25 +176,28 @@ schubfach(uint64_t c, int q, bool irregular)
     const uint64_t vbr = round_to_odd(g, cbr << h);
 
     const uint64_t s = vb >> 2;
-    /* One digit fewer: the multiples of 10^(k+1) on either side of v. */
-    const uint64_t shorter_low = s / 10 * 10;
-    const uint64_t shorter_high = shorter_low + 10;
-    const bool shorter_low_in = vbl + out <= shorter_low << 2;
-    const bool shorter_high_in = (shorter_high << 2) + out <= vbr;
-    if (shorter_low_in != shorter_high_in) {
-        return strip_trailing_zeros(shorter_low_in ? shorter_low : shorter_high, k);
-    }
-    /* Both would mean R is wider than 10^(k+1); neither: use 10^k. */
-    const uint64_t t = s + 1;
+    /* One digit fewer: the multiples of 10^(k+1) on either side of v, s10
+     * and s10 + 1 in units of 10^(k+1).  If exactly one is in R, it is the
+     * unique shortest (both would mean R is wider than 10^(k+1)). */
+    const uint64_t s10 = s / 10;
+    const bool shorter_low_in = vbl + out <= s10 * 40;
+    const bool shorter_high_in = s10 * 40 + 40 + out <= vbr;
+    const bool shorter = shorter_low_in != shorter_high_in;
+    /* Else the digits of 10^k: at least one of s and s + 1 is in R; when
+     * both are, the closer to v wins (vb against 4s + 2, their midpoint),
+     * the even one on a tie. */
     const bool s_in = vbl + out <= s << 2;
-    const bool t_in = (t << 2) + out <= vbr;
-    if (s_in != t_in) {
-        return strip_trailing_zeros(s_in ? s : t, k);
-    }
-    /* Both in R: the closer to v; vb against 4s + 2, the midpoint. */
+    const bool t_in = ((s + 1) << 2) + out <= vbr;
     const uint64_t midpoint = (s << 2) + 2;
-    const bool take_s = vb < midpoint || (vb == midpoint && (s & 1) == 0);
-    return strip_trailing_zeros(take_s ? s : t, k);
+    const uint64_t t_closer = (vb > midpoint) | ((vb == midpoint) & s);
+    const uint64_t take_t = t_in & ((uint64_t)!s_in | t_closer);
+    /* For random doubles "shorter" is a coin toss (16 or 17 digits), so
+     * both answers are computed and one selected by a mask: compilers turn
+     * a ?: here into a branch that mispredicts half the time. */
+    const uint64_t shorter_mask = (uint64_t)0 - shorter;
+    const uint64_t digits =
+        ((s10 + shorter_high_in) & shorter_mask) | ((s + take_t) & ~shorter_mask);
+    return strip_trailing_zeros(digits, k + shorter);
 }
 
 float_decimal

@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Room float_format_shortest needs; the longest text it writes is 24 bytes
+/* Room float_format_shortest needs at `out`: the longest text is 24 bytes
  * ("-1.2345678901234567e-308"). */
 #define FLOAT_FORMAT_BUFFER_SIZE 32
 

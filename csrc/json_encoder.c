@@ -16,6 +16,8 @@
 
 #include <math.h>
 
+#include "float_format.h"
+
 #if defined(__GNUC__) || defined(__clang__)
 #define LIKELY(x) __builtin_expect(!!(x), 1)
 #define UNLIKELY(x) __builtin_expect(!!(x), 0)
@@ -532,85 +534,20 @@ write_int(json_encoder *encoder, PyObject *obj)
     return write_long_long(encoder, value);
 }
 
-/* float.__repr__ text; non-finite values have no JSON form and are null. */
-static COLD int
-write_float_repr(json_encoder *encoder, double value)
-{
-    char *text = PyOS_double_to_string(value, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
-    if (text == NULL) {
-        return -1;
-    }
-    int result = encoder_append(encoder, text, strlen(text));
-    PyMem_Free(text);
-    return result;
-}
-
-/* mantissa / 10^decimals as fixed-point text ("-0.05", "12.5"). */
-static int
-write_decimal_fraction(json_encoder *encoder, long long mantissa, int decimals)
-{
-    char digits[48];
-    char *end = digits + sizeof(digits);
-    char *start = format_long_long(end, mantissa < 0 ? -mantissa : mantissa);
-    while (end - start <= decimals) {
-        *--start = '0';
-    }
-    if (encoder_reserve(encoder, (size_t)(end - start) + 2) < 0) {
-        return -1;
-    }
-    byte_buffer *buffer = encoder->buffer;
-    char *out = buffer->data + buffer->length;
-    if (mantissa < 0) {
-        *out++ = '-';
-    }
-    size_t integer_digits = (size_t)(end - start - decimals);
-    memcpy(out, start, integer_digits);
-    out += integer_digits;
-    *out++ = '.';
-    memcpy(out, start + integer_digits, (size_t)decimals);
-    out += decimals;
-    buffer->length = (size_t)(out - buffer->data);
-    return 0;
-}
-
+/* float.__repr__ text (csrc/float_format.c); non-finite values have no JSON
+ * form and are null. */
 static inline int
 write_float(json_encoder *encoder, double value)
 {
     if (UNLIKELY(!isfinite(value))) {
         return encoder_append_literal(encoder, "null");
     }
-    /* Integral values below 1e16 print as "<digits>.0" in repr; skip dtoa
-     * (but not for -0.0, whose sign the integer would lose). */
-    if (fabs(value) < 1e16 && value == (double)(long long)value &&
-        !(value == 0 && signbit(value))) {
-        char digits[32];
-        char *end = digits + sizeof(digits) - 2;
-        char *start = format_long_long(end, (long long)value);
-        end[0] = '.';
-        end[1] = '0';
-        return encoder_append(encoder, start, (size_t)(end + 2 - start));
+    if (encoder_reserve(encoder, FLOAT_FORMAT_BUFFER_SIZE) < 0) {
+        return -1;
     }
-    /* A value that is the double nearest some m / 10^k, with m small enough
-     * (< 2^50) that no other k-decimal value rounds to it, prints as that
-     * decimal in repr when the smallest such k is used.  repr switches to
-     * exponent notation below 1e-4, so those (and everything else) go to
-     * dtoa. */
-    static const double powers_of_ten[] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,
-                                           1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17};
-    const double small_enough = 1125899906842624.0; /* 2^50 */
-    if (fabs(value) >= 1e-4 && fabs(value) < 1e15) {
-        for (int decimals = 1; decimals < (int)(sizeof(powers_of_ten) / sizeof(double));
-             decimals++) {
-            double scaled = nearbyint(value * powers_of_ten[decimals]);
-            if (fabs(scaled) >= small_enough) {
-                break;
-            }
-            if (scaled / powers_of_ten[decimals] == value) {
-                return write_decimal_fraction(encoder, (long long)scaled, decimals);
-            }
-        }
-    }
-    return write_float_repr(encoder, value);
+    byte_buffer *buffer = encoder->buffer;
+    buffer->length += float_format_shortest(value, buffer->data + buffer->length);
+    return 0;
 }
 
 /* ---- containers --------------------------------------------------------- */
@@ -643,7 +580,9 @@ key_to_text(json_encoder *encoder, PyObject *key)
         if (isinf(value)) {
             return PyUnicode_FromString(value > 0 ? "Infinity" : "-Infinity");
         }
-        return PyFloat_Type.tp_repr(key);
+        char text[FLOAT_FORMAT_BUFFER_SIZE];
+        size_t length = float_format_shortest(value, text);
+        return PyUnicode_FromStringAndSize(text, (Py_ssize_t)length);
     }
     PyObject *name = type_name_of(key);
     if (name != NULL) {
