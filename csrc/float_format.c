@@ -124,10 +124,10 @@ floor_log2_pow10(int e)
 static inline float_decimal
 strip_trailing_zeros(uint64_t n, int exponent)
 {
-    /* big steps first: 1e22 reaches here as 1000000000000000 * 10^7 */
     if (n % 10 != 0) {
         return (float_decimal){n, exponent}; /* the usual case */
     }
+    /* big steps first: 1e22 reaches here as 1000000000000000 * 10^7 */
     while (n % 100000000 == 0) {
         n /= 100000000;
         exponent += 8;
@@ -189,7 +189,7 @@ schubfach(uint64_t c, int q, bool irregular)
     const bool s_in = vbl + out <= s << 2;
     const bool t_in = ((s + 1) << 2) + out <= vbr;
     const uint64_t midpoint = (s << 2) + 2;
-    const uint64_t t_closer = (vb > midpoint) | ((vb == midpoint) & s);
+    const uint64_t t_closer = (vb > midpoint) | ((vb == midpoint) & (s & 1));
     const uint64_t take_t = t_in & ((uint64_t)!s_in | t_closer);
     /* For random doubles "shorter" is a coin toss (16 or 17 digits), so
      * both answers are computed and one selected by a mask: compilers turn

@@ -47,6 +47,11 @@ def test_c_float_format_sanitized(tmp_path):
     build_and_run(tmp_path, ["-fsanitize=address,undefined", "-fno-sanitize-recover=all"], 300_000)
 
 
+def test_c_float_format_without_int128(tmp_path):
+    # the schoolbook 64x64 -> 128-bit product used where there is no __int128
+    build_and_run(tmp_path, ["-U__SIZEOF_INT128__"], 200_000)
+
+
 def test_table_is_the_generators_output():
     generated = subprocess.run([sys.executable, "csrc/float_format_table.py"], cwd=REPO,
                                capture_output=True, text=True, check=True).stdout
