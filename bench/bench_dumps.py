@@ -54,10 +54,12 @@ if orjson is not None:
 if msgspec is not None:
     ENCODERS.append(("msgspec", msgspec.json.Encoder().encode))
 
-ROWS = list(qb_events.KINDS) + ["mix", "float-heavy"]
+ROWS = list(qb_events.KINDS) + ["mix", "float-heavy", "20 full floats", "20 short floats"]
 LABELS = {"mix": "**weighted mix** (4 click : 3 view : 1 API POST : 2 API GET : 1 websocket)",
           "float-heavy": "float-heavy (search VIEW: 10-20 scores + 4 timings)",
-          "api POST": "API POST (a pruned 131-char query)"}
+          "api POST": "API POST (a pruned 131-char query)",
+          "20 full floats": "20 floats of 15-17 digits (rng.random() * 5000)",
+          "20 short floats": "the same 20 floats rounded to 1 decimal"}
 
 
 def ns_per_event(encode, events):

@@ -154,6 +154,22 @@ def float_heavy(rng):
     }
 
 
+def _scores(rng, digits):
+    values = [rng.random() * 5000 for _ in range(20)]
+    return {"path": "/search/", "component": "SEARCH_MODAL", "element": "",
+            "aux": {"scores": values if digits is None else [round(v, digits) for v in values]}}
+
+
+def floats_full(rng):
+    """20 floats needing 15-17 significant digits (the worst case to print)."""
+    return _scores(rng, None)
+
+
+def floats_short(rng):
+    """The same 20 floats rounded to one decimal."""
+    return _scores(rng, 1)
+
+
 # name -> (generator, EventType name, weight in the mix)
 KINDS = {
     "click": (click, "CLICK", 4),
@@ -162,7 +178,9 @@ KINDS = {
     "api GET": (api_get, "API", 2),
     "websocket": (websocket, "WEBSOCKET", 1),
 }
-EXTRA_KINDS = {"float-heavy": (float_heavy, "VIEW", 0)}
+EXTRA_KINDS = {"float-heavy": (float_heavy, "VIEW", 0),
+               "20 full floats": (floats_full, "VIEW", 0),
+               "20 short floats": (floats_short, "VIEW", 0)}
 
 
 def mix(rng, count):
