@@ -3,15 +3,16 @@ side by side in one run.  Run from the repo root: python3 bench/bench_db.py [--q
 
 Every side gets its own fresh, varied Querybook-shaped events
 (bench/qb_events.py; uids 1..100, the users the schema holds), built before
-its timer starts.  RUNS interleaved runs: in each run every side runs once,
-on an emptied table, in an order that rotates from run to run.  Figures are
-medians over the runs with min-max; a ratio is the median of the per-run
-ratios (ours and the baseline measured in the same run), and a target is
-met or not met by that median.
+its timer starts, on an emptied table.  RUNS interleaved runs: in each run
+every ingest baseline, in an order that rotates from run to run, is paired
+with a run of ours right next to it (ours first in even runs, second in odd
+ones), so a pair sees the same machine; then the ORM.  Figures are medians
+over the runs with min-max; a ratio is the median of the per-pair ratios,
+and a target is met or not met by that median.
 
   caller   DBEventLogger.log() as the caller sees it, median ns per call over
-           blocks of 100 calls, taken during the ingest run below (the writer
-           thread draining concurrently), vs upstream's SQLAlchemy ORM path:
+           blocks of 100 calls, taken during the ingest runs below (the writer
+           thread draining concurrently; per run, the median of its runs), vs upstream's SQLAlchemy ORM path:
            add, commit, refresh per event (SQLAlchemy + PyMySQL), ORM_ROWS
            events per run.                 targets: <= 1 us; >= 500x
   ingest   rows/s from the first log() to flush() returning (all committed),
@@ -56,8 +57,8 @@ import querybook_eventlog as qe  # noqa: E402
 import qb_events  # noqa: E402
 
 QUICK = "--quick" in sys.argv
-RUNS = 3 if QUICK else 5
-INGEST_ROWS = 30_000 if QUICK else 200_000
+RUNS = 3 if QUICK else 9
+INGEST_ROWS = 30_000 if QUICK else 100_000
 ORM_ROWS = 100 if QUICK else 300
 CALLER_BLOCK = 100
 PYTHON_BATCH = 1000
@@ -370,42 +371,56 @@ def main():
     server = MariaDBServer()
     server.start()
     workdir = tempfile.mkdtemp(prefix="qbel-bench-db-")
-    results = {name: [] for name in ("ours", "caller", "stats", "orm", "mysqldb", "mariadb",
-                                     "load", "ceiling")}
+    baselines = ["mysqldb", "mariadb", "load", "ceiling"]
+    # every baseline's sample has its own run of ours right next to it
+    results = {name: [] for name in ["ours", "caller", "stats", "orm"] + baselines}
+    paired_ours = {name: [] for name in baselines}
+    caller_run = []  # per run: the median of ours' log() medians in that run
     try:
         binary = build_ceiling(workdir)
         spool = os.path.join(workdir, "spool")
-        sides = [
-            ("ours", lambda rows: ingest_ours(server, rows, spool)),
-            ("mysqldb", lambda rows: ingest_mysqldb(server, rows)),
-            ("mariadb", lambda rows: ingest_mariadb_connector(server, rows)),
-            ("load", lambda rows: ingest_load_data(server, rows, workdir)),
-            ("ceiling", lambda rows: ingest_ceiling(server, rows, binary, workdir)),
-            ("orm", None),
-        ]
+        functions = {
+            "ours": lambda rows: ingest_ours(server, rows, spool),
+            "mysqldb": lambda rows: ingest_mysqldb(server, rows),
+            "mariadb": lambda rows: ingest_mariadb_connector(server, rows),
+            "load": lambda rows: ingest_load_data(server, rows, workdir),
+            "ceiling": lambda rows: ingest_ceiling(server, rows, binary, workdir),
+        }
+        seed = 1_000_003
+
+        def side(name):
+            nonlocal seed
+            seed += 1
+            server.reset_events()
+            rows = fresh_rows(seed, INGEST_ROWS)
+            value = functions[name](rows)
+            del rows
+            if name != "ours":
+                return value
+            rate, caller_ns, stats = value
+            results["ours"].append(rate)
+            results["caller"].append(caller_ns)
+            results["stats"].append(stats)
+            return rate
+
         for run in range(RUNS):
-            order = sides[run % len(sides):] + sides[:run % len(sides)]
-            for index, (name, function) in enumerate(order):
-                server.reset_events()
-                seed = 1_000_003 * (run + 1) + index
-                if name == "orm":
-                    results["orm"].append(orm_caller(server, fresh_rows(seed, ORM_ROWS)))
-                    continue
-                rows = fresh_rows(seed, INGEST_ROWS)
-                value = function(rows)
-                del rows
-                if name == "ours":
-                    rate, caller_ns, stats = value
-                    results["ours"].append(rate)
-                    results["caller"].append(caller_ns)
-                    results["stats"].append(stats)
+            # baselines in a rotating order; within each pair, who goes first alternates
+            order = baselines[run % len(baselines):] + baselines[:run % len(baselines)]
+            for name in order:
+                if run % 2 == 0:
+                    ours_rate, theirs = side("ours"), side(name)
                 else:
-                    results[name].append(value)
-            print(f"run {run + 1}/{RUNS}: ours {results['ours'][-1]:,.0f} rows/s, "
-                  + ", ".join(f"{name} {results[name][-1]:,.0f}"
-                              for name in ("mysqldb", "mariadb", "load", "ceiling")
-                              if results[name][-1] is not None)
-                  + f" rows/s; log() {results['caller'][-1]:.0f} ns, ORM "
+                    theirs, ours_rate = side(name), side("ours")
+                results[name].append(theirs)
+                paired_ours[name].append(ours_rate)
+            server.reset_events()
+            seed += 1
+            results["orm"].append(orm_caller(server, fresh_rows(seed, ORM_ROWS)))
+            caller_run.append(statistics.median(results["caller"][-len(order):]))
+            print(f"run {run + 1}/{RUNS}: "
+                  + ", ".join(f"ours {paired_ours[name][-1]:,.0f} / {name} {results[name][-1]:,.0f}"
+                              for name in baselines if results[name][-1] is not None)
+                  + f" rows/s; log() {caller_run[-1]:.0f} ns, ORM "
                   + (f"{results['orm'][-1] / 1000:,.0f} us" if results["orm"][-1] else "n/a"),
                   file=sys.stderr)
     finally:
@@ -417,20 +432,22 @@ def main():
     print(f"Python {sys.version.split()[0]}; private MariaDB "
           f"(innodb_flush_log_at_trx_commit=2, binlog off, buffer pool 256M) on this machine; "
           f"{RUNS} interleaved runs, {INGEST_ROWS:,} fresh events per side per run "
-          f"({ORM_ROWS} for the ORM); median [min–max] over runs; ratios are medians of "
-          f"per-run ratios\n")
+          f"({ORM_ROWS} for the ORM); in each run every baseline is paired with a run of "
+          f"ours right next to it; median [min–max] over runs; ratios are medians of "
+          f"the per-pair ratios\n")
     print("| caller side | DBEventLogger.log() | upstream ORM add/commit/refresh | speed-up |")
     print("|---|---:|---:|---|")
-    caller_met = statistics.median(results["caller"]) <= 1000
-    print(f"| ns per event | {spread(results['caller'], lambda v: f'{v:,.0f}')} "
+    caller_met = statistics.median(caller_run) <= 1000
+    print(f"| ns per event | {spread(caller_run, lambda v: f'{v:,.0f}')} "
           f"(target ≤ 1,000: **{'met' if caller_met else 'NOT met'}**) "
           f"| {spread(results['orm'], lambda v: f'{v:,.0f}')} "
-          f"| {verdict(paired(results['orm'], results['caller']), 500)} |")
+          f"| {verdict(paired(results['orm'], caller_run), 500)} |")
     print()
     print("| sustained ingest, log() to committed | rows/s | DBEventLogger ÷ this |")
     print("|---|---:|---|")
     print(f"| **DBEventLogger** (defaults: batch_size 2000, max_queue_bytes 64 MiB; "
-          f"{spooled} spooled in all runs) | {spread(results['ours'], rate)} | — |")
+          f"{len(results['ours'])} runs, {spooled} events spooled in all) "
+          f"| {spread(results['ours'], rate)} | — |")
     rows = [
         ("orjson + MySQLdb executemany ×1000 from a thread", "mysqldb", 2.5),
         ("orjson + mariadb connector executemany ×1000 (bulk binding) from a thread",
@@ -440,7 +457,7 @@ def main():
          "ceiling", None),
     ]
     for label, name, target in rows:
-        ratios = paired(results["ours"], results[name])
+        ratios = paired(paired_ours[name], results[name])
         if target is None:
             text = (f"{statistics.median(ratios):.2f}× [{min(ratios):.2f}–{max(ratios):.2f}]"
                     if ratios else "n/a")

@@ -26,6 +26,7 @@ print(f"Python {platform.python_version()}; " + ", ".join(found)
 PY
 for script in bench/bench_dumps.py bench/bench_loggers.py bench/bench_db.py; do
     echo
-    echo "== $script"
+    echo "== $script (load average before: $(cut -d' ' -f1-3 /proc/loadavg))"
     "$PY" "$script" "$@"
+    echo "(load average after: $(cut -d' ' -f1-3 /proc/loadavg))"
 done
