@@ -1,103 +1,122 @@
-"""DBEventLogger benchmark, side by side in one run against a private MariaDB
-(tests/mariadb_server.py).  Run from the repo root: python3 bench/bench_db.py
+"""DBEventLogger benchmark against a private MariaDB (tests/mariadb_server.py),
+side by side in one run.  Run from the repo root: python3 bench/bench_db.py [--quick]
 
-  caller    median ns per DBEventLogger.log() on the event mix, vs an
-            upstream-equivalent SQLAlchemy ORM path (add, commit, refresh per
-            event; needs sqlalchemy + pymysql)                 target >= 500x
-  ingest    rows/s from log() to committed (flush), vs the ceiling LOAD DATA
-            LOCAL INFILE of the same rows (target >= 0.8x) and a careful
-            pure-Python writer: orjson + MySQLdb executemany in batches of
-            1000 from a thread (needs mysqlclient + orjson) (target >= 2.5x)
-  memory    RSS growth while the server is down stays under max_queue_bytes
-            plus a small constant
+Every side gets its own fresh, varied Querybook-shaped events
+(bench/qb_events.py; uids 1..100, the users the schema holds), built before
+its timer starts, on an emptied table.  RUNS interleaved runs: in each run
+every ingest baseline, in an order that rotates from run to run, is paired
+with a run of ours right next to it (ours first in even runs, second in odd
+ones), so a pair sees the same machine; then the ORM.  Figures are medians
+over the runs with min-max; a ratio is the median of the per-pair ratios,
+and a target is met or not met by that median.
+
+  caller   DBEventLogger.log() as the caller sees it, median ns per call over
+           blocks of 100 calls, taken during the ingest runs below (the writer
+           thread draining concurrently; per run, the median of its runs), vs upstream's SQLAlchemy ORM path:
+           add, commit, refresh per event (SQLAlchemy + PyMySQL), ORM_ROWS
+           events per run.                 targets: <= 1 us; >= 500x
+  ingest   rows/s from the first log() to flush() returning (all committed),
+           DBEventLogger with its DEFAULT options (batch_size 2000,
+           max_queue_bytes 64 MiB), vs
+             - orjson + MySQLdb executemany x1000 from a thread, one commit
+               per batch (encoding in the caller)         target >= 2.5x
+             - orjson + the mariadb connector's executemany x1000 from a
+               thread (that connector binds arrays: MariaDB's bulk protocol)
+             - LOAD DATA LOCAL INFILE of the same rows, pre-encoded to a
+               file before the timer starts               target >= 0.8x
+             - the ceiling: bench/bulk_ceiling.c, compiled now against
+               Connector/C: one connection, pre-encoded rows, the writer's
+               own statement and bulk array binding (STMT_ATTR_ARRAY_SIZE),
+               2000 rows per execute and commit, nothing else.
+  memory   in a FRESH subprocess, the server unreachable (a port nobody
+           listens on), MEMORY_EVENTS fresh events logged with
+           max_queue_bytes 32 MiB: peak RSS growth vs max_queue_bytes, and
+           what was spooled and dropped.
 """
 
-import datetime
+import gc
+import json
 import os
 import queue
 import random
+import shutil
+import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path[:0] = [REPO, os.path.join(REPO, "tests")]
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path[:0] = [REPO, HERE, os.path.join(REPO, "tests")]
 
 import querybook_eventlog as qe  # noqa: E402
-from mariadb_server import MariaDBServer  # noqa: E402
+import qb_events  # noqa: E402
 
-INGEST_ROWS = 200_000
-CALLER_ROWS = 200_000
-ORM_ROWS = 400
+QUICK = "--quick" in sys.argv
+RUNS = 3 if QUICK else 9
+INGEST_ROWS = 30_000 if QUICK else 100_000
+ORM_ROWS = 100 if QUICK else 300
 CALLER_BLOCK = 100
+PYTHON_BATCH = 1000
+CEILING_BATCH = 2000  # DBEventLogger's default batch_size
+MEMORY_EVENTS = 300_000
+MEMORY_QUEUE = 32 << 20
+INSERT_COLUMNS = "(created_at, uid, event_type, event_data)"
 
 
-def event_mix(count, seed=7):
-    """Querybook-like events: clicks/views, API calls, websocket events."""
+def fresh_rows(seed, count):
+    """[(uid, EventType, event_data)], new objects on every call."""
     rng = random.Random(seed)
-    components = ["DataDocNavigator", "QueryEditor", "SearchBar", "BoardItem", "TableView"]
-    events = []
-    for _ in range(count):
-        kind = rng.random()
-        uid = rng.randint(1, 100)
-        if kind < 0.6:
-            events.append((uid, qe.EventType.CLICK if kind < 0.4 else qe.EventType.VIEW, {
-                "path": f"/datadoc/{rng.randint(1, 5000)}/",
-                "component": rng.choice(components),
-                "element": rng.choice(["run_button", "title", "cell", None]),
-                "aux": {"cell_id": rng.randint(1, 1e6), "mode": "edit"},
-            }))
-        elif kind < 0.9:
-            events.append((uid, qe.EventType.API, {
-                "method": rng.choice(["GET", "POST", "PUT"]),
-                "route": f"/datadoc/{rng.randint(1, 5000)}/cell/",
-                "params": {"query": "SELECT * FROM logs WHERE dt = '2023-11-14' " * 2,
-                           "engine_id": rng.randint(1, 9), "limit": 100},
-            }))
-        else:
-            events.append((uid, qe.EventType.WEBSOCKET, {
-                "route": "/datadoc/subscribe", "args": [rng.randint(1, 5000)], "kwargs": {},
-            }))
-    return events
+    return [(rng.randint(1, 100), qe.EventType[event_type], data)
+            for _, event_type, data in qb_events.mix(rng, count)]
 
 
-def rss_bytes():
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
+def utc_now_text():
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
 
 
-def caller_side(server, events, spool):
-    logger = qe.DBEventLogger(server.url, spool_dir=spool, max_queue_bytes=1 << 30)
+# ---- the sides ---------------------------------------------------------------
+
+
+def ingest_ours(server, rows, spool):
+    """(rows/s, median ns per log() over blocks, stats)."""
+    logger = qe.DBEventLogger(server.url, spool_dir=spool)  # default options
+    logger.log(1, qe.EventType.CLICK, {"warm": 1})
+    assert logger.flush(timeout=60)
+    server.reset_events()
     log = logger.log
-    samples = []
     clock = time.perf_counter_ns
-    for start in range(0, len(events), CALLER_BLOCK):
-        block = events[start:start + CALLER_BLOCK]
-        t0 = clock()
+    blocks = []
+    gc.collect()
+    t0 = time.perf_counter()
+    for start in range(0, len(rows), CALLER_BLOCK):
+        block = rows[start:start + CALLER_BLOCK]
+        b0 = clock()
         for uid, event_type, data in block:
             log(uid, event_type, data)
-        samples.append((clock() - t0) / len(block))
-    logger.flush(timeout=120)
+        blocks.append((clock() - b0) / len(block))
+    assert logger.flush(timeout=300)
+    elapsed = time.perf_counter() - t0
+    stats = logger.stats()
     logger.close()
-    return statistics.median(samples)
+    assert server.count_events() == len(rows), server.count_events()
+    return len(rows) / elapsed, statistics.median(blocks), stats
 
 
-def orm_side(server, events):
+def orm_caller(server, rows):
+    """Median ns per event of upstream's path: ORM add, commit, refresh."""
     try:
+        import pymysql  # noqa: F401
         import sqlalchemy as sa
         from sqlalchemy.orm import Session, declarative_base
     except ImportError:
         return None
-    try:
-        import pymysql  # noqa: F401
-    except ImportError:
-        return None
+    import datetime
+
     Base = declarative_base()
 
     class EventLog(Base):  # Querybook's models/event_log.py, in effect
@@ -111,97 +130,28 @@ def orm_side(server, events):
     engine = sa.create_engine(server.url)
     samples = []
     with Session(engine) as session:
-        for uid, event_type, data in events:
+        session.execute(sa.text("SELECT 1"))  # connect before timing
+        gc.collect()
+        for uid, event_type, data in rows:
             t0 = time.perf_counter_ns()
-            row = EventLog(created_at=datetime.datetime.utcnow(), uid=uid,
+            row = EventLog(created_at=datetime.datetime.utcnow(), uid=uid,  # noqa: DTZ003
                            event_type=event_type.value, event_data=data)
             session.add(row)
             session.commit()
             session.refresh(row)
             samples.append(time.perf_counter_ns() - t0)
     engine.dispose()
+    assert server.count_events() == len(rows)
     return statistics.median(samples)
 
 
-def ingest_ours(server, events, spool):
-    server.reset_events()
-    logger = qe.DBEventLogger(server.url, spool_dir=spool, max_queue_bytes=1 << 30,
-                              batch_size=2000)
-    logger.log(1, "CLICK", {"warm": 1})
-    logger.flush(timeout=60)
-    server.reset_events()
-    log = logger.log
-    t0 = time.perf_counter()
-    for uid, event_type, data in events:
-        log(uid, event_type, data)
-    assert logger.flush(timeout=300)
-    elapsed = time.perf_counter() - t0
-    logger.close()
-    assert server.count_events() == len(events)
-    return len(events) / elapsed
+def threaded_writer(server, rows, connect, sql):
+    """Encode in the caller (orjson), a thread drains a queue with
+    executemany in batches of PYTHON_BATCH, one commit per batch."""
+    import orjson
 
-
-def tsv_escape(text):
-    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
-
-
-def ingest_load_data(server, events):
-    """The ceiling: LOAD DATA LOCAL INFILE of the same rows (file prepared
-    beforehand, so only the load is timed)."""
-    server.reset_events()
-    now = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
-    fd, path = tempfile.mkstemp(suffix=".tsv")
-    with os.fdopen(fd, "w") as out:
-        for uid, event_type, data in events:
-            out.write(f"{now}\t{uid}\t{event_type.value}\t"
-                      f"{tsv_escape(qe.dumps(data).decode())}\n")
-    statement = (f"LOAD DATA LOCAL INFILE '{path}' INTO TABLE event_log "
-                 "CHARACTER SET utf8mb4 FIELDS TERMINATED BY '\\t' "
-                 "(created_at, uid, event_type, event_data)")
-    try:
-        try:
-            import MySQLdb
-        except ImportError:
-            MySQLdb = None
-        if MySQLdb is not None:
-            connection = MySQLdb.connect(host=server.host, port=server.port, user=server.user,
-                                         password=server.password, database=server.database,
-                                         charset="utf8mb4", local_infile=1)
-            cursor = connection.cursor()
-            t0 = time.perf_counter()
-            cursor.execute(statement)
-            connection.commit()
-            elapsed = time.perf_counter() - t0
-            connection.close()
-        else:
-            command = ["mariadb", "--no-defaults", "--local-infile=1", "-h", server.host,
-                       "-P", str(server.port), "--protocol=TCP", "-u", server.user,
-                       server.database, "-e", statement]
-            env = {**os.environ, "MYSQL_PWD": server.password}
-            t0 = time.perf_counter()
-            subprocess.run(command, check=True, env=env)
-            elapsed = time.perf_counter() - t0
-    finally:
-        os.unlink(path)
-    assert server.count_events() == len(events)
-    return len(events) / elapsed
-
-
-def ingest_python(server, events):
-    """A careful pure-Python writer: encode in the caller, a thread drains
-    a queue with executemany in batches of 1000, one commit per batch."""
-    try:
-        import MySQLdb
-        import orjson
-    except ImportError:
-        return None
-    server.reset_events()
-    connection = MySQLdb.connect(host=server.host, port=server.port, user=server.user,
-                                 password=server.password, database=server.database,
-                                 charset="utf8mb4")
+    connection = connect()
     pending = queue.SimpleQueue()
-    sql = ("INSERT INTO event_log (created_at, uid, event_type, event_data) "
-           "VALUES (%s, %s, %s, %s)")
 
     def drain():
         cursor = connection.cursor()
@@ -210,7 +160,7 @@ def ingest_python(server, events):
             item = pending.get()
             if item is not None:
                 batch.append(item)
-            if batch and (item is None or len(batch) >= 1000):
+            if batch and (item is None or len(batch) >= PYTHON_BATCH):
                 cursor.executemany(sql, batch)
                 connection.commit()
                 batch = []
@@ -219,78 +169,313 @@ def ingest_python(server, events):
 
     thread = threading.Thread(target=drain)
     thread.start()
+    dumps, put = orjson.dumps, pending.put
+    gc.collect()
     t0 = time.perf_counter()
-    for uid, event_type, data in events:
-        created = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
-        pending.put((created, uid, event_type.value, orjson.dumps(data)))
-    pending.put(None)
+    for uid, event_type, data in rows:
+        put((utc_now_text(), uid, event_type.value, dumps(data)))
+    put(None)
     thread.join()
     elapsed = time.perf_counter() - t0
     connection.close()
-    assert server.count_events() == len(events)
-    return len(events) / elapsed
+    assert server.count_events() == len(rows)
+    return len(rows) / elapsed
 
 
-def memory_while_down(server, events, spool):
-    """RSS growth while the server is down and far more than max_queue_bytes
-    is logged (the rest overflows to the spool)."""
-    limit = 32 << 20
-    server.kill()
-    logger = qe.DBEventLogger(server.url, spool_dir=spool, max_queue_bytes=limit,
-                              connect_timeout=1, backoff_max=0.5)
-    before = rss_bytes()
-    peak = before
+def ingest_mysqldb(server, rows):
+    try:
+        import MySQLdb
+        import orjson  # noqa: F401
+    except ImportError:
+        return None
+    return threaded_writer(
+        server, rows,
+        lambda: MySQLdb.connect(host=server.host, port=server.port, user=server.user,
+                                password=server.password, database=server.database,
+                                charset="utf8mb4"),
+        f"INSERT INTO event_log {INSERT_COLUMNS} VALUES (%s, %s, %s, %s)")
+
+
+def ingest_mariadb_connector(server, rows):
+    try:
+        import mariadb
+        import orjson  # noqa: F401
+    except ImportError:
+        return None
+
+    def connect():
+        connection = mariadb.connect(host=server.host, port=server.port, user=server.user,
+                                     password=server.password, database=server.database)
+        connection.autocommit = False
+        return connection
+
+    return threaded_writer(server, rows, connect,
+                           f"INSERT INTO event_log {INSERT_COLUMNS} VALUES (?, ?, ?, ?)")
+
+
+def tsv_escape(text):
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+
+
+def ingest_load_data(server, rows, workdir):
+    """LOAD DATA LOCAL INFILE of the same rows (file written before timing)."""
+    try:
+        import MySQLdb
+    except ImportError:
+        return None
+    now = utc_now_text()
+    path = os.path.join(workdir, "rows.tsv")
+    with open(path, "w", encoding="utf-8") as out:
+        for uid, event_type, data in rows:
+            out.write(f"{now}\t{uid}\t{event_type.value}\t{tsv_escape(qe.dumps(data).decode())}\n")
+    statement = (f"LOAD DATA LOCAL INFILE '{path}' INTO TABLE event_log "
+                 "CHARACTER SET utf8mb4 FIELDS TERMINATED BY '\\t' " + INSERT_COLUMNS)
+    connection = MySQLdb.connect(host=server.host, port=server.port, user=server.user,
+                                 password=server.password, database=server.database,
+                                 charset="utf8mb4", local_infile=1)
+    cursor = connection.cursor()
+    t0 = time.perf_counter()
+    cursor.execute(statement)
+    connection.commit()
+    elapsed = time.perf_counter() - t0
+    connection.close()
+    os.unlink(path)
+    assert server.count_events() == len(rows)
+    return len(rows) / elapsed
+
+
+def build_ceiling(workdir):
+    """Compile bench/bulk_ceiling.c; None when there is no compiler or Connector/C."""
+    try:
+        flags = subprocess.run(["mariadb_config", "--cflags", "--libs"], capture_output=True,
+                               text=True, check=True).stdout.split()
+        binary = os.path.join(workdir, "bulk_ceiling")
+        subprocess.run(["cc", "-O2", "-o", binary, os.path.join(HERE, "bulk_ceiling.c"), *flags],
+                       check=True, capture_output=True, text=True)
+        return binary
+    except (OSError, subprocess.CalledProcessError) as error:
+        print(f"bench_db: no ceiling ({getattr(error, 'stderr', error)})", file=sys.stderr)
+        return None
+
+
+def ingest_ceiling(server, rows, binary, workdir):
+    if binary is None:
+        return None
+    path = os.path.join(workdir, "rows.bin")
+    with open(path, "wb") as out:
+        for uid, event_type, data in rows:
+            kind = event_type.value.encode()
+            encoded = qe.dumps(data)
+            out.write(struct.pack("<iB", uid, len(kind)) + kind
+                      + struct.pack("<I", len(encoded)) + encoded)
+    result = subprocess.run(
+        [binary, server.host, str(server.port), server.user, server.database, path,
+         str(CEILING_BATCH)],
+        env={**os.environ, "BENCH_DB_PASSWORD": server.password},
+        capture_output=True, text=True, check=True)
+    os.unlink(path)
+    count, seconds = result.stdout.split()
+    assert int(count) == len(rows) == server.count_events()
+    return len(rows) / float(seconds)
+
+
+# ---- memory, in a fresh process ---------------------------------------------
+
+
+def rss():
+    """(VmRSS, RssAnon) in bytes."""
+    values = {}
+    with open("/proc/self/status") as status:
+        for line in status:
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "RssAnon"):
+                values[key] = int(rest.split()[0]) * 1024
+    return values.get("VmRSS", 0), values.get("RssAnon", 0)
+
+
+def memory_child(port, spool):
+    """Runs in a new interpreter: nothing but this happened in it before."""
+    url = f"mysql+pymysql://qbel:x@127.0.0.1:{port}/querybook?charset=utf8mb4"
+    logger = qe.DBEventLogger(url, spool_dir=spool, max_queue_bytes=MEMORY_QUEUE)
+    chunk_size, seed = 10_000, 1
+    rows = fresh_rows(seed, chunk_size)
+    before = rss()
+    peak = list(before)
+    peak_queue = 0
     logged = 0
-    for _ in range(3):
-        for uid, event_type, data in events:
+    while logged < MEMORY_EVENTS:
+        for uid, event_type, data in rows:
             logger.log(uid, event_type, data)
-            logged += 1
-            if logged % 20000 == 0:
-                peak = max(peak, rss_bytes())
-    peak = max(peak, rss_bytes())
+        logged += len(rows)
+        now = rss()
+        peak = [max(a, b) for a, b in zip(peak, now)]
+        peak_queue = max(peak_queue, logger.stats()["queue_bytes"])
+        seed += 1
+        rows = None
+        rows = fresh_rows(seed, min(chunk_size, MEMORY_EVENTS - logged))
     stats = logger.stats()
     logger.close(timeout=0)
-    server.start()
-    return limit, peak - before, stats
+    print(json.dumps({"logged": logged, "rss_growth": peak[0] - before[0],
+                      "anon_growth": peak[1] - before[1], "peak_queue_bytes": peak_queue,
+                      "spooled": stats["spooled"], "dropped": stats["dropped"],
+                      "enqueued": stats["enqueued"], "last_error": str(stats.get("last_error"))}))
+
+
+def memory_while_down():
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    spool = tempfile.mkdtemp(prefix="qbel-bench-spool-")
+    try:
+        result = subprocess.run([sys.executable, os.path.abspath(__file__), "--memory-child",
+                                 str(port), spool], capture_output=True, text=True, check=True)
+    finally:
+        shutil.rmtree(spool, ignore_errors=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+# ---- report -------------------------------------------------------------------
+
+
+def spread(values, fmt):
+    values = [v for v in values if v is not None]
+    if not values:
+        return "n/a"
+    return f"{fmt(statistics.median(values))} [{fmt(min(values))}–{fmt(max(values))}]"
+
+
+def paired(ours, theirs):
+    return [a / b for a, b in zip(ours, theirs) if a is not None and b is not None]
+
+
+def verdict(ratios, target, higher=True):
+    if not ratios:
+        return "n/a"
+    median = statistics.median(ratios)
+    met = median >= target if higher else median <= target
+    return (f"{median:.2f}× [{min(ratios):.2f}–{max(ratios):.2f}] "
+            f"(target ≥ {target:g}×: **{'met' if met else 'NOT met'}**)")
 
 
 def main():
-    events = event_mix(max(INGEST_ROWS, CALLER_ROWS))
+    if "--memory-child" in sys.argv:
+        index = sys.argv.index("--memory-child")
+        memory_child(int(sys.argv[index + 1]), sys.argv[index + 2])
+        return 0
+    # the memory row first, while nothing else runs: its own fresh process
+    memory = memory_while_down()
+
+    from mariadb_server import MariaDBServer
+
+    started = time.perf_counter()
     server = MariaDBServer()
     server.start()
+    workdir = tempfile.mkdtemp(prefix="qbel-bench-db-")
+    baselines = ["mysqldb", "mariadb", "load", "ceiling"]
+    # every baseline's sample has its own run of ours right next to it
+    results = {name: [] for name in ["ours", "caller", "stats", "orm"] + baselines}
+    paired_ours = {name: [] for name in baselines}
+    caller_run = []  # per run: the median of ours' log() medians in that run
     try:
-        with tempfile.TemporaryDirectory() as spool:
-            ours_ns = caller_side(server, events[:CALLER_ROWS], spool)
-            orm_ns = orm_side(server, events[:ORM_ROWS])
-            ours_rate = ingest_ours(server, events[:INGEST_ROWS], spool)
-            load_rate = ingest_load_data(server, events[:INGEST_ROWS])
-            python_rate = ingest_python(server, events[:INGEST_ROWS])
-            limit, growth, stats = memory_while_down(server, events[:100_000], spool)
+        binary = build_ceiling(workdir)
+        spool = os.path.join(workdir, "spool")
+        functions = {
+            "ours": lambda rows: ingest_ours(server, rows, spool),
+            "mysqldb": lambda rows: ingest_mysqldb(server, rows),
+            "mariadb": lambda rows: ingest_mariadb_connector(server, rows),
+            "load": lambda rows: ingest_load_data(server, rows, workdir),
+            "ceiling": lambda rows: ingest_ceiling(server, rows, binary, workdir),
+        }
+        seed = 1_000_003
+
+        def side(name):
+            nonlocal seed
+            seed += 1
+            server.reset_events()
+            rows = fresh_rows(seed, INGEST_ROWS)
+            value = functions[name](rows)
+            del rows
+            if name != "ours":
+                return value
+            rate, caller_ns, stats = value
+            results["ours"].append(rate)
+            results["caller"].append(caller_ns)
+            results["stats"].append(stats)
+            return rate
+
+        for run in range(RUNS):
+            # baselines in a rotating order; within each pair, who goes first alternates
+            order = baselines[run % len(baselines):] + baselines[:run % len(baselines)]
+            for name in order:
+                if run % 2 == 0:
+                    ours_rate, theirs = side("ours"), side(name)
+                else:
+                    theirs, ours_rate = side(name), side("ours")
+                results[name].append(theirs)
+                paired_ours[name].append(ours_rate)
+            server.reset_events()
+            seed += 1
+            results["orm"].append(orm_caller(server, fresh_rows(seed, ORM_ROWS)))
+            caller_run.append(statistics.median(results["caller"][-len(order):]))
+            print(f"run {run + 1}/{RUNS}: "
+                  + ", ".join(f"ours {paired_ours[name][-1]:,.0f} / {name} {results[name][-1]:,.0f}"
+                              for name in baselines if results[name][-1] is not None)
+                  + f" rows/s; log() {caller_run[-1]:.0f} ns, ORM "
+                  + (f"{results['orm'][-1] / 1000:,.0f} us" if results["orm"][-1] else "n/a"),
+                  file=sys.stderr)
     finally:
         server.cleanup()
+        shutil.rmtree(workdir, ignore_errors=True)
 
-    def ratio(value, target):
-        if value is None:
-            return "n/a"
-        verdict = "met" if value >= target else "NOT met"
-        return f"{value:.2f}x (target >= {target}x: {verdict})"
-
-    print("\n| measure | DBEventLogger | baseline | ratio |")
-    print("|---|---|---|---|")
-    print(f"| caller-side log() median | {ours_ns:.0f} ns | "
-          f"{'n/a' if orm_ns is None else f'{orm_ns / 1000:.0f} us'} (SQLAlchemy ORM add/commit/refresh) | "
-          f"{ratio(None if orm_ns is None else orm_ns / ours_ns, 500)} |")
-    print(f"| sustained ingest, log() to committed | {ours_rate:,.0f} rows/s | "
-          f"{load_rate:,.0f} rows/s (LOAD DATA LOCAL INFILE, ceiling) | "
-          f"{ours_rate / load_rate:.2f}x (target >= 0.8x) |")
-    python_ratio = None if python_rate is None else ours_rate / python_rate
-    print(f"| sustained ingest | {ours_rate:,.0f} rows/s | "
-          f"{'n/a' if python_rate is None else f'{python_rate:,.0f} rows/s'} "
-          f"(orjson + MySQLdb executemany x1000, thread) | {ratio(python_ratio, 2.5)} |")
-    print(f"| RSS growth, server down, {3 * 100_000:,} events logged | "
-          f"{growth / 2**20:.1f} MiB | max_queue_bytes {limit / 2**20:.0f} MiB | "
-          f"{'under' if growth < limit + (16 << 20) else 'OVER'} limit + 16 MiB "
-          f"(spooled {stats['spooled']:,}, dropped {stats['dropped']}) |")
+    rate = lambda value: f"{value:,.0f}"  # noqa: E731
+    spooled = sum(stats["spooled"] for stats in results["stats"])
+    print(f"Python {sys.version.split()[0]}; private MariaDB "
+          f"(innodb_flush_log_at_trx_commit=2, binlog off, buffer pool 256M) on this machine; "
+          f"{RUNS} interleaved runs, {INGEST_ROWS:,} fresh events per side per run "
+          f"({ORM_ROWS} for the ORM); in each run every baseline is paired with a run of "
+          f"ours right next to it; median [min–max] over runs; ratios are medians of "
+          f"the per-pair ratios\n")
+    print("| caller side | DBEventLogger.log() | upstream ORM add/commit/refresh | speed-up |")
+    print("|---|---:|---:|---|")
+    caller_met = statistics.median(caller_run) <= 1000
+    print(f"| ns per event | {spread(caller_run, lambda v: f'{v:,.0f}')} "
+          f"(target ≤ 1,000: **{'met' if caller_met else 'NOT met'}**) "
+          f"| {spread(results['orm'], lambda v: f'{v:,.0f}')} "
+          f"| {verdict(paired(results['orm'], caller_run), 500)} |")
+    print()
+    print("| sustained ingest, log() to committed | rows/s | DBEventLogger ÷ this |")
+    print("|---|---:|---|")
+    print(f"| **DBEventLogger** (defaults: batch_size 2000, max_queue_bytes 64 MiB; "
+          f"{len(results['ours'])} runs, {spooled} events spooled in all) "
+          f"| {spread(results['ours'], rate)} | — |")
+    rows = [
+        ("orjson + MySQLdb executemany ×1000 from a thread", "mysqldb", 2.5),
+        ("orjson + mariadb connector executemany ×1000 (bulk binding) from a thread",
+         "mariadb", None),
+        ("LOAD DATA LOCAL INFILE, file written beforehand", "load", 0.8),
+        ("ceiling: C loop, pre-encoded rows, bulk binding ×2000, one connection",
+         "ceiling", None),
+    ]
+    for label, name, target in rows:
+        ratios = paired(paired_ours[name], results[name])
+        if target is None:
+            text = (f"{statistics.median(ratios):.2f}× [{min(ratios):.2f}–{max(ratios):.2f}]"
+                    if ratios else "n/a")
+        else:
+            text = verdict(ratios, target)
+        print(f"| {label} | {spread(results[name], rate)} | {text} |")
+    print()
+    growth, limit = memory["rss_growth"], MEMORY_QUEUE
+    print("| memory, fresh process, server unreachable | value |")
+    print("|---|---:|")
+    print(f"| events logged | {memory['logged']:,} |")
+    print(f"| peak RSS growth (anonymous part) | {growth / 2**20:.1f} MiB "
+          f"({memory['anon_growth'] / 2**20:.1f} MiB) |")
+    print(f"| max_queue_bytes; peak queue_bytes seen | {limit / 2**20:.0f} MiB; "
+          f"{memory['peak_queue_bytes'] / 2**20:.1f} MiB |")
+    print(f"| RSS growth ÷ max_queue_bytes | {growth / limit:.2f} |")
+    print(f"| spooled; dropped | {memory['spooled']:,}; {memory['dropped']:,} |")
+    print(f"\n({time.perf_counter() - started:.0f} s)")
     return 0
 
 
