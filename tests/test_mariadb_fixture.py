@@ -138,7 +138,7 @@ def run_pytest_child(env_changes, *node_ids):
            if key not in ("CI", "QBEL_NO_SKIPS", "QBEL_TEST_MYSQL_URL")}
     env.update(env_changes)
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", *node_ids],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-ra", *node_ids],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
 
 
