@@ -363,21 +363,36 @@ def test_close_while_the_server_hangs_spools_the_in_flight_batch(fresh_mariadb, 
     queue and the in-flight batch (with its batch id) and leaves the thread."""
     server = fresh_mariadb
     spool = str(tmp_path)
-    logger = DBEventLogger(server.url, spool_dir=spool, batch_size=50, flush_interval=0.01,
+    # a batch leaves the queue only when batch_size events are queued (or on flush)
+    logger = DBEventLogger(server.url, spool_dir=spool, batch_size=50, flush_interval=3600,
                            read_timeout=30, write_timeout=30, connect_timeout=30)
     logger.log(uid=1, event_type="CLICK", event_data={"seq": 0})
     assert logger.flush(timeout=30)
     server.pause()
     try:
-        for seq in range(1, 301):
+        for seq in range(1, 51):
             logger.log(uid=1, event_type="CLICK", event_data={"seq": seq})
-        time.sleep(0.3)  # let the writer get stuck sending a batch
+
+        def batch_in_flight():  # taken from the queue, neither written nor retried
+            stats = logger.stats()
+            return (stats["queue_bytes"], stats["enqueued"], stats["written"],
+                    stats["retries"]) == (0, 51, 1, 0)
+
+        assert wait_for(batch_in_flight, timeout=30, interval=0.01), logger.stats()
+        for seq in range(51, 301):
+            logger.log(uid=1, event_type="CLICK", event_data={"seq": seq})
+        assert logger.stats()["queue_bytes"] > 0  # the writer is stuck: the rest stays queued
+        started = time.monotonic()
         logger.close(timeout=0.5)
+        assert time.monotonic() - started < 10  # not the 30 s read timeout
         stats = logger.stats()
         assert stats["spooled"] == 300 and stats["dropped"] == 0
         lines = [json.loads(line) for path in spool_files(spool) for line in open(path)]
         assert sorted(line["event_data"]["seq"] for line in lines) == list(range(1, 301))
-        assert any(line["batch"] for line in lines)  # the in-flight batch kept its id
+        # the in-flight batch kept its id; what was still queued has none
+        in_flight = {line["event_data"]["seq"] for line in lines if line["batch"]}
+        assert in_flight == set(range(1, 51))
+        assert len({line["batch"] for line in lines if line["batch"]}) == 1
     finally:
         server.resume()
     del logger
