@@ -34,6 +34,16 @@ def spool_files(spool):
     return sorted(glob.glob(os.path.join(spool, "qbel-*.spool")))
 
 
+def spool_bytes(spool):
+    total = 0
+    for path in spool_files(spool):
+        try:
+            total += os.path.getsize(path)
+        except FileNotFoundError:  # renamed or removed meanwhile
+            pass
+    return total
+
+
 def wait_for(predicate, timeout=60.0, interval=0.1):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -373,7 +383,7 @@ def test_close_while_the_server_hangs_spools_the_in_flight_batch(fresh_mariadb, 
         for seq in range(1, 51):
             logger.log(uid=1, event_type="CLICK", event_data={"seq": seq})
 
-        def batch_in_flight():  # taken from the queue, neither written nor retried
+        def batch_in_flight(logger=logger):  # taken from the queue, neither written nor retried
             stats = logger.stats()
             return (stats["queue_bytes"], stats["enqueued"], stats["written"],
                     stats["retries"]) == (0, 51, 1, 0)
@@ -554,17 +564,42 @@ def test_fork_while_close_spools_a_full_queue(fresh_mariadb, tmp_path):
                            backoff_initial=0.05, backoff_max=0.2)
     for seq in range(total):
         logger.log(uid=1, event_type="CLICK", event_data={"seq": seq, "pad": "p" * 200})
-    closer = threading.Thread(target=lambda: logger.close())
+    assert spool_bytes(spool) == 0  # the queue fits in memory: only close() spools
+    close_returned = threading.Event()
+
+    def close():
+        logger.close(timeout=0.5)  # waits for the (never connecting) writer, then spools
+        close_returned.set()
+
+    closer = threading.Thread(target=close)
     closer.start()
-    statuses = []
+    statuses, running = [], []
+    during_close = []  # spool bytes at each fork that close() had begun and not finished
     while closer.is_alive() or not statuses:
+        written_before = spool_bytes(spool)  # > 0: close() is writing (or syncing) the spool
         pid = os.fork()
         if pid == 0:
             # the logger is closed for Python here; its writer starts empty
             os._exit(0 if logger.stats()["queue_bytes"] == 0 else 3)
-        statuses.append(os.waitpid(pid, 0)[1])
+        returned = close_returned.is_set()  # False: close() still ran after the fork
+        if written_before > 0 and not returned:
+            during_close.append(written_before)
+        running.append(pid)
+        for child in list(running):  # reap without waiting: fork again at once
+            done, status = os.waitpid(child, os.WNOHANG)
+            if done:
+                running.remove(child)
+                statuses.append(status)
+    statuses += [os.waitpid(child, 0)[1] for child in running]
     closer.join(60)
+    assert close_returned.is_set()
     assert set(statuses) == {0}
+    complete = spool_bytes(spool)
+    # forks came while close() was writing and syncing the spool, the part it
+    # does with no lock held that fork() waits for
+    print(f"{len(statuses)} forks, {len(during_close)} while close() wrote the spool "
+          f"({complete} bytes): {during_close[:10]}")
+    assert during_close, f"no fork overlapped close()'s spooling ({len(statuses)} forks)"
     stats = logger.stats()
     assert (stats["spooled"], stats["dropped"]) == (total, 0)
     replay = [sys.executable, "-m", "querybook_eventlog", "replay", "--url", server.url,
