@@ -93,6 +93,16 @@ def _refuse_skip(report, policy, what):
 
 _refused = []
 _allowed = []
+_stale_allowances = []
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """An ALLOWED_SKIPS entry whose file was collected but whose test was not
+    (renamed, removed) is reported: it would silently stop allowing anything."""
+    files = {item.path.name for item in items}
+    keys = {f"{item.path.name}::{getattr(item, 'originalname', item.name)}" for item in items}
+    _stale_allowances[:] = [key for key in ALLOWED_SKIPS
+                            if key.split("::")[0] in files and key not in keys]
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -159,6 +169,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
               f"{len(_allowed)} allowed")
         for line in _allowed:
             write(f"  allowed skip: {line}")
+    for key in _stale_allowances:
+        write(f"ALLOWED_SKIPS in tests/conftest.py names no collected test: {key}")
 
 
 # ---- MariaDB fixtures -----------------------------------------------------------
