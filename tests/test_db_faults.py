@@ -59,6 +59,12 @@ def wait_for(predicate, timeout=60.0, interval=0.1):
 MAX_LOG_CALL_S = 0.05
 
 
+# Python 3.12+ warns at every fork() of a process with threads; these tests
+# fork one on purpose (the writer thread is what they test).
+FORKS_A_THREADED_PROCESS = pytest.mark.filterwarnings(
+    "ignore:This process .* is multi-threaded, use of fork:DeprecationWarning")
+
+
 def run_python(script, timeout=120, check=True):
     return subprocess.run([sys.executable, "-c", script], cwd=REPO, env=ENV, timeout=timeout,
                           check=check, capture_output=True, text=True)
@@ -317,6 +323,7 @@ def test_hung_server_never_blocks_log(fresh_mariadb, tmp_path):
     assert_exactly(server, range(3001))
 
 
+@FORKS_A_THREADED_PROCESS
 def test_fork_child_writes_its_own_parent_writes_its_queue(fresh_mariadb, tmp_path):
     server = fresh_mariadb
     logger = DBEventLogger(server.url, spool_dir=str(tmp_path), flush_interval=3600,
@@ -470,6 +477,7 @@ def open_spool_fds(spool):
     return found
 
 
+@FORKS_A_THREADED_PROCESS
 def test_fork_child_does_not_keep_a_claimed_spool_file(fresh_mariadb, tmp_path):
     """A child forked while the parent's writer replays an orphaned spool file
     closes its copy of the claimed descriptor (whose flock it would otherwise
@@ -553,6 +561,7 @@ def test_flush_is_not_satisfied_by_a_later_dropped_event(tmp_path):
     logger.close()
 
 
+@FORKS_A_THREADED_PROCESS
 def test_fork_while_close_spools_a_full_queue(fresh_mariadb, tmp_path):
     """close() writes the queue to the spool without holding the locks
     fork() waits for; forks during it must leave the spool whole: every
