@@ -419,13 +419,9 @@ def test_route_with_lone_surrogate_does_not_crash():
     assert plugin._should_log_api_request("/x\udc80", "GET") is True
 
 
-def test_db_logger_deny_list_when_available():
-    if qe.DBEventLogger.log is qe.BaseEventLogger.log:
-        pytest.skip("DBEventLogger is still a stub")
-    try:
-        db = qe.DBEventLogger.__new__(qe.DBEventLogger)
-    except (TypeError, ValueError, RuntimeError) as error:
-        pytest.skip(f"DBEventLogger not constructible without arguments: {error}")
+def test_db_logger_deny_list():
+    assert qe.DBEventLogger.log is not qe.BaseEventLogger.log
+    db = qe.DBEventLogger.__new__(qe.DBEventLogger)  # the rules need no writer
     rules = db._api_deny_list
     assert {"type": "prefix", "route": "/user", "method": "GET"} in rules
     assert db._should_log_api_request("/user/5/", "GET") is False

@@ -257,29 +257,18 @@ def test_replayed_null_event_data_is_sql_null_in_every_insert_path(db, tmp_path,
     assert "1452" in letters[0]["reason"]
 
 
-def accepts_any_json(logger):
-    """The any-JSON validation (a parallel change in event.c) is in this build."""
-    try:
-        logger.log(uid=1, event_type="VIEW", event_data=["probe"])
-    except TypeError:
-        return False
-    return True
-
-
 @pytest.mark.parametrize("path", ["bulk", "text"])
 def test_logged_values_of_any_json_type_and_none_as_sql_null(db, tmp_path, monkeypatch, path):
     if path == "text":
         monkeypatch.setenv("QBEL_TEST_TEXT_INSERT", "1")
     logger = DBEventLogger(db.url, spool_dir=str(tmp_path), flush_interval=0.01)
     try:
-        if not accepts_any_json(logger):
-            pytest.skip("event_data validation still requires a dict in this build")
         values = [None, [1, "two"], "a string", 7, 2.5, False, {"k": None}]
         for value in values:
             logger.log(uid=1, event_type="VIEW", event_data=value)
         logger.log(uid=999, event_type="VIEW", event_data=None)  # row-by-row retry
         assert logger.flush(timeout=30)
-        assert [data for _, data in stored(db)] == [["probe"]] + values
+        assert [data for _, data in stored(db)] == values
         assert logger.stats()["dead_lettered"] == 1
         letters = [json.loads(line) for name in glob.glob(str(tmp_path / "qbel-dead-*.jsonl"))
                    for line in open(name)]
@@ -295,16 +284,14 @@ def test_spooled_null_event_data_replays_as_sql_null(db, tmp_path):
 
     logger = DBEventLogger(UNREACHABLE, spool_dir=str(tmp_path), connect_timeout=1,
                            backoff_max=0.2)
-    if not accepts_any_json(logger):
-        logger.close(timeout=0)
-        pytest.skip("event_data validation still requires a dict in this build")
+    logger.log(uid=1, event_type="VIEW", event_data=["first"])
     logger.log(uid=1, event_type="VIEW", event_data=None)
     logger.close(timeout=0)
     lines = [json.loads(line) for name in glob.glob(str(tmp_path / "qbel-*.spool"))
              for line in open(name)]
-    assert [line["event_data"] for line in lines] == [["probe"], None]
+    assert [line["event_data"] for line in lines] == [["first"], None]
     assert _core._replay_spool(parse_database_url(db.url), str(tmp_path), "event_log") == 2
-    assert [data for _, data in stored(db)] == [["probe"], None]
+    assert [data for _, data in stored(db)] == [["first"], None]
 
 
 # ---- 3. the server's max_allowed_packet, not a 1 MiB limit -------------------

@@ -34,6 +34,16 @@ def spool_files(spool):
     return sorted(glob.glob(os.path.join(spool, "qbel-*.spool")))
 
 
+def spool_bytes(spool):
+    total = 0
+    for path in spool_files(spool):
+        try:
+            total += os.path.getsize(path)
+        except FileNotFoundError:  # renamed or removed meanwhile
+            pass
+    return total
+
+
 def wait_for(predicate, timeout=60.0, interval=0.1):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -41,6 +51,18 @@ def wait_for(predicate, timeout=60.0, interval=0.1):
             return True
         time.sleep(interval)
     return predicate()
+
+
+# The slowest single log() allowed while the server hangs.  The calls take
+# microseconds; the bound leaves room for a loaded machine (and the sanitizer
+# build) yet stays far below the 1-2 s network timeouts a blocked call would wait.
+MAX_LOG_CALL_S = 0.05
+
+
+# Python 3.12+ warns at every fork() of a process with threads; these tests
+# fork one on purpose (the writer thread is what they test).
+FORKS_A_THREADED_PROCESS = pytest.mark.filterwarnings(
+    "ignore:This process .* is multi-threaded, use of fork:DeprecationWarning")
 
 
 def run_python(script, timeout=120, check=True):
@@ -269,25 +291,39 @@ def test_hung_server_never_blocks_log(fresh_mariadb, tmp_path):
     assert logger.flush(timeout=30)
     server.pause()
     finished = threading.Event()
+    durations = []  # (seconds, seq) of every log() call
 
     def produce():
+        clock = time.perf_counter
         for seq in range(1, 3001):
+            started = clock()
             logger.log(uid=1, event_type="CLICK", event_data={"seq": seq})
+            durations.append((clock() - started, seq))
         finished.set()
 
     producer = threading.Thread(target=produce, daemon=True)
     producer.start()
     try:
-        # generous bound: 3000 log() calls take milliseconds unless something blocks
+        # a bound for the whole run only so that a blocked log() cannot hang the test
         assert finished.wait(30), "log() blocked on a hung server"
+        stats = logger.stats()
         assert logger.flush(timeout=0.2) is False
     finally:
         server.resume()
+    # the queue overflowed into the spool while the server hung (the slow path ran)
+    assert stats["spooled"] > 0, stats
+    # no single call waited on the server: its timeouts are 1-2 s, and one call
+    # stuck behind the writer's lock for a round trip would take that long
+    slowest, seq = max(durations)
+    print(f"slowest log(): {slowest * 1000:.1f} ms (seq {seq}); "
+          f"median {sorted(durations)[len(durations) // 2][0] * 1e6:.0f} us")
+    assert slowest < MAX_LOG_CALL_S, f"log() #{seq} took {slowest * 1000:.0f} ms on a hung server"
     assert logger.flush(timeout=60)
     logger.close()
     assert_exactly(server, range(3001))
 
 
+@FORKS_A_THREADED_PROCESS
 def test_fork_child_writes_its_own_parent_writes_its_queue(fresh_mariadb, tmp_path):
     server = fresh_mariadb
     logger = DBEventLogger(server.url, spool_dir=str(tmp_path), flush_interval=3600,
@@ -344,21 +380,36 @@ def test_close_while_the_server_hangs_spools_the_in_flight_batch(fresh_mariadb, 
     queue and the in-flight batch (with its batch id) and leaves the thread."""
     server = fresh_mariadb
     spool = str(tmp_path)
-    logger = DBEventLogger(server.url, spool_dir=spool, batch_size=50, flush_interval=0.01,
+    # a batch leaves the queue only when batch_size events are queued (or on flush)
+    logger = DBEventLogger(server.url, spool_dir=spool, batch_size=50, flush_interval=3600,
                            read_timeout=30, write_timeout=30, connect_timeout=30)
     logger.log(uid=1, event_type="CLICK", event_data={"seq": 0})
     assert logger.flush(timeout=30)
     server.pause()
     try:
-        for seq in range(1, 301):
+        for seq in range(1, 51):
             logger.log(uid=1, event_type="CLICK", event_data={"seq": seq})
-        time.sleep(0.3)  # let the writer get stuck sending a batch
+
+        def batch_in_flight(logger=logger):  # taken from the queue, neither written nor retried
+            stats = logger.stats()
+            return (stats["queue_bytes"], stats["enqueued"], stats["written"],
+                    stats["retries"]) == (0, 51, 1, 0)
+
+        assert wait_for(batch_in_flight, timeout=30, interval=0.01), logger.stats()
+        for seq in range(51, 301):
+            logger.log(uid=1, event_type="CLICK", event_data={"seq": seq})
+        assert logger.stats()["queue_bytes"] > 0  # the writer is stuck: the rest stays queued
+        started = time.monotonic()
         logger.close(timeout=0.5)
+        assert time.monotonic() - started < 10  # not the 30 s read timeout
         stats = logger.stats()
         assert stats["spooled"] == 300 and stats["dropped"] == 0
         lines = [json.loads(line) for path in spool_files(spool) for line in open(path)]
         assert sorted(line["event_data"]["seq"] for line in lines) == list(range(1, 301))
-        assert any(line["batch"] for line in lines)  # the in-flight batch kept its id
+        # the in-flight batch kept its id; what was still queued has none
+        in_flight = {line["event_data"]["seq"] for line in lines if line["batch"]}
+        assert in_flight == set(range(1, 51))
+        assert len({line["batch"] for line in lines if line["batch"]}) == 1
     finally:
         server.resume()
     del logger
@@ -426,6 +477,7 @@ def open_spool_fds(spool):
     return found
 
 
+@FORKS_A_THREADED_PROCESS
 def test_fork_child_does_not_keep_a_claimed_spool_file(fresh_mariadb, tmp_path):
     """A child forked while the parent's writer replays an orphaned spool file
     closes its copy of the claimed descriptor (whose flock it would otherwise
@@ -509,6 +561,7 @@ def test_flush_is_not_satisfied_by_a_later_dropped_event(tmp_path):
     logger.close()
 
 
+@FORKS_A_THREADED_PROCESS
 def test_fork_while_close_spools_a_full_queue(fresh_mariadb, tmp_path):
     """close() writes the queue to the spool without holding the locks
     fork() waits for; forks during it must leave the spool whole: every
@@ -520,17 +573,42 @@ def test_fork_while_close_spools_a_full_queue(fresh_mariadb, tmp_path):
                            backoff_initial=0.05, backoff_max=0.2)
     for seq in range(total):
         logger.log(uid=1, event_type="CLICK", event_data={"seq": seq, "pad": "p" * 200})
-    closer = threading.Thread(target=lambda: logger.close())
+    assert spool_bytes(spool) == 0  # the queue fits in memory: only close() spools
+    close_returned = threading.Event()
+
+    def close():
+        logger.close(timeout=0.5)  # waits for the (never connecting) writer, then spools
+        close_returned.set()
+
+    closer = threading.Thread(target=close)
     closer.start()
-    statuses = []
+    statuses, running = [], []
+    during_close = []  # spool bytes at each fork that close() had begun and not finished
     while closer.is_alive() or not statuses:
+        written_before = spool_bytes(spool)  # > 0: close() is writing (or syncing) the spool
         pid = os.fork()
         if pid == 0:
             # the logger is closed for Python here; its writer starts empty
             os._exit(0 if logger.stats()["queue_bytes"] == 0 else 3)
-        statuses.append(os.waitpid(pid, 0)[1])
+        returned = close_returned.is_set()  # False: close() still ran after the fork
+        if written_before > 0 and not returned:
+            during_close.append(written_before)
+        running.append(pid)
+        for child in list(running):  # reap without waiting: fork again at once
+            done, status = os.waitpid(child, os.WNOHANG)
+            if done:
+                running.remove(child)
+                statuses.append(status)
+    statuses += [os.waitpid(child, 0)[1] for child in running]
     closer.join(60)
+    assert close_returned.is_set()
     assert set(statuses) == {0}
+    complete = spool_bytes(spool)
+    # forks came while close() was writing and syncing the spool, the part it
+    # does with no lock held that fork() waits for
+    print(f"{len(statuses)} forks, {len(during_close)} while close() wrote the spool "
+          f"({complete} bytes): {during_close[:10]}")
+    assert during_close, f"no fork overlapped close()'s spooling ({len(statuses)} forks)"
     stats = logger.stats()
     assert (stats["spooled"], stats["dropped"]) == (total, 0)
     replay = [sys.executable, "-m", "querybook_eventlog", "replay", "--url", server.url,

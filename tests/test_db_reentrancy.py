@@ -11,6 +11,7 @@ import glob
 import json
 import os
 import threading
+import time
 
 import pytest
 
@@ -94,36 +95,65 @@ def test_close_during_encoding_raises_closed(tmp_path, kind):
     assert logger.stats()["enqueued"] == 0
 
 
-def test_reinit_from_another_thread_while_flush_waits(tmp_path):
+def wait_for(predicate, timeout, interval=0.01):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+def test_reinit_from_another_thread_while_flush_waits(fresh_mariadb, tmp_path):
+    """__init__ from another thread is refused, and log() keeps working, while
+    flush() waits on a hung server; nothing freed under the waiting flush()."""
+    server = fresh_mariadb
     spool = str(tmp_path)
-    logger = DBEventLogger(UNREACHABLE, spool_dir=spool, backoff_initial=5, backoff_max=5)
-    for i in range(10):
-        logger.log(uid=1, event_type="CLICK", event_data={"i": i})
-    flushing = threading.Event()
-    results = []
+    # only a flush() takes events out of the queue: batch_size and
+    # flush_interval are never reached
+    logger = DBEventLogger(server.url, spool_dir=spool, batch_size=100000, flush_interval=3600,
+                           read_timeout=30, write_timeout=30, backoff_initial=5, backoff_max=5)
+    logger.log(uid=1, event_type="CLICK", event_data={"i": -1})
+    assert logger.flush(timeout=30)  # connected, and idle from here on
+    server.pause()
+    try:
+        for i in range(10):
+            logger.log(uid=1, event_type="CLICK", event_data={"i": i})
+        assert logger.stats()["queue_bytes"] > 0
+        about_to_flush = threading.Barrier(2)
+        results = []
 
-    def flush():
-        flushing.set()
-        results.append(logger.flush(timeout=1))
+        def flush():
+            about_to_flush.wait()
+            results.append(logger.flush(timeout=3))
 
-    thread = threading.Thread(target=flush)
-    thread.start()
-    flushing.wait()
-    refused = 0
-    for _ in range(20):
-        try:
-            logger.__init__(UNREACHABLE, spool_dir=spool)
-        except TypeError:
-            refused += 1
-        logger.log(uid=1, event_type="CLICK", event_data={})
-        junk = [bytearray(4096) for _ in range(200)]  # reuse freed memory, if any
-        del junk
-    thread.join()
-    assert refused == 20
-    assert results == [False]  # the server is unreachable
-    assert logger.stats()["enqueued"] == 30
-    logger.close(timeout=0)
-    assert logger.stats()["spooled"] == 30
+        thread = threading.Thread(target=flush)
+        thread.start()
+        about_to_flush.wait(10)
+        # flush() is in and waiting: it had the writer take the queue (nothing
+        # else would), the batch hangs on the paused server, and flush() has
+        # not returned
+        assert wait_for(lambda: logger.stats()["queue_bytes"] == 0, timeout=30), logger.stats()
+        assert not results
+        refused = 0
+        for _ in range(20):
+            try:
+                logger.__init__(UNREACHABLE, spool_dir=spool)
+            except TypeError:
+                refused += 1
+            logger.log(uid=1, event_type="CLICK", event_data={})
+            junk = [bytearray(4096) for _ in range(200)]  # reuse freed memory, if any
+            del junk
+        assert not results and thread.is_alive()  # flush() waited through all of it
+        thread.join(30)
+        assert refused == 20
+        assert results == [False]  # the server hangs
+        stats = logger.stats()
+        assert (stats["enqueued"], stats["written"]) == (31, 1)
+        logger.close(timeout=0)
+        assert logger.stats()["spooled"] == 30  # the hung batch and the 20 since
+    finally:
+        server.resume()
 
 
 def test_close_racing_log_and_flush_loses_nothing(db, tmp_path):

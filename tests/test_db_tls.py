@@ -13,8 +13,14 @@ TLS_USER, TLS_PASSWORD = "tls_user", "tls-pw"
 
 
 def openssl(*args, cwd):
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True,
-                   env=tool_environment())
+    """The openssl command (Debian package openssl, which scripts/setup_env.sh
+    installs): an error naming the package when it is missing, not a skip."""
+    try:
+        subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True,
+                       env=tool_environment())
+    except FileNotFoundError:
+        raise RuntimeError("the TLS tests need the openssl command: apt-get install openssl "
+                           "(scripts/setup_env.sh installs it)") from None
 
 
 def make_ca(directory, name):

@@ -403,11 +403,29 @@ def test_errors_in_user_code_propagate_unchanged():
         qe.dumps({"a": Lazy(1)})
 
 
-def test_too_many_digits_is_value_error():
-    limit = sys.get_int_max_str_digits() if hasattr(sys, "get_int_max_str_digits") else 0
-    if limit:
-        with pytest.raises(ValueError):
-            qe.dumps(10 ** (limit + 1))
+def test_int_digits_follow_the_running_pythons_limit():
+    """Python's int-to-decimal digit limit (3.11; 3.9.14 and 3.10.7 have it
+    too) applies to dumps as to str(): ValueError beyond it, exact digits up
+    to it, and exact digits of any length when it is off or absent."""
+    big = -(10**5000) - 7  # 5001 digits
+    get_limit = getattr(sys, "get_int_max_str_digits", None)
+    if get_limit is None:  # a CPython from before the limit
+        assert qe.dumps(big) == str(big).encode()
+        return
+    previous = get_limit()
+    try:
+        sys.set_int_max_str_digits(1000)
+        with pytest.raises(ValueError, match="digits"):
+            qe.dumps(10**1000)  # 1001 digits
+        with pytest.raises(ValueError, match="digits"):
+            qe.dumps({"k": [-(10**1000)]})
+        assert qe.dumps(10**1000 - 1) == b"9" * 1000  # exactly at the limit
+        assert qe.dumps([-(10**999)]) == b"[-1" + b"0" * 999 + b"]"
+        sys.set_int_max_str_digits(0)  # no limit
+        assert qe.dumps(big) == str(big).encode()
+        assert json.loads(qe.dumps({"n": big})) == {"n": big}
+    finally:
+        sys.set_int_max_str_digits(previous)
 
 
 # ---- references ------------------------------------------------------------

@@ -1,7 +1,9 @@
 """The private MariaDB fixture itself: schema, foreign key, crash and hang."""
 
+import os
 import socket
 import subprocess
+import sys
 import threading
 import urllib.parse
 
@@ -120,3 +122,42 @@ def test_stop_from_another_thread_is_clean(fresh_mariadb):
     stopper.join(60)
     assert not server.is_running()
     assert "Shutdown complete" in open(server.error_log).read()
+
+
+# ---- CI never skips the fault tests ------------------------------------------
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NEEDS_PRIVATE = [
+    "tests/test_db_faults.py::test_hung_server_never_blocks_log",  # fresh_mariadb
+    "tests/test_mariadb_fixture.py::test_shared_server_comes_back_after_kill",  # kill()
+]
+
+
+def run_pytest_child(env_changes, *node_ids):
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("CI", "QBEL_NO_SKIPS", "QBEL_TEST_MYSQL_URL")}
+    env.update(env_changes)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-ra", *node_ids],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_ci_with_an_external_server_fails_the_fault_tests_instead_of_skipping(mariadb):
+    """QBEL_TEST_MYSQL_URL (a real, reachable server: this run's own) turns
+    the kill/pause tests into skips; with CI=true those skips fail the run,
+    with a message naming the cause.  Without CI they stay skips (the control)."""
+    mariadb.ensure_running()
+    external = {"QBEL_TEST_MYSQL_URL": mariadb.url}
+    control = run_pytest_child(external, *NEEDS_PRIVATE)
+    assert control.returncode == 0, control.stdout + control.stderr
+    assert "2 skipped" in control.stdout, control.stdout
+    assert "QBEL_TEST_MYSQL_URL is set" in control.stdout
+
+    ci = run_pytest_child({**external, "CI": "true"}, *NEEDS_PRIVATE)
+    assert ci.returncode == 1, ci.stdout + ci.stderr
+    assert "skipped" not in ci.stdout.splitlines()[-1], ci.stdout
+    assert ci.stdout.count("SKIPPED, and skips fail this run (CI=true)") >= 2, ci.stdout
+    assert "needs a private MariaDB server; QBEL_TEST_MYSQL_URL is set" in ci.stdout
+    assert "no-skip policy (CI=true): 2 skip(s) failed the run" in ci.stdout
+    for node_id in NEEDS_PRIVATE:
+        assert node_id in ci.stdout
