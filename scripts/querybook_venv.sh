@@ -33,7 +33,7 @@ base_python() {
 unset LD_PRELOAD ASAN_OPTIONS UBSAN_OPTIONS
 
 PY="$VENV/bin/python"
-if [ ! -x "$PY" ] || ! "$PY" -c 'import sys' >/dev/null 2>&1; then
+if [ ! -x "$PY" ] || ! "$PY" -m pip --version >/dev/null 2>&1; then
     BASE="$(base_python)"
     echo "querybook_venv: creating $VENV from $BASE ($("$BASE" --version 2>&1))" >&2
     rm -rf "$VENV"
