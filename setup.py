@@ -35,6 +35,15 @@ def pkg_config(library):
     )
 
 
+# Compiled only into test builds (QBEL_TEST_BUILD=1): the counting, failing
+# allocator and the test-only module functions (_live_allocations, ...).
+TEST_ONLY_SOURCES = {"csrc/qbel_alloc.c", "csrc/test_hooks.c"}
+
+
+def c_string(text):
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def extension():
     compile_args = ["-std=c11", "-D_GNU_SOURCE", "-fvisibility=hidden"]
     link_args = ["-pthread"]
@@ -42,11 +51,22 @@ def extension():
         cflags, libs = pkg_config(library)
         compile_args += cflags
         link_args += libs
-    compile_args += shlex.split(os.environ.get("QBEL_CFLAGS", ""))
+    extra_cflags = os.environ.get("QBEL_CFLAGS", "")
+    compile_args += shlex.split(extra_cflags)
     link_args += shlex.split(os.environ.get("QBEL_LDFLAGS", ""))
+    # A test build counts the C core's allocations and has the test-only
+    # functions; a normal build has neither (the tests say which they need).
+    test_build = os.environ.get("QBEL_TEST_BUILD") == "1"
+    sources = sorted(glob.glob("csrc/*.c"))
+    macros = []
+    if test_build:
+        macros = [("QBEL_TEST_HOOKS", "1"), ("QBEL_BUILD_CFLAGS", c_string(extra_cflags))]
+    else:
+        sources = [source for source in sources if source not in TEST_ONLY_SOURCES]
     return Extension(
         "querybook_eventlog._core",
-        sources=sorted(glob.glob("csrc/*.c")),
+        sources=sources,
+        define_macros=macros,
         depends=sorted(glob.glob("csrc/*.h")),
         extra_compile_args=compile_args,
         extra_link_args=link_args,

@@ -1,5 +1,6 @@
 /* byte_buffer: growth; see byte_buffer.h. */
 #include "byte_buffer.h"
+#include "qbel_alloc.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -17,7 +18,7 @@ void
 byte_buffer_release(byte_buffer *buffer)
 {
     if (!buffer->data_is_inline) {
-        free(buffer->data);
+        qbel_free(buffer->data);
     }
     byte_buffer_init(buffer, NULL, 0);
 }
@@ -35,13 +36,13 @@ byte_buffer_grow(byte_buffer *buffer, size_t extra)
     }
     char *grown;
     if (buffer->data_is_inline) {
-        grown = malloc(capacity);
+        grown = qbel_malloc(capacity);
         if (grown != NULL && buffer->length > 0) {
             memcpy(grown, buffer->data, buffer->length);
         }
     }
     else {
-        grown = realloc(buffer->data, capacity);
+        grown = qbel_realloc(buffer->data, capacity);
     }
     if (grown == NULL) {
         return -1;

@@ -1,5 +1,6 @@
 /* event_record: allocation, event type names and UTC time formatting. */
 #include "event_record.h"
+#include "qbel_alloc.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -36,7 +37,7 @@ event_record_new(int64_t created_at_us, int32_t uid, bool uid_is_null, int event
     if (json_length > SIZE_MAX - sizeof(event_record) - 1) {
         return NULL;
     }
-    event_record *record = malloc(sizeof(event_record) + json_length + 1);
+    event_record *record = qbel_malloc(sizeof(event_record) + json_length + 1);
     if (record == NULL) {
         return NULL;
     }
@@ -54,7 +55,7 @@ event_record_new(int64_t created_at_us, int32_t uid, bool uid_is_null, int event
 void
 event_record_free(event_record *record)
 {
-    free(record);
+    qbel_free(record);
 }
 
 /* Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's

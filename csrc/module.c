@@ -178,6 +178,11 @@ module_exec(PyObject *module)
     if (register_atexit(module) < 0) {
         return -1;
     }
+#ifdef QBEL_TEST_HOOKS
+    if (test_hooks_add(module) < 0) {
+        return -1;
+    }
+#endif
     pthread_once(&process_init_once, process_init);
     if (process_init_status < 0) {
         PyErr_SetString(PyExc_RuntimeError,

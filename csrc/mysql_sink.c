@@ -16,6 +16,7 @@
  * escaped values.  Either way each execution stays under max_allowed_packet.
  */
 #include "mysql_sink.h"
+#include "qbel_alloc.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -112,7 +113,7 @@ copy_string(char **target, const char *source)
     if (source == NULL) {
         return 0;
     }
-    *target = strdup(source);
+    *target = qbel_strdup(source);
     return *target == NULL ? -1 : 0;
 }
 
@@ -149,16 +150,16 @@ mysql_sink_config_free(mysql_sink_config *config)
             *p++ = '\0';
         }
     }
-    free(config->host);
-    free(config->user);
-    free(config->password);
-    free(config->database);
-    free(config->unix_socket);
-    free(config->charset);
-    free(config->ssl_ca);
-    free(config->ssl_cert);
-    free(config->ssl_key);
-    free(config->table);
+    qbel_free(config->host);
+    qbel_free(config->user);
+    qbel_free(config->password);
+    qbel_free(config->database);
+    qbel_free(config->unix_socket);
+    qbel_free(config->charset);
+    qbel_free(config->ssl_ca);
+    qbel_free(config->ssl_cert);
+    qbel_free(config->ssl_key);
+    qbel_free(config->table);
     config->host = config->user = config->password = config->database = NULL;
     config->unix_socket = config->charset = config->ssl_ca = config->ssl_cert = NULL;
     config->ssl_key = config->table = NULL;
@@ -287,12 +288,12 @@ mysql_sink_new(const mysql_sink_config *config)
         /* The Python layer validates first; this only guards the SQL we build. */
         return NULL;
     }
-    mysql_sink *sink = calloc(1, sizeof(*sink));
+    mysql_sink *sink = qbel_calloc(1, sizeof(*sink));
     if (sink == NULL) {
         return NULL;
     }
     if (mysql_sink_config_copy(&sink->config, config) < 0) {
-        free(sink);
+        qbel_free(sink);
         return NULL;
     }
     sink->bulk_enabled = !config->test_text_insert;
@@ -305,20 +306,20 @@ mysql_sink_new(const mysql_sink_config *config)
 static void
 free_buffers(mysql_sink *sink)
 {
-    free(sink->row_index);
-    free(sink->times);
-    free(sink->time_pointers);
-    free(sink->uids);
-    free(sink->uid_indicators);
-    free(sink->type_names);
-    free(sink->type_lengths);
-    free(sink->type_indicators);
-    free(sink->json_pointers);
-    free(sink->json_lengths);
-    free(sink->json_indicators);
-    free(sink->rejected);
-    free(sink->rejections);
-    free(sink->text);
+    qbel_free(sink->row_index);
+    qbel_free(sink->times);
+    qbel_free(sink->time_pointers);
+    qbel_free(sink->uids);
+    qbel_free(sink->uid_indicators);
+    qbel_free(sink->type_names);
+    qbel_free(sink->type_lengths);
+    qbel_free(sink->type_indicators);
+    qbel_free(sink->json_pointers);
+    qbel_free(sink->json_lengths);
+    qbel_free(sink->json_indicators);
+    qbel_free(sink->rejected);
+    qbel_free(sink->rejections);
+    qbel_free(sink->text);
 }
 
 int
@@ -336,7 +337,7 @@ mysql_sink_free(mysql_sink *sink)
     mysql_sink_close_connection(sink);
     free_buffers(sink);
     mysql_sink_config_free(&sink->config);
-    free(sink);
+    qbel_free(sink);
 }
 
 void
@@ -723,7 +724,7 @@ grow_array(void *pointer_to_array, size_t count, size_t element_size)
     if (element_size != 0 && count > SIZE_MAX / element_size) {
         return -1;
     }
-    void *grown = realloc(*array, count * element_size);
+    void *grown = qbel_realloc(*array, count * element_size);
     if (grown == NULL) {
         return -1;
     }
@@ -770,7 +771,7 @@ ensure_text_capacity(mysql_sink *sink, size_t needed)
     while (capacity < needed) {
         capacity = capacity > SIZE_MAX / 2 ? needed : capacity * 2;
     }
-    char *grown = realloc(sink->text, capacity);
+    char *grown = qbel_realloc(sink->text, capacity);
     if (grown == NULL) {
         return -1;
     }

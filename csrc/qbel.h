@@ -251,4 +251,11 @@ PyObject *db_logger_replay_spool(PyObject *module, PyObject *const *args, Py_ssi
 /* Flush and close every live DBEventLogger (atexit hook). */
 PyObject *db_logger_atexit(PyObject *module, PyObject *unused);
 
+#ifdef QBEL_TEST_HOOKS
+/* ---- test_hooks.c (test builds only) ------------------------------------ */
+
+/* Add _live_allocations, _fail_allocation_at, _build_flags, _plant_fault. */
+int test_hooks_add(PyObject *module);
+#endif
+
 #endif

@@ -1,5 +1,6 @@
 /* spool: spool files, dead letters and exactly-once replay; see spool.h. */
 #include "spool.h"
+#include "qbel_alloc.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -35,7 +36,7 @@ track_locked(int fd)
 {
     if (tracked_count == tracked_capacity) {
         size_t capacity = tracked_capacity ? tracked_capacity * 2 : 16;
-        int *grown = realloc(tracked_fds, capacity * sizeof(*grown));
+        int *grown = qbel_realloc(tracked_fds, capacity * sizeof(*grown));
         if (grown == NULL) {
             errno = ENOMEM;
             return -1;
@@ -178,7 +179,7 @@ static char *
 join_path(const char *dir, const char *prefix, const char *name, const char *suffix)
 {
     size_t length = strlen(dir) + strlen(prefix) + strlen(name) + strlen(suffix) + 2;
-    char *path = malloc(length);
+    char *path = qbel_malloc(length);
     if (path != NULL) {
         snprintf(path, length, "%s/%s%s%s", dir, prefix, name, suffix);
     }
@@ -196,7 +197,7 @@ spool_make_directory(const char *dir)
         errno = ENOTDIR;
         return -1;
     }
-    char *copy = strdup(dir);
+    char *copy = qbel_strdup(dir);
     if (copy == NULL) {
         return -1;
     }
@@ -204,14 +205,14 @@ spool_make_directory(const char *dir)
         if (*slash == '/') {
             *slash = '\0';
             if (mkdir(copy, 0700) < 0 && errno != EEXIST) {
-                free(copy);
+                qbel_free(copy);
                 return -1;
             }
             *slash = '/';
         }
     }
     int result = mkdir(copy, 0700) < 0 && errno != EEXIST ? -1 : 0;
-    free(copy);
+    qbel_free(copy);
     return result;
 }
 
@@ -253,14 +254,14 @@ spool_file_create(spool_file *file, const char *dir)
         errno = saved;
         goto error;
     }
-    free(temporary);
+    qbel_free(temporary);
     return 0;
 
 error:;
     int saved = errno;
     spool_fd_close_tracked(file->fd);
-    free(temporary);
-    free(file->path);
+    qbel_free(temporary);
+    qbel_free(file->path);
     spool_file_init(file);
     errno = saved;
     return -1;
@@ -411,14 +412,14 @@ spool_file_close(spool_file *file, bool unlink_it)
         }
         spool_fd_close_tracked(file->fd);
     }
-    free(file->path);
+    qbel_free(file->path);
     spool_file_init(file);
 }
 
 void
 spool_file_forget_in_child(spool_file *file)
 {
-    free(file->path); /* the descriptor was closed by spool_fork_child */
+    qbel_free(file->path); /* the descriptor was closed by spool_fork_child */
     spool_file_init(file);
 }
 
@@ -429,7 +430,7 @@ dead_letter_init(dead_letter *letters, const char *dir)
 {
     letters->fd = -1;
     letters->dir = NULL;
-    if (dir != NULL && (letters->dir = strdup(dir)) == NULL) {
+    if (dir != NULL && (letters->dir = qbel_strdup(dir)) == NULL) {
         return -1;
     }
     return 0;
@@ -442,7 +443,7 @@ dead_letter_close(dead_letter *letters)
         close(letters->fd);
     }
     letters->fd = -1;
-    free(letters->dir);
+    qbel_free(letters->dir);
     letters->dir = NULL;
 }
 
@@ -477,7 +478,7 @@ dead_letter_emit(dead_letter *letters, byte_buffer *line)
             return -1;
         }
         letters->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-        free(path);
+        qbel_free(path);
         if (letters->fd < 0) {
             return -1;
         }
@@ -551,7 +552,7 @@ rejection_list_clear(rejection_list *list)
 void
 rejection_list_free(rejection_list *list)
 {
-    free(list->items);
+    qbel_free(list->items);
     list->items = NULL;
     list->count = list->capacity = 0;
 }
@@ -562,7 +563,7 @@ rejection_list_collect(void *context, const mysql_sink_rejection *rejection)
     rejection_list *list = context;
     if (list->count == list->capacity) {
         size_t capacity = list->capacity ? list->capacity * 2 : 8;
-        mysql_sink_rejection *grown = realloc(list->items, capacity * sizeof(*grown));
+        mysql_sink_rejection *grown = qbel_realloc(list->items, capacity * sizeof(*grown));
         if (grown == NULL) {
             /* cannot remember it: the row is reported on stderr instead */
             fprintf(stderr, "querybook_eventlog: out of memory recording a rejected row: %s\n",
@@ -732,7 +733,7 @@ replay_group_add(replay_group *group, event_record *record)
 {
     if (group->count == group->capacity) {
         size_t capacity = group->capacity ? group->capacity * 2 : 64;
-        event_record **grown = realloc(group->records, capacity * sizeof(*grown));
+        event_record **grown = qbel_realloc(group->records, capacity * sizeof(*grown));
         if (grown == NULL) {
             return -1;
         }
@@ -822,7 +823,7 @@ bad_line_add(bad_line_list *list, off_t offset, uint64_t number, const char *why
 {
     if (list->count == list->capacity) {
         size_t capacity = list->capacity ? list->capacity * 2 : 8;
-        bad_line *grown = realloc(list->items, capacity * sizeof(*grown));
+        bad_line *grown = qbel_realloc(list->items, capacity * sizeof(*grown));
         if (grown == NULL) {
             return -1;
         }
@@ -997,10 +998,10 @@ done:
     result->skipped += local.skipped;
     replay_group_reset(&positional);
     replay_group_reset(&carried);
-    free(positional.records);
-    free(carried.records);
-    free(line);
-    free(bad_lines.items);
+    qbel_free(positional.records);
+    qbel_free(carried.records);
+    free(line); /* getline's block: libc's, so plain free and not counted */
+    qbel_free(bad_lines.items);
     close_tracked_stream(stream);
     return status;
 }
@@ -1061,14 +1062,14 @@ spool_replay_directory(spool_replay_context *context, const char *dir,
         }
         if (count == capacity) {
             capacity = capacity ? capacity * 2 : 16;
-            char **grown = realloc(names, capacity * sizeof(*grown));
+            char **grown = qbel_realloc(names, capacity * sizeof(*grown));
             if (grown == NULL) {
                 status = -1;
                 break;
             }
             names = grown;
         }
-        if ((names[count] = strdup(entry->d_name)) == NULL) {
+        if ((names[count] = qbel_strdup(entry->d_name)) == NULL) {
             status = -1;
             break;
         }
@@ -1090,7 +1091,7 @@ spool_replay_directory(spool_replay_context *context, const char *dir,
             char *path = join_path(dir, "", names[i], "");
             int fd = path ? claim_file(path) : -1;
             if (fd < 0) {
-                free(path);
+                qbel_free(path);
                 continue;
             }
             if (spool_replay_fd(context, fd, names[i], result) == 0) {
@@ -1100,16 +1101,16 @@ spool_replay_directory(spool_replay_context *context, const char *dir,
                 status = -1;
             }
             spool_fd_close_tracked(fd);
-            free(path);
+            qbel_free(path);
             if (status < 0) {
                 break;
             }
         }
     }
     for (size_t i = 0; i < count; i++) {
-        free(names[i]);
+        qbel_free(names[i]);
     }
-    free(names);
+    qbel_free(names);
     return status;
 }
 
@@ -1144,7 +1145,7 @@ spool_remove_stale_temporaries(const char *dir, double max_age_s)
                 spool_fd_close_tracked(fd);
             }
         }
-        free(path);
+        qbel_free(path);
     }
     closedir(directory);
     return removed;

@@ -43,6 +43,7 @@
 
 #include "event_queue.h"
 #include "spool.h"
+#include "qbel_alloc.h"
 
 /* How often an idle writer looks for spool files orphaned by dead
  * processes sharing its spool_dir (it also looks right after starting). */
@@ -151,7 +152,7 @@ copy_string(const char *text, bool *failed)
     if (text == NULL) {
         return NULL;
     }
-    char *copy = strdup(text);
+    char *copy = qbel_strdup(text);
     if (copy == NULL) {
         *failed = true;
     }
@@ -168,7 +169,7 @@ make_process_hex(writer *w)
 writer *
 writer_new(const writer_config *config)
 {
-    writer *w = calloc(1, sizeof(*w));
+    writer *w = qbel_calloc(1, sizeof(*w));
     if (w == NULL) {
         return NULL;
     }
@@ -188,7 +189,7 @@ writer_new(const writer_config *config)
         memset(&w->config.sink, 0, sizeof(w->config.sink));
         failed = true;
     }
-    w->batch = failed ? NULL : malloc(w->config.batch_size * sizeof(*w->batch));
+    w->batch = failed ? NULL : qbel_malloc(w->config.batch_size * sizeof(*w->batch));
     if (failed || w->batch == NULL || dead_letter_init(&w->letters, w->config.spool_dir) < 0) {
         goto error;
     }
@@ -217,9 +218,9 @@ error:;
     int saved = errno ? errno : ENOMEM;
     dead_letter_close(&w->letters);
     mysql_sink_config_free(&w->config.sink);
-    free(w->config.spool_dir);
-    free(w->batch);
-    free(w);
+    qbel_free(w->config.spool_dir);
+    qbel_free(w->batch);
+    qbel_free(w);
     errno = saved;
     return NULL;
 }
@@ -936,7 +937,7 @@ writer_close(writer *w, double timeout_s)
     if (w->batch_count > 0 && !w->batch_spooled_by_closer) {
         batch_count = w->batch_count;
         if (w->thread_alive) {
-            pinned = malloc(batch_count * sizeof(*pinned));
+            pinned = qbel_malloc(batch_count * sizeof(*pinned));
             if (pinned != NULL) {
                 memcpy(pinned, w->batch, batch_count * sizeof(*pinned));
                 w->batch_pinned_by_closer = true;
@@ -965,7 +966,7 @@ writer_close(writer *w, double timeout_s)
         for (size_t i = 0; i < batch_count && !batch_format_failed; i++) {
             batch_format_failed = spool_format_line(&batch_lines, pinned[i], batch_id) < 0;
         }
-        free(pinned);
+        qbel_free(pinned);
         pthread_mutex_lock(&w->queue.lock);
         w->batch_pinned_by_closer = false;
         pthread_cond_broadcast(&w->queue.progress); /* wait_closer_unpinned_locked */
@@ -1064,7 +1065,7 @@ writer_destroy(writer *w)
     for (size_t i = 0; i < w->batch_count; i++) {
         event_record_free(w->batch[i]);
     }
-    free(w->batch);
+    qbel_free(w->batch);
     if (w->sink != NULL) {
         mysql_sink_free(w->sink);
     }
@@ -1076,8 +1077,8 @@ writer_destroy(writer *w)
     event_queue_destroy(&w->queue);
     pthread_mutex_destroy(&w->spool_lock);
     mysql_sink_config_free(&w->config.sink);
-    free(w->config.spool_dir);
-    free(w);
+    qbel_free(w->config.spool_dir);
+    qbel_free(w);
 }
 
 void

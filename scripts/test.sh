@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # scripts/test.sh — `make test`: install what is missing, build with -Werror,
 # run every test; then rebuild a copy with AddressSanitizer +
-# UndefinedBehaviorSanitizer and run every test again under it; then the
+# UndefinedBehaviorSanitizer (a test build: allocation counter, planted
+# faults) and run every test again under it, LeakSanitizer on; then the
 # whole suite on CPython 3.10 (Querybook's) and on the newest CPython this
 # machine has, and an import-and-smoke run on every other CPython 3.9+ it has.
 # The tests start their own private MariaDB servers (tests/mariadb_server.py).
@@ -25,27 +26,34 @@ echo "== tests ($("$PY" -V), -Wall -Wextra -Werror)"
 if [ "${QBEL_SKIP_SANITIZERS:-0}" = 1 ]; then
     echo "== sanitizer run skipped (QBEL_SKIP_SANITIZERS=1)"
 else
-    echo "== tests (ASan + UBSan build)"
+    echo "== tests (ASan + UBSan + LeakSanitizer, test build)"
     ASAN_TREE="$ROOT/build/asan-tree"
     mkdir -p "$ASAN_TREE"
     rsync -a --delete --exclude .git --exclude '.venv*' --exclude build --exclude '*.so' \
         --exclude __pycache__ --exclude .hypothesis "$ROOT/" "$ASAN_TREE/"
     SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
-    (cd "$ASAN_TREE" && QBEL_CFLAGS="-Wall -Wextra -Werror -O1 -g $SANITIZE" QBEL_LDFLAGS="$SANITIZE" \
-        "$PY" setup.py -q build_ext --inplace --force >build-asan.log 2>&1) \
+    # A test build too (QBEL_TEST_BUILD=1): the C core's allocations are
+    # counted (tests/test_c_leaks.py) and the planted faults exist
+    # (tests/test_sanitizer_pass.py); the pass above stays a release build.
+    (cd "$ASAN_TREE" && QBEL_TEST_BUILD=1 QBEL_CFLAGS="-Wall -Wextra -Werror -O1 -g $SANITIZE" \
+        QBEL_LDFLAGS="$SANITIZE" "$PY" setup.py -q build_ext --inplace --force >build-asan.log 2>&1) \
         || { cat "$ASAN_TREE/build-asan.log" >&2; exit 1; }
-    # The ASan runtime must come first in a Python that was not built with it;
-    # CPython's own allocations are not ours to judge, so leak detection is off.
+    # The ASan runtime must come first in a Python that was not built with it.
+    # LeakSanitizer checks every process at exit; tests/lsan.supp silences
+    # CPython's, gevent's and Connector/C's own allocations, never ours.
     # Reports go to files: pytest captures stderr, and an abort would lose them.
     PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)"
     REPORTS="$ASAN_TREE/sanitizer-reports"
     rm -rf "$REPORTS" && mkdir -p "$REPORTS"
     status=0
+    sanitizer_start=$SECONDS
     (cd "$ASAN_TREE" && LD_PRELOAD="$PRELOAD" \
-        ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:strict_string_checks=1:log_path=$REPORTS/asan" \
+        ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1:log_path=$REPORTS/asan" \
+        LSAN_OPTIONS="suppressions=$ASAN_TREE/tests/lsan.supp:print_suppressions=0" \
         UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$REPORTS/ubsan" \
-        QBEL_SANITIZED=1 \
+        QBEL_SANITIZED=1 QBEL_SANITIZED_TREE="$ASAN_TREE" QBEL_REQUIRE_TEST_HOOKS=1 \
         "$PY" -m pytest -q -p no:cacheprovider tests "$@") || status=$?
+    echo "== sanitizer pass took $((SECONDS - sanitizer_start)) s"
     if compgen -G "$REPORTS/*" >/dev/null; then
         echo "== sanitizer reports" >&2
         cat "$REPORTS"/* >&2

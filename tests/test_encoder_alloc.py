@@ -1,8 +1,10 @@
 """qe.dumps when malloc fails: MemoryError, nothing partial, no crash.
 
 The encoder's buffer comes from malloc, which Python cannot make fail from
-inside; a child process lowers its own address-space limit instead, so the
-failure is real."""
+inside.  A test build (the sanitizer pass's) has the chaos allocator: it
+fails the 1st, 2nd, ... allocation of a call, and the live-allocation
+counter must come back each time.  Elsewhere a child process lowers its own
+address-space limit instead, so the failure is real."""
 
 import os
 import subprocess
@@ -11,7 +13,11 @@ import textwrap
 
 import pytest
 
-CHILD = textwrap.dedent(
+from querybook_eventlog import _core
+
+HOOKS = hasattr(_core, "_fail_allocation_at")
+
+RLIMIT_CHILD = textwrap.dedent(
     """
     import resource
     import querybook_eventlog as qe
@@ -43,15 +49,54 @@ CHILD = textwrap.dedent(
     """
 )
 
+CHAOS_CHILD = textwrap.dedent(
+    """
+    import querybook_eventlog as qe
+    from querybook_eventlog import _core
 
-@pytest.mark.skipif(
-    "asan" in os.environ.get("LD_PRELOAD", "") or not sys.platform.startswith("linux"),
-    reason="needs Linux RLIMIT_AS; ASan reserves terabytes of shadow memory",
+    chunk = "x" * (1 << 20)
+    documents = [[chunk] * 16, {"deep": [{"k": chunk}] * 8}, {"n": list(range(50_000))}]
+    for document in documents:
+        expected = qe.dumps(document)
+        start = _core._live_allocations()
+        failures = 0
+        for n in range(1, 1000):
+            _core._fail_allocation_at(n)
+            try:
+                result = qe.dumps(document)
+            except MemoryError:
+                failures += 1
+                assert _core._live_allocations() == start, (n, _core._live_allocations(), start)
+                continue
+            finally:
+                _core._fail_allocation_at(0)
+            assert result == expected  # nothing partial
+            break
+        else:
+            raise SystemExit("still failing after 1000 allocations")
+        if failures == 0:
+            raise SystemExit("no MemoryError: the chaos allocator never failed an allocation")
+    assert qe.dumps({"still": ["fine", 1]}) == b'{"still":["fine",1]}'
+    print("ok")
+    """
 )
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs Linux")
 def test_out_of_memory_raises_memory_error():
+    if HOOKS:
+        child = CHAOS_CHILD
+    elif "asan" in os.environ.get("LD_PRELOAD", ""):
+        if os.environ.get("QBEL_REQUIRE_TEST_HOOKS") == "1":
+            pytest.fail("ASan reserves terabytes of shadow memory, so RLIMIT_AS cannot fail "
+                        "malloc here, and this build has no chaos allocator (QBEL_TEST_BUILD=1)")
+        pytest.skip("ASan reserves terabytes of shadow memory (RLIMIT_AS) and this is no test "
+                    "build (QBEL_TEST_BUILD=1 has the chaos allocator)")
+    else:
+        child = RLIMIT_CHILD
     repo_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     result = subprocess.run(
-        [sys.executable, "-c", CHILD], cwd=repo_root, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", child], cwd=repo_root, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"

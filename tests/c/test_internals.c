@@ -1,6 +1,9 @@
 /* Checks of the pure-C internals that Python cannot reach: allocation
  * failure in the byte buffer and event records, size overflow, and the UTC
- * calendar arithmetic across its whole range.  Run by tests/test_c_internals.py. */
+ * calendar arithmetic across its whole range.  Built with -DQBEL_TEST_HOOKS and
+ * csrc/qbel_alloc.c: the test build's allocator fails the Nth allocation on
+ * demand (the chaos allocator) and counts live blocks, which must be back to
+ * zero after every check.  Run by tests/test_c_internals.py. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,29 +12,7 @@
 
 #include "../../csrc/byte_buffer.h"
 #include "../../csrc/event_record.h"
-
-#undef malloc
-#undef realloc
-
-long chaos_fail_at = 0;
-
-void *
-chaos_malloc(size_t size)
-{
-    if (chaos_fail_at > 0 && --chaos_fail_at == 0) {
-        return NULL;
-    }
-    return malloc(size);
-}
-
-void *
-chaos_realloc(void *block, size_t size)
-{
-    if (chaos_fail_at > 0 && --chaos_fail_at == 0) {
-        return NULL;
-    }
-    return realloc(block, size);
-}
+#include "../../csrc/qbel_alloc.h"
 
 static int failures = 0;
 #define CHECK(condition)                                                        \
@@ -68,14 +49,14 @@ test_buffer_allocation_failure_keeps_contents(void)
     byte_buffer buffer;
     byte_buffer_init(&buffer, inline_block, sizeof inline_block);
     CHECK(byte_buffer_append(&buffer, "abc", 3) == 0);
-    chaos_fail_at = 1;
+    qbel_alloc_fail_at(1);
     CHECK(byte_buffer_append(&buffer, "defgh", 5) == -1); /* inline -> heap fails */
     CHECK(buffer.length == 3 && buffer.data == inline_block);
     CHECK(byte_buffer_append(&buffer, "defgh", 5) == 0);
-    chaos_fail_at = 1;
+    qbel_alloc_fail_at(1);
     CHECK(byte_buffer_reserve(&buffer, 1000) == -1); /* realloc fails */
     CHECK(buffer.length == 8 && memcmp(buffer.data, "abcdefgh", 8) == 0);
-    chaos_fail_at = 0;
+    qbel_alloc_fail_at(0);
     byte_buffer_release(&buffer);
 }
 
@@ -94,7 +75,7 @@ test_buffer_size_overflow(void)
 static void
 test_event_record(void)
 {
-    chaos_fail_at = 1;
+    qbel_alloc_fail_at(1);
     CHECK(event_record_new(0, 1, false, EVENT_TYPE_CLICK, "{}", 2) == NULL);
     CHECK(event_record_new(0, 1, false, EVENT_TYPE_CLICK, "{}", SIZE_MAX - 4) == NULL);
     event_record *record = event_record_new(5, -7, false, EVENT_TYPE_API, "{\"a\":1}", 7);
@@ -140,14 +121,28 @@ test_time_against_gmtime(void)
     CHECK(now > 1700000000000000LL);
 }
 
+/* Every check must give back what it took. */
+static void
+run(const char *name, void (*check)(void))
+{
+    check();
+    qbel_alloc_fail_at(0);
+    long long blocks, bytes;
+    qbel_alloc_live(&blocks, &bytes);
+    if (blocks != 0 || bytes != 0) {
+        fprintf(stderr, "%s: %lld block(s), %lld byte(s) still live\n", name, blocks, bytes);
+        failures++;
+    }
+}
+
 int
 main(void)
 {
-    test_buffer_inline_then_heap();
-    test_buffer_allocation_failure_keeps_contents();
-    test_buffer_size_overflow();
-    test_event_record();
-    test_time_against_gmtime();
+    run("buffer_inline_then_heap", test_buffer_inline_then_heap);
+    run("buffer_allocation_failure_keeps_contents", test_buffer_allocation_failure_keeps_contents);
+    run("buffer_size_overflow", test_buffer_size_overflow);
+    run("event_record", test_event_record);
+    run("time_against_gmtime", test_time_against_gmtime);
     if (failures) {
         fprintf(stderr, "%d check(s) failed\n", failures);
         return 1;
