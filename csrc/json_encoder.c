@@ -18,6 +18,10 @@
 
 #include "float_format.h"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #if defined(__GNUC__) || defined(__clang__)
 #define LIKELY(x) __builtin_expect(!!(x), 1)
 #define UNLIKELY(x) __builtin_expect(!!(x), 0)
@@ -240,6 +244,30 @@ word_needs_escape(uint64_t word)
     return ((control | quote | backslash) & highs) != 0;
 }
 
+/* Copy 16 ASCII bytes from `from` to `to` (either unaligned); true when one
+ * of them needs escaping.  SSE2 where the target has it (every x86-64): the
+ * signed compare for < 0x20 is exact since every byte is < 0x80. */
+static inline bool
+copy16_needs_escape(char *to, const unsigned char *from)
+{
+#if defined(__SSE2__)
+    __m128i bytes = _mm_loadu_si128((const __m128i *)(const void *)from);
+    _mm_storeu_si128((__m128i *)(void *)to, bytes);
+    __m128i special = _mm_or_si128(
+        _mm_cmplt_epi8(bytes, _mm_set1_epi8(0x20)),
+        _mm_or_si128(_mm_cmpeq_epi8(bytes, _mm_set1_epi8('"')),
+                     _mm_cmpeq_epi8(bytes, _mm_set1_epi8('\\'))));
+    return _mm_movemask_epi8(special) != 0;
+#else
+    uint64_t low, high;
+    memcpy(&low, from, 8);
+    memcpy(&high, from + 8, 8);
+    memcpy(to, &low, 8);
+    memcpy(to + 8, &high, 8);
+    return word_needs_escape(low) || word_needs_escape(high);
+#endif
+}
+
 /* Index of the first byte of ASCII text `s` that needs escaping, or n.
  * Eight bytes at a time; the tail as one last overlapping word (or two
  * overlapping halves), so clean short strings never loop byte by byte. */
@@ -413,7 +441,10 @@ make_str_ready(PyObject *str)
 }
 #endif
 
-/* Any str (or str subclass: its content) as a JSON string. */
+/* Any str (or str subclass: its content) as a JSON string.  ASCII text is
+ * copied and checked in one pass, 16 bytes a step, into room reserved once
+ * for the whole string (plus a word of slack for the last step's store);
+ * escapes, if any, reserve more as they are met. */
 static inline int
 write_str(json_encoder *encoder, PyObject *str)
 {
@@ -427,22 +458,32 @@ write_str(json_encoder *encoder, PyObject *str)
     }
     const unsigned char *s = (const unsigned char *)PyUnicode_DATA(str);
     Py_ssize_t n = PyUnicode_GET_LENGTH(str);
-    Py_ssize_t first_escape = ascii_first_escape(s, n);
-    if (encoder_reserve(encoder, (size_t)first_escape + 2) < 0) {
+    if (encoder_reserve(encoder, (size_t)n + 2 + 16) < 0) {
         return -1;
     }
     byte_buffer *buffer = encoder->buffer;
     char *out = buffer->data + buffer->length;
     *out++ = '"';
-    memcpy(out, s, (size_t)first_escape);
-    out += first_escape;
-    if (LIKELY(first_escape == n)) {
-        *out++ = '"';
-        buffer->length = (size_t)(out - buffer->data);
-        return 0;
+    Py_ssize_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        if (UNLIKELY(copy16_needs_escape(out + i, s + i))) {
+            goto escaped;
+        }
     }
-    buffer->length = (size_t)(out - buffer->data);
-    return write_ascii_escaped(encoder, s, n, first_escape);
+    {
+        Py_ssize_t rest = ascii_first_escape(s + i, n - i);
+        memcpy(out + i, s + i, (size_t)rest);
+        i += rest;
+        if (LIKELY(i == n)) {
+            out[n] = '"';
+            buffer->length += (size_t)n + 2;
+            return 0;
+        }
+    }
+escaped:
+    i += ascii_first_escape(s + i, n - i);
+    buffer->length += 1 + (size_t)i;
+    return write_ascii_escaped(encoder, s, n, i);
 }
 
 /* ---- numbers ------------------------------------------------------------ */

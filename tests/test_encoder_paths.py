@@ -1,0 +1,119 @@
+"""qe.dumps' fast paths against json.dumps, byte for byte.
+
+Strings are copied 16 bytes a step and checked word-wise, so escapes are put
+at every position around those boundaries; ints go through a digit-pair
+itoa below 2**63 and int.__repr__ beyond it, so every power-of-ten and
+64-bit edge is checked.  Where qe escapes beyond RFC 8259 (C1 controls,
+U+2028/U+2029) the expected text is json's with those escaped too.
+"""
+
+import json
+import re
+
+import pytest
+
+import querybook_eventlog as qe
+
+EXTRA_ESCAPES = re.compile("[\u0080-\u009f\u2028\u2029]")
+
+
+def expected(obj):
+    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    return EXTRA_ESCAPES.sub(lambda m: "\\u%04x" % ord(m.group()), text).encode()
+
+
+def check(obj):
+    assert qe.dumps(obj) == expected(obj), obj
+
+
+ESCAPED = ['"', "\\", "\n", "\t", "\b", "\f", "\r", "\x00", "\x1f", "\x7f"]
+
+
+@pytest.mark.parametrize("length", range(0, 71))
+def test_clean_ascii_every_length(length):
+    text = "".join(chr(32 + (i * 7) % 95) for i in range(length)).replace('"', "a")
+    text = text.replace("\\", "b")
+    check(text)
+    check({text: text})
+    check([text, text])
+
+
+@pytest.mark.parametrize("length", range(1, 71))
+def test_escape_at_every_position(length):
+    for char in ESCAPED:
+        for position in range(length):
+            text = "x" * position + char + "y" * (length - position - 1)
+            check(text)
+        check(char * length)
+
+
+def test_every_control_char_alone_and_embedded():
+    for code in range(0x20):
+        char = chr(code)
+        check(char)
+        check("a" * 15 + char + "b" * 20)
+        check("a" * 16 + char)
+        check({char: char * 17})
+
+
+@pytest.mark.parametrize("char", ["é", "ÿ", "\u0100", "日", "\uffff", "🚀", "\U0010ffff",
+                                  "\u0080", "\u009f", "\u00a0", "\u2028", "\u2029"])
+def test_non_ascii_around_boundaries(char):
+    for length in range(0, 40):
+        for position in range(0, length + 1, max(1, length // 7)):
+            base = "a" * length
+            check(base[:position] + char + base[position:])
+            check(base[:position] + char + '"' + base[position:])
+
+
+def test_one_megabyte_strings():
+    check("abcdefgh" * 131072)
+    check("abcdefgh" * 131071 + 'a"\\\n\x01xyz')
+    check("é" * (1 << 20))
+    check("日本" * (1 << 19))
+    check("🚀a" * (1 << 18))
+    check(('x' * 1000 + '"') * 1000)
+
+
+@pytest.mark.parametrize("surrogate", ["\ud800", "\udbff", "\udc00", "\udfff"])
+def test_lone_surrogates_raise_value_error(surrogate):
+    for text in (surrogate, "a" * 20 + surrogate, "é" + surrogate, "日" * 17 + surrogate):
+        with pytest.raises(ValueError, match="lone surrogate"):
+            qe.dumps(text)
+        with pytest.raises(ValueError, match="lone surrogate"):
+            qe.dumps({"k": [text]})
+
+
+def int_edges():
+    values = {0, 1, -1, 2**63 - 1, -(2**63), 2**63, -(2**63) - 1, 2**64 - 1, 2**64, -(2**64),
+              10**30, -(10**30), 2**200}
+    for exponent in range(0, 25):
+        for base in (10**exponent, 2**(exponent * 3)):
+            values.update({base - 1, base, base + 1, -base + 1, -base, -base - 1})
+    return sorted(values)
+
+
+def test_ints_at_every_edge():
+    values = int_edges()
+    for value in values:
+        check(value)
+    check(values)
+    check({str(v): v for v in values})
+
+
+def test_int_keys_and_subclasses_as_before():
+    class MyInt(int):
+        def __repr__(self):
+            return "nope"
+
+    check({1: 2, -(2**63): 2**63})
+    assert qe.dumps(MyInt(12345678901234567890)) == b"12345678901234567890"
+    assert qe.dumps([True, False, None]) == b"[true,false,null]"
+
+
+def test_nested_containers():
+    document = {"a": [1, "two", 3.5, None, True, {"b": [[], {}, [{}]]}],
+                "c": {"d": {"e": {"f": ["g" * 100] * 3}}}, "": ""}
+    check(document)
+    check([document] * 50)
+    check({"k%d" % i: [i, str(i) * i] for i in range(300)})
