@@ -56,8 +56,23 @@ def test_every_control_char_alone_and_embedded():
         check({char: char * 17})
 
 
-@pytest.mark.parametrize("char", ["é", "ÿ", "\u0100", "日", "\uffff", "🚀", "\U0010ffff",
-                                  "\u0080", "\u009f", "\u00a0", "\u2028", "\u2029"])
+@pytest.mark.parametrize(
+    "char",
+    [
+        "é",
+        "ÿ",
+        "\u0100",
+        "日",
+        "\uffff",
+        "🚀",
+        "\U0010ffff",
+        "\u0080",
+        "\u009f",
+        "\u00a0",
+        "\u2028",
+        "\u2029",
+    ],
+)
 def test_non_ascii_around_boundaries(char):
     for length in range(0, 40):
         for position in range(0, length + 1, max(1, length // 7)):
@@ -72,7 +87,7 @@ def test_one_megabyte_strings():
     check("é" * (1 << 20))
     check("日本" * (1 << 19))
     check("🚀a" * (1 << 18))
-    check(('x' * 1000 + '"') * 1000)
+    check(("x" * 1000 + '"') * 1000)
 
 
 @pytest.mark.parametrize("surrogate", ["\ud800", "\udbff", "\udc00", "\udfff"])
@@ -85,10 +100,23 @@ def test_lone_surrogates_raise_value_error(surrogate):
 
 
 def int_edges():
-    values = {0, 1, -1, 2**63 - 1, -(2**63), 2**63, -(2**63) - 1, 2**64 - 1, 2**64, -(2**64),
-              10**30, -(10**30), 2**200}
+    values = {
+        0,
+        1,
+        -1,
+        2**63 - 1,
+        -(2**63),
+        2**63,
+        -(2**63) - 1,
+        2**64 - 1,
+        2**64,
+        -(2**64),
+        10**30,
+        -(10**30),
+        2**200,
+    }
     for exponent in range(0, 25):
-        for base in (10**exponent, 2**(exponent * 3)):
+        for base in (10**exponent, 2 ** (exponent * 3)):
             values.update({base - 1, base, base + 1, -base + 1, -base, -base - 1})
     return sorted(values)
 
@@ -112,8 +140,11 @@ def test_int_keys_and_subclasses_as_before():
 
 
 def test_nested_containers():
-    document = {"a": [1, "two", 3.5, None, True, {"b": [[], {}, [{}]]}],
-                "c": {"d": {"e": {"f": ["g" * 100] * 3}}}, "": ""}
+    document = {
+        "a": [1, "two", 3.5, None, True, {"b": [[], {}, [{}]]}],
+        "c": {"d": {"e": {"f": ["g" * 100] * 3}}},
+        "": "",
+    }
     check(document)
     check([document] * 50)
     check({"k%d" % i: [i, str(i) * i] for i in range(300)})
