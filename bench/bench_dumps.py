@@ -104,6 +104,74 @@ def ratio(theirs, ours):
     return f"{theirs / ours:.2f}×" if theirs is not None else "n/a"
 
 
+SIZES = [100, 1_000, 10_000, 100_000, 1_000_000]
+SIZE_BUDGET = (2 if QUICK else 8) << 20  # bytes of JSON per encoder per repeat
+
+
+def long_string(rng, size):
+    """One fresh str of about `size` bytes of JSON, nothing to escape."""
+    alphabet = "abcdefghijklmnopqrstuvwxyz ABCDEFGHIJ0123456789-_/.:"
+    word = "".join(rng.choice(alphabet) for _ in range(64))
+    return (word * (size // 64 + 1))[:size - 2]
+
+
+def _leaf(rng, i):
+    # about 100 bytes of JSON: ints, a str, a random float, a list
+    return {"id": rng.randint(1, 10**9), "name": f"item {i} {rng.choice(qb_events.WORDS)}",
+            "score": rng.random() * 100, "ok": rng.random() < 0.5,
+            "tags": [rng.randint(0, 999), rng.randint(0, 999)]}
+
+
+def nested_dicts(rng, size):
+    """Fresh dicts of about `size` bytes of JSON: groups of 8 leaves, nested."""
+    leaves = max(1, round(size / 110))
+    if leaves == 1:
+        return _leaf(rng, 0)
+    out, group = {}, {}
+    for i in range(leaves):
+        group[f"k{i}"] = _leaf(rng, i)
+        if len(group) == 8:
+            out[f"g{i}"] = {"meta": {"n": i}, "items": group}
+            group = {}
+    if group:
+        out["rest"] = group
+    return out
+
+
+def measure_size(generate, size):
+    import random
+    count = max(3, min(2000, SIZE_BUDGET // size))
+    samples = {name: [] for name, _ in ENCODERS}
+    repeats = max(3, REPEATS // 3) if size >= 100_000 else REPEATS
+    for repeat in range(repeats + 1):
+        order = ENCODERS[repeat % len(ENCODERS):] + ENCODERS[:repeat % len(ENCODERS)]
+        for name, encode in order:
+            if name == "json" and size >= 100_000:
+                continue
+            rng = random.Random(size * 1000 + repeat)
+            objects = [generate(rng, size) for _ in range(count)]
+            value = ns_per_event(encode, objects)
+            if repeat:
+                samples[name].append(value)
+            del objects
+    return {name: statistics.median(v) if v else None for name, v in samples.items()}
+
+
+def main_sizes():
+    print("\nPer size (fresh objects, encode-then-drop; json skipped from 100 KB):\n")
+    print("| data | size | qe.dumps ns | orjson ns | msgspec ns | qe vs the faster |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for label, generate in (("one long string", long_string), ("nested dicts", nested_dicts)):
+        for size in SIZES:
+            medians = measure_size(generate, size)
+            ours = medians["qe"]
+            peers = [v for k, v in medians.items() if k in ("orjson", "msgspec") and v]
+            print(f"| {label} | {size:,} B | {ours:,.0f} | {cell(medians.get('orjson'))} "
+                  f"| {cell(medians.get('msgspec'))} "
+                  f"| {ratio(min(peers), ours) if peers else 'n/a'} |")
+            sys.stdout.flush()
+
+
 def main():
     check_agreement()
     started = time.perf_counter()
@@ -123,6 +191,8 @@ def main():
               f"| {ratio(medians['json'], ours)} | {ratio(medians.get('orjson'), ours)} "
               f"| {ratio(medians.get('msgspec'), ours)} |")
         sys.stdout.flush()
+    if "--no-sizes" not in sys.argv:
+        main_sizes()
     print(f"\n({time.perf_counter() - started:.1f} s)")
 
 

@@ -23,6 +23,14 @@ byte_buffer_release(byte_buffer *buffer)
     byte_buffer_init(buffer, NULL, 0);
 }
 
+char *
+byte_buffer_detach(byte_buffer *buffer)
+{
+    char *block = buffer->data_is_inline ? NULL : buffer->data;
+    byte_buffer_init(buffer, NULL, 0);
+    return block;
+}
+
 int
 byte_buffer_grow(byte_buffer *buffer, size_t extra)
 {

@@ -25,6 +25,11 @@ void byte_buffer_init(byte_buffer *buffer, char *inline_block, size_t inline_cap
 /* Free the heap block, if any.  The buffer is empty and reusable after. */
 void byte_buffer_release(byte_buffer *buffer);
 
+/* Hand the heap block over to the caller, who owns it from now on (and frees
+ * it with qbel_free); NULL when the data sits on the caller's inline block.
+ * Either way the buffer is left empty, on no block. */
+char *byte_buffer_detach(byte_buffer *buffer);
+
 /* Make room for `extra` more bytes.  Returns 0, or -1 when the size would
  * overflow or malloc fails (no Python exception is set: callers holding the
  * GIL raise MemoryError themselves). */

@@ -83,24 +83,28 @@ db_log_fields(base_logger_object *base, qbel_state *state, const event_fields *f
     if (ensure_writer(self, state) == NULL) {
         return -1;
     }
+    /* encoded after room for the record's header, so that a heap block
+     * becomes the record as it is (no second copy of a large event) */
     char inline_block[2048];
     byte_buffer buffer;
     byte_buffer_init(&buffer, inline_block, sizeof(inline_block));
+    buffer.length = EVENT_RECORD_HEADER_SIZE;
     if (event_fields_encode_data(state, fields, &buffer) < 0) {
         byte_buffer_release(&buffer);
         return -1;
     }
-    if (buffer.length > self->max_event_bytes) {
+    size_t json_length = buffer.length - EVENT_RECORD_HEADER_SIZE;
+    if (json_length > self->max_event_bytes) {
         if (self->max_event_bytes_explicit) {
             PyErr_Format(PyExc_ValueError,
                          "event_data is %zu bytes of JSON, more than max_event_bytes=%zu",
-                         buffer.length, self->max_event_bytes);
+                         json_length, self->max_event_bytes);
         }
         else {
             PyErr_Format(PyExc_ValueError,
                          "event_data is %zu bytes of JSON, more than the %zu-byte hard cap "
                          "(1 GiB, MariaDB's largest max_allowed_packet)",
-                         buffer.length, self->max_event_bytes);
+                         json_length, self->max_event_bytes);
         }
         byte_buffer_release(&buffer);
         return -1;
@@ -112,10 +116,8 @@ db_log_fields(base_logger_object *base, qbel_state *state, const event_fields *f
         byte_buffer_release(&buffer);
         return -1;
     }
-    event_record *record = event_record_new(fields->created_at_us, fields->uid,
-                                            fields->uid_is_null, fields->event_type,
-                                            buffer.data, buffer.length);
-    byte_buffer_release(&buffer);
+    event_record *record = event_record_from_buffer_take(
+        fields->created_at_us, fields->uid, fields->uid_is_null, fields->event_type, &buffer);
     if (record == NULL) {
         PyErr_NoMemory();
         return -1;

@@ -52,6 +52,49 @@ event_record_new(int64_t created_at_us, int32_t uid, bool uid_is_null, int event
     return record;
 }
 
+event_record *
+event_record_from_buffer_take(int64_t created_at_us, int32_t uid, bool uid_is_null,
+                              int event_type, byte_buffer *buffer)
+{
+    if (buffer->length < EVENT_RECORD_HEADER_SIZE || byte_buffer_append_char(buffer, '\0') < 0) {
+        byte_buffer_release(buffer);
+        return NULL;
+    }
+    size_t size = buffer->length;
+    size_t capacity = buffer->capacity;
+    event_record *record;
+    if (buffer->data_is_inline) {
+        /* on the caller's inline block: small, so one copy is cheap */
+        record = qbel_malloc(size);
+        if (record != NULL) {
+            memcpy(record->json, buffer->data + EVENT_RECORD_HEADER_SIZE,
+                   size - EVENT_RECORD_HEADER_SIZE);
+        }
+        byte_buffer_release(buffer);
+        if (record == NULL) {
+            return NULL;
+        }
+    }
+    else {
+        record = (event_record *)(void *)byte_buffer_detach(buffer);
+        /* doubling may have left up to half the block unused: give it back
+         * (in place for the allocators we run on) while the record waits */
+        if (capacity - size > size / 4 + 4096) {
+            event_record *shrunk = qbel_realloc(record, size);
+            if (shrunk != NULL) {
+                record = shrunk;
+            }
+        }
+    }
+    record->next = NULL;
+    record->created_at_us = created_at_us;
+    record->uid = uid;
+    record->uid_is_null = uid_is_null;
+    record->event_type = (uint8_t)event_type;
+    record->json_length = size - EVENT_RECORD_HEADER_SIZE - 1;
+    return record;
+}
+
 void
 event_record_free(event_record *record)
 {

@@ -14,6 +14,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "byte_buffer.h"
+
 enum event_type_code {
     EVENT_TYPE_API = 0,
     EVENT_TYPE_WEBSOCKET = 1,
@@ -40,6 +42,18 @@ typedef struct event_record {
 /* malloc a record and copy `json` into it.  NULL when malloc fails. */
 event_record *event_record_new(int64_t created_at_us, int32_t uid, bool uid_is_null,
                                int event_type, const char *json, size_t json_length);
+
+/* Bytes a buffer leaves free at its start for event_record_from_buffer_take. */
+#define EVENT_RECORD_HEADER_SIZE offsetof(event_record, json)
+
+/* A record from `buffer`, which holds EVENT_RECORD_HEADER_SIZE bytes of room
+ * and then the event_data JSON: the buffer's heap block becomes the record
+ * (no copy of the JSON), or an inline block is copied into a new one.
+ * Consumes the buffer even when it fails: it is released and empty after.
+ * NULL when malloc fails. */
+event_record *event_record_from_buffer_take(int64_t created_at_us, int32_t uid,
+                                            bool uid_is_null, int event_type,
+                                            byte_buffer *buffer);
 
 void event_record_free(event_record *record);
 

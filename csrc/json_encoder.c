@@ -465,6 +465,39 @@ write_str(json_encoder *encoder, PyObject *str)
     char *out = buffer->data + buffer->length;
     *out++ = '"';
     Py_ssize_t i = 0;
+    if (n <= 16) {
+        /* keys and short values: two overlapping words, no loop, no call */
+        bool special;
+        if (n >= 8) {
+            uint64_t head, tail;
+            memcpy(&head, s, 8);
+            memcpy(&tail, s + n - 8, 8);
+            memcpy(out, &head, 8);
+            memcpy(out + n - 8, &tail, 8);
+            special = word_needs_escape(head) || word_needs_escape(tail);
+        }
+        else if (n >= 4) {
+            uint32_t head, tail;
+            memcpy(&head, s, 4);
+            memcpy(&tail, s + n - 4, 4);
+            memcpy(out, &head, 4);
+            memcpy(out + n - 4, &tail, 4);
+            special = word_needs_escape((uint64_t)head | ((uint64_t)tail << 32));
+        }
+        else {
+            special = false;
+            for (Py_ssize_t k = 0; k < n; k++) {
+                out[k] = (char)s[k];
+                special |= escape_table[s[k]] != 0;
+            }
+        }
+        if (LIKELY(!special)) {
+            out[n] = '"';
+            buffer->length += (size_t)n + 2;
+            return 0;
+        }
+        goto escaped;
+    }
     for (; i + 16 <= n; i += 16) {
         if (UNLIKELY(copy16_needs_escape(out + i, s + i))) {
             goto escaped;

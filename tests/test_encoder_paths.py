@@ -148,3 +148,42 @@ def test_nested_containers():
     check(document)
     check([document] * 50)
     check({"k%d" % i: [i, str(i) * i] for i in range(300)})
+
+
+def test_db_logger_records_around_the_inline_block_and_large(db, tmp_path):
+    """log() encodes after room for the record header and hands a heap block
+    over as the record: every size around the 2 KiB stack block, and large."""
+    import json as json_module
+
+    from querybook_eventlog import DBEventLogger
+
+    sizes = list(range(1960, 2060, 3)) + [100_000, 3_000_000]
+    logger = DBEventLogger(db.url, spool_dir=str(tmp_path / "spool"), flush_interval=0.05)
+    try:
+        sent = []
+        for i, size in enumerate(sizes):
+            data = {"i": i, "pad": "é\n" * 3 + "x" * (size - 30)}
+            sent.append(data)
+            logger.log(uid=i + 1, event_type="VIEW", event_data=data, timestamp=1700000000000)
+        assert logger.flush(timeout=60)
+        got = [
+            json_module.loads(bytes.fromhex(hex_data).decode())
+            for (hex_data,) in db.sql("SELECT HEX(event_data) FROM event_log ORDER BY id")
+        ]
+        assert got == sent
+    finally:
+        logger.close(timeout=10)
+
+
+def test_db_logger_max_event_bytes_counts_only_the_json(db, tmp_path):
+    from querybook_eventlog import DBEventLogger
+
+    limit = 5000
+    logger = DBEventLogger(db.url, spool_dir=str(tmp_path / "spool"), max_event_bytes=limit)
+    try:
+        fits = "x" * (limit - 2)  # '"' + text + '"'
+        logger.log(uid=1, event_type="VIEW", event_data=fits)
+        with pytest.raises(ValueError, match="5001 bytes of JSON"):
+            logger.log(uid=1, event_type="VIEW", event_data=fits + "y")
+    finally:
+        logger.close(timeout=10)
