@@ -410,7 +410,53 @@ write_unicode_escape(unsigned char *out, Py_UCS4 c)
         return encoder_append_char(encoder, '"');                                      \
     }
 
-DEFINE_WRITE_UNICODE(write_ucs1, Py_UCS1)
+/* Latin-1 text (kind 1, not all ASCII): as the macro's loop, but runs of
+ * ASCII that need no escape move 8 bytes at a time. */
+static int
+write_latin1(json_encoder *encoder, const Py_UCS1 *s, Py_ssize_t n)
+{
+    const uint64_t highs = 0x8080808080808080ULL;
+    byte_buffer *buffer = encoder->buffer;
+    for (Py_ssize_t start = 0; start < n; start += STRING_CHUNK) {
+        Py_ssize_t end = n - start > STRING_CHUNK ? start + STRING_CHUNK : n;
+        if (encoder_reserve(encoder, (size_t)(end - start) * 6 + 1) < 0) {
+            return -1;
+        }
+        unsigned char *out = (unsigned char *)buffer->data + buffer->length;
+        Py_ssize_t i = start;
+        while (i < end) {
+            if (end - i >= 8) {
+                uint64_t word;
+                memcpy(&word, s + i, 8);
+                if ((word & highs) == 0 && !word_needs_escape(word)) {
+                    memcpy(out, &word, 8);
+                    out += 8;
+                    i += 8;
+                    continue;
+                }
+            }
+            Py_UCS1 c = s[i++];
+            if (c < 0x80) {
+                if (LIKELY(!escape_table[c])) {
+                    *out++ = c;
+                }
+                else {
+                    out = (unsigned char *)write_escape((char *)out, c);
+                }
+            }
+            else if (c < 0xA0) {
+                out = write_unicode_escape(out, c); /* C1 control */
+            }
+            else {
+                *out++ = (unsigned char)(0xC0 | (c >> 6));
+                *out++ = (unsigned char)(0x80 | (c & 0x3F));
+            }
+        }
+        buffer->length = (size_t)((char *)out - buffer->data);
+    }
+    return encoder_append_char(encoder, '"');
+}
+
 DEFINE_WRITE_UNICODE(write_ucs2, Py_UCS2)
 DEFINE_WRITE_UNICODE(write_ucs4, Py_UCS4)
 
@@ -424,7 +470,7 @@ write_str_non_ascii(json_encoder *encoder, PyObject *str)
     Py_ssize_t length = PyUnicode_GET_LENGTH(str);
     switch (PyUnicode_KIND(str)) {
     case PyUnicode_1BYTE_KIND:
-        return write_ucs1(encoder, (const Py_UCS1 *)data, length);
+        return write_latin1(encoder, (const Py_UCS1 *)data, length);
     case PyUnicode_2BYTE_KIND:
         return write_ucs2(encoder, (const Py_UCS2 *)data, length);
     default:
@@ -558,13 +604,22 @@ format_long_long(char *end, long long value)
     return p;
 }
 
+/* The digits are formed at the end of the first half of a 48-byte block and
+ * a fixed 24 bytes copied from their start (always inside the block), so
+ * the copy is two moves, not a call; only the digits count as written. */
 static inline int
 write_long_long(json_encoder *encoder, long long value)
 {
-    char digits[24];
-    char *end = digits + sizeof(digits);
+    char digits[48];
+    char *end = digits + 24;
     char *start = format_long_long(end, value);
-    return encoder_append(encoder, start, (size_t)(end - start));
+    if (encoder_reserve(encoder, 24) < 0) {
+        return -1;
+    }
+    byte_buffer *buffer = encoder->buffer;
+    memcpy(buffer->data + buffer->length, start, 24);
+    buffer->length += (size_t)(end - start);
+    return 0;
 }
 
 /* An ASCII str (int/float/Decimal text) copied without quotes. */
@@ -725,6 +780,17 @@ open_container(json_encoder *encoder, char opening)
     return encoder_append_char(encoder, opening);
 }
 
+/* Exact str/int/float, None, True, False: encoding them runs no Python
+ * code, so a container holding them cannot change while they are written
+ * and they need no reference of our own. */
+static inline bool
+is_plain_leaf(PyObject *obj)
+{
+    PyTypeObject *type = Py_TYPE(obj);
+    return type == &PyUnicode_Type || type == &PyLong_Type || type == &PyFloat_Type ||
+           obj == Py_None || type == &PyBool_Type;
+}
+
 /* An exact dict.  Key and value are held while encoded: Python code run by
  * the cold path could otherwise free them by mutating the dict. */
 static int
@@ -737,11 +803,18 @@ encode_dict(json_encoder *encoder, PyObject *dict)
     Py_ssize_t position = 0, size = PyDict_GET_SIZE(dict);
     PyObject *key, *value;
     while (PyDict_Next(dict, &position, &key, &value)) {
-        Py_INCREF(key);
-        Py_INCREF(value);
-        int result = encode_member(encoder, key, value);
-        Py_DECREF(key);
-        Py_DECREF(value);
+        int result;
+        if (LIKELY(PyUnicode_CheckExact(key)) && is_plain_leaf(value)) {
+            /* no Python code runs for these: the dict cannot change */
+            result = encode_member(encoder, key, value);
+        }
+        else {
+            Py_INCREF(key);
+            Py_INCREF(value);
+            result = encode_member(encoder, key, value);
+            Py_DECREF(key);
+            Py_DECREF(value);
+        }
         if (UNLIKELY(result < 0)) {
             return -1;
         }
@@ -765,9 +838,15 @@ encode_array(json_encoder *encoder, PyObject *sequence)
     }
     for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(sequence); i++) {
         PyObject *item = PySequence_Fast_GET_ITEM(sequence, i);
-        Py_INCREF(item);
-        int result = encode_value(encoder, item);
-        Py_DECREF(item);
+        int result;
+        if (is_plain_leaf(item)) {
+            result = encode_value(encoder, item); /* runs no Python code */
+        }
+        else {
+            Py_INCREF(item);
+            result = encode_value(encoder, item);
+            Py_DECREF(item);
+        }
         if (UNLIKELY(result < 0)) {
             path_record_index(encoder, i);
             return -1;
