@@ -27,7 +27,9 @@
 #define UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define COLD __attribute__((noinline, cold))
 #define ALWAYS_INLINE inline __attribute__((always_inline))
+#define NOINLINE __attribute__((noinline))
 #else
+#define NOINLINE
 #define LIKELY(x) (x)
 #define UNLIKELY(x) (x)
 #define COLD
@@ -367,6 +369,21 @@ write_unicode_escape(unsigned char *out, Py_UCS4 c)
             }                                                                          \
             unsigned char *out = (unsigned char *)buffer->data + buffer->length;       \
             for (Py_ssize_t i = start; i < end; i++) {                                 \
+                if (end - i >= 4) {                                                    \
+                    /* four ASCII characters that need no escape at once */            \
+                    Py_UCS4 c0 = s[i], c1 = s[i + 1], c2 = s[i + 2], c3 = s[i + 3];    \
+                    if ((c0 | c1 | c2 | c3) < 0x80 &&                                  \
+                        !(escape_table[c0] | escape_table[c1] | escape_table[c2] |     \
+                          escape_table[c3])) {                                         \
+                        out[0] = (unsigned char)c0;                                    \
+                        out[1] = (unsigned char)c1;                                    \
+                        out[2] = (unsigned char)c2;                                    \
+                        out[3] = (unsigned char)c3;                                    \
+                        out += 4;                                                      \
+                        i += 3;                                                        \
+                        continue;                                                      \
+                    }                                                                  \
+                }                                                                      \
                 Py_UCS4 c = s[i];                                                      \
                 if (c < 0x80) {                                                        \
                     if (LIKELY(!escape_table[c])) {                                    \
@@ -460,7 +477,9 @@ write_latin1(json_encoder *encoder, const Py_UCS1 *s, Py_ssize_t n)
 DEFINE_WRITE_UNICODE(write_ucs2, Py_UCS2)
 DEFINE_WRITE_UNICODE(write_ucs4, Py_UCS4)
 
-static COLD int
+/* Not cold: Querybook's search terms and titles are often non-ASCII.  Out
+ * of line so that write_str stays small where it is inlined. */
+static NOINLINE int
 write_str_non_ascii(json_encoder *encoder, PyObject *str)
 {
     if (encoder_append_char(encoder, '"') < 0) {
