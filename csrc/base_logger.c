@@ -498,8 +498,10 @@ prune_params(PyObject *params)
             goto error;
         }
         for (Py_ssize_t i = 0; i < PyList_GET_SIZE(items); i++) {
-            PyObject *item = PyList_GET_ITEM(items, i);
+            /* the list may be one items() keeps and clears under us: hold the pair */
+            PyObject *item = Py_NewRef(PyList_GET_ITEM(items, i));
             if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2) {
+                Py_DECREF(item);
                 PyErr_SetString(PyExc_TypeError, "params.items() must yield (key, value) pairs");
                 goto error;
             }
@@ -507,6 +509,7 @@ prune_params(PyObject *params)
             int status =
                 new_value ? PyDict_SetItem(pruned, PyTuple_GET_ITEM(item, 0), new_value) : -1;
             Py_XDECREF(new_value);
+            Py_DECREF(item);
             if (status < 0) {
                 goto error;
             }

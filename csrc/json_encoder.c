@@ -890,12 +890,17 @@ encode_dict_subclass(json_encoder *encoder, PyObject *dict)
         goto error;
     }
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(items); i++) {
-        PyObject *item = PyList_GET_ITEM(items, i);
+        /* items() may hand out a list it keeps and clears while a member is
+         * encoded: hold the pair, which holds its key and value */
+        PyObject *item = Py_NewRef(PyList_GET_ITEM(items, i));
         if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2) {
+            Py_DECREF(item);
             PyErr_SetString(PyExc_ValueError, "items must return 2-tuples");
             goto error;
         }
-        if (encode_member(encoder, PyTuple_GET_ITEM(item, 0), PyTuple_GET_ITEM(item, 1)) < 0) {
+        int status = encode_member(encoder, PyTuple_GET_ITEM(item, 0), PyTuple_GET_ITEM(item, 1));
+        Py_DECREF(item);
+        if (status < 0) {
             goto error;
         }
     }

@@ -31,9 +31,20 @@ def replay(args: argparse.Namespace) -> int:
     """Replay every unclaimed spool file in --spool-dir into --url's table."""
     from . import _core
 
-    url = args.url or os.environ.get("DATABASE_CONN")
+    if args.url:
+        print("replay: warning: a URL on the command line shows its password to every user "
+              "of this machine (ps); prefer DATABASE_CONN or --url-file", file=sys.stderr)
+    url = args.url
+    if not url and args.url_file:
+        try:
+            with open(args.url_file, encoding="utf-8") as source:
+                url = source.read().strip()
+        except OSError as error:
+            print(f"replay: cannot read --url-file: {error}", file=sys.stderr)
+            return 2
+    url = url or os.environ.get("DATABASE_CONN")
     if not url:
-        print("replay: pass --url or set DATABASE_CONN", file=sys.stderr)
+        print("replay: set DATABASE_CONN, or pass --url-file (or --url)", file=sys.stderr)
         return 2
     try:
         parts = parse_database_url(url)
@@ -165,7 +176,10 @@ def main(argv: Optional[List[str]] = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     replay_parser = commands.add_parser("replay", help="replay spooled events into the table")
-    replay_parser.add_argument("--url", help="database URL (default: env DATABASE_CONN)")
+    replay_parser.add_argument("--url-file", help="a file holding the database URL "
+                               "(default: env DATABASE_CONN)")
+    replay_parser.add_argument("--url", help="the database URL itself (visible in ps: prefer "
+                               "DATABASE_CONN or --url-file)")
     replay_parser.add_argument("--spool-dir", required=True, help="the DBEventLogger's spool_dir")
     replay_parser.add_argument("--table", default="event_log", help="table (default event_log)")
     replay_parser.set_defaults(run=replay)

@@ -6,6 +6,7 @@ password is returned for the connection only: never print the result.
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 import warnings
 from typing import Any, Dict, Optional
@@ -18,16 +19,36 @@ FALSE_WORDS = ("0", "false", "no", "off")
 
 
 def _redacted(url: str) -> str:
-    """The URL with any password replaced by ***, for error messages."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-    except ValueError:
-        return "<unparsable URL>"
-    if parts.password is None:
+    """The URL with everything that may be the password replaced by ***.
+
+    Textual, not urllib's split: a password with an unencoded '#', '?' or '/'
+    makes urllib split it into fragment, query or path.  Everything between
+    the user's ':' and the last '@' is hidden (over-hiding, never under-).
+    """
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        return "<not a URL>"
+    at = rest.rfind("@")
+    if at < 0:
+        return url  # no credentials at all
+    user, colon, _ = rest[:at].partition(":")
+    if not colon:
         return url
-    netloc = parts.netloc.rsplit("@", 1)
-    user = parts.username or ""
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[-1]}"))
+    if any(mark in user for mark in "/?#"):
+        return f"{scheme}://***@{rest[at + 1:]}"
+    return f"{scheme}://{user}:***@{rest[at + 1:]}"
+
+
+def _unencoded_credentials(url: str) -> bool:
+    """Whether '/', '?' or '#' stands before the URL's last '@' while that '@'
+    lies outside the part urllib takes as user:password@host -- an unencoded
+    character in the password (or user)."""
+    rest = url.partition("://")[2]
+    at = rest.rfind("@")
+    if at < 0:
+        return False
+    cut = min((rest.find(mark) for mark in "/?#" if mark in rest), default=len(rest))
+    return cut < at and ":" in rest[:at] and "@" not in rest[:cut]
 
 
 def _parse_bool(name: str, value: str, url: str) -> bool:
@@ -51,11 +72,23 @@ def parse_database_url(url: str) -> Dict[str, Any]:
     """
     if not isinstance(url, str):
         raise TypeError(f"database URL must be a str, not {type(url).__name__}")
+    if _unencoded_credentials(url):
+        raise ValueError(
+            f"malformed database URL {_redacted(url)}: the password (or user) holds an "
+            "unencoded '/', '?' or '#'; percent-encode it "
+            "(urllib.parse.quote(password, safe=''))")
     try:
         parts = urllib.parse.urlsplit(url)
         port: Optional[int] = parts.port
     except ValueError as error:
-        raise ValueError(f"malformed database URL {_redacted(url)}: {error}") from None
+        # urllib's message quotes the port it could not read, which must not
+        # be (a piece of) the password
+        password = url.partition("://")[2].rpartition("@")[0].partition(":")[2]
+        detail = str(error)
+        if password and any(len(piece) >= 2 and piece in detail
+                            for piece in [password, *re.split(r"[/?#]", password)]):
+            detail = "bad host or port"
+        raise ValueError(f"malformed database URL {_redacted(url)}: {detail}") from None
     scheme = parts.scheme.lower()
     if scheme not in SUPPORTED_SCHEMES:
         raise ValueError(

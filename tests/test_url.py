@@ -70,3 +70,51 @@ def test_not_a_string():
 def test_redacted_url():
     assert redacted_url("mysql://u:secret@h:1/qb") == "mysql://u:***@h:1/qb"
     assert redacted_url("mysql://u@h/qb") == "mysql://u@h/qb"
+
+
+@pytest.mark.parametrize("url", [
+    "mysql://u:S3cr#et@host/db",
+    "mysql://u:S3cr?et@host/db",
+    "mysql://u:S3c/ret@host/db",
+    "mysql+pymysql://u:a/b?c#d@host:3306/db?charset=utf8mb4",
+    "mysql://u:S3cret@host:notaport/db",
+])
+def test_no_piece_of_the_password_in_errors(url, recwarn):
+    """Issue 7, item 7: an unencoded '#', '?' or '/' in the password made
+    urllib split it, and pieces of it reached the error message."""
+    password = url.split("://", 1)[1].split(":", 1)[1].rsplit("@", 1)[0]
+    with pytest.raises(ValueError) as raised:
+        parse_database_url(url)
+    message = str(raised.value)
+    for piece in {password, *password.replace("#", "/").replace("?", "/").split("/")} - {""}:
+        if len(piece) >= 2:
+            assert piece not in message, (piece, message)
+    assert all(password not in str(warning.message) for warning in recwarn)
+    assert "***" in message
+
+
+def test_percent_encoded_special_characters_still_work():
+    parts = parse_database_url("mysql://u:S3cr%23e%3Ft%2F@host:3306/db")
+    assert parts["password"] == "S3cr#e?t/"
+    assert parts["host"] == "host" and parts["port"] == 3306 and parts["database"] == "db"
+
+
+def test_replay_takes_the_url_from_a_file_and_warns_about_argv(db, tmp_path):
+    """Issue 7, item 7: `replay --url URL` shows the password in ps."""
+    import os
+    import subprocess
+    import sys
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    url_file = tmp_path / "url"
+    url_file.write_text(db.url + "\n")
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_CONN"}
+    command = [sys.executable, "-m", "querybook_eventlog", "replay", "--spool-dir", str(tmp_path)]
+    from_file = subprocess.run(command + ["--url-file", str(url_file)], cwd=repo, env=env,
+                               capture_output=True, text=True, timeout=60)
+    assert from_file.returncode == 0, from_file.stderr
+    assert from_file.stdout.startswith("replayed 0 events") and from_file.stderr == ""
+    from_argv = subprocess.run(command + ["--url", db.url], cwd=repo, env=env,
+                               capture_output=True, text=True, timeout=60)
+    assert from_argv.returncode == 0, from_argv.stderr
+    assert "shows its password to every user" in from_argv.stderr
