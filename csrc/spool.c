@@ -1158,7 +1158,7 @@ first_report(const char *path)
     }
     if (first) {
         if (reported_count < REPORTED_SKIPS_MAX) {
-            char *copy = qbel_strdup(path);
+            char *copy = strdup(path); /* kept for the process's life */
             if (copy != NULL) {
                 reported_skips[reported_count++] = copy;
             }
