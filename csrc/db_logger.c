@@ -20,7 +20,10 @@
 #include <ctype.h>
 #include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "spool.h"
 #include "writer.h"
 
 #define DB_DEFAULT_BATCH_SIZE 2000
@@ -37,7 +40,7 @@
 #define DB_DEFAULT_SYNC_TIMEOUT_S 30.0
 #define DB_DEFAULT_BACKOFF_INITIAL_S 0.1
 #define DB_DEFAULT_BACKOFF_MAX_S 30.0
-#define DB_SPOOL_DIR_NAME "querybook_eventlog-spool"
+#define DB_SPOOL_DIR_NAME "querybook_eventlog"
 /* MySQL identifiers are at most 64 characters and the marker table adds
  * "_qbel_batches". */
 #define DB_MAX_TABLE_NAME 51
@@ -311,9 +314,13 @@ parse_url(qbel_state *state, PyObject *url)
     return PyObject_CallOneArg(state->parse_database_url, url);
 }
 
-/* The default spool directory: env QBEL_SPOOL_DIR, else
- * <$TMPDIR, $TEMP, $TMP or /tmp>/querybook_eventlog-spool.  Environment
- * only: tempfile.gettempdir() would create and delete probe files. */
+/* The default spool directory: env QBEL_SPOOL_DIR, else a per-user one:
+ * $XDG_RUNTIME_DIR/querybook_eventlog-<euid> when XDG_RUNTIME_DIR is set,
+ * else <$TMPDIR, $TEMP, $TMP or /tmp>/querybook_eventlog-<euid>.  Created
+ * 0700 on first use and verified (ours, a directory, not a symlink, not
+ * writable by group or others) every time it is used: a name another user
+ * pre-created is refused, never trusted.  Environment only:
+ * tempfile.gettempdir() would create and delete probe files. */
 static PyObject *
 default_spool_dir(void)
 {
@@ -321,7 +328,7 @@ default_spool_dir(void)
     if (from_environment != NULL && *from_environment) {
         return PyUnicode_DecodeFSDefault(from_environment);
     }
-    static const char *const temporary_variables[] = {"TMPDIR", "TEMP", "TMP"};
+    static const char *const temporary_variables[] = {"XDG_RUNTIME_DIR", "TMPDIR", "TEMP", "TMP"};
     const char *temporary = "/tmp";
     for (size_t i = 0; i < sizeof(temporary_variables) / sizeof(*temporary_variables); i++) {
         const char *value = getenv(temporary_variables[i]);
@@ -338,9 +345,34 @@ default_spool_dir(void)
     if (base == NULL) {
         return NULL;
     }
-    PyObject *path = PyUnicode_FromFormat("%U/%s", base, DB_SPOOL_DIR_NAME);
+    PyObject *path = PyUnicode_FromFormat("%U/%s-%lu", base, DB_SPOOL_DIR_NAME,
+                                          (unsigned long)geteuid());
     Py_DECREF(base);
     return path;
+}
+
+/* An explicit spool_dir that exists must be trusted now: ValueError naming
+ * it and the reason otherwise.  A missing one is created (and verified)
+ * on first use.  0, or -1 with an exception set. */
+static int
+check_explicit_spool_dir(PyObject *spool_path)
+{
+    PyObject *bytes = NULL;
+    if (!PyUnicode_FSConverter(spool_path, &bytes)) {
+        return -1;
+    }
+    const char *dir = PyBytes_AS_STRING(bytes);
+    struct stat info;
+    int status = 0;
+    if (lstat(dir, &info) == 0) {
+        char reason[600];
+        if (spool_check_directory(dir, reason, sizeof(reason)) < 0) {
+            PyErr_Format(PyExc_ValueError, "spool_dir: %s", reason);
+            status = -1;
+        }
+    }
+    Py_DECREF(bytes);
+    return status;
 }
 
 /* The tests' knobs (see mysql_sink_config): env QBEL_TEST_TEXT_INSERT=1
@@ -764,7 +796,7 @@ db_logger_init(PyObject *op, PyObject *args, PyObject *kwargs)
      * the directory itself is only created when first written to */
     if (spool_dir != NULL && spool_dir != Py_None) {
         spool_path = PyOS_FSPath(spool_dir);
-        if (spool_path == NULL) {
+        if (spool_path == NULL || check_explicit_spool_dir(spool_path) < 0) {
             goto done;
         }
     }
@@ -1181,8 +1213,10 @@ PyDoc_STRVAR(db_logger_doc,
              "the server's max_allowed_packet decides) or an int.  Events wait at\n"
              "most flush_interval seconds in a queue bounded to max_queue_bytes; beyond\n"
              "that they go to spool files in spool_dir (default: env QBEL_SPOOL_DIR, else\n"
-             "<$TMPDIR or /tmp>/querybook_eventlog-spool, created on first use; None\n"
-             "disables spooling) and are replayed\n"
+             "<$XDG_RUNTIME_DIR, else $TMPDIR or /tmp>/querybook_eventlog-<euid>,\n"
+             "created 0700 on first use; None disables spooling; a spool_dir that\n"
+             "exists must be a directory owned by the effective uid and not writable\n"
+             "by group or others, else ValueError) and are replayed\n"
              "once the server is back.  Timeouts in seconds; exit_timeout bounds the\n"
              "flush at interpreter exit and close()'s default; sync_timeout (None: no\n"
              "limit) bounds how long a sync=True log() waits before raising TimeoutError\n"

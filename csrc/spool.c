@@ -73,13 +73,36 @@ track_or_close_locked(int fd)
     return fd;
 }
 
+/* Bumped (under tracked_lock) by every fork: a descriptor opened while a
+ * fork happened may have an unlisted copy in the child. */
+static uint64_t fork_generation = 0;
+
 int
 spool_fd_open_tracked(const char *path, int flags, mode_t mode)
 {
-    pthread_mutex_lock(&tracked_lock);
-    int fd = track_or_close_locked(open(path, flags | O_CLOEXEC, mode));
-    pthread_mutex_unlock(&tracked_lock);
-    return fd;
+    /* open() can block (a FIFO, a hung NFS mount): never under the lock.
+     * When a fork happened between open and listing, the child holds an
+     * unlisted copy of this open file description; drop it and open the
+     * path again (a new description, which that child does not share). */
+    for (;;) {
+        pthread_mutex_lock(&tracked_lock);
+        uint64_t generation = fork_generation;
+        pthread_mutex_unlock(&tracked_lock);
+        int fd = open(path, flags | O_CLOEXEC, mode);
+        if (fd < 0) {
+            return -1;
+        }
+        pthread_mutex_lock(&tracked_lock);
+        if (generation == fork_generation) {
+            fd = track_or_close_locked(fd);
+            pthread_mutex_unlock(&tracked_lock);
+            return fd;
+        }
+        pthread_mutex_unlock(&tracked_lock);
+        close(fd);
+        /* it exists now, and it is ours */
+        flags &= ~(O_CREAT | O_EXCL);
+    }
 }
 
 int
@@ -117,6 +140,7 @@ void
 spool_fork_prepare(void)
 {
     pthread_mutex_lock(&tracked_lock);
+    fork_generation++;
 }
 
 void
@@ -187,14 +211,56 @@ join_path(const char *dir, const char *prefix, const char *name, const char *suf
 }
 
 int
-spool_make_directory(const char *dir)
+spool_check_directory(const char *dir, char *reason, size_t reason_size)
 {
     struct stat info;
-    if (stat(dir, &info) == 0) {
-        if (S_ISDIR(info.st_mode)) {
-            return 0;
-        }
-        errno = ENOTDIR;
+    if (lstat(dir, &info) < 0) {
+        int saved = errno;
+        snprintf(reason, reason_size, "spool directory %s: %s", dir, strerror(saved));
+        errno = saved;
+        return -1;
+    }
+    const char *why = NULL;
+    int code = EPERM;
+    if (S_ISLNK(info.st_mode)) {
+        why = "is a symbolic link (give the real path)";
+        code = ELOOP;
+    }
+    else if (!S_ISDIR(info.st_mode)) {
+        why = "is not a directory";
+        code = ENOTDIR;
+    }
+    else if (info.st_uid != geteuid()) {
+        why = "is owned by another user";
+    }
+    else if (info.st_mode & (S_IWGRP | S_IWOTH)) {
+        why = "is writable by group or others";
+    }
+    if (why == NULL) {
+        return 0;
+    }
+    if (info.st_uid != geteuid() && S_ISDIR(info.st_mode)) {
+        snprintf(reason, reason_size,
+                 "refusing spool directory %s: it %s (uid %ld, ours is %ld)", dir, why,
+                 (long)info.st_uid, (long)geteuid());
+    }
+    else {
+        snprintf(reason, reason_size, "refusing spool directory %s: it %s (mode %04o)", dir,
+                 why, (unsigned int)(info.st_mode & 07777));
+    }
+    errno = code;
+    return -1;
+}
+
+int
+spool_make_directory(const char *dir)
+{
+    char reason[512];
+    struct stat info;
+    if (lstat(dir, &info) == 0) {
+        return spool_check_directory(dir, reason, sizeof(reason));
+    }
+    if (errno != ENOENT) {
         return -1;
     }
     char *copy = qbel_strdup(dir);
@@ -211,9 +277,22 @@ spool_make_directory(const char *dir)
             *slash = '/';
         }
     }
-    int result = mkdir(copy, 0700) < 0 && errno != EEXIST ? -1 : 0;
+    bool created = mkdir(copy, 0700) == 0;
+    int saved = errno;
     qbel_free(copy);
-    return result;
+    if (!created && saved != EEXIST) {
+        errno = saved;
+        return -1;
+    }
+    /* made by us or by someone racing us: verify what is there now */
+    if (spool_check_directory(dir, reason, sizeof(reason)) < 0) {
+        return -1;
+    }
+    if (created && (lstat(dir, &info) < 0 || (info.st_mode & 0777) != 0700)) {
+        errno = EPERM;
+        return -1;
+    }
+    return 0;
 }
 
 void
@@ -1012,28 +1091,136 @@ compare_names(const void *left, const void *right)
     return strcmp(*(char *const *)left, *(char *const *)right);
 }
 
+/* A name replay looks at: "qbel-...spool" (dead letters and temporaries
+ * aside).  Whether it parses is spool_name_parses's business. */
 static bool
 is_spool_name(const char *name)
 {
     size_t length = strlen(name);
     return strncmp(name, SPOOL_PREFIX, strlen(SPOOL_PREFIX)) == 0 &&
            strncmp(name, DEAD_PREFIX, strlen(DEAD_PREFIX)) != 0 &&
-           length > strlen(SPOOL_PREFIX) + strlen(SPOOL_SUFFIX) &&
+           length >= strlen(SPOOL_PREFIX) + strlen(SPOOL_SUFFIX) &&
            strcmp(name + length - strlen(SPOOL_SUFFIX), SPOOL_SUFFIX) == 0;
+}
+
+static size_t
+span_of(const char *text, const char *set, size_t max)
+{
+    size_t n = 0;
+    while (n < max && text[n] != '\0' && strchr(set, text[n]) != NULL) {
+        n++;
+    }
+    return n;
+}
+
+/* "qbel-<14 digits>-<1..10 digits>-<1..32 lowercase hex>.spool", as
+ * make_file_id writes them (so the file id fits SPOOL_FILE_ID_MAX and its
+ * batch ids fit MYSQL_SINK_BATCH_ID_MAX). */
+static bool
+spool_name_parses(const char *name)
+{
+    if (!is_spool_name(name)) {
+        return false;
+    }
+    const char *p = name + strlen(SPOOL_PREFIX);
+    size_t n = span_of(p, "0123456789", 15);
+    if (n != 14 || p[n] != '-') {
+        return false;
+    }
+    p += n + 1;
+    n = span_of(p, "0123456789", 11);
+    if (n < 1 || n > 10 || p[n] != '-') {
+        return false;
+    }
+    p += n + 1;
+    n = span_of(p, "0123456789abcdef", 33);
+    return n >= 1 && n <= 32 && strcmp(p + n, SPOOL_SUFFIX) == 0;
+}
+
+/* Entries replay skipped and already reported (by "<dir>/<name>"), so each
+ * is reported once per process.  A leaf lock; no I/O under it. */
+#define REPORTED_SKIPS_MAX 256
+static pthread_mutex_t reported_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *reported_skips[REPORTED_SKIPS_MAX];
+static size_t reported_count = 0;
+
+/* true when `path` was not reported before (and is now remembered). */
+static bool
+first_report(const char *path)
+{
+    bool first = true;
+    pthread_mutex_lock(&reported_lock);
+    for (size_t i = 0; i < reported_count; i++) {
+        if (strcmp(reported_skips[i], path) == 0) {
+            first = false;
+            break;
+        }
+    }
+    if (first) {
+        if (reported_count < REPORTED_SKIPS_MAX) {
+            char *copy = strdup(path); /* kept for the process's life */
+            if (copy != NULL) {
+                reported_skips[reported_count++] = copy;
+            }
+        }
+        else {
+            first = false; /* enough said */
+        }
+    }
+    pthread_mutex_unlock(&reported_lock);
+    return first;
+}
+
+/* Note a skipped entry: the first new one in a scan becomes the message. */
+static void
+note_skip(char *message, size_t message_size, size_t *new_skips, const char *path,
+          const char *why)
+{
+    if (!first_report(path)) {
+        return;
+    }
+    if ((*new_skips)++ == 0) {
+        snprintf(message, message_size, "skipped %s in the spool directory: %s", path, why);
+    }
 }
 
 /* Open and lock `path` without waiting.  The fd, or -1 when someone holds
  * it, it vanished, or it was already replayed and unlinked by the previous
  * holder of the lock. */
+/* *why is set (and -1 returned) when the entry is not one to trust: not a
+ * regular file (a symlink, a FIFO, a directory...) or not ours.  O_NONBLOCK
+ * so that a FIFO never blocks open; fstat before any read. */
 static int
-claim_file(const char *path)
+claim_file(const char *path, const char **why)
 {
-    int fd = spool_fd_open_tracked(path, O_RDONLY, 0);
+    *why = NULL;
+    int fd = spool_fd_open_tracked(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0);
     if (fd < 0) {
+        if (errno == ELOOP) {
+            *why = "a symbolic link";
+        }
+        else if (errno == EISDIR) {
+            *why = "not a regular file";
+        }
+        else if (errno != ENOENT) {
+            *why = strerror(errno);
+        }
         return -1;
     }
     struct stat info;
-    if (flock(fd, LOCK_EX | LOCK_NB) < 0 || fstat(fd, &info) < 0 || info.st_nlink == 0) {
+    if (fstat(fd, &info) < 0) {
+        *why = strerror(errno);
+        spool_fd_close_tracked(fd);
+        return -1;
+    }
+    if (!S_ISREG(info.st_mode)) {
+        *why = "not a regular file";
+    }
+    else if (info.st_uid != geteuid()) {
+        *why = "owned by another user";
+    }
+    if (*why != NULL || flock(fd, LOCK_EX | LOCK_NB) < 0 || fstat(fd, &info) < 0 ||
+        info.st_nlink == 0) {
         spool_fd_close_tracked(fd);
         return -1;
     }
@@ -1044,6 +1231,13 @@ int
 spool_replay_directory(spool_replay_context *context, const char *dir,
                        spool_replay_result *result)
 {
+    struct stat dir_info;
+    if (lstat(dir, &dir_info) < 0 && errno == ENOENT) {
+        return 0;
+    }
+    if (spool_check_directory(dir, context->error, sizeof(context->error)) < 0) {
+        return -1;
+    }
     DIR *directory = opendir(dir);
     if (directory == NULL) {
         if (errno == ENOENT) {
@@ -1055,9 +1249,32 @@ spool_replay_directory(spool_replay_context *context, const char *dir,
     char **names = NULL;
     size_t count = 0, capacity = 0;
     int status = 0;
+    size_t new_skips = 0;
+    char skip_message[sizeof(context->error)] = "";
     struct dirent *entry;
     while ((entry = readdir(directory)) != NULL) {
         if (!is_spool_name(entry->d_name)) {
+            continue;
+        }
+        if (!spool_name_parses(entry->d_name)) {
+            size_t length = strlen(entry->d_name);
+            char shown[80];
+            snprintf(shown, sizeof(shown), "%.60s%s", entry->d_name, length > 60 ? "..." : "");
+            char *skipped = join_path(dir, "", shown, "");
+            if (skipped != NULL) {
+                note_skip(skip_message, sizeof(skip_message), &new_skips, skipped,
+                          length > SPOOL_FILE_ID_MAX ? "name too long" : "name does not parse");
+                qbel_free(skipped);
+            }
+            continue;
+        }
+        if (entry->d_type != DT_REG && entry->d_type != DT_UNKNOWN) {
+            char *skipped = join_path(dir, "", entry->d_name, "");
+            if (skipped != NULL) {
+                note_skip(skip_message, sizeof(skip_message), &new_skips, skipped,
+                          entry->d_type == DT_LNK ? "a symbolic link" : "not a regular file");
+                qbel_free(skipped);
+            }
             continue;
         }
         if (count == capacity) {
@@ -1089,8 +1306,12 @@ spool_replay_directory(spool_replay_context *context, const char *dir,
                 break;
             }
             char *path = join_path(dir, "", names[i], "");
-            int fd = path ? claim_file(path) : -1;
+            const char *why = NULL;
+            int fd = path ? claim_file(path, &why) : -1;
             if (fd < 0) {
+                if (why != NULL) {
+                    note_skip(skip_message, sizeof(skip_message), &new_skips, path, why);
+                }
                 qbel_free(path);
                 continue;
             }
@@ -1111,12 +1332,27 @@ spool_replay_directory(spool_replay_context *context, const char *dir,
         qbel_free(names[i]);
     }
     qbel_free(names);
+    if (status == 0 && new_skips > 0) {
+        /* reported once (through the caller's error), after every file
+         * that could be replayed was */
+        if (new_skips > 1) {
+            size_t used = strlen(skip_message);
+            snprintf(skip_message + used, sizeof(skip_message) - used, " (and %zu more)",
+                     new_skips - 1);
+        }
+        snprintf(context->error, sizeof(context->error), "%s", skip_message);
+        status = -1;
+    }
     return status;
 }
 
 size_t
 spool_remove_stale_temporaries(const char *dir, double max_age_s)
 {
+    char reason[512];
+    if (spool_check_directory(dir, reason, sizeof(reason)) < 0) {
+        return 0;
+    }
     DIR *directory = opendir(dir);
     if (directory == NULL) {
         return 0;

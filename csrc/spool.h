@@ -160,13 +160,31 @@ int spool_replay_fd(spool_replay_context *context, int fd, const char *name,
                     spool_replay_result *result);
 
 /* Claim and replay every spool file in `dir` not locked by anyone (oldest
- * first), unlinking each once complete.  0, or -1 when one failed (error
+ * first), unlinking each once complete.  `dir` must pass
+ * spool_check_directory (else -1, error says why; a missing `dir` is 0).
+ * Entries that are not trusted spool files -- a name that does not parse
+ * or is too long, a directory, FIFO, socket or symlink, a file owned by
+ * another uid -- are skipped and left in place; they never stop the files
+ * after them.  Files are opened O_NOFOLLOW|O_NONBLOCK and checked with
+ * fstat before anything is read.  Each skipped entry is reported once per
+ * process: after the scan, when new ones were skipped, -1 with the error
+ * naming the first (and how many more).  0, or -1 when one failed (error
  * set; the rest are left for later). */
 int spool_replay_directory(spool_replay_context *context, const char *dir,
                            spool_replay_result *result);
 
-/* mkdir -p `dir` (mode 0700 for what it creates).  0, or -1 (errno). */
+/* mkdir -p `dir` (mode 0700 for what it creates), then verify it as
+ * spool_check_directory does (and, when this call created it, that its
+ * mode is exactly 0700).  An existing `dir` is only verified.  0, or -1
+ * (errno: EPERM not ours / group- or other-writable, ENOTDIR, ELOOP a
+ * symlink, or mkdir's). */
 int spool_make_directory(const char *dir);
+
+/* A spool directory is trusted only when lstat shows a directory (not a
+ * symlink) owned by the effective uid and not writable by group or
+ * others.  0, or -1 with errno set and `reason` saying why (naming the
+ * directory). */
+int spool_check_directory(const char *dir, char *reason, size_t reason_size);
 
 /* `bytes` random bytes as lowercase hex into `out` (2*bytes+1). */
 void spool_random_hex(char *out, size_t bytes);
