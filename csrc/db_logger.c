@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "event_queue.h"
 #include "spool.h"
 #include "writer.h"
 
@@ -69,6 +70,37 @@ typedef struct db_logger_object {
 
 static writer *ensure_writer(db_logger_object *self, qbel_state *state);
 static void warn_marker_table_once(db_logger_object *self);
+
+/* Caller thread, GIL held: writer_flush in slices of at most 0.1 s with the
+ * GIL released, checking for signals between them, so that Ctrl-C works
+ * while the server is down (the events stay queued).  timeout_s < 0 waits
+ * without limit.  1 done, 0 timed out, -1 with an exception set. */
+static int
+flush_interruptibly(writer *w, double timeout_s)
+{
+    writer_flush_mark mark = writer_flush_mark_now(w);
+    double deadline = timeout_s < 0 ? -1 : event_queue_monotonic_now() + timeout_s;
+    for (;;) {
+        double slice = 0.1;
+        if (deadline >= 0) {
+            double left = deadline - event_queue_monotonic_now();
+            slice = left < 0 ? 0 : (left < slice ? left : slice);
+        }
+        int outcome;
+        Py_BEGIN_ALLOW_THREADS
+        outcome = writer_flush_to(w, mark, slice);
+        Py_END_ALLOW_THREADS
+        if (outcome != WRITER_FLUSH_TIMED_OUT) {
+            return outcome == WRITER_FLUSH_DONE;
+        }
+        if (PyErr_CheckSignals() < 0) {
+            return -1;
+        }
+        if (deadline >= 0 && event_queue_monotonic_now() >= deadline) {
+            return 0;
+        }
+    }
+}
 
 /* Caller thread, GIL held.  Encoding may run user code (isoformat of a date
  * subclass, a dict subclass's items()), which may call close() or try
@@ -132,11 +164,11 @@ db_log_fields(base_logger_object *base, qbel_state *state, const event_fields *f
         Py_END_ALLOW_THREADS
     }
     if (self->sync) {
-        bool done;
         double timeout_s = self->sync_timeout_s;
-        Py_BEGIN_ALLOW_THREADS
-        done = writer_flush(w, timeout_s);
-        Py_END_ALLOW_THREADS
+        int done = flush_interruptibly(w, timeout_s);
+        if (done < 0) {
+            return -1;
+        }
         if (!done) {
             writer_stats stats;
             writer_get_stats(w, &stats);
@@ -899,11 +931,10 @@ db_logger_flush(PyObject *op, PyObject *args, PyObject *kwargs)
     if (self->writer == NULL) {
         Py_RETURN_TRUE; /* nothing was ever logged */
     }
-    bool done;
-    writer *w = self->writer;
-    Py_BEGIN_ALLOW_THREADS
-    done = writer_flush(w, seconds);
-    Py_END_ALLOW_THREADS
+    int done = flush_interruptibly(self->writer, seconds);
+    if (done < 0) {
+        return NULL;
+    }
     warn_marker_table_once(self);
     return PyBool_FromLong(done);
 }

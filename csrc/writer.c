@@ -846,13 +846,28 @@ flush_done_locked(const writer *w, const flush_waiter *waiter)
     return w->settled + waiter->drops_below >= waiter->target;
 }
 
+writer_flush_mark
+writer_flush_mark_now(writer *w)
+{
+    pthread_mutex_lock(&w->queue.lock);
+    /* every drop so far was of an event accepted before this call */
+    writer_flush_mark mark = {w->submitted, w->dropped_settled};
+    pthread_mutex_unlock(&w->queue.lock);
+    return mark;
+}
+
 bool
 writer_flush(writer *w, double timeout_s)
 {
+    return writer_flush_to(w, writer_flush_mark_now(w), timeout_s) == WRITER_FLUSH_DONE;
+}
+
+int
+writer_flush_to(writer *w, writer_flush_mark mark, double timeout_s)
+{
     double deadline = timeout_s < 0 ? -1 : event_queue_monotonic_now() + timeout_s;
     pthread_mutex_lock(&w->queue.lock);
-    /* every drop so far was of an event accepted before this call */
-    flush_waiter self = {w->submitted, w->dropped_settled, NULL};
+    flush_waiter self = {mark.target, mark.drops_below, NULL};
     if (!flush_done_locked(w, &self) && w->thread_alive && !w->stop) {
         self.next = w->flush_list;
         w->flush_list = &self;
@@ -870,9 +885,11 @@ writer_flush(writer *w, double timeout_s)
             }
         }
     }
-    bool done = flush_done_locked(w, &self);
+    int outcome = flush_done_locked(w, &self)            ? WRITER_FLUSH_DONE
+                  : (w->thread_alive && !w->stop) ? WRITER_FLUSH_TIMED_OUT
+                                                  : WRITER_FLUSH_GONE;
     pthread_mutex_unlock(&w->queue.lock);
-    return done;
+    return outcome;
 }
 
 void

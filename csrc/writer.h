@@ -71,6 +71,23 @@ int writer_try_enqueue(writer *w, event_record *record);
  * True when done, false on timeout or when the thread is gone first. */
 bool writer_flush(writer *w, double timeout_s);
 
+/* What a flush waits for: the events submitted (and dropped) so far. */
+typedef struct writer_flush_mark {
+    uint64_t target;
+    uint64_t drops_below;
+} writer_flush_mark;
+
+/* Caller thread: the mark of a flush starting now. */
+writer_flush_mark writer_flush_mark_now(writer *w);
+
+/* Caller thread, GIL released: writer_flush for the events of an earlier
+ * mark, so that a caller can wait in slices (checking for Ctrl-C between
+ * them) without later events joining what it waits for.  WRITER_FLUSH_DONE,
+ * WRITER_FLUSH_TIMED_OUT, or WRITER_FLUSH_GONE when the thread is not
+ * running (waiting longer would not help). */
+enum { WRITER_FLUSH_GONE = -1, WRITER_FLUSH_TIMED_OUT = 0, WRITER_FLUSH_DONE = 1 };
+int writer_flush_to(writer *w, writer_flush_mark mark, double timeout_s);
+
 /* Caller thread, GIL released.  Flush for at most timeout_s, stop the
  * thread, and move whatever is not committed (queue and in-flight batch,
  * with its batch id) to the spool.  Idempotent, and safe while other

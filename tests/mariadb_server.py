@@ -353,11 +353,20 @@ def tool_environment() -> dict:
             if key not in ("LD_PRELOAD", "ASAN_OPTIONS", "UBSAN_OPTIONS")}
 
 
+def _private_tmpdir(base: str) -> str:
+    """A temporary directory of the server's own: servers of concurrent runs
+    sharing /tmp have collided on its temporary-table files."""
+    path = os.path.join(base, "tmp")
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
 def _launch(mariadbd, datadir, sock, port, pid_file, error_log, extra_args=()) -> subprocess.Popen:
     command = [
         mariadbd,
         "--no-defaults",
         f"--datadir={datadir}",
+        f"--tmpdir={_private_tmpdir(os.path.dirname(pid_file))}",
         f"--socket={sock}",
         f"--port={port}",
         "--bind-address=127.0.0.1",
@@ -450,6 +459,7 @@ def _template_datadir() -> str:
                 "--no-defaults",
                 "--auth-root-authentication-method=normal",
                 f"--datadir={datadir}",
+                f"--tmpdir={_private_tmpdir(base)}",
                 "--user=root",
                 "--skip-test-db",
                 "--innodb-log-file-size=64M",
