@@ -1158,7 +1158,7 @@ first_report(const char *path)
     }
     if (first) {
         if (reported_count < REPORTED_SKIPS_MAX) {
-            char *copy = strdup(path); /* kept for the process's life */
+            char *copy = qbel_strdup(path); /* kept for the process's life */
             if (copy != NULL) {
                 reported_skips[reported_count++] = copy;
             }
