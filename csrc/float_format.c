@@ -228,16 +228,16 @@ float_format_decimal(double value)
 
 /* ---- layout --------------------------------------------------------------- */
 
-static const char two_digits[200] = "00010203040506070809"
-                                    "10111213141516171819"
-                                    "20212223242526272829"
-                                    "30313233343536373839"
-                                    "40414243444546474849"
-                                    "50515253545556575859"
-                                    "60616263646566676869"
-                                    "70717273747576777879"
-                                    "80818283848586878889"
-                                    "90919293949596979899";
+const char decimal_digit_pairs[200] = "00010203040506070809"
+                                      "10111213141516171819"
+                                      "20212223242526272829"
+                                      "30313233343536373839"
+                                      "40414243444546474849"
+                                      "50515253545556575859"
+                                      "60616263646566676869"
+                                      "70717273747576777879"
+                                      "80818283848586878889"
+                                      "90919293949596979899";
 
 /* Number of decimal digits of n, 1..20. */
 static inline int
@@ -288,19 +288,19 @@ write_digits(char *out, uint64_t n, int length)
         n /= 100000000;
         for (int i = 0; i < 4; i++) {
             p -= 2;
-            memcpy(p, two_digits + 2 * (low % 100), 2);
+            memcpy(p, decimal_digit_pairs + 2 * (low % 100), 2);
             low /= 100;
         }
     }
     uint32_t rest = (uint32_t)n;
     while (rest >= 100) {
         p -= 2;
-        memcpy(p, two_digits + 2 * (rest % 100), 2);
+        memcpy(p, decimal_digit_pairs + 2 * (rest % 100), 2);
         rest /= 100;
     }
     if (rest >= 10) {
         p -= 2;
-        memcpy(p, two_digits + 2 * rest, 2);
+        memcpy(p, decimal_digit_pairs + 2 * rest, 2);
     }
     else {
         *--p = (char)('0' + rest);
@@ -329,7 +329,7 @@ layout_exponential(char *out, uint64_t digits, int length, int decpt)
         *p++ = (char)('0' + magnitude / 100);
         magnitude %= 100;
     }
-    memcpy(p, two_digits + 2 * magnitude, 2);
+    memcpy(p, decimal_digit_pairs + 2 * magnitude, 2);
     return (size_t)(p + 2 - out);
 }
 

@@ -13,6 +13,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* "00", "01", ... "99" back to back: the two ASCII digits of n (0..99) are
+ * at 2 * n.  Shared with the encoder's integer writer. */
+extern const char decimal_digit_pairs[200];
+
 /* Room float_format_shortest needs at `out`: the longest text is 24 bytes
  * ("-1.2345678901234567e-308"). */
 #define FLOAT_FORMAT_BUFFER_SIZE 32

@@ -586,17 +586,6 @@ escaped:
 
 /* ---- numbers ------------------------------------------------------------ */
 
-static const char digit_pairs[201] = "00010203040506070809"
-                                     "10111213141516171819"
-                                     "20212223242526272829"
-                                     "30313233343536373839"
-                                     "40414243444546474849"
-                                     "50515253545556575859"
-                                     "60616263646566676869"
-                                     "70717273747576777879"
-                                     "80818283848586878889"
-                                     "90919293949596979899";
-
 /* Decimal digits of `value` ending just before `end`; returns the start. */
 static inline char *
 format_long_long(char *end, long long value)
@@ -608,11 +597,11 @@ format_long_long(char *end, long long value)
         unsigned int pair = (unsigned int)(magnitude % 100) * 2;
         magnitude /= 100;
         p -= 2;
-        memcpy(p, digit_pairs + pair, 2);
+        memcpy(p, decimal_digit_pairs + pair, 2);
     }
     if (magnitude >= 10) {
         p -= 2;
-        memcpy(p, digit_pairs + magnitude * 2, 2);
+        memcpy(p, decimal_digit_pairs + magnitude * 2, 2);
     }
     else {
         *--p = (char)('0' + magnitude);
