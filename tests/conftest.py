@@ -28,6 +28,7 @@ from hypothesis import settings as hypothesis_settings
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from app_event_type import QuerybookEventType  # noqa: E402
 from mariadb_server import MariaDBServer  # noqa: E402
 
 # ---- no silent skips ---------------------------------------------------------
@@ -206,6 +207,18 @@ def db(mariadb):
     mariadb.ensure_running()
     mariadb.reset_events()
     yield mariadb
+
+
+@pytest.fixture
+def app_event_type():
+    """Querybook's EventType as the application's, for the test's duration."""
+    from querybook_eventlog import _core
+
+    _core._set_application_event_type(QuerybookEventType)
+    try:
+        yield QuerybookEventType
+    finally:
+        _core._set_application_event_type(None)
 
 
 @pytest.fixture

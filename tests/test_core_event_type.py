@@ -9,17 +9,11 @@ import sys
 
 import pytest
 
+from app_event_type import QuerybookEventType
+
 import querybook_eventlog as qe
 from querybook_eventlog import EventType, _core
 
-
-class QuerybookEventType(enum.Enum):
-    """What Querybook's const.event_log.EventType looks like."""
-
-    API = "API"
-    WEBSOCKET = "WEBSOCKET"
-    VIEW = "VIEW"
-    CLICK = "CLICK"
 
 
 class Recorder(qe.BaseEventLogger):
@@ -31,14 +25,6 @@ class Recorder(qe.BaseEventLogger):
     def log(self, uid, event_type, event_data, timestamp=None):
         self.calls.append((uid, event_type, event_data, timestamp))
 
-
-@pytest.fixture
-def app_event_type():
-    _core._set_application_event_type(QuerybookEventType)
-    try:
-        yield QuerybookEventType
-    finally:
-        _core._set_application_event_type(None)
 
 
 def jsonl_event_types(*event_types):

@@ -13,6 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from app_event_type import QuerybookEventType
+
 import querybook_eventlog as qe
 from querybook_eventlog import EventType, _core, _settings
 
@@ -20,14 +22,6 @@ YELLOW, RESET = "\x1b[33;20m", "\x1b[0m"
 QUERYBOOK_FORMAT = '[%(asctime)s] - %(name)s - %(levelname)-8s"%(message)s"'
 QUERYBOOK_DATE_FORMAT = "%Y-%m-%d %a %H:%M:%S"
 
-
-class QuerybookEventType(enum.Enum):
-    """Querybook's const.event_log.EventType: a different class from ours."""
-
-    API = "API"
-    WEBSOCKET = "WEBSOCKET"
-    VIEW = "VIEW"
-    CLICK = "CLICK"
 
 
 def upstream_message(class_name, uid, event_type, event_data, timestamp=None):
@@ -50,14 +44,6 @@ class InfoRecorder:
     def info(self, message):
         self.messages.append(message)
 
-
-@pytest.fixture
-def app_event_type():
-    _core._set_application_event_type(QuerybookEventType)
-    try:
-        yield QuerybookEventType
-    finally:
-        _core._set_application_event_type(None)
 
 
 def test_exact_upstream_message():
