@@ -10,8 +10,6 @@ directory, no settings read, no plugin import.  ``ALL_EVENT_LOGGERS`` is built
 on first access.  Inside Querybook, adopt it through ``querybook_eventlog.querybook``.
 """
 
-import abc
-
 from ._event_type import EventType
 from ._core import (
     MAX_JSON_DEPTH,
@@ -25,10 +23,6 @@ from ._core import (
 )
 from ._registry import configured_logger_name, get_event_logger_class
 from ._facade import EventLogger
-
-# Upstream's BaseEventLogger subclasses abc.ABC; so, virtually, does ours.
-if not issubclass(BaseEventLogger, abc.ABC):
-    abc.ABC.register(BaseEventLogger)
 
 __all__ = [
     "EventType",

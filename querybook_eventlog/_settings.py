@@ -232,6 +232,4 @@ def apply_application_event_type() -> None:
     ``log()`` overrides (plugins compare ``event_type == EventType.API``)."""
     from . import _core
 
-    setter = getattr(_core, "_set_application_event_type", None)
-    if setter is not None:
-        setter(event_type_class() if context.querybook else None)
+    _core._set_application_event_type(event_type_class() if context.querybook else None)

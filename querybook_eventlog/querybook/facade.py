@@ -7,6 +7,8 @@ package to Querybook's settings (see ``querybook_eventlog.querybook``).
 
 from .. import _settings
 from .._facade import EventLogger
+from .._registry import get_event_logger_class  # noqa: F401  (upstream's module namespace)
+from ._lazy import module_getattr
 
 _settings.use_querybook()
 
@@ -24,27 +26,21 @@ __all__ = [
 ]
 
 
-def __getattr__(name):
-    # The names upstream's module imports, resolved from Querybook on access.
-    if name == "LOG":
-        return _settings.package_logger()
-    if name == "current_user":
-        from flask_login import current_user  # type: ignore
+def _current_user():
+    from flask_login import current_user  # type: ignore
 
-        return current_user
-    if name == "EventType":
-        _settings.apply_application_event_type()
-        return _settings.event_type_class()
-    if name == "QuerybookSettings":
-        from env import QuerybookSettings  # type: ignore
+    return current_user
 
-        return QuerybookSettings
-    if name == "get_event_logger_class":
-        from .._registry import get_event_logger_class
 
-        return get_event_logger_class
-    if name == "get_logger":
-        from lib.logger import get_logger  # type: ignore
+def _querybook_settings():
+    from env import QuerybookSettings  # type: ignore
 
-        return get_logger
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return QuerybookSettings
+
+
+# The names upstream's module imports, resolved from Querybook on access.
+__getattr__ = module_getattr(__name__, {
+    "LOG": _settings.package_logger,
+    "current_user": _current_user,
+    "QuerybookSettings": _querybook_settings,
+})
