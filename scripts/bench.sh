@@ -2,7 +2,7 @@
 # scripts/bench.sh — `make bench`: every benchmark, side by side, in one run.
 # Installs the baselines (each on its own, so one unavailable package does not
 # block the others; a missing one prints n/a in its table), then runs the
-# three benches one after the other.  Run it on an otherwise quiet machine.
+# four benches one after the other.  Run it on an otherwise quiet machine.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
@@ -24,7 +24,7 @@ server = subprocess.run(["mariadbd", "--version"], capture_output=True, text=Tru
 print(f"Python {platform.python_version()}; " + ", ".join(found)
       + f"; {' '.join(server[1:3]) if server else 'mariadbd n/a'}; {__import__('os').cpu_count()} CPUs")
 PY
-for script in bench/bench_dumps.py bench/bench_loggers.py bench/bench_db.py; do
+for script in bench/bench_dumps.py bench/bench_loggers.py bench/bench_db.py bench/bench_tail.py; do
     echo
     echo "== $script (load average before: $(cut -d' ' -f1-3 /proc/loadavg))"
     "$PY" "$script" "$@"
