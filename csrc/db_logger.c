@@ -231,8 +231,6 @@ dict_string(PyObject *parts, const char *key, char **out)
 static int
 dict_ssl_mode(PyObject *parts, mysql_sink_ssl_mode *out)
 {
-    static const char *const names[] = {"DISABLED", "PREFERRED", "REQUIRED", "VERIFY_CA",
-                                        "VERIFY_IDENTITY"};
     char *name;
     if (dict_string(parts, "ssl_mode", &name) < 0) {
         return -1;
@@ -241,9 +239,9 @@ dict_ssl_mode(PyObject *parts, mysql_sink_ssl_mode *out)
     if (name == NULL) {
         return 0;
     }
-    for (size_t i = 0; i < sizeof(names) / sizeof(*names); i++) {
-        if (strcmp(name, names[i]) == 0) {
-            *out = (mysql_sink_ssl_mode)i;
+    for (int mode = 0; mode < MYSQL_SINK_SSL_MODE_COUNT; mode++) {
+        if (strcmp(name, mysql_sink_ssl_mode_name((mysql_sink_ssl_mode)mode)) == 0) {
+            *out = (mysql_sink_ssl_mode)mode;
             return 0;
         }
     }

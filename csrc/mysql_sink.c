@@ -509,8 +509,13 @@ set_option(mysql_sink *sink, MYSQL *mysql, enum mysql_option option, const void 
     return MYSQL_SINK_OK;
 }
 
-static const char *const ssl_mode_names[] = {"DISABLED", "PREFERRED", "REQUIRED", "VERIFY_CA",
-                                              "VERIFY_IDENTITY"};
+const char *
+mysql_sink_ssl_mode_name(mysql_sink_ssl_mode mode)
+{
+    static const char *const names[MYSQL_SINK_SSL_MODE_COUNT] = {
+        "DISABLED", "PREFERRED", "REQUIRED", "VERIFY_CA", "VERIFY_IDENTITY"};
+    return (unsigned)mode < MYSQL_SINK_SSL_MODE_COUNT ? names[mode] : "?";
+}
 
 /* Connector/C 3.3 falls back to plaintext when the server offers no TLS
  * unless the certificate is verified or a fingerprint is set, and then
@@ -573,7 +578,7 @@ check_tls_outcome(mysql_sink *sink, MYSQL *mysql)
     char message[160];
     snprintf(message, sizeof(message),
              "TLS is required (ssl_mode=%s) but the server did not encrypt the connection; "
-             "nothing was sent", ssl_mode_names[mode]);
+             "nothing was sent", mysql_sink_ssl_mode_name(mode));
     set_error(sink, CR_SSL_CONNECTION_ERROR, "HY000", message);
     return MYSQL_SINK_SERVER_ERROR;
 }

@@ -42,6 +42,10 @@ typedef enum mysql_sink_ssl_mode {
     MYSQL_SINK_SSL_VERIFY_CA,     /* TLS, the chain verified against ssl_ca/capath */
     MYSQL_SINK_SSL_VERIFY_IDENTITY, /* TLS, the chain and the host name verified */
 } mysql_sink_ssl_mode;
+#define MYSQL_SINK_SSL_MODE_COUNT (MYSQL_SINK_SSL_VERIFY_IDENTITY + 1)
+
+/* "DISABLED" ... "VERIFY_IDENTITY", as ssl_mode is written in a URL. */
+const char *mysql_sink_ssl_mode_name(mysql_sink_ssl_mode mode);
 
 typedef struct mysql_sink_config {
     char *host;        /* NULL: localhost */

@@ -321,3 +321,13 @@ def test_unsupported_tls_options_fail_at_construction(tmp_path, query, fragment)
     with pytest.raises(ValueError, match=fragment) as raised:
         DBEventLogger(url, spool_dir=str(tmp_path))
     assert "secret" not in str(raised.value)
+
+
+def test_a_hand_made_parts_dict_with_an_unknown_mode_is_refused(tmp_path):
+    """The C core checks too: _replay_spool takes a parts dict directly."""
+    from querybook_eventlog import _core
+    from querybook_eventlog._url import parse_database_url
+
+    parts = parse_database_url("mysql://u:secret@127.0.0.1:1/querybook")
+    with pytest.raises(ValueError, match="ssl_mode must be one of DISABLED"):
+        _core._replay_spool(dict(parts, ssl_mode="verify_identity"), str(tmp_path), "event_log")
