@@ -16,7 +16,7 @@ SUPPORTED_SCHEMES = ("mysql", "mysql+pymysql", "mysql+mysqldb", "mysql+mysqlconn
 SUPPORTED_OPTIONS = ("charset", "unix_socket", "ssl_mode", "ssl_ca", "ssl_capath", "ssl_cert",
                      "ssl_key", "ssl_cipher", "ssl_verify_cert", "ssl_check_hostname")
 SSL_MODES = ("DISABLED", "PREFERRED", "REQUIRED", "VERIFY_CA", "VERIFY_IDENTITY")
-SSL_FILE_OPTIONS = ("ssl_ca", "ssl_capath", "ssl_cert", "ssl_key", "ssl_cipher")
+SSL_VALUE_OPTIONS = ("ssl_ca", "ssl_capath", "ssl_cert", "ssl_key", "ssl_cipher")  # passed on
 # The connection is always utf8mb4.  These names are accepted because every
 # character they can carry is carried by utf8mb4 as the same text: the data
 # lands as they would have stored it, and what they could not store (an
@@ -81,10 +81,10 @@ def _tls_conflict(url: str, detail: str) -> ValueError:
     return ValueError(f"database URL TLS options conflict in {_redacted(url)}: {detail}")
 
 
-def _explicit_tls_mode(mode: str, has_files: bool, has_ca: bool, verify: Optional[bool],
+def _explicit_tls_mode(mode: str, has_settings: bool, has_ca: bool, verify: Optional[bool],
                        check_hostname: Optional[bool], url: str) -> str:
     """Check the other options against an explicit ssl_mode."""
-    if mode == "DISABLED" and (has_files or verify or check_hostname):
+    if mode == "DISABLED" and (has_settings or verify or check_hostname):
         raise _tls_conflict(url, "ssl_mode=DISABLED never uses TLS, yet TLS options are given")
     if mode in ("PREFERRED", "REQUIRED") and (verify or check_hostname):
         raise _tls_conflict(url, f"ssl_mode={mode} does not verify the server; use "
@@ -106,11 +106,11 @@ def _explicit_tls_mode(mode: str, has_files: bool, has_ca: bool, verify: Optiona
     return mode
 
 
-def _implied_tls_mode(has_files: bool, has_ca: bool, verify: Optional[bool],
+def _implied_tls_mode(has_settings: bool, has_ca: bool, verify: Optional[bool],
                       check_hostname: Optional[bool], url: str) -> str:
     """The mode the PyMySQL-style options imply: a CA means verify the
     certificate and the host name (ssl_check_hostname=false: not the name)."""
-    if not (verify or check_hostname or has_files):
+    if not (verify or check_hostname or has_settings):
         return "DISABLED"
     if verify is False:
         if has_ca:
@@ -135,7 +135,7 @@ def _tls_settings(options: Dict[str, str], url: str) -> Dict[str, Any]:
     The C core applies the mode alone; the other ways of saying it
     (ssl_verify_cert, ssl_check_hostname, a bare ssl_ca) are settled here.
     """
-    for name in SSL_FILE_OPTIONS:
+    for name in SSL_VALUE_OPTIONS:
         if name in options and not options[name]:
             raise ValueError(f"database URL option {name} is empty in {_redacted(url)}")
     verify = options.get("ssl_verify_cert")
@@ -143,18 +143,18 @@ def _tls_settings(options: Dict[str, str], url: str) -> Dict[str, Any]:
     check = options.get("ssl_check_hostname")
     check_flag = None if check is None else _parse_bool("ssl_check_hostname", check, url)
     has_ca = bool(options.get("ssl_ca") or options.get("ssl_capath"))
-    has_files = any(options.get(name) for name in SSL_FILE_OPTIONS)
+    has_settings = any(options.get(name) for name in SSL_VALUE_OPTIONS)
     mode = options.get("ssl_mode")
     if mode is None:
-        resolved = _implied_tls_mode(has_files, has_ca, verify_flag, check_flag, url)
+        resolved = _implied_tls_mode(has_settings, has_ca, verify_flag, check_flag, url)
     elif mode.strip().upper() in SSL_MODES:
-        resolved = _explicit_tls_mode(mode.strip().upper(), has_files, has_ca, verify_flag,
+        resolved = _explicit_tls_mode(mode.strip().upper(), has_settings, has_ca, verify_flag,
                                       check_flag, url)
     else:
         raise ValueError(f"database URL option ssl_mode={mode!r} is not one of "
                          f"{', '.join(SSL_MODES)} in {_redacted(url)}")
     settings: Dict[str, Any] = {"ssl_mode": resolved}
-    for name in SSL_FILE_OPTIONS:
+    for name in SSL_VALUE_OPTIONS:
         settings[name] = options.get(name)
     return settings
 
@@ -201,8 +201,9 @@ def parse_database_url(url: str) -> Dict[str, Any]:
       means VERIFY_IDENTITY (VERIFY_CA with ssl_check_hostname=false),
       ssl_verify_cert=true alone VERIFY_IDENTITY against the system CAs,
       only ssl_cert/ssl_key/ssl_cipher REQUIRED, and nothing DISABLED.
-      Contradictory combinations and unknown ssl_*/tls* options are a
-      ValueError.
+      REQUIRED with a CA verifies the chain too (Connector/C always checks
+      a given CA).  Contradictory combinations, repeated options and
+      unknown ssl_*/tls* options are a ValueError.
 
     Other query options are ignored with a warning.  Raises ValueError
     (without the password) for anything malformed, contradictory or an

@@ -220,6 +220,13 @@ def test_required_without_a_ca_encrypts_without_verifying(other_host_server, tmp
     assert_written(server, tls_url(server, ssl_mode="REQUIRED"), str(tmp_path), "required")
 
 
+def test_required_with_a_ca_verifies_the_chain(tls_server, tmp_path):
+    """Documented: Connector/C always checks a CA it is given."""
+    server, directory = tls_server
+    url = tls_url(server, ssl_mode="REQUIRED", ssl_ca=ca(directory, "other-ca"))
+    assert_refused(server, url, str(tmp_path), "required-other-ca", "2026")
+
+
 def test_preferred_uses_tls_when_the_server_offers_it(tls_server, tmp_path):
     server, _ = tls_server
     assert_written(server, tls_url(server, ssl_mode="preferred"), str(tmp_path), "preferred")
