@@ -3,9 +3,12 @@
  * The front end sends `[{"type": "CLICK", "data": {...}, "timestamp": ms},
  * ...]` with navigator.sendBeacon to POST /ds/context_log/, unflagged as
  * JSON.  Upstream parses it and logs element by element, and one bad
- * element aborts the rest of the batch.  Here jansson parses the raw bytes,
- * each element is checked on its own, good ones are logged through the
- * logger's log() (C fast path or the Python override), and each bad one is
+ * element aborts the rest of the batch.  Here the body is cut into its
+ * top-level elements and jansson parses each one; only then is anything
+ * logged, so a body that is not a JSON array logs nothing.  Each element is
+ * checked on its own: good ones are logged through the logger's log() (C
+ * fast path or the Python override), and each bad one -- one jansson
+ * cannot hold (a NUL in a key, 1e400, a lone surrogate) included -- is
  * reported with its index and reason.  Owns nothing beyond one call.
  */
 #include "qbel.h"
@@ -203,17 +206,188 @@ error:
     return 0;
 }
 
-/* Parse `body` (bytes-like or str).  A new jansson array, or NULL with
+/* The batch, parsed element by element. */
+typedef struct parsed_batch {
+    json_t *elements; /* jansson array: each element, or `refused` in its place */
+    json_t *refused;  /* the placeholder of an element jansson could not hold */
+    PyObject *reasons; /* list of str: why, for each placeholder in order */
+} parsed_batch;
+
+static void
+parsed_batch_clear(parsed_batch *batch)
+{
+    json_decref(batch->elements);
+    json_decref(batch->refused);
+    Py_CLEAR(batch->reasons);
+    batch->elements = batch->refused = NULL;
+}
+
+static size_t
+skip_json_space(const char *text, size_t length, size_t at)
+{
+    while (at < length && (text[at] == ' ' || text[at] == '\t' || text[at] == '\n' ||
+                           text[at] == '\r')) {
+        at++;
+    }
+    return at;
+}
+
+/* Where the element starting at `at` ends: the index of the ',' or ']' (or
+ * a stray '}') that follows it at the array's top level, or `length`.
+ * Strings and brackets are followed only to find that delimiter; jansson
+ * then checks the element itself, so a malformed one is still caught. */
+static size_t
+element_end(const char *text, size_t length, size_t at)
+{
+    size_t depth = 0;
+    for (; at < length; at++) {
+        switch (text[at]) {
+        case '"':
+            for (at++; at < length && text[at] != '"'; at++) {
+                at += text[at] == '\\';
+            }
+            if (at >= length) {
+                return length;
+            }
+            break;
+        case '[':
+        case '{':
+            depth++;
+            break;
+        case ']':
+        case '}':
+            if (depth == 0) {
+                return at;
+            }
+            depth--;
+            break;
+        case ',':
+            if (depth == 0) {
+                return at;
+            }
+            break;
+        default:
+            break;
+        }
+    }
+    return length;
+}
+
+/* Whether jansson refused an element for what it holds rather than for
+ * how the body is written: the element alone is rejected, not the batch. */
+static bool
+refused_for_content(const json_error_t *error)
+{
+    switch (json_error_code(error)) {
+    case json_error_null_byte_in_key:
+    case json_error_numeric_overflow:
+    case json_error_stack_overflow:
+        return true;
+    case json_error_invalid_syntax:
+        /* a lone surrogate escape: valid JSON grammar, but no Unicode text */
+        return strncmp(error->text, "invalid Unicode '", 17) == 0;
+    default:
+        return false;
+    }
+}
+
+/* Parse the element text[at, end) into batch (0), or set ValueError for a
+ * body that is not JSON (-1). */
+static int
+parse_element(parsed_batch *batch, const char *text, size_t at, size_t end)
+{
+    json_error_t error;
+    json_t *value = json_loadb(text + at, end - at, JSON_DECODE_ANY | JSON_ALLOW_NUL, &error);
+    if (value == NULL && json_error_code(&error) == json_error_out_of_memory) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (value != NULL) {
+        if (json_array_append_new(batch->elements, value) != 0) { /* steals `value` */
+            PyErr_NoMemory();
+            return -1;
+        }
+        return 0;
+    }
+    if (!refused_for_content(&error)) {
+        PyErr_Format(PyExc_ValueError, "client event batch is not JSON: %s (element %zu, byte %zu)",
+                     error.text, json_array_size(batch->elements), at + (size_t)error.position);
+        return -1;
+    }
+    PyObject *reason = PyUnicode_FromFormat("not loggable JSON: %s", error.text);
+    if (reason == NULL) {
+        return -1;
+    }
+    int appended = PyList_Append(batch->reasons, reason);
+    Py_DECREF(reason);
+    if (appended < 0) {
+        return -1;
+    }
+    if (json_array_append(batch->elements, batch->refused) != 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+/* Parse text[0, length), a JSON array, element by element.  0, or -1 with
+ * ValueError (or MemoryError) set and nothing in `batch` to free. */
+static int
+parse_elements(parsed_batch *batch, const char *text, size_t length)
+{
+    batch->elements = json_array();
+    batch->refused = json_object();
+    batch->reasons = PyList_New(0);
+    if (batch->elements == NULL || batch->refused == NULL || batch->reasons == NULL) {
+        if (!PyErr_Occurred()) {
+            PyErr_NoMemory();
+        }
+        goto error;
+    }
+    size_t at = skip_json_space(text, length, 0);
+    if (at == length || text[at] != '[') {
+        PyErr_SetString(PyExc_ValueError, "client event batch is not a JSON array");
+        goto error;
+    }
+    at = skip_json_space(text, length, at + 1);
+    bool closed = at < length && text[at] == ']';
+    while (!closed) {
+        size_t end = element_end(text, length, at);
+        if (parse_element(batch, text, at, end) < 0) {
+            goto error;
+        }
+        if (end == length || text[end] == '}') {
+            PyErr_Format(PyExc_ValueError, "client event batch is not JSON: ']' expected "
+                                           "(byte %zu)", end);
+            goto error;
+        }
+        closed = text[end] == ']';
+        at = end;
+        at += !closed;
+    }
+    at = skip_json_space(text, length, at + 1);
+    if (at != length) {
+        PyErr_Format(PyExc_ValueError, "client event batch is not JSON: end of input expected "
+                                       "after the array (byte %zu)", at);
+        goto error;
+    }
+    return 0;
+error:
+    parsed_batch_clear(batch);
+    return -1;
+}
+
+/* Parse `body` (bytes-like or str) into `batch`.  0, or -1 with
  * ValueError/TypeError set. */
-static json_t *
-parse_body(PyObject *body)
+static int
+parse_body(PyObject *body, parsed_batch *batch)
 {
     Py_buffer view;
     if (PyUnicode_Check(body)) {
         Py_ssize_t length;
         const char *text = PyUnicode_AsUTF8AndSize(body, &length);
         if (text == NULL) {
-            return NULL;
+            return -1;
         }
         view.buf = (void *)text;
         view.len = length;
@@ -222,30 +396,20 @@ parse_body(PyObject *body)
     else if (PyObject_GetBuffer(body, &view, PyBUF_SIMPLE) < 0) {
         PyErr_Format(PyExc_TypeError, "body must be bytes-like or str, not %.100s",
                      Py_TYPE(body)->tp_name);
-        return NULL;
+        return -1;
     }
-    json_t *root = NULL;
-    json_error_t error;
+    int result = -1;
     if (view.len > CLIENT_EVENTS_MAX_BODY) {
         PyErr_Format(PyExc_ValueError, "client event batch of %zd bytes exceeds %d bytes",
                      view.len, CLIENT_EVENTS_MAX_BODY);
     }
     else {
-        root = json_loadb(view.buf, (size_t)view.len, JSON_ALLOW_NUL, &error);
-        if (root == NULL) {
-            PyErr_Format(PyExc_ValueError, "client event batch is not JSON: %s (line %d, column %d)",
-                         error.text, error.line, error.column);
-        }
-        else if (!json_is_array(root)) {
-            PyErr_SetString(PyExc_ValueError, "client event batch is not a JSON array");
-            json_decref(root);
-            root = NULL;
-        }
+        result = parse_elements(batch, view.buf, (size_t)view.len);
     }
     if (view.obj != NULL) {
         PyBuffer_Release(&view);
     }
-    return root;
+    return result;
 }
 
 PyObject *
@@ -267,21 +431,28 @@ client_events_log(PyObject *module, PyObject *const *args, Py_ssize_t nargs, PyO
                      Py_TYPE(logger)->tp_name);
         return NULL;
     }
-    json_t *root = parse_body(args[2]);
-    if (root == NULL) {
+    parsed_batch batch = {NULL, NULL, NULL};
+    if (parse_body(args[2], &batch) < 0) {
         return NULL;
     }
     PyObject *rejections = PyList_New(0);
-    Py_ssize_t logged = 0;
+    Py_ssize_t logged = 0, next_reason = 0;
     if (rejections == NULL) {
         goto error;
     }
     size_t index;
     json_t *element;
-    json_array_foreach(root, index, element)
+    json_array_foreach(batch.elements, index, element)
     {
         const char *type_name = NULL;
         json_t *data = NULL, *timestamp = NULL;
+        if (element == batch.refused) {
+            PyObject *reason = PyList_GET_ITEM(batch.reasons, next_reason++);
+            if (reject(rejections, index, Py_NewRef(reason)) < 0) {
+                goto error;
+            }
+            continue;
+        }
         const char *reason = check_element(element, &type_name, &data, &timestamp);
         if (reason != NULL) {
             if (reject(rejections, index, PyUnicode_FromString(reason)) < 0) {
@@ -297,11 +468,10 @@ client_events_log(PyObject *module, PyObject *const *args, Py_ssize_t nargs, PyO
         }
         logged++;
     }
-    json_decref(root);
-    PyObject *result = Py_BuildValue("(nN)", logged, rejections);
-    return result;
+    parsed_batch_clear(&batch);
+    return Py_BuildValue("(nN)", logged, rejections);
 error:
-    json_decref(root);
+    parsed_batch_clear(&batch);
     Py_XDECREF(rejections);
     return NULL;
 }

@@ -227,6 +227,46 @@ dict_string(PyObject *parts, const char *key, char **out)
     return 0;
 }
 
+/* parts["ssl_mode"] (absent or None: DISABLED) as the sink's enum. */
+static int
+dict_ssl_mode(PyObject *parts, mysql_sink_ssl_mode *out)
+{
+    char *name;
+    if (dict_string(parts, "ssl_mode", &name) < 0) {
+        return -1;
+    }
+    *out = MYSQL_SINK_SSL_DISABLED;
+    if (name == NULL) {
+        return 0;
+    }
+    for (int mode = 0; mode < MYSQL_SINK_SSL_MODE_COUNT; mode++) {
+        if (strcmp(name, mysql_sink_ssl_mode_name((mysql_sink_ssl_mode)mode)) == 0) {
+            *out = (mysql_sink_ssl_mode)mode;
+            return 0;
+        }
+    }
+    PyErr_Format(PyExc_ValueError, "database URL part ssl_mode must be one of DISABLED, "
+                                   "PREFERRED, REQUIRED, VERIFY_CA, VERIFY_IDENTITY, not %s", name);
+    return -1;
+}
+
+/* The connection is always utf8mb4: a parts dict asking for another
+ * charset (made by hand, not by parse_database_url) is refused. */
+static int
+check_charset(PyObject *parts)
+{
+    char *charset;
+    if (dict_string(parts, "charset", &charset) < 0) {
+        return -1;
+    }
+    if (charset != NULL && strcmp(charset, "utf8mb4") != 0) {
+        PyErr_Format(PyExc_ValueError, "database URL part charset must be utf8mb4, not %s",
+                     charset);
+        return -1;
+    }
+    return 0;
+}
+
 /* Fill `sink` (borrowing strings from `parts`, a parse_database_url dict). */
 static int
 sink_config_from_parts(PyObject *parts, mysql_sink_config *sink)
@@ -240,11 +280,13 @@ sink_config_from_parts(PyObject *parts, mysql_sink_config *sink)
         dict_string(parts, "user", &sink->user) < 0 ||
         dict_string(parts, "password", &sink->password) < 0 ||
         dict_string(parts, "database", &sink->database) < 0 ||
-        dict_string(parts, "unix_socket", &sink->unix_socket) < 0 ||
-        dict_string(parts, "charset", &sink->charset) < 0 ||
+        dict_string(parts, "unix_socket", &sink->unix_socket) < 0 || check_charset(parts) < 0 ||
+        dict_ssl_mode(parts, &sink->ssl_mode) < 0 ||
         dict_string(parts, "ssl_ca", &sink->ssl_ca) < 0 ||
+        dict_string(parts, "ssl_capath", &sink->ssl_capath) < 0 ||
         dict_string(parts, "ssl_cert", &sink->ssl_cert) < 0 ||
-        dict_string(parts, "ssl_key", &sink->ssl_key) < 0) {
+        dict_string(parts, "ssl_key", &sink->ssl_key) < 0 ||
+        dict_string(parts, "ssl_cipher", &sink->ssl_cipher) < 0) {
         return -1;
     }
     PyObject *port = PyDict_GetItemString(parts, "port");
@@ -258,15 +300,6 @@ sink_config_from_parts(PyObject *parts, mysql_sink_config *sink)
             return -1;
         }
         sink->port = (unsigned int)value;
-    }
-    PyObject *verify = PyDict_GetItemString(parts, "ssl_verify_cert");
-    sink->ssl_verify_cert = -1;
-    if (verify != NULL && verify != Py_None) {
-        int truth = PyObject_IsTrue(verify);
-        if (truth < 0) {
-            return -1;
-        }
-        sink->ssl_verify_cert = truth;
     }
     return 0;
 }

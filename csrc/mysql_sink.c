@@ -122,17 +122,19 @@ mysql_sink_config_copy(mysql_sink_config *target, const mysql_sink_config *sourc
 {
     *target = *source;
     target->host = target->user = target->password = target->database = NULL;
-    target->unix_socket = target->charset = target->ssl_ca = target->ssl_cert = NULL;
+    target->unix_socket = target->ssl_ca = target->ssl_cert = NULL;
     target->ssl_key = target->table = NULL;
+    target->ssl_capath = target->ssl_cipher = NULL;
     if (copy_string(&target->host, source->host) < 0 ||
         copy_string(&target->user, source->user) < 0 ||
         copy_string(&target->password, source->password) < 0 ||
         copy_string(&target->database, source->database) < 0 ||
         copy_string(&target->unix_socket, source->unix_socket) < 0 ||
-        copy_string(&target->charset, source->charset) < 0 ||
         copy_string(&target->ssl_ca, source->ssl_ca) < 0 ||
         copy_string(&target->ssl_cert, source->ssl_cert) < 0 ||
         copy_string(&target->ssl_key, source->ssl_key) < 0 ||
+        copy_string(&target->ssl_capath, source->ssl_capath) < 0 ||
+        copy_string(&target->ssl_cipher, source->ssl_cipher) < 0 ||
         copy_string(&target->table, source->table) < 0) {
         mysql_sink_config_free(target);
         return -1;
@@ -155,14 +157,16 @@ mysql_sink_config_free(mysql_sink_config *config)
     qbel_free(config->password);
     qbel_free(config->database);
     qbel_free(config->unix_socket);
-    qbel_free(config->charset);
     qbel_free(config->ssl_ca);
     qbel_free(config->ssl_cert);
     qbel_free(config->ssl_key);
+    qbel_free(config->ssl_capath);
+    qbel_free(config->ssl_cipher);
     qbel_free(config->table);
     config->host = config->user = config->password = config->database = NULL;
-    config->unix_socket = config->charset = config->ssl_ca = config->ssl_cert = NULL;
+    config->unix_socket = config->ssl_ca = config->ssl_cert = NULL;
     config->ssl_key = config->table = NULL;
+    config->ssl_capath = config->ssl_cipher = NULL;
 }
 
 /* ------------------------------------------------------------------ errors */
@@ -505,6 +509,80 @@ set_option(mysql_sink *sink, MYSQL *mysql, enum mysql_option option, const void 
     return MYSQL_SINK_OK;
 }
 
+const char *
+mysql_sink_ssl_mode_name(mysql_sink_ssl_mode mode)
+{
+    static const char *const names[MYSQL_SINK_SSL_MODE_COUNT] = {
+        "DISABLED", "PREFERRED", "REQUIRED", "VERIFY_CA", "VERIFY_IDENTITY"};
+    return (unsigned)mode < MYSQL_SINK_SSL_MODE_COUNT ? names[mode] : "?";
+}
+
+/* Connector/C 3.3 falls back to plaintext when the server offers no TLS
+ * unless the certificate is verified or a fingerprint is set, and then
+ * authenticates in the clear (caching_sha2_password even sends the password,
+ * taking the asked-for TLS for granted).  It refuses before authenticating
+ * when a fingerprint option is set at all, yet compares fingerprints only
+ * when it is non-empty: an empty one makes REQUIRED and VERIFY_CA refuse a
+ * server without TLS as VERIFY_IDENTITY does.  3.4 compares any
+ * fingerprint set (and refuses by default), so the empty one is 3.3 only;
+ * check_tls_outcome stays the guarantee on every version. */
+static mysql_sink_status
+refuse_plaintext_before_auth(mysql_sink *sink, MYSQL *mysql)
+{
+    if (mysql_get_client_version() >= 30400) {
+        return MYSQL_SINK_OK;
+    }
+    return set_option(sink, mysql, MARIADB_OPT_TLS_PEER_FP, "");
+}
+
+/* The TLS half of apply_options, per mysql_sink_ssl_mode.  Connector/C
+ * verifies the chain whenever a CA is given (SSL_VERIFY_PEER) and the host
+ * name only with MYSQL_OPT_SSL_VERIFY_SERVER_CERT; both switches are set
+ * explicitly, since 3.4 verifies by default and 3.3 does not. */
+static mysql_sink_status
+apply_tls_options(mysql_sink *sink, MYSQL *mysql)
+{
+    const mysql_sink_config *c = &sink->config;
+    my_bool use_tls = c->ssl_mode != MYSQL_SINK_SSL_DISABLED;
+    my_bool verify_identity = c->ssl_mode == MYSQL_SINK_SSL_VERIFY_IDENTITY;
+    mysql_sink_status status = MYSQL_SINK_OK;
+    if ((status = set_option(sink, mysql, MYSQL_OPT_SSL_ENFORCE, &use_tls)) ||
+        (status = set_option(sink, mysql, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &verify_identity)) ||
+        !use_tls) {
+        return status;
+    }
+    if ((c->ssl_ca && (status = set_option(sink, mysql, MYSQL_OPT_SSL_CA, c->ssl_ca))) ||
+        (c->ssl_capath &&
+         (status = set_option(sink, mysql, MYSQL_OPT_SSL_CAPATH, c->ssl_capath))) ||
+        (c->ssl_cert && (status = set_option(sink, mysql, MYSQL_OPT_SSL_CERT, c->ssl_cert))) ||
+        (c->ssl_key && (status = set_option(sink, mysql, MYSQL_OPT_SSL_KEY, c->ssl_key))) ||
+        (c->ssl_cipher &&
+         (status = set_option(sink, mysql, MYSQL_OPT_SSL_CIPHER, c->ssl_cipher)))) {
+        return status;
+    }
+    if (c->ssl_mode == MYSQL_SINK_SSL_REQUIRED || c->ssl_mode == MYSQL_SINK_SSL_VERIFY_CA) {
+        return refuse_plaintext_before_auth(sink, mysql);
+    }
+    return MYSQL_SINK_OK;
+}
+
+/* After mysql_real_connect: a connection that ssl_mode says must be
+ * encrypted and is not is refused before anything is sent on it. */
+static mysql_sink_status
+check_tls_outcome(mysql_sink *sink, MYSQL *mysql)
+{
+    mysql_sink_ssl_mode mode = sink->config.ssl_mode;
+    if (mode < MYSQL_SINK_SSL_REQUIRED || mysql_get_ssl_cipher(mysql) != NULL) {
+        return MYSQL_SINK_OK;
+    }
+    char message[160];
+    snprintf(message, sizeof(message),
+             "TLS is required (ssl_mode=%s) but the server did not encrypt the connection; "
+             "nothing was sent", mysql_sink_ssl_mode_name(mode));
+    set_error(sink, CR_SSL_CONNECTION_ERROR, "HY000", message);
+    return MYSQL_SINK_SERVER_ERROR;
+}
+
 static mysql_sink_status
 apply_options(mysql_sink *sink, MYSQL *mysql)
 {
@@ -513,11 +591,8 @@ apply_options(mysql_sink *sink, MYSQL *mysql)
         c->connect_timeout_s ? c->connect_timeout_s : DEFAULT_CONNECT_TIMEOUT_S;
     unsigned int read_timeout = c->read_timeout_s ? c->read_timeout_s : DEFAULT_READ_TIMEOUT_S;
     unsigned int write_timeout = c->write_timeout_s ? c->write_timeout_s : DEFAULT_WRITE_TIMEOUT_S;
-    my_bool no = 0, yes = 1;
+    my_bool no = 0;
     unsigned int no_local_infile = 0;
-    const char *charset = c->charset != NULL ? c->charset : "utf8mb4";
-    bool wants_tls = c->ssl_ca != NULL || c->ssl_cert != NULL || c->ssl_key != NULL ||
-                     c->ssl_verify_cert == 1;
     mysql_sink_status status = MYSQL_SINK_OK;
     if ((status = set_option(sink, mysql, MYSQL_OPT_CONNECT_TIMEOUT, &connect_timeout)) ||
         (status = set_option(sink, mysql, MYSQL_OPT_READ_TIMEOUT, &read_timeout)) ||
@@ -525,23 +600,15 @@ apply_options(mysql_sink *sink, MYSQL *mysql)
         /* We reconnect ourselves: a silent reconnect would lose the
          * transaction and the session settings. */
         (status = set_option(sink, mysql, MYSQL_OPT_RECONNECT, &no)) ||
-        (status = set_option(sink, mysql, MYSQL_SET_CHARSET_NAME, charset)) ||
+        /* Always utf8mb4, whatever charset the URL names: any other
+         * connection charset refuses or mangles some text. */
+        (status = set_option(sink, mysql, MYSQL_SET_CHARSET_NAME, "utf8mb4")) ||
         /* A hostile server may answer any query with a LOAD DATA LOCAL
          * request for a client file; we never need it. */
         (status = set_option(sink, mysql, MYSQL_OPT_LOCAL_INFILE, &no_local_infile))) {
         return status;
     }
-    if ((c->ssl_ca && (status = set_option(sink, mysql, MYSQL_OPT_SSL_CA, c->ssl_ca))) ||
-        (c->ssl_cert && (status = set_option(sink, mysql, MYSQL_OPT_SSL_CERT, c->ssl_cert))) ||
-        (c->ssl_key && (status = set_option(sink, mysql, MYSQL_OPT_SSL_KEY, c->ssl_key))) ||
-        (c->ssl_verify_cert >= 0 &&
-         (status = set_option(sink, mysql, MYSQL_OPT_SSL_VERIFY_SERVER_CERT,
-                              c->ssl_verify_cert ? &yes : &no))) ||
-        /* Asking for TLS means requiring it, never a silent plaintext fallback. */
-        (wants_tls && (status = set_option(sink, mysql, MYSQL_OPT_SSL_ENFORCE, &yes)))) {
-        return status;
-    }
-    return MYSQL_SINK_OK;
+    return apply_tls_options(sink, mysql);
 }
 
 int
@@ -705,6 +772,11 @@ mysql_sink_connect(mysql_sink *sink)
         /* Bad credentials or an unknown database will not heal by reconnecting now. */
         return is_connection_error(error_number) ? MYSQL_SINK_CONNECTION_ERROR
                                                  : MYSQL_SINK_SERVER_ERROR;
+    }
+    status = check_tls_outcome(sink, mysql);
+    if (status != MYSQL_SINK_OK) {
+        mysql_close(mysql);
+        return status;
     }
     sink->mysql = mysql;
     status = set_up_session(sink);

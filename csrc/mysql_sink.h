@@ -31,6 +31,22 @@
 #define MYSQL_SINK_BATCH_ID_MAX 64
 #define MYSQL_SINK_ERROR_MAX 512
 
+/* TLS as MySQL's --ssl-mode names it; parse_database_url resolves every
+ * other way of asking (ssl_verify_cert, ssl_check_hostname, a bare ssl_ca)
+ * into one of these.  From REQUIRED up, a connection that is not encrypted
+ * is refused and nothing is written on it. */
+typedef enum mysql_sink_ssl_mode {
+    MYSQL_SINK_SSL_DISABLED = 0,  /* plaintext, never TLS */
+    MYSQL_SINK_SSL_PREFERRED,     /* TLS when the server offers it, unverified; else plaintext */
+    MYSQL_SINK_SSL_REQUIRED,      /* TLS; the chain is verified only when ssl_ca/capath is given */
+    MYSQL_SINK_SSL_VERIFY_CA,     /* TLS, the chain verified against ssl_ca/capath */
+    MYSQL_SINK_SSL_VERIFY_IDENTITY, /* TLS, the chain and the host name verified */
+} mysql_sink_ssl_mode;
+#define MYSQL_SINK_SSL_MODE_COUNT (MYSQL_SINK_SSL_VERIFY_IDENTITY + 1)
+
+/* "DISABLED" ... "VERIFY_IDENTITY", as ssl_mode is written in a URL. */
+const char *mysql_sink_ssl_mode_name(mysql_sink_ssl_mode mode);
+
 typedef struct mysql_sink_config {
     char *host;        /* NULL: localhost */
     unsigned int port; /* 0: default */
@@ -38,9 +54,8 @@ typedef struct mysql_sink_config {
     char *password;    /* never printed, logged or put into an error */
     char *database;
     char *unix_socket;
-    char *charset;     /* NULL: utf8mb4 */
-    char *ssl_ca, *ssl_cert, *ssl_key;
-    int ssl_verify_cert;  /* -1 unset, 0 no, 1 yes */
+    mysql_sink_ssl_mode ssl_mode;
+    char *ssl_ca, *ssl_capath, *ssl_cert, *ssl_key, *ssl_cipher; /* NULL: none */
     char *table;          /* validated identifier, default "event_log" */
     unsigned int connect_timeout_s, read_timeout_s, write_timeout_s;
     bool create_table;    /* CREATE TABLE IF NOT EXISTS <table> and its marker table on

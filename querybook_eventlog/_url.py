@@ -13,7 +13,15 @@ from typing import Any, Dict, Optional
 
 SUPPORTED_SCHEMES = ("mysql", "mysql+pymysql", "mysql+mysqldb", "mysql+mysqlconnector",
                      "mariadb", "mariadb+pymysql", "mariadb+mysqldb", "mariadb+mariadbconnector")
-SUPPORTED_OPTIONS = ("charset", "unix_socket", "ssl_ca", "ssl_cert", "ssl_key", "ssl_verify_cert")
+SUPPORTED_OPTIONS = ("charset", "unix_socket", "ssl_mode", "ssl_ca", "ssl_capath", "ssl_cert",
+                     "ssl_key", "ssl_cipher", "ssl_verify_cert", "ssl_check_hostname")
+SSL_MODES = ("DISABLED", "PREFERRED", "REQUIRED", "VERIFY_CA", "VERIFY_IDENTITY")
+SSL_VALUE_OPTIONS = ("ssl_ca", "ssl_capath", "ssl_cert", "ssl_key", "ssl_cipher")  # passed on
+# The connection is always utf8mb4.  These names are accepted because every
+# character they can carry is carried by utf8mb4 as the same text: the data
+# lands as they would have stored it, and what they could not store (an
+# emoji through utf8, a kanji through latin1) lands too.
+ACCEPTED_CHARSETS = ("utf8mb4", "utf8", "utf8mb3", "latin1")
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off")
 
@@ -60,14 +68,145 @@ def _parse_bool(name: str, value: str, url: str) -> bool:
     raise ValueError(f"database URL option {name}={value!r} is not a boolean in {_redacted(url)}")
 
 
+def _charset(value: Optional[str], url: str) -> str:
+    if value is None or value.strip() == "" or value.strip().lower() in ACCEPTED_CHARSETS:
+        return "utf8mb4"
+    raise ValueError(
+        f"database URL option charset={value!r} is not supported in {_redacted(url)}: the "
+        f"connection is always utf8mb4; use charset=utf8mb4 (also accepted, meaning the same: "
+        f"{', '.join(ACCEPTED_CHARSETS[1:])})")
+
+
+def _tls_conflict(url: str, detail: str) -> ValueError:
+    return ValueError(f"database URL TLS options conflict in {_redacted(url)}: {detail}")
+
+
+def _explicit_tls_mode(mode: str, has_settings: bool, has_ca: bool, verify: Optional[bool],
+                       check_hostname: Optional[bool], url: str) -> str:
+    """Check the other options against an explicit ssl_mode."""
+    if mode == "DISABLED" and (has_settings or verify or check_hostname):
+        raise _tls_conflict(url, "ssl_mode=DISABLED never uses TLS, yet TLS options are given")
+    if mode in ("PREFERRED", "REQUIRED") and (verify or check_hostname):
+        raise _tls_conflict(url, f"ssl_mode={mode} does not verify the server; use "
+                            "ssl_mode=VERIFY_CA or VERIFY_IDENTITY")
+    if mode == "PREFERRED" and has_ca:
+        raise _tls_conflict(url, "ssl_mode=PREFERRED does not verify the server, so ssl_ca and "
+                            "ssl_capath mean nothing; use ssl_mode=VERIFY_CA or VERIFY_IDENTITY")
+    if mode in ("VERIFY_CA", "VERIFY_IDENTITY") and verify is False:
+        raise _tls_conflict(url, f"ssl_mode={mode} verifies the certificate, "
+                            "ssl_verify_cert=false does not")
+    if mode == "VERIFY_CA" and check_hostname:
+        raise _tls_conflict(url, "ssl_mode=VERIFY_CA does not check the host name; use "
+                            "ssl_mode=VERIFY_IDENTITY")
+    if mode == "VERIFY_IDENTITY" and check_hostname is False:
+        raise _tls_conflict(url, "ssl_mode=VERIFY_IDENTITY checks the host name, "
+                            "ssl_check_hostname=false does not; use ssl_mode=VERIFY_CA")
+    if mode == "VERIFY_CA" and not has_ca:
+        raise _tls_conflict(url, "ssl_mode=VERIFY_CA needs ssl_ca or ssl_capath")
+    return mode
+
+
+def _implied_tls_mode(has_settings: bool, has_ca: bool, verify: Optional[bool],
+                      check_hostname: Optional[bool], url: str) -> str:
+    """The mode the PyMySQL-style options imply: a CA means verify the
+    certificate and the host name (ssl_check_hostname=false: not the name)."""
+    if not (verify or check_hostname or has_settings):
+        return "DISABLED"
+    if verify is False:
+        if has_ca:
+            raise _tls_conflict(url, "ssl_verify_cert=false with ssl_ca or ssl_capath (a "
+                                "given CA is always checked); drop one of them")
+        if check_hostname:
+            raise _tls_conflict(url, "ssl_check_hostname=true with ssl_verify_cert=false")
+        return "REQUIRED"
+    if not (verify or has_ca or check_hostname):
+        return "REQUIRED"  # only ssl_cert, ssl_key or ssl_cipher: encrypt, do not verify
+    if check_hostname is False:
+        if not has_ca:
+            raise _tls_conflict(url, "verifying the certificate without checking the host "
+                                "name needs ssl_ca or ssl_capath")
+        return "VERIFY_CA"
+    return "VERIFY_IDENTITY"
+
+
+def _tls_settings(options: Dict[str, str], url: str) -> Dict[str, Any]:
+    """ssl_mode resolved from every TLS option, and the files to use.
+
+    The C core applies the mode alone; the other ways of saying it
+    (ssl_verify_cert, ssl_check_hostname, a bare ssl_ca) are settled here.
+    """
+    for name in SSL_VALUE_OPTIONS:
+        if name in options and not options[name]:
+            raise ValueError(f"database URL option {name} is empty in {_redacted(url)}")
+    verify = options.get("ssl_verify_cert")
+    verify_flag = None if verify is None else _parse_bool("ssl_verify_cert", verify, url)
+    check = options.get("ssl_check_hostname")
+    check_flag = None if check is None else _parse_bool("ssl_check_hostname", check, url)
+    has_ca = bool(options.get("ssl_ca") or options.get("ssl_capath"))
+    has_settings = any(options.get(name) for name in SSL_VALUE_OPTIONS)
+    mode = options.get("ssl_mode")
+    if mode is None:
+        resolved = _implied_tls_mode(has_settings, has_ca, verify_flag, check_flag, url)
+    elif mode.strip().upper() in SSL_MODES:
+        resolved = _explicit_tls_mode(mode.strip().upper(), has_settings, has_ca, verify_flag,
+                                      check_flag, url)
+    else:
+        raise ValueError(f"database URL option ssl_mode={mode!r} is not one of "
+                         f"{', '.join(SSL_MODES)} in {_redacted(url)}")
+    settings: Dict[str, Any] = {"ssl_mode": resolved}
+    for name in SSL_VALUE_OPTIONS:
+        settings[name] = options.get(name)
+    return settings
+
+
+def _query_options(query: str, url: str) -> Dict[str, str]:
+    """The options this package understands.  An unknown ssl_* option is an
+    error (ignoring it could weaken TLS); any other is ignored with a warning."""
+    options: Dict[str, str] = {}
+    for name, value in urllib.parse.parse_qsl(query, keep_blank_values=True,
+                                              strict_parsing=False):
+        if name not in SUPPORTED_OPTIONS:
+            if name.lower().startswith(("ssl", "tls")):
+                raise ValueError(
+                    f"database URL option {name!r} is not supported in {_redacted(url)}; the "
+                    f"TLS options are {', '.join(o for o in SUPPORTED_OPTIONS if o[:4] == 'ssl_')}")
+            # SQLAlchemy URLs often carry driver options (binary_prefix,
+            # local_infile, ...) that mean nothing here: ignore them loudly.
+            warnings.warn(
+                f"querybook_eventlog ignores database URL option {name!r}; "
+                f"it understands {', '.join(SUPPORTED_OPTIONS)}",
+                stacklevel=4,
+            )
+            continue
+        if name in options:
+            raise ValueError(f"database URL option {name} is given twice in {_redacted(url)}")
+        options[name] = value
+    return options
+
+
 def parse_database_url(url: str) -> Dict[str, Any]:
     """Split an SQLAlchemy-style MySQL URL into the parts the C core needs.
 
     Accepts ``mysql+pymysql://``, ``mysql+mysqldb://``, ``mysql://`` and
     ``mariadb://`` URLs with user, percent-encoded password, host, port,
-    database and the query options charset, unix_socket, ssl_ca, ssl_cert,
-    ssl_key and ssl_verify_cert (other query options are ignored with a warning).
-    Raises ValueError (without the password) for anything malformed or an
+    database, and the query options in SUPPORTED_OPTIONS:
+
+    * charset: the connection is always utf8mb4; utf8mb4, utf8, utf8mb3 and
+      latin1 are accepted (the text lands unchanged), anything else is a
+      ValueError.
+    * TLS as PyMySQL and mysqlclient take it: ssl_mode (DISABLED, PREFERRED,
+      REQUIRED, VERIFY_CA, VERIFY_IDENTITY; any case), ssl_ca, ssl_capath,
+      ssl_cert, ssl_key, ssl_cipher, ssl_verify_cert, ssl_check_hostname.
+      They are resolved here into one "ssl_mode": without ssl_mode, a CA
+      means VERIFY_IDENTITY (VERIFY_CA with ssl_check_hostname=false),
+      ssl_verify_cert=true alone VERIFY_IDENTITY against the system CAs,
+      only ssl_cert/ssl_key/ssl_cipher REQUIRED, and nothing DISABLED.
+      REQUIRED with a CA verifies the chain too (Connector/C always checks
+      a given CA).  Contradictory combinations, repeated options and
+      unknown ssl_*/tls* options are a ValueError.
+
+    Other query options are ignored with a warning.  Raises ValueError
+    (without the password) for anything malformed, contradictory or an
     unsupported scheme.
     """
     if not isinstance(url, str):
@@ -100,23 +239,10 @@ def parse_database_url(url: str) -> Dict[str, Any]:
     database = urllib.parse.unquote(parts.path.lstrip("/")) or None
     if database is not None and "/" in database:
         raise ValueError(f"database name may not contain '/': {_redacted(url)}")
-    options: Dict[str, Any] = {}
-    for name, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True,
-                                              strict_parsing=False):
-        if name not in SUPPORTED_OPTIONS:
-            # SQLAlchemy URLs often carry driver options (binary_prefix,
-            # local_infile, ...) that mean nothing here: ignore them loudly.
-            warnings.warn(
-                f"querybook_eventlog ignores database URL option {name!r}; "
-                f"it understands {', '.join(SUPPORTED_OPTIONS)}",
-                stacklevel=3,
-            )
-            continue
-        options[name] = value
+    options = _query_options(parts.query, url)
     host = urllib.parse.unquote(parts.hostname) if parts.hostname else None
     if host is None and "unix_socket" not in options:
         raise ValueError(f"database URL has neither a host nor unix_socket: {_redacted(url)}")
-    ssl_verify = options.get("ssl_verify_cert")
     return {
         "host": host,
         "port": port or 0,
@@ -124,11 +250,8 @@ def parse_database_url(url: str) -> Dict[str, Any]:
         "password": urllib.parse.unquote(parts.password) if parts.password is not None else None,
         "database": database,
         "unix_socket": options.get("unix_socket"),
-        "charset": options.get("charset") or "utf8mb4",
-        "ssl_ca": options.get("ssl_ca"),
-        "ssl_cert": options.get("ssl_cert"),
-        "ssl_key": options.get("ssl_key"),
-        "ssl_verify_cert": None if ssl_verify is None else _parse_bool("ssl_verify_cert", ssl_verify, url),
+        "charset": _charset(options.get("charset"), url),
+        **_tls_settings(options, url),
     }
 
 

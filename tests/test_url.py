@@ -25,15 +25,100 @@ def test_percent_encoded_password_and_user():
 
 def test_query_options():
     parts = parse_database_url(
-        "mysql://u@localhost/qb?charset=utf8&unix_socket=/run/mysqld/mysqld.sock"
-        "&ssl_ca=/ca.pem&ssl_cert=/c.pem&ssl_key=/k.pem&ssl_verify_cert=true")
-    assert parts["charset"] == "utf8"
+        "mysql://u@localhost/qb?charset=utf8mb4&unix_socket=/run/mysqld/mysqld.sock"
+        "&ssl_ca=/ca.pem&ssl_capath=/cas&ssl_cert=/c.pem&ssl_key=/k.pem&ssl_cipher=AES256-SHA"
+        "&ssl_verify_cert=true")
+    assert parts["charset"] == "utf8mb4"
     assert parts["unix_socket"] == "/run/mysqld/mysqld.sock"
-    assert (parts["ssl_ca"], parts["ssl_cert"], parts["ssl_key"]) == ("/ca.pem", "/c.pem", "/k.pem")
-    assert parts["ssl_verify_cert"] is True
-    assert parse_database_url("mysql://u@h/qb?ssl_verify_cert=0")["ssl_verify_cert"] is False
-    assert parse_database_url("mysql://u@h/qb")["ssl_verify_cert"] is None
-    assert parse_database_url("mysql://u@h/qb")["charset"] == "utf8mb4"
+    assert (parts["ssl_ca"], parts["ssl_capath"], parts["ssl_cert"], parts["ssl_key"],
+            parts["ssl_cipher"]) == ("/ca.pem", "/cas", "/c.pem", "/k.pem", "AES256-SHA")
+    assert parts["ssl_mode"] == "VERIFY_IDENTITY"
+    plain = parse_database_url("mysql://u@h/qb")
+    assert (plain["ssl_mode"], plain["charset"], plain["ssl_ca"]) == ("DISABLED", "utf8mb4", None)
+    assert "ssl_verify_cert" not in plain and "ssl_check_hostname" not in plain
+
+
+# ---- TLS: every way of asking resolved into one ssl_mode (issue 7, finding 8)
+
+@pytest.mark.parametrize("query, mode", [
+    ("", "DISABLED"),
+    ("ssl_verify_cert=false", "DISABLED"),
+    ("ssl_check_hostname=false", "DISABLED"),
+    # PyMySQL: a CA means CERT_REQUIRED and check_hostname=True
+    ("ssl_ca=/ca.pem", "VERIFY_IDENTITY"),
+    ("ssl_capath=/cas", "VERIFY_IDENTITY"),
+    ("ssl_ca=/ca.pem&ssl_verify_cert=true", "VERIFY_IDENTITY"),
+    ("ssl_ca=/ca.pem&ssl_check_hostname=false", "VERIFY_CA"),
+    ("ssl_ca=/ca.pem&ssl_check_hostname=true", "VERIFY_IDENTITY"),
+    # verification without a CA: the system CAs
+    ("ssl_verify_cert=true", "VERIFY_IDENTITY"),
+    ("ssl_check_hostname=true", "VERIFY_IDENTITY"),
+    # a client certificate or a cipher alone: encrypted, not verified, never plaintext
+    ("ssl_cert=/c.pem&ssl_key=/k.pem", "REQUIRED"),
+    ("ssl_cipher=AES256-SHA", "REQUIRED"),
+    ("ssl_cert=/c.pem&ssl_verify_cert=false", "REQUIRED"),
+    # explicit modes, any case (as mysqlclient)
+    ("ssl_mode=disabled", "DISABLED"),
+    ("ssl_mode=Preferred", "PREFERRED"),
+    ("ssl_mode=PREFERRED&ssl_cert=/c.pem&ssl_key=/k.pem", "PREFERRED"),
+    ("ssl_mode=REQUIRED", "REQUIRED"),
+    ("ssl_mode=REQUIRED&ssl_ca=/ca.pem", "REQUIRED"),
+    ("ssl_mode=REQUIRED&ssl_check_hostname=false&ssl_verify_cert=false", "REQUIRED"),
+    ("ssl_mode=verify_ca&ssl_ca=/ca.pem", "VERIFY_CA"),
+    ("ssl_mode=VERIFY_CA&ssl_capath=/cas&ssl_check_hostname=false", "VERIFY_CA"),
+    ("ssl_mode=VERIFY_IDENTITY", "VERIFY_IDENTITY"),
+    ("ssl_mode=VERIFY_IDENTITY&ssl_ca=/ca.pem&ssl_verify_cert=true&ssl_check_hostname=1",
+     "VERIFY_IDENTITY"),
+])
+def test_tls_mode_resolution(query, mode):
+    assert parse_database_url(f"mysql://u@h/qb?{query}")["ssl_mode"] == mode
+
+
+@pytest.mark.parametrize("query, fragment", [
+    ("ssl_mode=DISABLED&ssl_ca=/ca.pem", "DISABLED never uses TLS"),
+    ("ssl_mode=DISABLED&ssl_cert=/c.pem", "DISABLED never uses TLS"),
+    ("ssl_mode=DISABLED&ssl_verify_cert=true", "DISABLED never uses TLS"),
+    ("ssl_mode=PREFERRED&ssl_ca=/ca.pem", "PREFERRED does not verify"),
+    ("ssl_mode=PREFERRED&ssl_check_hostname=true", "PREFERRED does not verify"),
+    ("ssl_mode=REQUIRED&ssl_verify_cert=true", "REQUIRED does not verify"),
+    ("ssl_mode=VERIFY_CA", "needs ssl_ca or ssl_capath"),
+    ("ssl_mode=VERIFY_CA&ssl_ca=/ca.pem&ssl_check_hostname=true", "does not check the host"),
+    ("ssl_mode=VERIFY_CA&ssl_ca=/ca.pem&ssl_verify_cert=false", "ssl_verify_cert=false"),
+    ("ssl_mode=VERIFY_IDENTITY&ssl_check_hostname=false", "use ssl_mode=VERIFY_CA"),
+    ("ssl_ca=/ca.pem&ssl_verify_cert=false", "drop one of them"),
+    ("ssl_verify_cert=false&ssl_check_hostname=true", "ssl_check_hostname=true"),
+    ("ssl_verify_cert=true&ssl_check_hostname=false", "needs ssl_ca or ssl_capath"),
+    ("ssl_mode=STRICT", "is not one of DISABLED"),
+    ("ssl_mode=", "is not one of DISABLED"),
+    ("ssl_check_hostname=perhaps", "not a boolean"),
+    ("ssl_ca=", "ssl_ca is empty"),
+    ("ssl_mode=REQUIRED&ssl_mode=DISABLED", "given twice"),
+    ("ssl_ca=/a.pem&ssl_ca=/b.pem", "given twice"),
+    ("ssl_crl=/crl.pem", "'ssl_crl' is not supported"),
+    ("ssl_verify_identity=true", "'ssl_verify_identity' is not supported"),
+    ("ssl_disabled=true", "'ssl_disabled' is not supported"),
+    ("ssl=true", "'ssl' is not supported"),
+    ("SSL_CA=/ca.pem", "'SSL_CA' is not supported"),
+    ("tls_version=TLSv1.3", "'tls_version' is not supported"),
+])
+def test_unsupported_or_contradictory_tls_options_raise(query, fragment):
+    with pytest.raises(ValueError, match=fragment) as raised:
+        parse_database_url(f"mysql://u:secret@h/qb?{query}")
+    assert "secret" not in str(raised.value)
+
+
+# ---- charset: the connection is always utf8mb4 (issue 7, finding 10) ---------
+
+@pytest.mark.parametrize("charset", ["utf8mb4", "UTF8MB4", "utf8", "utf8mb3", "latin1", ""])
+def test_accepted_charsets_all_mean_utf8mb4(charset):
+    assert parse_database_url(f"mysql://u@h/qb?charset={charset}")["charset"] == "utf8mb4"
+
+
+@pytest.mark.parametrize("charset", ["ascii", "binary", "sjis", "utf16", "utf8mb4_bin", "foo"])
+def test_other_charsets_raise(charset):
+    with pytest.raises(ValueError, match="connection is always utf8mb4") as raised:
+        parse_database_url(f"mysql://u:secret@h/qb?charset={charset}")
+    assert "secret" not in str(raised.value)
 
 
 def test_unknown_option_ignored_with_warning():
