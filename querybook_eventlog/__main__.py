@@ -333,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     window = report_parser.add_argument_group("time range (default: the last 7 days)")
     window.add_argument("--since", help="start, an ISO date or date-time (UTC)")
     window.add_argument("--until", help="end (exclusive), an ISO date or date-time (default now)")
-    window.add_argument("--days", type=float, help="the DAYS before --until (instead of --since)")
+    window.add_argument("--days", type=float, help="the DAYS before --until, or after --since")
     report_parser.add_argument("--format", choices=("text", "json", "csv"), default="text",
                                help="stdout format (default text)")
     report_parser.add_argument("--section", action="append", choices=SECTION_ORDER,

@@ -148,18 +148,19 @@ def parse_time(text: str) -> datetime.datetime:
 
 def time_range(since: Optional[str] = None, until: Optional[str] = None,
                days: Optional[float] = None, now: Optional[datetime.datetime] = None):
-    """[since, until) in UTC from the command line's options (default: 7 days to now)."""
+    """[since, until) in UTC from the command line's options: --since/--until,
+    or --days before --until (default now) or after --since; default 7 days to now."""
+    if since and until and days is not None:
+        raise ValueError("give two of --since, --until and --days, not all three")
+    if days is not None and days <= 0:
+        raise ValueError(f"--days must be positive, not {days}")
+    span = datetime.timedelta(days=7 if days is None else days)
+    if since and not until and days is not None:
+        start = parse_time(since)
+        return start, start + span
     now = now or datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
     end = parse_time(until) if until else now.replace(microsecond=0) + datetime.timedelta(seconds=1)
-    if since and days is not None:
-        raise ValueError("give --since or --days, not both")
-    if since:
-        start = parse_time(since)
-    else:
-        span = 7 if days is None else days
-        if span <= 0:
-            raise ValueError(f"--days must be positive, not {span}")
-        start = end - datetime.timedelta(days=span)
+    start = parse_time(since) if since else end - span
     if start >= end:
         raise ValueError(f"the range is empty: since {start} is not before until {end}")
     return start, end
