@@ -39,19 +39,27 @@ def index_ddl(table: str = "event_log") -> str:
     return f"CREATE INDEX ix_{table}_created_at ON `{table}` (created_at, event_type)"
 
 
-def _json(path: str) -> str:
-    return f"JSON_UNQUOTE(JSON_EXTRACT(event_data, '{path}'))"
-
-
-COMPONENT = _json("$.component")
-ELEMENT = _json("$.element")
-SEARCH = _json("$.aux.search")
+# Each JSON field is read once per row and cast to a short string: grouping on
+# the LONGTEXT that JSON functions return sends MariaDB's temporary table to
+# disk.  Distinct users are counted in two levels (group by user first, then
+# count the groups): COUNT(DISTINCT uid) sorts every row of the range.
+# Lengths: Querybook's component and element names are short; the memory
+# temporary table stores each at its full declared width.
+FIELDS = {"c": ("$.component", 64), "e": ("$.element", 64), "s": ("$.aux.search", 255),
+          "m": ("$.method", 16), "r": ("$.route", 255)}
+JSON_VALUE = "CAST(JSON_VALUE(event_data, '{path}') AS CHAR({length}))"
+JSON_EXTRACT = "CAST(JSON_UNQUOTE(JSON_EXTRACT(event_data, '{path}')) AS CHAR({length}))"
 # the clicked result: aux.results[aux.pos] (the web app sends both)
-CLICKED_RESULT = ("JSON_UNQUOTE(JSON_EXTRACT(event_data, CONCAT('$.aux.results[', "
-                  "CAST(JSON_EXTRACT(event_data, '$.aux.pos') AS UNSIGNED), ']')))")
+CLICKED_RESULT = ("CAST(JSON_UNQUOTE(JSON_EXTRACT(event_data, CONCAT('$.aux.results[', "
+                  "CAST(JSON_EXTRACT(event_data, '$.aux.pos') AS UNSIGNED), ']'))) AS CHAR(64))")
+# Room for the groups in memory (session only; the server's default is 16 MiB).
+SESSION_SETUP = ("SET SESSION tmp_table_size = 268435456, max_heap_table_size = 268435456",)
 RANGE = "created_at >= %s AND created_at < %s"
+CLICKS = "FROM {table} WHERE event_type = 'CLICK' AND {range}"
+VIEWS = "FROM {table} WHERE event_type = 'VIEW' AND {range}"
+SEARCHES = "AND {c} = 'SEARCH_MODAL' AND {s} IS NOT NULL"
 
-# name -> (title, columns, SQL with {table}, {range} and {limit}, uses top-N limit)
+# name -> (title, columns, SQL with {table}, {range}, {limit} and the fields)
 QUERIES = {
     "events_per_day": (
         "Events per day and type", ["day", "event_type", "events"],
@@ -60,52 +68,74 @@ QUERIES = {
     "feature_use": (
         "Feature use: clicks per component and element",
         ["component", "element", "clicks", "users", "clicks_per_user"],
-        f"SELECT {COMPONENT} c, {ELEMENT} e, COUNT(*) n, COUNT(DISTINCT uid) u, "
-        "ROUND(COUNT(*) / GREATEST(COUNT(DISTINCT uid), 1), 2) FROM {table} "
-        "WHERE event_type = 'CLICK' AND {range} GROUP BY c, e ORDER BY n DESC, c, e"),
+        "SELECT c, e, SUM(n) t, COUNT(uid), ROUND(SUM(n) / GREATEST(COUNT(uid), 1), 2) FROM ("
+        "SELECT {c} c, {e} e, uid, COUNT(*) n " + CLICKS + " GROUP BY c, e, uid) f "
+        "GROUP BY c, e ORDER BY t DESC, c, e"),
     "feature_use_per_day": (
         "Feature use per day", ["day", "component", "element", "clicks", "users"],
-        f"SELECT DATE(created_at) d, {COMPONENT} c, {ELEMENT} e, COUNT(*), COUNT(DISTINCT uid) "
-        "FROM {table} WHERE event_type = 'CLICK' AND {range} GROUP BY d, c, e ORDER BY d, c, e"),
+        "SELECT d, c, e, SUM(n), COUNT(uid) FROM ("
+        "SELECT DATE(created_at) d, {c} c, {e} e, uid, COUNT(*) n " + CLICKS +
+        " GROUP BY d, c, e, uid) f GROUP BY d, c, e ORDER BY d, c, e"),
     "feature_use_per_user": (
         "Feature use per user (top {limit})",
         ["uid", "username", "component", "element", "clicks"],
         "SELECT f.uid, u.username, f.c, f.e, f.n FROM ("
-        f"SELECT uid, {COMPONENT} c, {ELEMENT} e, COUNT(*) n FROM {{table}} "
-        "WHERE event_type = 'CLICK' AND {range} GROUP BY uid, c, e "
+        "SELECT uid, {c} c, {e} e, COUNT(*) n " + CLICKS + " GROUP BY uid, c, e "
         "ORDER BY n DESC, uid, c, e LIMIT {limit}) f LEFT JOIN `user` u ON u.id = f.uid "
         "ORDER BY f.n DESC, f.uid, f.c, f.e"),
     "views_per_day": (
         "Page views per day", ["day", "component", "views", "users"],
-        f"SELECT DATE(created_at) d, {COMPONENT} c, COUNT(*), COUNT(DISTINCT uid) FROM {{table}} "
-        "WHERE event_type = 'VIEW' AND {range} GROUP BY d, c ORDER BY d, c"),
+        "SELECT d, c, SUM(n), COUNT(uid) FROM ("
+        "SELECT DATE(created_at) d, {c} c, uid, COUNT(*) n " + VIEWS +
+        " GROUP BY d, c, uid) f GROUP BY d, c ORDER BY d, c"),
     "search_views": (
         "Searches: results shown", ["search", "result_type", "views", "users"],
-        f"SELECT {SEARCH} s, {ELEMENT} e, COUNT(*) n, COUNT(DISTINCT uid) FROM {{table}} "
-        f"WHERE event_type = 'VIEW' AND {{range}} AND {COMPONENT} = 'SEARCH_MODAL' "
-        f"AND {SEARCH} IS NOT NULL GROUP BY s, e ORDER BY n DESC, s, e"),
+        "SELECT s, e, SUM(n) t, COUNT(uid) FROM ("
+        "SELECT {s} s, {e} e, uid, COUNT(*) n " + VIEWS + " " + SEARCHES +
+        " GROUP BY s, e, uid) f GROUP BY s, e ORDER BY t DESC, s, e"),
     "search_clicks": (
         "Searches: the result clicked", ["search", "result_type", "result_id", "clicks", "users"],
-        f"SELECT {SEARCH} s, {ELEMENT} e, {CLICKED_RESULT} r, COUNT(*) n, COUNT(DISTINCT uid) "
-        f"FROM {{table}} WHERE event_type = 'CLICK' AND {{range}} "
-        f"AND {COMPONENT} = 'SEARCH_MODAL' AND {SEARCH} IS NOT NULL "
-        "GROUP BY s, e, r ORDER BY s, e, n DESC, r"),
+        "SELECT s, e, r, SUM(n) t, COUNT(uid) FROM ("
+        "SELECT {s} s, {e} e, {clicked} r, uid, COUNT(*) n " + CLICKS + " " + SEARCHES +
+        " GROUP BY s, e, r, uid) f GROUP BY s, e, r ORDER BY s, e, t DESC, r"),
     "top_routes": (
         "Top API and websocket routes (top {limit})",
         ["event_type", "method", "route", "events", "users"],
-        f"SELECT event_type, {_json('$.method')} m, {_json('$.route')} r, COUNT(*) n, "
-        "COUNT(DISTINCT uid) FROM {table} WHERE event_type IN ('API', 'WEBSOCKET') AND {range} "
-        "GROUP BY event_type, m, r ORDER BY n DESC, event_type, m, r LIMIT {limit}"),
+        "SELECT k, m, r, SUM(n) t, COUNT(uid) FROM ("
+        "SELECT event_type k, {m} m, {r} r, uid, COUNT(*) n FROM {table} "
+        "WHERE event_type IN ('API', 'WEBSOCKET') AND {range} GROUP BY k, m, r, uid) f "
+        "GROUP BY k, m, r ORDER BY t DESC, k, m, r LIMIT {limit}"),
     "active_users": (
         "Most active users (top {limit})",
         ["uid", "username", "events", "views", "clicks", "api", "websocket", "active_days"],
         "SELECT a.uid, u.username, a.n, a.v, a.c, a.a, a.w, a.d FROM ("
-        "SELECT uid, COUNT(*) n, SUM(event_type = 'VIEW') v, SUM(event_type = 'CLICK') c, "
-        "SUM(event_type = 'API') a, SUM(event_type = 'WEBSOCKET') w, "
-        "COUNT(DISTINCT DATE(created_at)) d FROM {table} WHERE {range} AND uid IS NOT NULL "
+        "SELECT uid, SUM(n) n, SUM(v) v, SUM(c) c, SUM(a) a, SUM(w) w, COUNT(*) d FROM ("
+        "SELECT uid, DATE(created_at) d, COUNT(*) n, SUM(event_type = 'VIEW') v, "
+        "SUM(event_type = 'CLICK') c, SUM(event_type = 'API') a, SUM(event_type = 'WEBSOCKET') w "
+        "FROM {table} WHERE {range} AND uid IS NOT NULL GROUP BY uid, d) per_day "
         "GROUP BY uid ORDER BY n DESC, uid LIMIT {limit}) a "
         "LEFT JOIN `user` u ON u.id = a.uid ORDER BY a.n DESC, a.uid"),
 }
+
+
+def query_text(name: str, table: str = "`event_log`", limit: int = 20,
+               json_value: bool = True) -> str:
+    """The statement of section `name` (parameters: since, until)."""
+    read = JSON_VALUE if json_value else JSON_EXTRACT
+    fields = {key: read.format(path=path, length=length) for key, (path, length) in FIELDS.items()}
+    return QUERIES[name][2].format(table=table, range=RANGE, limit=limit, clicked=CLICKED_RESULT,
+                                   **fields)
+
+
+def has_json_value(connection: Connection) -> bool:
+    """JSON_VALUE (MariaDB 10.2.3+, MySQL 8.0.21+) parses less than JSON_EXTRACT."""
+    from ._sqlclient import DatabaseError
+
+    try:
+        return connection.query("SELECT JSON_VALUE('{\"a\": \"b\"}', '$.a')")[0][0] == "b"
+    except DatabaseError:
+        return False
+
 
 # Sections computed in Python from the queries' rows.
 DERIVED = {
@@ -200,8 +230,11 @@ def build_report(connection: Connection, since: datetime.datetime, until: dateti
         raise ValueError(f"top must be a positive int, not {top!r}")
     quoted = check_table_name(table)
     sections: Dict[str, dict] = {}
-    for step, (name, (title, columns, sql)) in enumerate(QUERIES.items()):
-        statement = sql.format(table=quoted, range=RANGE, limit=top)
+    json_value = has_json_value(connection)
+    for statement in SESSION_SETUP:
+        connection.execute(statement)
+    for step, (name, (title, columns, _sql)) in enumerate(QUERIES.items()):
+        statement = query_text(name, quoted, top, json_value)
         rows = connection.query(statement, (since, until))
         sections[name] = {"title": title.format(limit=top), "columns": columns,
                           "rows": [[_plain(value) for value in row] for row in rows]}
