@@ -212,13 +212,14 @@ def _print_report(args: argparse.Namespace, url: str) -> int:
         raise CommandError(str(error), EXIT_USAGE) from None
     try:
         with connect(url) as connection, Progress("report", len(_report.QUERIES)) as progress:
-            report = _report.build_report(connection, since, until, table=args.table, top=args.top,
-                                          progress=lambda done, total: progress.update(done))
+            report = _report.build_report(
+                connection, since, until, table=args.table, top=args.top, sections=args.section,
+                progress=lambda done, total: progress.update(done, total=total))
     except (DatabaseError, ValueError) as error:
         raise CommandError(str(error)) from None
     render = {"text": _report_format.to_text, "json": _report_format.to_json,
               "csv": _report_format.to_csv}[args.format]
-    sys.stdout.write(render(report, args.section))
+    sys.stdout.write(render(report))
     if args.html:
         try:
             with open(args.html, "w", encoding="utf-8") as page:
@@ -243,12 +244,9 @@ def cleanup(args: argparse.Namespace) -> int:
     url = _database_url(args)
     try:
         with Progress("cleanup", 1) as progress:
-            def show(done, total):
-                progress.total = max(total, 1)
-                progress.update(done, f"ids {done}/{total}")
-
-            deleted = clean_up_event_logs(args.days, url, table=args.table,
-                                          chunk_rows=args.chunk_rows, progress=show)
+            deleted = clean_up_event_logs(
+                args.days, url, table=args.table, chunk_rows=args.chunk_rows,
+                progress=lambda done, total: progress.update(done, f"ids {done}/{total}", total))
     except (DatabaseError, ValueError, TypeError) as error:
         raise CommandError(str(error)) from None
     print(f"deleted {deleted} rows of {args.table} created before {cutoff_for(args.days)} UTC "
@@ -337,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     report_parser.add_argument("--format", choices=("text", "json", "csv"), default="text",
                                help="stdout format (default text)")
     report_parser.add_argument("--section", action="append", choices=SECTION_ORDER,
-                               help="only this section (repeatable)")
+                               help="only this section (repeatable); only its queries run")
     report_parser.add_argument("--top", type=_positive_int, default=20, metavar="N",
                                help="rows of the top-N sections (routes, users; default 20)")
     report_parser.add_argument("--html", metavar="FILE",

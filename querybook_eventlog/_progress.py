@@ -23,7 +23,9 @@ class Progress:
         self.started = time.monotonic()
         self.drawn = False
 
-    def update(self, done: int, note: str = "") -> None:
+    def update(self, done: int, note: str = "", total: int = 0) -> None:
+        if total:
+            self.total = total
         if not self.enabled or time.monotonic() - self.started < SHOW_AFTER_S:
             return
         fraction = min(max(done / self.total, 0.0), 1.0)

@@ -57,7 +57,9 @@ SESSION_SETUP = ("SET SESSION tmp_table_size = 268435456, max_heap_table_size = 
 RANGE = "created_at >= %s AND created_at < %s"
 CLICKS = "FROM {table} WHERE event_type = 'CLICK' AND {range}"
 VIEWS = "FROM {table} WHERE event_type = 'VIEW' AND {range}"
-SEARCHES = "AND {c} = 'SEARCH_MODAL' AND {s} IS NOT NULL"
+# LIKE first: a substring test is far cheaper than parsing the JSON of every
+# click and view (JSON.stringify and dumps never escape ASCII letters).
+SEARCHES = "AND event_data LIKE '%%SEARCH_MODAL%%' AND {c} = 'SEARCH_MODAL' AND {s} IS NOT NULL"
 
 # name -> (title, columns, SQL with {table}, {range}, {limit} and the fields)
 QUERIES = {
@@ -146,6 +148,10 @@ DERIVED = {
                 "top_result_clicks"]),
 }
 
+# The queries a derived section is computed from.
+NEEDS = {"home_page": ("views_per_day", "feature_use_per_day"),
+         "search": ("search_views", "search_clicks")}
+
 SECTION_ORDER = ["search", "feature_use", "home_page", "events_per_day", "top_routes",
                  "active_users", "feature_use_per_day", "feature_use_per_user", "views_per_day",
                  "search_views", "search_clicks"]
@@ -224,26 +230,34 @@ def _search(sections: Dict[str, dict]) -> List[list]:
 
 
 def build_report(connection: Connection, since: datetime.datetime, until: datetime.datetime, *,
-                 table: str = "event_log", top: int = 20, progress=None) -> Dict[str, Any]:
-    """Every section of the report for [since, until), as plain data."""
+                 table: str = "event_log", top: int = 20, sections: Optional[List[str]] = None,
+                 progress=None) -> Dict[str, Any]:
+    """The report for [since, until), as plain data: every section, or only
+    `sections` (then only the queries those need run)."""
     if isinstance(top, bool) or not isinstance(top, int) or top < 1:
         raise ValueError(f"top must be a positive int, not {top!r}")
+    wanted = SECTION_ORDER if not sections else [name for name in SECTION_ORDER if name in sections]
+    unknown = set(sections or ()) - set(SECTION_ORDER)
+    if unknown:
+        raise ValueError(f"unknown report sections {sorted(unknown)}; known: {SECTION_ORDER}")
     quoted = check_table_name(table)
-    sections: Dict[str, dict] = {}
+    needed = [name for name in QUERIES
+              if any(name in NEEDS.get(section, (section,)) for section in wanted)]
+    results: Dict[str, dict] = {}
     json_value = has_json_value(connection)
     for statement in SESSION_SETUP:
         connection.execute(statement)
-    for step, (name, (title, columns, _sql)) in enumerate(QUERIES.items()):
-        statement = query_text(name, quoted, top, json_value)
-        rows = connection.query(statement, (since, until))
-        sections[name] = {"title": title.format(limit=top), "columns": columns,
-                          "rows": [[_plain(value) for value in row] for row in rows]}
+    for step, name in enumerate(needed):
+        title, columns, _sql = QUERIES[name]
+        rows = connection.query(query_text(name, quoted, top, json_value), (since, until))
+        results[name] = {"title": title.format(limit=top), "columns": columns,
+                         "rows": [[_plain(value) for value in row] for row in rows]}
         if progress is not None:
-            progress(step + 1, len(QUERIES))
-    sections["home_page"] = {"title": DERIVED["home_page"][0], "columns": DERIVED["home_page"][1],
-                             "rows": _home_page(sections)}
-    sections["search"] = {"title": DERIVED["search"][0], "columns": DERIVED["search"][1],
-                          "rows": _search(sections)}
+            progress(step + 1, len(needed))
+    for name, build in (("home_page", _home_page), ("search", _search)):
+        if name in wanted:
+            results[name] = {"title": DERIVED[name][0], "columns": DERIVED[name][1],
+                             "rows": build(results)}
     index_rows = connection.query(f"SHOW INDEX FROM {quoted}")
     indexes = sorted({row[2] for row in index_rows})
     notes = []
@@ -256,6 +270,6 @@ def build_report(connection: Connection, since: datetime.datetime, until: dateti
         "until": until.isoformat(sep=" "),
         "indexes": indexes,
         "notes": notes,
-        "sections": {name: sections[name] for name in SECTION_ORDER},
+        "sections": {name: results[name] for name in wanted},
     }
 

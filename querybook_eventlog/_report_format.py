@@ -12,7 +12,7 @@ import io
 import json
 from typing import Any, Dict, List, Optional
 
-from ._report import RECOMMENDED_INDEX_DDL
+from ._report import RECOMMENDED_INDEX_DDL, SECTION_ORDER
 
 TEXT_SECTIONS = ["search", "feature_use", "home_page", "events_per_day", "top_routes",
                  "active_users", "feature_use_per_user"]
@@ -51,8 +51,10 @@ def to_text(report: Dict[str, Any], sections: Optional[List[str]] = None) -> str
     out = [f"event_log report: table {report['table']}, {report['since']} to {report['until']} (UTC)"]
     for note in report["notes"]:
         out.append(f"note: {note}")
-    for name in sections or TEXT_SECTIONS:
-        section = report["sections"][name]
+    present = report["sections"]
+    everything = len(present) == len(SECTION_ORDER)  # else the caller chose the sections
+    for name in sections or (TEXT_SECTIONS if everything else list(present)):
+        section = present[name]
         out += ["", f"== {section['title']}"] + _table_text(section)
     return "\n".join(out) + "\n"
 
@@ -151,33 +153,39 @@ def charts(report: Dict[str, Any], top: int = 20) -> Dict[str, str]:
     """The SVG chart of each charted section."""
     sections = report["sections"]
     out = {}
-    search = sections["search"]["rows"][:top]
-    out["search"] = _bars_horizontal(
-        "search", [f"{row[0]} ({row[1]})" for row in search],
-        {"views": [row[2] for row in search], "clicks": [row[3] for row in search]})
-    features = sections["feature_use"]["rows"][:top]
-    out["feature_use"] = _bars_horizontal(
-        "feature_use", [f"{row[0]} / {row[1]}" for row in features],
-        {"clicks": [row[2] for row in features]})
-    home = sections["home_page"]["rows"]
-    out["home_page"] = _bars_per_day(
-        "home_page", [row[0] for row in home],
-        {"views": [row[1] for row in home], "clicks": [row[3] for row in home]})
-    per_day: Dict[str, Dict[str, int]] = {}
-    for day, event_type, events in sections["events_per_day"]["rows"]:
-        per_day.setdefault(day, {})[event_type] = events
-    days = sorted(per_day)
-    out["events_per_day"] = _bars_per_day(
-        "events_per_day", days,
-        {kind: [per_day[day].get(kind, 0) for day in days] for kind in EVENT_TYPES})
-    routes = sections["top_routes"]["rows"][:top]
-    out["top_routes"] = _bars_horizontal(
-        "top_routes", [f"{row[0]} {row[1] or ''} {row[2]}".replace("  ", " ") for row in routes],
-        {"events": [row[3] for row in routes]})
-    users = sections["active_users"]["rows"][:top]
-    out["active_users"] = _bars_horizontal(
-        "active_users", [f"{row[1] or ''} ({row[0]})" for row in users],
-        {"events": [row[2] for row in users]})
+    if "search" in sections:
+        search = sections["search"]["rows"][:top]
+        out["search"] = _bars_horizontal(
+            "search", [f"{row[0]} ({row[1]})" for row in search],
+            {"views": [row[2] for row in search], "clicks": [row[3] for row in search]})
+    if "feature_use" in sections:
+        features = sections["feature_use"]["rows"][:top]
+        out["feature_use"] = _bars_horizontal(
+            "feature_use", [f"{row[0]} / {row[1]}" for row in features],
+            {"clicks": [row[2] for row in features]})
+    if "home_page" in sections:
+        home = sections["home_page"]["rows"]
+        out["home_page"] = _bars_per_day(
+            "home_page", [row[0] for row in home],
+            {"views": [row[1] for row in home], "clicks": [row[3] for row in home]})
+    if "events_per_day" in sections:
+        per_day: Dict[str, Dict[str, int]] = {}
+        for day, event_type, events in sections["events_per_day"]["rows"]:
+            per_day.setdefault(day, {})[event_type] = events
+        days = sorted(per_day)
+        out["events_per_day"] = _bars_per_day(
+            "events_per_day", days,
+            {kind: [per_day[day].get(kind, 0) for day in days] for kind in EVENT_TYPES})
+    if "top_routes" in sections:
+        routes = sections["top_routes"]["rows"][:top]
+        out["top_routes"] = _bars_horizontal(
+            "top_routes", [" ".join(str(part) for part in row[:3] if part) for row in routes],
+            {"events": [row[3] for row in routes]})
+    if "active_users" in sections:
+        users = sections["active_users"]["rows"][:top]
+        out["active_users"] = _bars_horizontal(
+            "active_users", [f"{row[1] or ''} ({row[0]})" for row in users],
+            {"events": [row[2] for row in users]})
     return out
 
 

@@ -84,7 +84,8 @@ def test_report_reads_database_conn_and_writes_html_and_csv(db, tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["day,event_type,events", "2026-11-20,VIEW,1",
                                           "2026-11-20,CLICK,2"]
-    assert page.read_text().count("<svg") == 6
+    assert page.read_text().count("<svg") == 1  # the page has the chosen section only
+    assert 'data-section="events_per_day"' in page.read_text()
     assert f"wrote {page}" in result.stderr
 
 

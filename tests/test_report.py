@@ -278,3 +278,22 @@ def test_bad_table_and_top_raise(mariadb):
             _report.build_report(connection, SINCE, UNTIL, table="event_log`; --")
         with pytest.raises(ValueError, match="top"):
             _report.build_report(connection, SINCE, UNTIL, top=0)
+
+
+def test_chosen_sections_run_only_their_queries(mariadb, logged_day, report):
+    steps = []
+    with connect(mariadb.url) as connection:
+        three = _report.build_report(connection, SINCE, UNTIL, top=10000,
+                                     sections=["home_page", "search", "feature_use"],
+                                     progress=lambda done, total: steps.append((done, total)))
+    assert list(three["sections"]) == ["search", "feature_use", "home_page"]
+    assert steps[-1] == (5, 5)  # search_views, search_clicks, feature_use, views/feature per day
+    for name in three["sections"]:
+        assert three["sections"][name] == report["sections"][name]
+    text = _report_format.to_text(three)
+    assert "Events per day" not in text and "Home page" in text
+    page = _report_format.to_html(three)
+    assert page.count("<svg") == 3
+    with connect(mariadb.url) as connection:
+        with pytest.raises(ValueError, match="unknown report sections"):
+            _report.build_report(connection, SINCE, UNTIL, sections=["nope"])
