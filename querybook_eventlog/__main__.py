@@ -167,6 +167,8 @@ def _log_synthetic_day(url: str, users: int, spool_dir: str) -> int:
 
 
 def demo(args: argparse.Namespace) -> int:
+    from ._report import RECOMMENDED_INDEX_DDL
+
     if args.tour:
         _loggers_tour()
         print("== DB logger: a synthetic Querybook day")
@@ -183,23 +185,19 @@ def demo(args: argparse.Namespace) -> int:
             except RuntimeError as error:
                 raise CommandError(str(error)) from None
             server.add_users(args.users)
-            server.sql(index_statement())
+            server.sql(RECOMMENDED_INDEX_DDL)
             print(f"   Querybook's user and event_log tables, {args.users} users, and the "
-                  f"recommended index: {index_statement()}")
+                  f"recommended index: {RECOMMENDED_INDEX_DDL}")
             url = server.url
         with tempfile.TemporaryDirectory(prefix="qbel-demo-spool-") as spool:
             _log_synthetic_day(url, args.users, spool)
-        args.days, args.since, args.until, args.format, args.section = 1, None, None, "text", None
-        return _print_report(args, url)
+        # the report of the last day, every section, as text (and the HTML page)
+        day = argparse.Namespace(**{**vars(args), "days": 1, "since": None, "until": None,
+                                    "format": "text", "section": None})
+        return _print_report(day, url)
     finally:
         if server is not None:
             server.cleanup()
-
-
-def index_statement() -> str:
-    from ._report import RECOMMENDED_INDEX_DDL
-
-    return RECOMMENDED_INDEX_DDL
 
 
 def _print_report(args: argparse.Namespace, url: str) -> int:
