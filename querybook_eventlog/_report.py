@@ -222,7 +222,7 @@ def _search(sections: Dict[str, dict]) -> List[list]:
     for search, result_type, result, clicks, _users in sections["search_clicks"]["rows"]:
         row = rows.setdefault((search, result_type), [search, result_type, 0, 0, 0.0, None, 0])
         row[3] += clicks
-        if clicks > row[6]:
+        if result is not None and clicks > row[6]:  # None: aux.pos outside aux.results
             row[5], row[6] = result, clicks
     for row in rows.values():
         row[4] = round(row[3] / row[2], 3) if row[2] else None

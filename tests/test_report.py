@@ -297,3 +297,4 @@ def test_chosen_sections_run_only_their_queries(mariadb, logged_day, report):
     with connect(mariadb.url) as connection:
         with pytest.raises(ValueError, match="unknown report sections"):
             _report.build_report(connection, SINCE, UNTIL, sections=["nope"])
+
