@@ -31,7 +31,7 @@ from . import (
     NullEventLogger,
     dumps,
 )
-from ._progress import Progress
+from ._progress import Activity, Progress
 from ._url import parse_database_url, redacted_url
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -181,7 +181,8 @@ def demo(args: argparse.Namespace) -> int:
 
             print("   starting a throwaway MariaDB (mariadbd --no-defaults in a temporary folder)")
             try:
-                server = MariaDBServer().start()
+                with Activity("starting MariaDB"):
+                    server = MariaDBServer().start()
             except RuntimeError as error:
                 raise CommandError(str(error)) from None
             server.add_users(args.users)

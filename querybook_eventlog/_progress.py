@@ -45,3 +45,37 @@ class Progress:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+class Activity:
+    """For one blocking step with no count (starting a server): the label and
+    the seconds so far, redrawn by a thread of its own, under the same rules."""
+
+    REDRAW_S = 0.25
+
+    def __init__(self, label: str, stream=None):
+        import threading
+
+        self.progress = Progress(label, 1, stream)
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="qbel-progress", daemon=True)
+
+    def _run(self) -> None:
+        while not self.done.wait(self.REDRAW_S):
+            if not self.progress.enabled or time.monotonic() - self.progress.started < SHOW_AFTER_S:
+                continue
+            self.progress.stream.write(f"\r{self.progress.label} "
+                                       f"{time.monotonic() - self.progress.started:.0f} s\x1b[K")
+            self.progress.stream.flush()
+            self.progress.drawn = True
+
+    def __enter__(self) -> "Activity":
+        if self.progress.enabled:
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.done.set()
+        if self.thread.is_alive():
+            self.thread.join()
+        self.progress.close()

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -167,3 +168,18 @@ def test_progress_bar_only_on_a_terminal_and_only_after_a_second(monkeypatch):
     assert pipe.getvalue() == ""
     assert "work [" in terminal.getvalue() and " 50% half" in terminal.getvalue()
     assert terminal.getvalue().endswith("\r\x1b[K")  # the bar is erased at the end
+
+
+def test_activity_redraws_the_seconds_on_a_terminal_only(monkeypatch):
+    monkeypatch.setattr(_progress, "SHOW_AFTER_S", 0.0)
+    monkeypatch.setattr(_progress.Activity, "REDRAW_S", 0.01)
+    pipe, terminal = io.StringIO(), FakeTerminal()
+    for stream in (pipe, terminal):
+        with _progress.Activity("starting MariaDB", stream=stream) as activity:
+            deadline = time.monotonic() + 10
+            while stream is terminal and "starting MariaDB 0 s" not in stream.getvalue():
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+        assert not activity.thread.is_alive()
+    assert pipe.getvalue() == ""
+    assert terminal.getvalue().endswith("\r\x1b[K")
