@@ -39,6 +39,7 @@ __all__ = [
     "get_event_logger_class",
     "EventLogger",
     "log_client_events",
+    "clean_up_event_logs",
 ]
 
 
@@ -52,4 +53,8 @@ def __getattr__(name):
         from ._registry import all_plugin_event_loggers
 
         return all_plugin_event_loggers()
+    if name == "clean_up_event_logs":
+        from ._cleanup import clean_up_event_logs
+
+        return clean_up_event_logs
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

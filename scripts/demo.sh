@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # scripts/demo.sh — `make demo`: build, then show the loggers at work
-# (null, console text and jsonl, a plugin, and the DB logger against a
-# private MariaDB started for the demo).
+# (null, console text and jsonl, a plugin), then a synthetic Querybook day
+# written through the DB logger into a throwaway MariaDB and its report
+# (text on stdout, event_log_demo_report.html).  Arguments go to `demo`.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"

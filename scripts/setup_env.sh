@@ -44,7 +44,7 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 PY="$VENV/bin/python"
 STAMP="$VENV/.qbel-requirements"
-REQUIREMENTS="pip setuptools>=61 wheel pytest>=7 hypothesis>=6 orjson ruff gevent"
+REQUIREMENTS="pip setuptools>=61 wheel pytest>=7 hypothesis>=6 orjson ruff gevent PyMySQL"
 if [ "$(cat "$STAMP" 2>/dev/null)" != "$REQUIREMENTS" ]; then
     "$PY" -m pip install -q --disable-pip-version-check --upgrade $REQUIREMENTS
     echo "$REQUIREMENTS" > "$STAMP"
