@@ -8,6 +8,7 @@
  *
  *   producer KEY=VALUE ...        new producer (replaces the old); librdkafka settings
  *   produce TOPIC KEY VALUE [H=V ...]  KEY "-" = none; VALUE "@N" = N bytes of 'x'
+ *   burst TOPIC KEY N             N messages "KEY-0".."KEY-<N-1>", one summary line
  *   poll MS | flush MS | outq | fatal | destroy
  *   tx_init MS | tx_begin | tx_commit MS | tx_abort MS
  *   consume TOPIC ISOLATION TIMEOUT_MS   every message from the start, up to EOF
@@ -315,12 +316,38 @@ static void command_consume(char **args, int count) {
     rd_kafka_destroy(consumer);
 }
 
+static void command_burst(probe_t *probe, char **args, int count) {
+    if (count < 3) {
+        printf("{\"event\":\"usage\",\"detail\":\"burst TOPIC KEY N\"}\n");
+        return;
+    }
+    long total = atol(args[2]), queued = 0;
+    rd_kafka_resp_err_t first_error = RD_KAFKA_RESP_ERR_NO_ERROR;
+    char value[300];
+    for (long i = 0; i < total; i++) {
+        int size = snprintf(value, sizeof value, "%s-%ld", args[1], i);
+        rd_kafka_resp_err_t err = rd_kafka_producev(
+            probe->producer, RD_KAFKA_V_TOPIC(args[0]), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_KEY(args[1], strlen(args[1])), RD_KAFKA_V_VALUE(value, (size_t)size),
+            RD_KAFKA_V_OPAQUE((void *)(intptr_t)probe->next_id++), RD_KAFKA_V_END);
+        if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+            queued++;
+        else if (first_error == RD_KAFKA_RESP_ERR_NO_ERROR)
+            first_error = err;
+    }
+    printf("{\"event\":\"burst\",\"queued\":%ld,", queued);
+    print_error_fields(first_error);
+    printf("}\n");
+}
+
 /* Commands that need a producer; 0 when `verb` is not one of them. */
 static int producer_command(probe_t *probe, const char *verb, char **args, int count) {
     int ms = count > 0 ? atoi(args[0]) : 0;
     rd_kafka_t *rk = probe->producer;
     if (strcmp(verb, "produce") == 0) {
         command_produce(probe, args, count);
+    } else if (strcmp(verb, "burst") == 0) {
+        command_burst(probe, args, count);
     } else if (strcmp(verb, "poll") == 0) {
         int served = rd_kafka_poll(rk, ms);
         printf("{\"event\":\"poll\",\"served\":%d,\"outq\":%d}\n", served, rd_kafka_outq_len(rk));

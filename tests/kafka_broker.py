@@ -364,9 +364,10 @@ def self_check() -> None:
         _check(all(len({m["partition"] for m in messages if m["key"] == k}) == 1 for k in per_key),
                "one partition per key")
 
-        producer.produce("strict", value=json.dumps({"uid": 5000}),
+        rejecter = Producer({"bootstrap.servers": broker.bootstrap, "log_level": 0})
+        rejecter.produce("strict", value=json.dumps({"uid": 5000}),
                          on_delivery=lambda err, msg: reports.append(err))
-        producer.flush(30)
+        rejecter.flush(30)
         _check(reports[-1] is not None and reports[-1].name() == "INVALID_RECORD"
                and not reports[-1].retriable(),
                f"schema registry rejects for good: {reports[-1] and reports[-1].name()}")
@@ -383,7 +384,7 @@ def self_check() -> None:
         broker.resume()
         producer.flush(30)
         final = reports[-1]
-        print(f"     the old idempotent producer after the restart: {final}")
+        print(f"     the old idempotent producer's message after the restart: {final}")
         fresh = Producer({"bootstrap.servers": broker.bootstrap, "enable.idempotence": True,
                           "log_level": 0})
         fresh.produce("events", value=b"fresh", on_delivery=lambda e, m: reports.append(e))

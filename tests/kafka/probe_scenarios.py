@@ -207,6 +207,26 @@ def scenario_queued_over_restart(probe, broker):
                   f"topic holds {values}")
 
 
+def scenario_kill_mid_stream(probe, broker):
+    broker.create_topic("events", partitions=1)
+    probe.producer("acks=all", "enable.idempotence=true", "linger.ms=20",
+                   "message.timeout.ms=8000", "debug=eos")
+    probe("burst events k 200000")
+    broker.kill()
+    broker.start()
+    broker.create_topic("events", partitions=1)
+    reports = only(probe("flush 30000"), "dr")
+    fatal = probe("fatal")[0]
+    outcome: dict = {}
+    for report in reports:
+        name = f"{report['err']}/{report['status']}"
+        outcome[name] = outcome.get(name, 0) + 1
+    values = [m.get("value") for m in only(probe("consume events read_committed 10000"), "msg")]
+    return True, (f"200000 queued, broker killed mid-stream and restarted: reports {outcome}, "
+                  f"fatal={fatal['err']} {fatal['reason'][:120]!r}, UNKNOWN_PRODUCER_ID "
+                  f"seen {probe.log_lines('UNKPID')} times; the new broker holds {len(values)}")
+
+
 def scenario_transactions(probe, broker):
     broker.create_topic("tx", partitions=1)
     probe.producer("transactional.id=qbel-probe-1")
@@ -261,6 +281,7 @@ SCENARIOS = {
     "broker_down": scenario_broker_down,
     "restart": scenario_restart,
     "queued_over_restart": scenario_queued_over_restart,
+    "kill_mid_stream": scenario_kill_mid_stream,
     "transactions": scenario_transactions,
     "no_shim": scenario_no_shim,
 }
