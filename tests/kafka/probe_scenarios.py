@@ -90,6 +90,17 @@ def tx(probe, command):
     return only(probe(command), command.split()[0])[0]
 
 
+def restart_empty(broker, topic, partitions=1):
+    """Kill and start the broker (empty again), then recreate `topic`."""
+    broker.kill()
+    broker.start()
+    broker.create_topic(topic, partitions=partitions)
+
+
+def topic_values(probe, topic, isolation="read_committed"):
+    return [m.get("value") for m in only(probe(f"consume {topic} {isolation} 10000"), "msg")]
+
+
 def errors_of(events, kind="dr"):
     return [e["err"] for e in only(events, kind)]
 
@@ -163,66 +174,57 @@ def scenario_broker_down(probe, broker):
                 f"({elapsed:.1f} s)")
 
 
-def scenario_restart(probe, broker):
+def _old_handle_after_restart(probe, broker, queue_during_outage):
+    """Produce one message, restart the broker empty (producing 3 more while
+    it is down, or 1 after), and see what the old idempotent handle reports."""
     broker.create_topic("events", partitions=1)
     probe.producer("acks=all", "enable.idempotence=true", "message.timeout.ms=6000", "debug=eos")
     probe("produce events k before")
     before = errors_of(probe("flush 10000"))
     broker.kill()
-    broker.start()
-    broker.create_topic("events", partitions=1)
-    probe("produce events k after")
-    after = probe("flush 10000")
-    fatal = probe("fatal")[0]["err"]
-    unknown_pid = probe.log_lines("UNKPID")
+    for i in range(3 if queue_during_outage else 0):
+        probe(f"produce events k queued{i}")
+    restart_empty(broker, "events")
+    if not queue_during_outage:
+        probe("produce events k after")
+    after = [(r["err"], r["status"]) for r in only(probe("flush 10000"), "dr")]
+    return before, after, probe("fatal")[0]["err"], probe.log_lines("UNKPID")
+
+
+def scenario_restart(probe, broker):
+    before, after, fatal, unknown_pid = _old_handle_after_restart(probe, broker, False)
     probe.producer("acks=all", "enable.idempotence=true")
     probe("produce events k new-handle")
     fresh = errors_of(probe("flush 10000"))
-    values = [m.get("value") for m in only(probe("consume events read_committed 10000"), "msg")]
+    values = topic_values(probe, "events")
     ok = before == ["NO_ERROR"] and fresh == ["NO_ERROR"] and "new-handle" in values
     return ok, (f"restart (empty broker): the old idempotent handle retries UNKNOWN_PRODUCER_ID "
                 f"{unknown_pid} times (epoch bumped locally, never a new id), then its "
-                f"reports say {[(r['err'], r['status']) for r in only(after, 'dr')]}, "
-                f"fatal={fatal}; a new handle delivers {fresh}; "
+                f"reports say {after}, fatal={fatal}; a new handle delivers {fresh}; "
                 f"topic now holds {values}")
 
 
 def scenario_queued_over_restart(probe, broker):
-    broker.create_topic("events", partitions=1)
-    probe.producer("acks=all", "enable.idempotence=true", "message.timeout.ms=8000", "debug=eos")
-    probe("produce events k first")
-    probe("flush 10000")
-    broker.kill()
-    for i in range(3):
-        probe(f"produce events k queued{i}")
-    probe("poll 1000")
-    broker.start()
-    broker.create_topic("events", partitions=1)
-    reports = probe("flush 12000")
-    fatal = probe("fatal")[0]["err"]
-    values = [m.get("value") for m in only(probe("consume events read_committed 10000"), "msg")]
-    return True, (f"messages queued while the broker was down, after its restart: "
-                  f"{[(r['err'], r['status']) for r in only(reports, 'dr')]} fatal={fatal} "
-                  f"(UNKNOWN_PRODUCER_ID retried {probe.log_lines('UNKPID')} times); "
-                  f"topic holds {values}")
+    _, after, fatal, unknown_pid = _old_handle_after_restart(probe, broker, True)
+    return True, (f"messages queued while the broker was down, after its restart: {after} "
+                  f"fatal={fatal} (UNKNOWN_PRODUCER_ID retried {unknown_pid} times); "
+                  f"topic holds {topic_values(probe, 'events')}")
 
 
 def scenario_kill_mid_stream(probe, broker):
     broker.create_topic("events", partitions=1)
     probe.producer("acks=all", "enable.idempotence=true", "linger.ms=20",
                    "message.timeout.ms=8000", "debug=eos")
-    probe("burst events k 200000")
-    broker.kill()
-    broker.start()
-    broker.create_topic("events", partitions=1)
+    queued = only(probe("burst events k 200000"), "burst")[0]["queued"]  # up to the queue limit
+    restart_empty(broker, "events")
     reports = only(probe("flush 30000"), "dr")
     fatal = probe("fatal")[0]
     outcome: dict = {}
     for report in reports:
         name = f"{report['err']}/{report['status']}"
         outcome[name] = outcome.get(name, 0) + 1
-    values = [m.get("value") for m in only(probe("consume events read_committed 10000"), "msg")]
-    return True, (f"200000 queued, broker killed mid-stream and restarted: reports {outcome}, "
+    values = topic_values(probe, "events")
+    return True, (f"{queued} queued, broker killed mid-stream and restarted: reports {outcome}, "
                   f"fatal={fatal['err']} {fatal['reason'][:120]!r}, UNKNOWN_PRODUCER_ID "
                   f"seen {probe.log_lines('UNKPID')} times; the new broker holds {len(values)}")
 
@@ -244,9 +246,7 @@ def scenario_transactions(probe, broker):
     steps.append(tx(probe, "tx_commit 10000")["err"])
     committed = [m["value"] for m in only(probe("consume tx read_committed 5000"), "msg")]
     uncommitted = [m["value"] for m in only(probe("consume tx read_uncommitted 5000"), "msg")]
-    broker.kill()
-    broker.start()
-    broker.create_topic("tx", partitions=1)
+    restart_empty(broker, "tx")
     probe("tx_begin")
     probe("produce tx k after-restart")
     after_restart = tx(probe, "tx_commit 15000")
