@@ -29,9 +29,11 @@ STRICT_SCHEMA = {"type": "object", "properties": {
 
 
 def build_probe(out_dir: str) -> str:
-    """Compile scripts/kafka_probe.c with -Werror against pkg-config rdkafka."""
+    """Compile scripts/kafka_probe.c with -Werror against pkg-config rdkafka
+    (plus env KAFKA_PROBE_CFLAGS, e.g. "-fsanitize=address,undefined")."""
     flags = subprocess.run(["pkg-config", "--cflags", "--libs", "rdkafka"], capture_output=True,
                            text=True, check=True).stdout.split()
+    flags += os.environ.get("KAFKA_PROBE_CFLAGS", "").split()
     binary = os.path.join(out_dir, "kafka_probe")
     subprocess.run(["cc", "-Wall", "-Wextra", "-Werror", "-O2", PROBE_SOURCE, *flags,
                     "-o", binary], check=True)
@@ -76,9 +78,14 @@ class Probe:
         return sum(word.encode() in line for line in self.stderr.read().splitlines())
 
     def close(self):
+        """Quit the probe; a non-zero exit (a sanitizer report) raises."""
         self.process.stdin.close()
-        self.process.wait(60)
+        code = self.process.wait(60)
+        self.stderr.seek(0)
+        tail = self.stderr.read().decode(errors="replace").splitlines()[-30:]
         self.stderr.close()
+        if code != 0:
+            raise RuntimeError(f"kafka_probe exited {code}:\n" + "\n".join(tail))
 
 
 def only(events, kind):
