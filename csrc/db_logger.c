@@ -17,44 +17,32 @@
  */
 #include "qbel.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "defaults.h"
 #include "event_queue.h"
+#include "mysql_sink.h"
 #include "spool.h"
 #include "writer.h"
 
-#define DB_DEFAULT_BATCH_SIZE 2000
-#define DB_DEFAULT_FLUSH_INTERVAL_S 1.0
-#define DB_DEFAULT_MAX_QUEUE_BYTES ((Py_ssize_t)64 << 20)
 /* max_event_bytes=None: no limit of our own below MariaDB's largest
  * max_allowed_packet; the writer splits batches by the server's own limit
  * and dead-letters a row the server cannot take. */
 #define DB_MAX_EVENT_BYTES_CAP ((Py_ssize_t)1 << 30)
-#define DB_DEFAULT_CONNECT_TIMEOUT_S 5
-#define DB_DEFAULT_READ_TIMEOUT_S 30
-#define DB_DEFAULT_WRITE_TIMEOUT_S 30
-#define DB_DEFAULT_EXIT_TIMEOUT_S 5.0
-#define DB_DEFAULT_SYNC_TIMEOUT_S 30.0
-#define DB_DEFAULT_BACKOFF_INITIAL_S 0.1
-#define DB_DEFAULT_BACKOFF_MAX_S 30.0
-#define DB_SPOOL_DIR_NAME "querybook_eventlog"
-/* MySQL identifiers are at most 64 characters and the marker table adds
- * "_qbel_batches". */
-#define DB_MAX_TABLE_NAME 51
 
 typedef struct db_logger_object {
     base_logger_object base;
     writer *writer;        /* NULL until there is a database URL */
     PyObject *description; /* str: "mysql://user@host:port/db table='t'", no password */
     /* For the writer made on first use (url=None): every option but the
-     * URL.  `options` holds numbers only (no strings), `table_name` a
-     * checked str, `spool_dir` the argument (NULL: the default, None: no
-     * spool, else a path-like). */
+     * URL.  `options` and `sink_options` hold numbers only (no strings, no
+     * sink factory), `table_name` a checked str, `spool_dir` the argument
+     * (NULL: the default, None: no spool, else a path-like). */
     writer_config options;
+    mysql_sink_config sink_options;
     PyObject *table_name;
     PyObject *spool_dir;
     bool configured;       /* __init__ succeeded */
@@ -172,14 +160,13 @@ db_log_fields(base_logger_object *base, qbel_state *state, const event_fields *f
         if (!done) {
             writer_stats stats;
             writer_get_stats(w, &stats);
-            stats.last_error[sizeof(stats.last_error) - 1] = '\0';
             char seconds[32];
             snprintf(seconds, sizeof(seconds), "%g", timeout_s);
             PyErr_Format(PyExc_TimeoutError,
                          "event queued but not yet committed: not written within "
                          "sync_timeout=%s s; it stays queued and the writer will still write "
                          "it (last error: %s)",
-                         seconds, stats.last_error[0] ? stats.last_error : "none");
+                         seconds, stats.last_error.code != 0 ? stats.last_error.message : "none");
             return -1;
         }
     }
@@ -279,17 +266,11 @@ check_table_name(PyObject *table, const char **out)
     if (text == NULL) {
         return -1;
     }
-    bool valid = length > 0 && length <= DB_MAX_TABLE_NAME &&
-                 (isalpha((unsigned char)text[0]) || text[0] == '_');
-    for (Py_ssize_t i = 0; valid && i < length; i++) {
-        unsigned char c = (unsigned char)text[i];
-        valid = c < 0x80 && (isalnum(c) || c == '_');
-    }
-    if (!valid) {
+    if ((size_t)length != strlen(text) || !mysql_sink_table_name_is_valid(text)) {
         PyErr_Format(PyExc_ValueError,
                      "table must be an identifier of letters, digits and _ (at most %d "
                      "characters, not starting with a digit), not %R",
-                     DB_MAX_TABLE_NAME, table);
+                     MYSQL_SINK_TABLE_NAME_MAX, table);
         return -1;
     }
     *out = text;
@@ -377,7 +358,7 @@ default_spool_dir(void)
     if (base == NULL) {
         return NULL;
     }
-    PyObject *path = PyUnicode_FromFormat("%U/%s-%lu", base, DB_SPOOL_DIR_NAME,
+    PyObject *path = PyUnicode_FromFormat("%U/%s-%lu", base, QBEL_DEFAULT_SPOOL_DIR_NAME,
                                           (unsigned long)geteuid());
     Py_DECREF(base);
     return path;
@@ -397,9 +378,9 @@ check_explicit_spool_dir(PyObject *spool_path)
     struct stat info;
     int status = 0;
     if (lstat(dir, &info) == 0) {
-        char reason[600];
-        if (spool_check_directory(dir, reason, sizeof(reason)) < 0) {
-            PyErr_Format(PyExc_ValueError, "spool_dir: %s", reason);
+        qbel_error reason;
+        if (spool_check_directory(dir, &reason) < 0) {
+            PyErr_Format(PyExc_ValueError, "spool_dir: %s", reason.message);
             status = -1;
         }
     }
@@ -456,8 +437,8 @@ release_writer(db_logger_object *self, double timeout_s)
  * Runs Python code (path conversion), so callers pass their own references
  * and look at the logger again afterwards.  NULL with an exception set. */
 static writer *
-make_writer(PyObject *parts, const writer_config *options, PyObject *table_name,
-            PyObject *spool_dir, PyObject **description_out)
+make_writer(PyObject *parts, const writer_config *options, const mysql_sink_config *sink_options,
+            PyObject *table_name, PyObject *spool_dir, PyObject **description_out)
 {
     PyObject *spool_path = NULL, *spool_bytes = NULL, *description = NULL;
     writer *made = NULL;
@@ -485,19 +466,25 @@ make_writer(PyObject *parts, const writer_config *options, PyObject *table_name,
     if (description == NULL) {
         goto done;
     }
-    writer_config config = *options;
-    if (sink_config_from_parts(parts, &config.sink) < 0) {
+    mysql_sink_config sink;
+    if (sink_config_from_parts(parts, &sink) < 0) {
         goto done;
     }
-    config.sink.table = (char *)table_text;
-    config.sink.connect_timeout_s = options->sink.connect_timeout_s;
-    config.sink.read_timeout_s = options->sink.read_timeout_s;
-    config.sink.write_timeout_s = options->sink.write_timeout_s;
-    config.sink.create_table = options->sink.create_table;
-    config.sink.test_drop_after_commit_every = test_fault_every();
-    config.sink.test_text_insert = test_text_insert();
+    sink.table = (char *)table_text;
+    sink.connect_timeout_s = sink_options->connect_timeout_s;
+    sink.read_timeout_s = sink_options->read_timeout_s;
+    sink.write_timeout_s = sink_options->write_timeout_s;
+    sink.create_table = sink_options->create_table;
+    sink.test_drop_after_commit_every = test_fault_every();
+    sink.test_text_insert = test_text_insert();
+    writer_config config = *options;
+    if (mysql_sink_factory(&config.sink, &sink) < 0) {
+        PyErr_NoMemory();
+        goto done;
+    }
     config.spool_dir = spool_bytes ? PyBytes_AS_STRING(spool_bytes) : NULL;
     made = writer_new(&config);
+    sink_factory_free(&config.sink);
     if (made == NULL) {
         PyErr_NoMemory();
         goto done;
@@ -603,6 +590,7 @@ ensure_writer(db_logger_object *self, qbel_state *state)
     }
     /* our own references and copy: Python code below may re-run __init__ */
     writer_config options = self->options;
+    mysql_sink_config sink_options = self->sink_options;
     PyObject *table_name = Py_NewRef(self->table_name);
     PyObject *spool_dir = Py_XNewRef(self->spool_dir);
     PyObject *url = NULL, *parts = NULL, *description = NULL;
@@ -615,7 +603,7 @@ ensure_writer(db_logger_object *self, qbel_state *state)
     if (parts == NULL) {
         goto done;
     }
-    made = make_writer(parts, &options, table_name, spool_dir, &description);
+    made = make_writer(parts, &options, &sink_options, table_name, spool_dir, &description);
     if (made == NULL) {
         goto done;
     }
@@ -646,7 +634,7 @@ warn_marker_table_once(db_logger_object *self)
 {
     writer *w = self->writer;
     if (self->marker_warned || w == NULL || self->table_name == NULL ||
-        !writer_marker_table_missing_seen(w)) {
+        !writer_at_least_once_seen(w)) {
         return;
     }
     self->marker_warned = true; /* first: the warning may log events again */
@@ -736,18 +724,18 @@ db_logger_init(PyObject *op, PyObject *args, PyObject *kwargs)
                                "exit_timeout",  "backoff_initial", "backoff_max",
                                "sync_timeout",  NULL};
     PyObject *url = Py_None, *table = NULL, *spool_dir = NULL, *max_event_bytes = NULL;
-    Py_ssize_t batch_size = DB_DEFAULT_BATCH_SIZE;
-    double flush_interval = DB_DEFAULT_FLUSH_INTERVAL_S;
-    Py_ssize_t max_queue_bytes = DB_DEFAULT_MAX_QUEUE_BYTES;
+    Py_ssize_t batch_size = QBEL_DEFAULT_BATCH_SIZE;
+    double flush_interval = QBEL_DEFAULT_FLUSH_INTERVAL_S;
+    Py_ssize_t max_queue_bytes = (Py_ssize_t)QBEL_DEFAULT_MAX_QUEUE_BYTES;
     int sync = 0, create_table = 0;
-    int connect_timeout = DB_DEFAULT_CONNECT_TIMEOUT_S;
-    int read_timeout = DB_DEFAULT_READ_TIMEOUT_S;
-    int write_timeout = DB_DEFAULT_WRITE_TIMEOUT_S;
-    double exit_timeout = DB_DEFAULT_EXIT_TIMEOUT_S;
-    double backoff_initial = DB_DEFAULT_BACKOFF_INITIAL_S;
-    double backoff_max = DB_DEFAULT_BACKOFF_MAX_S;
+    int connect_timeout = QBEL_DEFAULT_CONNECT_TIMEOUT_S;
+    int read_timeout = QBEL_DEFAULT_READ_TIMEOUT_S;
+    int write_timeout = QBEL_DEFAULT_WRITE_TIMEOUT_S;
+    double exit_timeout = QBEL_DEFAULT_EXIT_TIMEOUT_S;
+    double backoff_initial = QBEL_DEFAULT_BACKOFF_INITIAL_S;
+    double backoff_max = QBEL_DEFAULT_BACKOFF_MAX_S;
     PyObject *sync_timeout = NULL;
-    double sync_timeout_s = DB_DEFAULT_SYNC_TIMEOUT_S;
+    double sync_timeout_s = QBEL_DEFAULT_SYNC_TIMEOUT_S;
     size_t max_event_bytes_value;
     bool max_event_bytes_explicit;
     if (self->writer != NULL) {
@@ -806,10 +794,12 @@ db_logger_init(PyObject *op, PyObject *args, PyObject *kwargs)
 
     writer_config options;
     memset(&options, 0, sizeof(options));
-    options.sink.connect_timeout_s = (unsigned int)connect_timeout;
-    options.sink.read_timeout_s = (unsigned int)read_timeout;
-    options.sink.write_timeout_s = (unsigned int)write_timeout;
-    options.sink.create_table = create_table != 0;
+    mysql_sink_config sink_options;
+    memset(&sink_options, 0, sizeof(sink_options));
+    sink_options.connect_timeout_s = (unsigned int)connect_timeout;
+    sink_options.read_timeout_s = (unsigned int)read_timeout;
+    sink_options.write_timeout_s = (unsigned int)write_timeout;
+    sink_options.create_table = create_table != 0;
     options.batch_size = (size_t)batch_size;
     options.flush_interval_s = flush_interval;
     options.max_queue_bytes = (size_t)max_queue_bytes;
@@ -842,7 +832,8 @@ db_logger_init(PyObject *op, PyObject *args, PyObject *kwargs)
         if (parts == NULL) {
             goto done;
         }
-        new_writer = make_writer(parts, &options, table_name, spool_path, &description);
+        new_writer = make_writer(parts, &options, &sink_options, table_name, spool_path,
+                                 &description);
         if (new_writer == NULL) {
             goto done;
         }
@@ -870,6 +861,7 @@ db_logger_init(PyObject *op, PyObject *args, PyObject *kwargs)
     new_writer = NULL;
     Py_XSETREF(self->description, Py_NewRef(description));
     self->options = options;
+    self->sink_options = sink_options;
     Py_XSETREF(self->table_name, Py_NewRef(table_name));
     Py_XSETREF(self->spool_dir, Py_XNewRef(spool_path));
     self->max_event_bytes = max_event_bytes_value;
@@ -1004,7 +996,7 @@ db_logger_stats(PyObject *op, PyObject *unused)
     db_logger_object *self = (db_logger_object *)op;
     writer_stats stats;
     memset(&stats, 0, sizeof(stats));
-    stats.marker_table = MYSQL_SINK_MARKER_UNKNOWN;
+    stats.delivery = SINK_DELIVERY_UNKNOWN;
     warn_marker_table_once(self);
     if (self->writer != NULL) {
         writer_get_stats(self->writer, &stats);
@@ -1026,10 +1018,9 @@ db_logger_stats(PyObject *op, PyObject *unused)
         goto error;
     }
     PyObject *last_error = Py_None;
-    if (stats.last_error[0] != '\0') {
-        stats.last_error[sizeof(stats.last_error) - 1] = '\0';
-        last_error = PyUnicode_DecodeUTF8(stats.last_error, (Py_ssize_t)strlen(stats.last_error),
-                                          "replace");
+    if (stats.last_error.message[0] != '\0') {
+        const char *message = stats.last_error.message;
+        last_error = PyUnicode_DecodeUTF8(message, (Py_ssize_t)strlen(message), "replace");
         if (last_error == NULL) {
             goto error;
         }
@@ -1043,9 +1034,9 @@ db_logger_stats(PyObject *op, PyObject *unused)
         goto error;
     }
     /* None until a connection looked; False: writing at-least-once */
-    PyObject *marker_table = stats.marker_table == MYSQL_SINK_MARKER_UNKNOWN ? Py_None
-                             : stats.marker_table == MYSQL_SINK_MARKER_PRESENT ? Py_True
-                                                                               : Py_False;
+    PyObject *marker_table = stats.delivery == SINK_DELIVERY_UNKNOWN ? Py_None
+                             : stats.delivery == SINK_EXACTLY_ONCE   ? Py_True
+                                                                     : Py_False;
     if (PyDict_SetItemString(dict, "marker_table", marker_table) < 0) {
         goto error;
     }
@@ -1325,22 +1316,25 @@ db_logger_replay_spool(PyObject *module, PyObject *const *args, Py_ssize_t nargs
     if (!PyUnicode_FSConverter(args[1], &spool_bytes)) {
         return NULL;
     }
-    writer_config config;
-    memset(&config, 0, sizeof(config));
-    if (sink_config_from_parts(args[0], &config.sink) < 0) {
+    mysql_sink_config sink;
+    if (sink_config_from_parts(args[0], &sink) < 0) {
         Py_DECREF(spool_bytes);
         return NULL;
     }
-    config.sink.table = (char *)table_text;
-    config.sink.connect_timeout_s = DB_DEFAULT_CONNECT_TIMEOUT_S;
-    config.sink.read_timeout_s = DB_DEFAULT_READ_TIMEOUT_S;
-    config.sink.write_timeout_s = DB_DEFAULT_WRITE_TIMEOUT_S;
+    sink.table = (char *)table_text;
+    writer_config config;
+    memset(&config, 0, sizeof(config));
+    if (mysql_sink_factory(&config.sink, &sink) < 0) {
+        Py_DECREF(spool_bytes);
+        return PyErr_NoMemory();
+    }
     config.spool_dir = PyBytes_AS_STRING(spool_bytes);
-    char error[MYSQL_SINK_ERROR_MAX + 64] = "";
+    char error[SINK_ERROR_MAX + 64] = "";
     int64_t replayed;
     Py_BEGIN_ALLOW_THREADS
     replayed = writer_replay_directory(&config, error, sizeof(error));
     Py_END_ALLOW_THREADS
+    sink_factory_free(&config.sink);
     Py_DECREF(spool_bytes);
     if (replayed < 0) {
         PyErr_Format(PyExc_RuntimeError, "replay failed: %s", error);

@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 
+#include "mysql_sink.h"
 #include "writer.h"
 
 static pthread_once_t process_init_once = PTHREAD_ONCE_INIT;

@@ -211,12 +211,12 @@ join_path(const char *dir, const char *prefix, const char *name, const char *suf
 }
 
 int
-spool_check_directory(const char *dir, char *reason, size_t reason_size)
+spool_check_directory(const char *dir, qbel_error *error)
 {
     struct stat info;
     if (lstat(dir, &info) < 0) {
         int saved = errno;
-        snprintf(reason, reason_size, "spool directory %s: %s", dir, strerror(saved));
+        qbel_error_set(error, saved, "spool directory %s: %s", dir, strerror(saved));
         errno = saved;
         return -1;
     }
@@ -240,13 +240,12 @@ spool_check_directory(const char *dir, char *reason, size_t reason_size)
         return 0;
     }
     if (info.st_uid != geteuid() && S_ISDIR(info.st_mode)) {
-        snprintf(reason, reason_size,
-                 "refusing spool directory %s: it %s (uid %ld, ours is %ld)", dir, why,
-                 (long)info.st_uid, (long)geteuid());
+        qbel_error_set(error, code, "refusing spool directory %s: it %s (uid %ld, ours is %ld)",
+                       dir, why, (long)info.st_uid, (long)geteuid());
     }
     else {
-        snprintf(reason, reason_size, "refusing spool directory %s: it %s (mode %04o)", dir,
-                 why, (unsigned int)(info.st_mode & 07777));
+        qbel_error_set(error, code, "refusing spool directory %s: it %s (mode %04o)", dir, why,
+                       (unsigned int)(info.st_mode & 07777));
     }
     errno = code;
     return -1;
@@ -255,10 +254,10 @@ spool_check_directory(const char *dir, char *reason, size_t reason_size)
 int
 spool_make_directory(const char *dir)
 {
-    char reason[512];
+    qbel_error reason;
     struct stat info;
     if (lstat(dir, &info) == 0) {
-        return spool_check_directory(dir, reason, sizeof(reason));
+        return spool_check_directory(dir, &reason);
     }
     if (errno != ENOENT) {
         return -1;
@@ -285,7 +284,7 @@ spool_make_directory(const char *dir)
         return -1;
     }
     /* made by us or by someone racing us: verify what is there now */
-    if (spool_check_directory(dir, reason, sizeof(reason)) < 0) {
+    if (spool_check_directory(dir, &reason) < 0) {
         return -1;
     }
     if (created && (lstat(dir, &info) < 0 || (info.st_mode & 0777) != 0700)) {
@@ -637,12 +636,12 @@ rejection_list_free(rejection_list *list)
 }
 
 void
-rejection_list_collect(void *context, const mysql_sink_rejection *rejection)
+rejection_list_collect(void *context, const sink_rejection *rejection)
 {
     rejection_list *list = context;
     if (list->count == list->capacity) {
         size_t capacity = list->capacity ? list->capacity * 2 : 8;
-        mysql_sink_rejection *grown = qbel_realloc(list->items, capacity * sizeof(*grown));
+        sink_rejection *grown = qbel_realloc(list->items, capacity * sizeof(*grown));
         if (grown == NULL) {
             /* cannot remember it: the row is reported on stderr instead */
             fprintf(stderr, "querybook_eventlog: out of memory recording a rejected row: %s\n",
@@ -703,7 +702,7 @@ parse_iso_time(const char *text, size_t length, int64_t *out)
 /* Turn one complete line (without its newline) into a record and its batch
  * id.  NULL with `why` filled when the line is not one of ours. */
 static event_record *
-parse_line(const char *line, size_t length, char batch_id[MYSQL_SINK_BATCH_ID_MAX + 1],
+parse_line(const char *line, size_t length, char batch_id[SINK_BATCH_ID_MAX + 1],
            char *why, size_t why_size)
 {
     static const char marker[] = ",\"event_data\":";
@@ -771,7 +770,7 @@ parse_line(const char *line, size_t length, char batch_id[MYSQL_SINK_BATCH_ID_MA
         goto done;
     }
     if (batch != NULL && (!json_is_string(batch) ||
-                          json_string_length(batch) > MYSQL_SINK_BATCH_ID_MAX)) {
+                          json_string_length(batch) > SINK_BATCH_ID_MAX)) {
         snprintf(why, why_size, "bad batch id");
         goto done;
     }
@@ -792,7 +791,7 @@ done:
 typedef struct replay_group {
     event_record **records;
     size_t count, capacity;
-    char batch_id[MYSQL_SINK_BATCH_ID_MAX + 1];
+    char batch_id[SINK_BATCH_ID_MAX + 1];
     int64_t number; /* positional group number, -1 for a carried batch id */
 } replay_group;
 
@@ -826,8 +825,8 @@ replay_group_add(replay_group *group, event_record *record)
 static void
 describe_failure(spool_replay_context *context, const char *what)
 {
-    const char *sink_error = mysql_sink_last_error(context->sink);
-    snprintf(context->error, sizeof(context->error), "%s: %s", what,
+    const char *sink_error = sink_last_error(context->sink);
+    qbel_error_set(&context->error, QBEL_ERROR_OTHER, "%s: %s", what,
              sink_error && *sink_error ? sink_error : "unknown error");
 }
 
@@ -840,8 +839,8 @@ replay_group_write(spool_replay_context *context, replay_group *group,
     if (group->count == 0) {
         return 0;
     }
-    mysql_sink_status status;
-    int committed = mysql_sink_batch_committed(context->sink, group->batch_id, &status);
+    sink_status status;
+    int committed = sink_batch_committed(context->sink, group->batch_id, &status);
     if (committed < 0) {
         describe_failure(context, "checking a replayed batch");
         return -1;
@@ -853,23 +852,23 @@ replay_group_write(spool_replay_context *context, replay_group *group,
     }
     rejection_list rejections = {NULL, 0, 0};
     size_t rejected = 0;
-    status = mysql_sink_write_batch(context->sink, group->batch_id, group->records, group->count,
+    status = sink_write_batch(context->sink, group->batch_id, group->records, group->count,
                                     rejection_list_collect, &rejections, &rejected);
-    if (status == MYSQL_SINK_CONNECTION_ERROR) {
+    if (status == SINK_CONNECTION_ERROR) {
         describe_failure(context, "replaying a batch");
-        mysql_sink_disconnect(context->sink);
-        if (mysql_sink_connect(context->sink) == MYSQL_SINK_OK &&
-            mysql_sink_batch_committed(context->sink, group->batch_id, &status) == 1) {
-            status = MYSQL_SINK_OK;
+        sink_disconnect(context->sink);
+        if (sink_connect(context->sink) == SINK_OK &&
+            sink_batch_committed(context->sink, group->batch_id, &status) == 1) {
+            status = SINK_OK;
         }
         else {
-            status = MYSQL_SINK_CONNECTION_ERROR;
+            status = SINK_CONNECTION_ERROR;
         }
     }
-    else if (status != MYSQL_SINK_OK) {
+    else if (status != SINK_OK) {
         describe_failure(context, "replaying a batch");
     }
-    if (status != MYSQL_SINK_OK) {
+    if (status != SINK_OK) {
         rejection_list_free(&rejections);
         return -1;
     }
@@ -926,14 +925,14 @@ dead_letter_bad_lines(spool_replay_context *context, FILE *stream, const char *b
         ssize_t length;
         if (fseeko(stream, item->offset, SEEK_SET) < 0 ||
             (length = getline(line, line_capacity, stream)) <= 0) {
-            snprintf(context->error, sizeof(context->error), "reading %s again: %s", base,
+            qbel_error_set(&context->error, QBEL_ERROR_OTHER, "reading %s again: %s", base,
                      strerror(errno));
             return -1;
         }
         size_t content = (size_t)length - ((*line)[length - 1] == '\n' ? 1 : 0);
         if (dead_letter_write_raw(context->letters, item->why, base, item->number, *line,
                                   content) < 0) {
-            snprintf(context->error, sizeof(context->error), "writing the dead-letter file: %s",
+            qbel_error_set(&context->error, QBEL_ERROR_OTHER, "writing the dead-letter file: %s",
                      strerror(errno));
             return -1;
         }
@@ -956,7 +955,7 @@ spool_replay_fd(spool_replay_context *context, int fd, const char *name,
         file_id[id_length] = '\0';
     }
     else {
-        snprintf(context->error, sizeof(context->error), "not a spool file name: %s", base);
+        qbel_error_set(&context->error, QBEL_ERROR_OTHER, "not a spool file name: %s", base);
         return -1;
     }
 
@@ -971,7 +970,7 @@ spool_replay_fd(spool_replay_context *context, int fd, const char *name,
     FILE *stream = copy >= 0 ? fdopen(copy, "r") : NULL;
     if (stream == NULL) {
         spool_fd_close_tracked(copy);
-        snprintf(context->error, sizeof(context->error), "reading %s: %s", base, strerror(errno));
+        qbel_error_set(&context->error, QBEL_ERROR_OTHER, "reading %s: %s", base, strerror(errno));
         return -1;
     }
     rewind(stream);
@@ -992,7 +991,7 @@ spool_replay_fd(spool_replay_context *context, int fd, const char *name,
             local.lines++;
             continue;
         }
-        char batch_id[MYSQL_SINK_BATCH_ID_MAX + 1];
+        char batch_id[SINK_BATCH_ID_MAX + 1];
         char why[256];
         event_record *record = NULL;
         if (torn) {
@@ -1005,7 +1004,7 @@ spool_replay_fd(spool_replay_context *context, int fd, const char *name,
             /* dead-lettered once the file is done: a failed and retried
              * replay must not write it twice */
             if (bad_line_add(&bad_lines, line_offset, number + 1, why) < 0) {
-                snprintf(context->error, sizeof(context->error), "out of memory");
+                qbel_error_set(&context->error, QBEL_ERROR_OTHER, "out of memory");
                 goto done;
             }
             local.lines++;
@@ -1021,7 +1020,7 @@ spool_replay_fd(spool_replay_context *context, int fd, const char *name,
             memcpy(carried.batch_id, batch_id, sizeof(batch_id));
             if (replay_group_add(&carried, record) < 0) {
                 event_record_free(record);
-                snprintf(context->error, sizeof(context->error), "out of memory");
+                qbel_error_set(&context->error, QBEL_ERROR_OTHER, "out of memory");
                 goto done;
             }
             continue;
@@ -1034,27 +1033,27 @@ spool_replay_fd(spool_replay_context *context, int fd, const char *name,
             }
             if (context->should_stop && context->should_stop(context->argument)) {
                 event_record_free(record);
-                snprintf(context->error, sizeof(context->error), "stopped");
+                qbel_error_set(&context->error, QBEL_ERROR_OTHER, "stopped");
                 goto done;
             }
         }
         positional.number = group_number;
         char group_id[96];
         snprintf(group_id, sizeof(group_id), "s:%s:%" PRId64, file_id, group_number);
-        if (strlen(group_id) > MYSQL_SINK_BATCH_ID_MAX) {
+        if (strlen(group_id) > SINK_BATCH_ID_MAX) {
             event_record_free(record);
-            snprintf(context->error, sizeof(context->error), "spool file name too long: %s", base);
+            qbel_error_set(&context->error, QBEL_ERROR_OTHER, "spool file name too long: %s", base);
             goto done;
         }
         memcpy(positional.batch_id, group_id, strlen(group_id) + 1);
         if (replay_group_add(&positional, record) < 0) {
             event_record_free(record);
-            snprintf(context->error, sizeof(context->error), "out of memory");
+            qbel_error_set(&context->error, QBEL_ERROR_OTHER, "out of memory");
             goto done;
         }
     }
     if (ferror(stream)) {
-        snprintf(context->error, sizeof(context->error), "reading %s: %s", base, strerror(errno));
+        qbel_error_set(&context->error, QBEL_ERROR_OTHER, "reading %s: %s", base, strerror(errno));
         goto done;
     }
     if (replay_group_write(context, &carried, &local) < 0 ||
@@ -1115,7 +1114,7 @@ span_of(const char *text, const char *set, size_t max)
 
 /* "qbel-<14 digits>-<1..10 digits>-<1..32 lowercase hex>.spool", as
  * make_file_id writes them (so the file id fits SPOOL_FILE_ID_MAX and its
- * batch ids fit MYSQL_SINK_BATCH_ID_MAX). */
+ * batch ids fit SINK_BATCH_ID_MAX). */
 static bool
 spool_name_parses(const char *name)
 {
@@ -1235,7 +1234,7 @@ spool_replay_directory(spool_replay_context *context, const char *dir,
     if (lstat(dir, &dir_info) < 0 && errno == ENOENT) {
         return 0;
     }
-    if (spool_check_directory(dir, context->error, sizeof(context->error)) < 0) {
+    if (spool_check_directory(dir, &context->error) < 0) {
         return -1;
     }
     DIR *directory = opendir(dir);
@@ -1243,14 +1242,14 @@ spool_replay_directory(spool_replay_context *context, const char *dir,
         if (errno == ENOENT) {
             return 0;
         }
-        snprintf(context->error, sizeof(context->error), "opening %s: %s", dir, strerror(errno));
+        qbel_error_set(&context->error, QBEL_ERROR_OTHER, "opening %s: %s", dir, strerror(errno));
         return -1;
     }
     char **names = NULL;
     size_t count = 0, capacity = 0;
     int status = 0;
     size_t new_skips = 0;
-    char skip_message[sizeof(context->error)] = "";
+    char skip_message[QBEL_ERROR_MAX] = "";
     struct dirent *entry;
     while ((entry = readdir(directory)) != NULL) {
         if (!is_spool_name(entry->d_name)) {
@@ -1294,7 +1293,7 @@ spool_replay_directory(spool_replay_context *context, const char *dir,
     }
     closedir(directory);
     if (status < 0) {
-        snprintf(context->error, sizeof(context->error), "out of memory listing %s", dir);
+        qbel_error_set(&context->error, QBEL_ERROR_OTHER, "out of memory listing %s", dir);
     }
     else {
         /* names start with the UTC creation time: oldest first */
@@ -1340,7 +1339,7 @@ spool_replay_directory(spool_replay_context *context, const char *dir,
             snprintf(skip_message + used, sizeof(skip_message) - used, " (and %zu more)",
                      new_skips - 1);
         }
-        snprintf(context->error, sizeof(context->error), "%s", skip_message);
+        qbel_error_set(&context->error, QBEL_ERROR_OTHER, "%s", skip_message);
         status = -1;
     }
     return status;
@@ -1349,8 +1348,8 @@ spool_replay_directory(spool_replay_context *context, const char *dir,
 size_t
 spool_remove_stale_temporaries(const char *dir, double max_age_s)
 {
-    char reason[512];
-    if (spool_check_directory(dir, reason, sizeof(reason)) < 0) {
+    qbel_error reason;
+    if (spool_check_directory(dir, &reason) < 0) {
         return 0;
     }
     DIR *directory = opendir(dir);

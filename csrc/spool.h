@@ -36,7 +36,8 @@
 
 #include "byte_buffer.h"
 #include "event_record.h"
-#include "mysql_sink.h"
+#include "qbel_error.h"
+#include "sink.h"
 
 #define SPOOL_REPLAY_GROUP_LINES 1000
 #define SPOOL_FILE_ID_MAX 48
@@ -124,15 +125,15 @@ int dead_letter_write_raw(dead_letter *letters, const char *reason, const char *
 /* Rejections collected during a write attempt; written to the dead-letter
  * file only once the batch is known to be committed. */
 typedef struct rejection_list {
-    mysql_sink_rejection *items;
+    sink_rejection *items;
     size_t count, capacity;
 } rejection_list;
 
 void rejection_list_clear(rejection_list *list);
 void rejection_list_free(rejection_list *list);
-/* on_rejected callback for mysql_sink_write_batch; `context` is a
+/* on_rejected callback for sink_write_batch; `context` is a
  * rejection_list. */
-void rejection_list_collect(void *context, const mysql_sink_rejection *rejection);
+void rejection_list_collect(void *context, const sink_rejection *rejection);
 
 /* What a replay did. */
 typedef struct spool_replay_result {
@@ -144,11 +145,11 @@ typedef struct spool_replay_result {
 } spool_replay_result;
 
 typedef struct spool_replay_context {
-    mysql_sink *sink;       /* connected */
+    sink *sink;       /* connected */
     dead_letter *letters;
     bool (*should_stop)(void *argument); /* polled between groups; may be NULL */
     void *argument;
-    char error[MYSQL_SINK_ERROR_MAX];    /* why a replay stopped */
+    qbel_error error;       /* why a replay stopped */
 } spool_replay_context;
 
 /* Replay the claimed (locked) spool file `fd` named `name`.  Lines that
@@ -182,9 +183,9 @@ int spool_make_directory(const char *dir);
 
 /* A spool directory is trusted only when lstat shows a directory (not a
  * symlink) owned by the effective uid and not writable by group or
- * others.  0, or -1 with errno set and `reason` saying why (naming the
- * directory). */
-int spool_check_directory(const char *dir, char *reason, size_t reason_size);
+ * others.  0, or -1 with errno set and `error` saying why (naming the
+ * directory, the owner or mode found). */
+int spool_check_directory(const char *dir, qbel_error *error);
 
 /* `bytes` random bytes as lowercase hex into `out` (2*bytes+1). */
 void spool_random_hex(char *out, size_t bytes);

@@ -51,10 +51,8 @@
 /* How long writer_close waits for a thread that was told to stop, even
  * with timeout 0: an idle thread exits within microseconds. */
 #define WRITER_STOP_GRACE_S 0.25
-/* Marker rows only matter for replays and ambiguous commits, which happen
- * within days: prune older ones, at most once an hour. */
-#define WRITER_MARKER_PRUNE_INTERVAL_S 3600.0
-#define WRITER_MARKER_KEEP_DAYS 7
+/* How often the sink's housekeeping runs (MySQL: prune old marker rows). */
+#define WRITER_HOUSEKEEPING_INTERVAL_S 3600.0
 /* ".tmp-" spool files this old are leftovers of a process that died. */
 #define WRITER_STALE_TEMPORARY_S 3600.0
 
@@ -71,7 +69,7 @@ struct writer {
     /* (L) the in-flight batch: records owned by the thread while it writes */
     event_record **batch;
     size_t batch_count;
-    char batch_id[MYSQL_SINK_BATCH_ID_MAX + 1];
+    char batch_id[SINK_BATCH_ID_MAX + 1];
     bool batch_ambiguous;         /* a connection error hid whether it committed */
     bool batch_spooled_by_closer; /* the closer wrote it to the spool; only free it */
     bool batch_pinned_by_closer;  /* the closer reads its records without the lock */
@@ -88,13 +86,13 @@ struct writer {
     bool own_spool_dirty;       /* own_spool appended since the thread last synced it */
 
     /* (T) */
-    mysql_sink *sink;
+    sink *sink;
     dead_letter letters;
     rejection_list rejections;
     spool_file replaying_spool; /* an own spool file taken over for replay */
     bool ever_connected;
     double next_orphan_scan;
-    double next_marker_prune;
+    double next_housekeeping;
     double backoff_s;
 
     /* (L) settlement and stats (see "Settlement" above) */
@@ -105,7 +103,7 @@ struct writer {
     unsigned flush_waiters;
     double queue_since; /* monotonic time the oldest queued event arrived */
     writer_stats stats;
-    int marker_missing_seen; /* atomic; see writer_marker_table_missing_seen */
+    int at_least_once_seen; /* atomic; see writer_at_least_once_seen */
 
     struct writer *next_live; /* guarded by live_writers_lock */
 };
@@ -124,11 +122,13 @@ typedef struct flush_waiter {
     struct flush_waiter *next;
 } flush_waiter;
 
+/* Lock held.  last_error = "<context>: <detail>", stamped now. */
 static void
 set_error_locked(writer *w, const char *context, const char *detail)
 {
-    snprintf(w->stats.last_error, sizeof(w->stats.last_error), "%s%s%s", context,
-             detail && *detail ? ": " : "", detail ? detail : "");
+    qbel_error_set(&w->stats.last_error, QBEL_ERROR_OTHER, "%s%s%s", context,
+                   detail && *detail ? ": " : "", detail ? detail : "");
+    w->stats.last_error_at = event_time_now_us() / 1e6;
 }
 
 static void
@@ -185,7 +185,7 @@ writer_new(const writer_config *config)
     if (w->config.backoff_max_s < w->config.backoff_initial_s) {
         w->config.backoff_max_s = w->config.backoff_initial_s;
     }
-    if (mysql_sink_config_copy(&w->config.sink, &config->sink) < 0) {
+    if (sink_factory_copy(&w->config.sink, &config->sink) < 0) {
         memset(&w->config.sink, 0, sizeof(w->config.sink));
         failed = true;
     }
@@ -205,7 +205,7 @@ writer_new(const writer_config *config)
     spool_file_init(&w->own_spool);
     spool_file_init(&w->replaying_spool);
     w->backoff_s = w->config.backoff_initial_s;
-    w->stats.marker_table = MYSQL_SINK_MARKER_UNKNOWN;
+    w->stats.delivery = SINK_DELIVERY_UNKNOWN;
     make_process_hex(w);
 
     pthread_mutex_lock(&live_writers_lock);
@@ -217,7 +217,7 @@ writer_new(const writer_config *config)
 error:;
     int saved = errno ? errno : ENOMEM;
     dead_letter_close(&w->letters);
-    mysql_sink_config_free(&w->config.sink);
+    sink_factory_free(&w->config.sink);
     qbel_free(w->config.spool_dir);
     qbel_free(w->batch);
     qbel_free(w);
@@ -257,7 +257,7 @@ wait_closer_unpinned_locked(writer *w)
     }
 }
 
-static void note_marker_state_locked(writer *w);
+static void note_delivery_locked(writer *w);
 
 /* Writer thread, lock held: the in-flight batch is done (committed, with
  * `rejected` of its rows dead-lettered). */
@@ -276,7 +276,7 @@ settle_batch_locked(writer *w, size_t rejected)
     w->batch_count = 0;
     w->batch_ambiguous = false;
     w->backoff_s = w->config.backoff_initial_s;
-    note_marker_state_locked(w); /* before any flush() can return */
+    note_delivery_locked(w); /* before any flush() can return */
     pthread_cond_broadcast(&w->queue.progress);
 }
 
@@ -288,7 +288,7 @@ write_rejections(writer *w, const char *batch_id)
 {
     int first_errno = 0;
     for (size_t i = 0; i < w->rejections.count; i++) {
-        const mysql_sink_rejection *rejection = &w->rejections.items[i];
+        const sink_rejection *rejection = &w->rejections.items[i];
         if (dead_letter_write_record(&w->letters, rejection->error, rejection->record,
                                      batch_id) < 0) {
             int saved = errno ? errno : EIO;
@@ -307,7 +307,7 @@ write_rejections(writer *w, const char *batch_id)
 static void
 write_in_flight_locked(writer *w)
 {
-    char batch_id[MYSQL_SINK_BATCH_ID_MAX + 1];
+    char batch_id[SINK_BATCH_ID_MAX + 1];
     memcpy(batch_id, w->batch_id, sizeof(batch_id));
     event_record **records = w->batch;
     size_t count = w->batch_count;
@@ -316,17 +316,17 @@ write_in_flight_locked(writer *w)
     size_t rejected = 0;
     int dead_letter_errno = 0;
     rejection_list_clear(&w->rejections);
-    mysql_sink_status status = mysql_sink_write_batch(
+    sink_status status = sink_write_batch(
         w->sink, batch_id, records, count, rejection_list_collect, &w->rejections, &rejected);
-    if (status == MYSQL_SINK_OK) {
+    if (status == SINK_OK) {
         dead_letter_errno = write_rejections(w, batch_id);
     }
-    else if (status == MYSQL_SINK_CONNECTION_ERROR) {
-        mysql_sink_disconnect(w->sink);
+    else if (status == SINK_CONNECTION_ERROR) {
+        sink_disconnect(w->sink);
     }
 
     pthread_mutex_lock(&w->queue.lock);
-    if (status == MYSQL_SINK_OK) {
+    if (status == SINK_OK) {
         if (dead_letter_errno != 0) {
             set_error_locked(w, "writing the dead-letter file", strerror(dead_letter_errno));
         }
@@ -334,8 +334,8 @@ write_in_flight_locked(writer *w)
         return;
     }
     w->stats.retries++;
-    set_error_locked(w, "writing a batch", mysql_sink_last_error(w->sink));
-    if (status == MYSQL_SINK_CONNECTION_ERROR) {
+    set_error_locked(w, "writing a batch", sink_last_error(w->sink));
+    if (status == SINK_CONNECTION_ERROR) {
         /* it may have committed: look at the marker after reconnecting */
         w->batch_ambiguous = true;
     }
@@ -349,17 +349,17 @@ write_in_flight_locked(writer *w)
 static void
 resolve_ambiguous_locked(writer *w)
 {
-    char batch_id[MYSQL_SINK_BATCH_ID_MAX + 1];
+    char batch_id[SINK_BATCH_ID_MAX + 1];
     memcpy(batch_id, w->batch_id, sizeof(batch_id));
     pthread_mutex_unlock(&w->queue.lock);
-    mysql_sink_status status = MYSQL_SINK_OK;
-    int committed = mysql_sink_batch_committed(w->sink, batch_id, &status);
+    sink_status status = SINK_OK;
+    int committed = sink_batch_committed(w->sink, batch_id, &status);
     int dead_letter_errno = 0;
     if (committed == 1) {
         dead_letter_errno = write_rejections(w, batch_id);
     }
-    else if (committed < 0 && status == MYSQL_SINK_CONNECTION_ERROR) {
-        mysql_sink_disconnect(w->sink);
+    else if (committed < 0 && status == SINK_CONNECTION_ERROR) {
+        sink_disconnect(w->sink);
     }
     pthread_mutex_lock(&w->queue.lock);
     if (committed == 1) {
@@ -372,7 +372,7 @@ resolve_ambiguous_locked(writer *w)
         w->batch_ambiguous = false; /* not committed: write it again */
     }
     else {
-        set_error_locked(w, "checking a batch marker", mysql_sink_last_error(w->sink));
+        set_error_locked(w, "checking a batch marker", sink_last_error(w->sink));
         if (!w->stop) {
             wait_backoff_locked(w);
         }
@@ -417,7 +417,7 @@ replay_own_spool_locked(writer *w)
     uint64_t lines = w->replaying_spool.lines;
     pthread_mutex_unlock(&w->queue.lock);
 
-    spool_replay_context context = {w->sink, &w->letters, stop_requested, w, ""};
+    spool_replay_context context = {w->sink, &w->letters, stop_requested, w, {0, ""}};
     spool_replay_result result = {0, 0, 0, 0, 0};
     int status = spool_replay_fd(&context, w->replaying_spool.fd, w->replaying_spool.path,
                                  &result);
@@ -434,8 +434,8 @@ replay_own_spool_locked(writer *w)
         pthread_cond_broadcast(&w->queue.progress);
     }
     else if (!w->stop) {
-        set_error_locked(w, context.error, NULL);
-        if (mysql_sink_is_connected(w->sink)) {
+        set_error_locked(w, context.error.message, NULL);
+        if (sink_is_connected(w->sink)) {
             wait_backoff_locked(w);
         }
     }
@@ -450,14 +450,14 @@ replay_orphans_locked(writer *w)
     w->next_orphan_scan = event_queue_monotonic_now() + WRITER_ORPHAN_SCAN_INTERVAL_S;
     pthread_mutex_unlock(&w->queue.lock);
     spool_remove_stale_temporaries(w->config.spool_dir, WRITER_STALE_TEMPORARY_S);
-    spool_replay_context context = {w->sink, &w->letters, stop_requested, w, ""};
+    spool_replay_context context = {w->sink, &w->letters, stop_requested, w, {0, ""}};
     spool_replay_result result = {0, 0, 0, 0, 0};
     int status = spool_replay_directory(&context, w->config.spool_dir, &result);
     pthread_mutex_lock(&w->queue.lock);
     w->stats.replayed += result.replayed;
     w->stats.dead_lettered += result.dead_lettered;
     if (status < 0 && !w->stop) {
-        set_error_locked(w, context.error, NULL);
+        set_error_locked(w, context.error.message, NULL);
         /* try again after a backoff, not a whole scan interval */
         w->next_orphan_scan = event_queue_monotonic_now() + w->backoff_s;
     }
@@ -490,20 +490,20 @@ sync_own_spool_locked(writer *w)
     }
 }
 
-/* Writer thread, queue.lock held on entry and exit, connected.  Delete old
- * marker rows (best effort: a failure only postpones it). */
+/* Writer thread, queue.lock held on entry and exit, connected.  The sink's
+ * upkeep (best effort: a failure only postpones it). */
 static void
-prune_markers_locked(writer *w)
+housekeeping_locked(writer *w)
 {
-    w->next_marker_prune = event_queue_monotonic_now() + WRITER_MARKER_PRUNE_INTERVAL_S;
+    w->next_housekeeping = event_queue_monotonic_now() + WRITER_HOUSEKEEPING_INTERVAL_S;
     pthread_mutex_unlock(&w->queue.lock);
-    mysql_sink_status status = mysql_sink_prune_markers(w->sink, WRITER_MARKER_KEEP_DAYS);
-    if (status == MYSQL_SINK_CONNECTION_ERROR) {
-        mysql_sink_disconnect(w->sink);
+    sink_status status = sink_housekeeping(w->sink);
+    if (status == SINK_CONNECTION_ERROR) {
+        sink_disconnect(w->sink);
     }
     pthread_mutex_lock(&w->queue.lock);
-    if (status != MYSQL_SINK_OK) {
-        set_error_locked(w, "pruning batch markers", mysql_sink_last_error(w->sink));
+    if (status != SINK_OK) {
+        set_error_locked(w, "sink housekeeping", sink_last_error(w->sink));
     }
 }
 
@@ -522,11 +522,11 @@ connect_locked(writer *w)
 {
     pthread_mutex_unlock(&w->queue.lock);
     if (w->sink == NULL) {
-        w->sink = mysql_sink_new(&w->config.sink);
+        w->sink = sink_factory_make(&w->config.sink);
     }
-    mysql_sink_status status = w->sink ? mysql_sink_connect(w->sink) : MYSQL_SINK_SERVER_ERROR;
+    sink_status status = w->sink ? sink_connect(w->sink) : SINK_SERVER_ERROR;
     pthread_mutex_lock(&w->queue.lock);
-    if (status == MYSQL_SINK_OK) {
+    if (status == SINK_OK) {
         if (w->ever_connected) {
             w->stats.reconnects++;
         }
@@ -534,25 +534,25 @@ connect_locked(writer *w)
         w->backoff_s = w->config.backoff_initial_s;
         return;
     }
-    set_error_locked(w, "connecting", w->sink ? mysql_sink_last_error(w->sink) : "out of memory");
+    set_error_locked(w, "connecting", w->sink ? sink_last_error(w->sink) : "out of memory");
     wait_backoff_locked(w);
 }
 
 /* Writer thread, lock held.  Publish what the connection found about the
  * marker table (the sink is ours; the stats are under the lock). */
 static void
-note_marker_state_locked(writer *w)
+note_delivery_locked(writer *w)
 {
     if (w->sink == NULL) {
         return;
     }
-    mysql_sink_marker_state state = mysql_sink_marker_table_state(w->sink);
-    if (state == MYSQL_SINK_MARKER_UNKNOWN) {
+    sink_delivery state = sink_get_delivery(w->sink);
+    if (state == SINK_DELIVERY_UNKNOWN) {
         return; /* never connected, or connecting failed: keep the last answer */
     }
-    w->stats.marker_table = state;
-    if (state == MYSQL_SINK_MARKER_MISSING) {
-        __atomic_store_n(&w->marker_missing_seen, 1, __ATOMIC_RELEASE);
+    w->stats.delivery = state;
+    if (state == SINK_AT_LEAST_ONCE) {
+        __atomic_store_n(&w->at_least_once_seen, 1, __ATOMIC_RELEASE);
     }
 }
 
@@ -564,12 +564,12 @@ writer_thread_main(void *argument)
     writer *w = argument;
     pthread_mutex_lock(&w->queue.lock);
     while (!w->stop) {
-        note_marker_state_locked(w);
+        note_delivery_locked(w);
         sync_own_spool_locked(w);
         if (w->stop) {
             break;
         }
-        if (w->sink == NULL || !mysql_sink_is_connected(w->sink)) {
+        if (w->sink == NULL || !sink_is_connected(w->sink)) {
             if (!has_work_locked(w)) {
                 event_queue_wait_until(&w->queue, &w->queue.wake_writer, -1);
                 continue;
@@ -591,8 +591,8 @@ writer_thread_main(void *argument)
             replay_orphans_locked(w);
             continue;
         }
-        if (now >= w->next_marker_prune) {
-            prune_markers_locked(w);
+        if (now >= w->next_housekeeping) {
+            housekeeping_locked(w);
             continue;
         }
         if (w->queue.count == 0) {
@@ -603,8 +603,8 @@ writer_thread_main(void *argument)
             /* queue drained and spool caught up: new events may queue again */
             w->spool_mode = false;
             double deadline = w->config.spool_dir != NULL ? w->next_orphan_scan : -1;
-            if (deadline < 0 || deadline > w->next_marker_prune) {
-                deadline = w->next_marker_prune;
+            if (deadline < 0 || deadline > w->next_housekeeping) {
+                deadline = w->next_housekeeping;
             }
             if (w->own_spool_dirty) {
                 continue;
@@ -633,7 +633,7 @@ writer_thread_main(void *argument)
             w->batch_count = 0;
         }
     }
-    note_marker_state_locked(w);
+    note_delivery_locked(w);
     if (w->replaying_spool.fd >= 0) {
         /* stopped mid-replay: unlock the file for a later replay now, not
          * when the writer is freed (a closer that gave up on us won't) */
@@ -945,7 +945,7 @@ writer_close(writer *w, double timeout_s)
      * starts empty as ever. */
     pthread_mutex_lock(&w->spool_lock);
     pthread_mutex_lock(&w->queue.lock);
-    char batch_id[MYSQL_SINK_BATCH_ID_MAX + 1];
+    char batch_id[SINK_BATCH_ID_MAX + 1];
     memcpy(batch_id, w->batch_id, sizeof(batch_id));
     event_record *batch_chain = NULL; /* ours: the thread is gone */
     event_record **pinned = NULL;     /* a stuck thread's: it frees them, once unpinned */
@@ -1055,16 +1055,16 @@ writer_close(writer *w, double timeout_s)
         /* (T) fields are ours now */
         spool_file_close(&w->replaying_spool, false); /* left for a later replay */
         if (w->sink != NULL) {
-            mysql_sink_free(w->sink);
+            sink_free(w->sink);
             w->sink = NULL;
         }
     }
 }
 
 bool
-writer_marker_table_missing_seen(const writer *w)
+writer_at_least_once_seen(const writer *w)
 {
-    return __atomic_load_n(&w->marker_missing_seen, __ATOMIC_ACQUIRE) != 0;
+    return __atomic_load_n(&w->at_least_once_seen, __ATOMIC_ACQUIRE) != 0;
 }
 
 void
@@ -1084,7 +1084,7 @@ writer_destroy(writer *w)
     }
     qbel_free(w->batch);
     if (w->sink != NULL) {
-        mysql_sink_free(w->sink);
+        sink_free(w->sink);
     }
     spool_file_close(&w->replaying_spool, false);
     /* events that raced close() were appended after its fdatasync */
@@ -1093,7 +1093,7 @@ writer_destroy(writer *w)
     rejection_list_free(&w->rejections);
     event_queue_destroy(&w->queue);
     pthread_mutex_destroy(&w->spool_lock);
-    mysql_sink_config_free(&w->config.sink);
+    sink_factory_free(&w->config.sink);
     qbel_free(w->config.spool_dir);
     qbel_free(w);
 }
@@ -1138,25 +1138,25 @@ writer_replay_directory(const writer_config *config, char *error, size_t error_s
         return -1;
     }
     int64_t replayed = -1;
-    mysql_sink *sink = mysql_sink_new(&config->sink);
+    sink *sink = sink_factory_make(&config->sink);
     if (sink == NULL) {
         snprintf(error, error_size, "out of memory");
         goto done;
     }
-    if (mysql_sink_connect(sink) != MYSQL_SINK_OK) {
-        snprintf(error, error_size, "connecting: %s", mysql_sink_last_error(sink));
+    if (sink_connect(sink) != SINK_OK) {
+        snprintf(error, error_size, "connecting: %s", sink_last_error(sink));
         goto done;
     }
-    spool_replay_context context = {sink, &letters, NULL, NULL, ""};
+    spool_replay_context context = {sink, &letters, NULL, NULL, {0, ""}};
     spool_replay_result result = {0, 0, 0, 0, 0};
     if (spool_replay_directory(&context, config->spool_dir, &result) < 0) {
-        snprintf(error, error_size, "%s", context.error);
+        snprintf(error, error_size, "%s", context.error.message);
         goto done;
     }
     replayed = (int64_t)result.replayed;
 done:
     if (sink != NULL) {
-        mysql_sink_free(sink);
+        sink_free(sink);
     }
     dead_letter_close(&letters);
     return replayed;
@@ -1214,7 +1214,7 @@ writer_fork_child(void)
         w->rejections.items = NULL;
         w->rejections.count = w->rejections.capacity = 0;
         if (w->sink != NULL) {
-            mysql_sink_abandon(w->sink);
+            sink_abandon(w->sink);
             w->sink = NULL;
         }
         spool_file_forget_in_child(&w->own_spool);
@@ -1230,15 +1230,15 @@ writer_fork_child(void)
         w->own_spool_dirty = false;
         w->ever_connected = false;
         w->next_orphan_scan = 0;
-        w->next_marker_prune = 0;
+        w->next_housekeeping = 0;
         w->backoff_s = w->config.backoff_initial_s;
         w->submitted = w->settled = w->dropped_settled = 0;
         w->flush_list = NULL; /* their threads are not in the child */
         w->flush_requests = 0;
         w->flush_waiters = 0;
         memset(&w->stats, 0, sizeof(w->stats));
-        w->stats.marker_table = MYSQL_SINK_MARKER_UNKNOWN;
-        /* marker_missing_seen stays: the child's logger warned already */
+        w->stats.delivery = SINK_DELIVERY_UNKNOWN;
+        /* at_least_once_seen stays: the child's logger warned already */
         make_process_hex(w);
     }
 }
