@@ -1,8 +1,13 @@
-/* spool: the DB logger's files on disk — spool files (events not yet
+/* spool: the writer's files on disk — spool files (events not yet
  * committed, one JSON line each), the dead-letter file (events the server
  * rejected or that could not be read back), and their exactly-once replay.
  *
- * Owns: the file descriptors and paths of the files it opens.  Pure C.
+ * Owns: the file descriptors and paths of the files it opens.  Pure C; it
+ * knows the sink interface (sink.h), never a particular sink.  One header,
+ * one file per concern: spool_fds.c (descriptors tracked for fork),
+ * spool_files.c (the directory and the files one process appends to),
+ * spool_lines.c (the line format), dead_letters.c (dead letters and
+ * rejection lists), spool_replay.c (exactly-once replay).
  *
  * Line format (event_data last, so replay passes its raw bytes on verbatim;
  * our JSON never contains a raw newline):

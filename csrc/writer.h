@@ -1,6 +1,7 @@
-/* writer: the DB logger's engine — a bounded queue of event_records, a
- * writer thread that drains it into a mysql_sink in batches, and the spool
- * directory that keeps what cannot be committed yet.
+/* writer: the engine of the loggers that write to a server — a bounded
+ * queue of event_records, a writer thread that drains it into a sink
+ * (sink.h; MySQL for the DB logger) in batches, and the spool directory
+ * that keeps what cannot be committed yet.
  *
  * Owns: the queue and every record in it, the writer pthread, the sink, the
  * spool files it writes, its stats.  Pure C, no Python, never needs the GIL.

@@ -1,0 +1,50 @@
+/* writer_replay.c: writer_replay_directory, the replay command's glue —
+ * one sink from the factory, the dead-letter file, every unclaimed spool
+ * file.  Runs on a caller thread with the GIL released. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "event_queue.h"
+#include "qbel_alloc.h"
+#include "spool.h"
+#include "writer_internal.h"
+
+int64_t
+writer_replay_directory(const writer_config *config, char *error, size_t error_size)
+{
+    if (config->spool_dir == NULL) {
+        snprintf(error, error_size, "no spool directory");
+        return -1;
+    }
+    dead_letter letters;
+    if (dead_letter_init(&letters, config->spool_dir) < 0) {
+        snprintf(error, error_size, "out of memory");
+        return -1;
+    }
+    int64_t replayed = -1;
+    sink *sink = sink_factory_make(&config->sink);
+    if (sink == NULL) {
+        snprintf(error, error_size, "out of memory");
+        goto done;
+    }
+    if (sink_connect(sink) != SINK_OK) {
+        snprintf(error, error_size, "connecting: %s", sink_last_error(sink));
+        goto done;
+    }
+    spool_replay_context context = {sink, &letters, NULL, NULL, {0, ""}};
+    spool_replay_result result = {0, 0, 0, 0, 0};
+    if (spool_replay_directory(&context, config->spool_dir, &result) < 0) {
+        snprintf(error, error_size, "%s", context.error.message);
+        goto done;
+    }
+    replayed = (int64_t)result.replayed;
+done:
+    if (sink != NULL) {
+        sink_free(sink);
+    }
+    dead_letter_close(&letters);
+    return replayed;
+}
