@@ -1296,6 +1296,23 @@ db_logger_atexit(PyObject *module, PyObject *unused)
     Py_RETURN_NONE;
 }
 
+PyObject *
+db_logger_defaults(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    return Py_BuildValue(
+        "{s:s,s:n,s:d,s:n,s:i,s:i,s:i,s:d,s:d,s:d,s:d,s:i,s:s}", "table", QBEL_DEFAULT_TABLE,
+        "batch_size", (Py_ssize_t)QBEL_DEFAULT_BATCH_SIZE, "flush_interval",
+        QBEL_DEFAULT_FLUSH_INTERVAL_S, "max_queue_bytes", (Py_ssize_t)QBEL_DEFAULT_MAX_QUEUE_BYTES,
+        "connect_timeout", QBEL_DEFAULT_CONNECT_TIMEOUT_S, "read_timeout",
+        QBEL_DEFAULT_READ_TIMEOUT_S, "write_timeout", QBEL_DEFAULT_WRITE_TIMEOUT_S,
+        "exit_timeout", QBEL_DEFAULT_EXIT_TIMEOUT_S, "sync_timeout", QBEL_DEFAULT_SYNC_TIMEOUT_S,
+        "backoff_initial", QBEL_DEFAULT_BACKOFF_INITIAL_S, "backoff_max",
+        QBEL_DEFAULT_BACKOFF_MAX_S, "max_table_name", MYSQL_SINK_TABLE_NAME_MAX,
+        "spool_dir_name", QBEL_DEFAULT_SPOOL_DIR_NAME);
+}
+
 /* _replay_spool(url_parts, spool_dir, table) -> int: the replay CLI. */
 PyObject *
 db_logger_replay_spool(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
@@ -1329,15 +1346,15 @@ db_logger_replay_spool(PyObject *module, PyObject *const *args, Py_ssize_t nargs
         return PyErr_NoMemory();
     }
     config.spool_dir = PyBytes_AS_STRING(spool_bytes);
-    char error[SINK_ERROR_MAX + 64] = "";
+    qbel_error error = {0, ""};
     int64_t replayed;
     Py_BEGIN_ALLOW_THREADS
-    replayed = writer_replay_directory(&config, error, sizeof(error));
+    replayed = writer_replay_directory(&config, &error);
     Py_END_ALLOW_THREADS
     sink_factory_free(&config.sink);
     Py_DECREF(spool_bytes);
     if (replayed < 0) {
-        PyErr_Format(PyExc_RuntimeError, "replay failed: %s", error);
+        PyErr_Format(PyExc_RuntimeError, "replay failed: %s", error.message);
         return NULL;
     }
     return PyLong_FromLongLong(replayed);

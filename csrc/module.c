@@ -286,6 +286,8 @@ static PyMethodDef module_methods[] = {
      "_replay_spool(url_parts, spool_dir, table) -> int: replay spool files exactly once."},
     {"_atexit_flush_all", (PyCFunction)db_logger_atexit, METH_NOARGS,
      "Flush and close every live DBEventLogger (registered with atexit)."},
+    {"_db_defaults", (PyCFunction)db_logger_defaults, METH_NOARGS,
+     "_db_defaults() -> dict: DBEventLogger's default options, from their one source."},
     {NULL, NULL, 0, NULL},
 };
 

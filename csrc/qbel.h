@@ -251,6 +251,9 @@ PyObject *db_logger_replay_spool(PyObject *module, PyObject *const *args, Py_ssi
 /* Flush and close every live DBEventLogger (atexit hook). */
 PyObject *db_logger_atexit(PyObject *module, PyObject *unused);
 
+/* _db_defaults() -> dict: DBEventLogger's defaults (csrc/defaults.h). */
+PyObject *db_logger_defaults(PyObject *module, PyObject *unused);
+
 #ifdef QBEL_TEST_HOOKS
 /* ---- test_hooks.c (test builds only) ------------------------------------ */
 

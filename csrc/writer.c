@@ -149,7 +149,7 @@ writer_destroy(writer *w)
     }
     spool_file_close(&w->replaying_spool, false);
     /* events that raced close() were appended after its fdatasync */
-    writer_sync_and_close_spool(&w->own_spool, false);
+    (void)writer_sync_and_close_spool(&w->own_spool, false); /* no one left to tell */
     dead_letter_close(&w->letters);
     rejection_list_free(&w->rejections);
     event_queue_destroy(&w->queue);

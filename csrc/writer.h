@@ -109,9 +109,9 @@ bool writer_at_least_once_seen(const writer *w);
 void writer_free(writer *w);
 
 /* Caller thread, GIL released.  Replay every unclaimed spool file in
- * `spool_dir` into the sink described by `config`, exactly once, oldest
- * first.  Returns rows replayed, or -1 with `error` filled. */
-int64_t writer_replay_directory(const writer_config *config, char *error, size_t error_size);
+ * `spool_dir` into a sink made by `config->sink`, exactly once, oldest
+ * first.  Returns rows replayed, or -1 with `error` set. */
+int64_t writer_replay_directory(const writer_config *config, qbel_error *error);
 
 /* Used by the fork handlers (see writer.c): every live writer is on one
  * process-wide list because pthread_atfork handlers take no argument. */

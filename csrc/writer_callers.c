@@ -17,16 +17,12 @@
 
 /* ---- callers ------------------------------------------------------------ */
 
-/* Any thread that alone owns `file` now (or holds spool_lock for
- * own_spool): make what was appended durable, then release the file.  A
- * failed fdatasync can only be reported; the lines are written either way. */
-void
+int
 writer_sync_and_close_spool(spool_file *file, bool remove_if_empty)
 {
-    if (spool_file_sync(file) < 0) {
-        fprintf(stderr, "querybook_eventlog: cannot sync the spool file: %s\n", strerror(errno));
-    }
+    int error = spool_file_sync(file) < 0 ? errno : 0;
     spool_file_close(file, remove_if_empty);
+    return error;
 }
 
 /* Caller thread, queue.lock held: account for a record just pushed and
@@ -175,13 +171,23 @@ writer_submit(writer *w, event_record *record)
     }
     bool closed = w->closed; /* stable: close sets it under spool_lock */
     pthread_mutex_unlock(&w->queue.lock);
+    spool_file finished;
+    spool_file_init(&finished);
     if (closed && w->own_spool.fd >= 0) {
         /* nobody syncs or hands over this file any more: release it now,
-         * or it stays locked (unreplayable) until the writer is freed */
-        writer_sync_and_close_spool(&w->own_spool, false);
+         * or it stays locked (unreplayable) until the writer is freed;
+         * fdatasync outside spool_lock (fork() waits for that lock) */
+        finished = w->own_spool;
+        spool_file_init(&w->own_spool);
     }
     pthread_mutex_unlock(&w->spool_lock);
     event_record_free(record);
+    int sync_error = finished.fd >= 0 ? writer_sync_and_close_spool(&finished, false) : 0;
+    if (sync_error != 0) {
+        pthread_mutex_lock(&w->queue.lock);
+        writer_set_error_locked(w, "syncing the spool file", strerror(sync_error));
+        pthread_mutex_unlock(&w->queue.lock);
+    }
     return result;
 }
 

@@ -166,8 +166,11 @@ writer_close(writer *w, double timeout_s)
     bool thread_gone = !w->thread_alive;
     pthread_mutex_unlock(&w->queue.lock);
     pthread_mutex_unlock(&w->spool_lock);
-    if (late.fd >= 0) {
-        writer_sync_and_close_spool(&late, late.lines == 0);
+    int late_error = late.fd >= 0 ? writer_sync_and_close_spool(&late, late.lines == 0) : 0;
+    if (late_error != 0) {
+        pthread_mutex_lock(&w->queue.lock);
+        writer_set_error_locked(w, "syncing the spool file", strerror(late_error));
+        pthread_mutex_unlock(&w->queue.lock);
     }
 
     if (joined) {

@@ -142,9 +142,9 @@ void writer_start_thread_locked(writer *w);
 
 /* ---- writer_callers.c ---- */
 
-/* Any thread that alone owns `file` now (or holds spool_lock for
- * own_spool): fdatasync what was appended, then release the file. */
-void writer_sync_and_close_spool(spool_file *file, bool remove_if_empty);
+/* Any thread that alone owns `file` now: fdatasync what was appended, then
+ * release the file (closed either way).  0, or the errno of the sync. */
+int writer_sync_and_close_spool(spool_file *file, bool remove_if_empty);
 /* queue.lock NOT held; spool_lock held when `file` is w->own_spool.
  * Append `length` bytes holding `count` lines to `file`, creating it on
  * first use.  0, or -1 (errno set). */

@@ -13,31 +13,32 @@
 #include "writer_internal.h"
 
 int64_t
-writer_replay_directory(const writer_config *config, char *error, size_t error_size)
+writer_replay_directory(const writer_config *config, qbel_error *error)
 {
     if (config->spool_dir == NULL) {
-        snprintf(error, error_size, "no spool directory");
+        qbel_error_set(error, ENOENT, "no spool directory");
         return -1;
     }
     dead_letter letters;
     if (dead_letter_init(&letters, config->spool_dir) < 0) {
-        snprintf(error, error_size, "out of memory");
+        qbel_error_set(error, ENOMEM, "out of memory");
         return -1;
     }
     int64_t replayed = -1;
     sink *sink = sink_factory_make(&config->sink);
     if (sink == NULL) {
-        snprintf(error, error_size, "out of memory");
+        qbel_error_set(error, ENOMEM, "out of memory");
         goto done;
     }
     if (sink_connect(sink) != SINK_OK) {
-        snprintf(error, error_size, "connecting: %s", sink_last_error(sink));
+        qbel_error_set(error, sink->ops->last_error(sink)->code, "connecting: %s",
+                       sink_last_error(sink));
         goto done;
     }
     spool_replay_context context = {sink, &letters, NULL, NULL, {0, ""}};
     spool_replay_result result = {0, 0, 0, 0, 0};
     if (spool_replay_directory(&context, config->spool_dir, &result) < 0) {
-        snprintf(error, error_size, "%s", context.error.message);
+        *error = context.error;
         goto done;
     }
     replayed = (int64_t)result.replayed;
