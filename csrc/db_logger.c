@@ -48,6 +48,8 @@ typedef struct db_logger_object {
     bool configured;       /* __init__ succeeded */
     PyObject *warn;        /* querybook_eventlog._settings.warn, imported on first need */
     bool marker_warned;    /* the missing-marker-table warning was given */
+    uint64_t dropped_warned;  /* stats.dropped when the last loss warning was given */
+    double drop_warned_at;    /* monotonic time of that warning */
     size_t max_event_bytes;
     bool max_event_bytes_explicit;
     double exit_timeout_s;
@@ -57,7 +59,7 @@ typedef struct db_logger_object {
 } db_logger_object;
 
 static writer *ensure_writer(db_logger_object *self, qbel_state *state);
-static void warn_marker_table_once(db_logger_object *self);
+static void warn_operator(db_logger_object *self);
 
 /* Caller thread, GIL held: writer_flush in slices of at most 0.1 s with the
  * GIL released, checking for signals between them, so that Ctrl-C works
@@ -170,7 +172,7 @@ db_log_fields(base_logger_object *base, qbel_state *state, const event_fields *f
             return -1;
         }
     }
-    warn_marker_table_once(self);
+    warn_operator(self);
     return 0;
 }
 
@@ -623,40 +625,17 @@ done:
     return self->writer;
 }
 
-/* Caller thread, GIL held, no exception set.  Once per logger, as soon as
- * the writer has seen that the marker table is missing: tell the operator
- * through querybook_eventlog._settings.warn (Python logging) which table
- * and the one statement that creates it.  The writer thread only sets a
- * flag; this is the cheap check on the caller side.  A failing warning is
- * reported as unraisable: it must not turn a logged event into an error. */
+/* Losses are warned about again at most this often (the first at once). */
+#define DB_LOSS_WARNING_INTERVAL_S 10.0
+
+/* Caller thread, GIL held.  Hand `message` (a new reference, or NULL with
+ * an exception set) to querybook_eventlog._settings.warn (Python logging).
+ * A failing warning is reported as unraisable: it must not turn a logged
+ * event into an error. */
 static void
-warn_marker_table_once(db_logger_object *self)
+send_warning(db_logger_object *self, PyObject *message)
 {
-    writer *w = self->writer;
-    if (self->marker_warned || w == NULL || self->table_name == NULL ||
-        !writer_at_least_once_seen(w)) {
-        return;
-    }
-    self->marker_warned = true; /* first: the warning may log events again */
-    PyObject *table_name = Py_NewRef(self->table_name);
-    PyObject *description = Py_XNewRef(self->description);
-    PyObject *message = NULL, *result = NULL;
-    const char *table_text = PyUnicode_AsUTF8(table_name);
-    char ddl[512];
-    if (table_text == NULL) {
-        goto done;
-    }
-    if (mysql_sink_marker_table_ddl(table_text, ddl, sizeof(ddl)) < 0) {
-        PyErr_SetString(PyExc_ValueError, "invalid table name");
-        goto done;
-    }
-    message = PyUnicode_FromFormat(
-        "DBEventLogger <%S>: the batch marker table `%s_qbel_batches` does not exist (or this "
-        "database user cannot use it). Every event is still written, but at-least-once: a "
-        "batch whose COMMIT reply is lost is written again and its rows may appear twice. The "
-        "writer never runs DDL; create the table once (it is part of the schema, like %R) and "
-        "exactly-once resumes at the next reconnect or within the hour: %s;",
-        description ? description : Py_None, table_text, table_name, ddl);
+    PyObject *result = NULL;
     if (message == NULL) {
         goto done;
     }
@@ -677,8 +656,83 @@ done:
     }
     Py_XDECREF(result);
     Py_XDECREF(message);
+}
+
+/* Caller thread, GIL held, no exception set.  Once per logger, as soon as
+ * the writer has seen that the marker table is missing: tell the operator
+ * which table and the one statement that creates it.  The writer thread
+ * only sets a flag; this is the cheap check on the caller side. */
+static void
+warn_marker_table_once(db_logger_object *self)
+{
+    writer *w = self->writer;
+    if (self->marker_warned || w == NULL || self->table_name == NULL ||
+        !writer_at_least_once_seen(w)) {
+        return;
+    }
+    self->marker_warned = true; /* first: the warning may log events again */
+    PyObject *table_name = Py_NewRef(self->table_name);
+    PyObject *description = Py_XNewRef(self->description);
+    PyObject *message = NULL;
+    const char *table_text = PyUnicode_AsUTF8(table_name);
+    char ddl[512];
+    if (table_text != NULL && mysql_sink_marker_table_ddl(table_text, ddl, sizeof(ddl)) < 0) {
+        PyErr_SetString(PyExc_ValueError, "invalid table name");
+    }
+    else if (table_text != NULL) {
+        message = PyUnicode_FromFormat(
+            "DBEventLogger <%S>: the batch marker table `%s_qbel_batches` does not exist (or "
+            "this database user cannot use it). Every event is still written, but "
+            "at-least-once: a batch whose COMMIT reply is lost is written again and its rows "
+            "may appear twice. The writer never runs DDL; create the table once (it is part of "
+            "the schema, like %R) and exactly-once resumes at the next reconnect or within the "
+            "hour: %s;",
+            description ? description : Py_None, table_text, table_name, ddl);
+    }
+    send_warning(self, message);
     Py_XDECREF(description);
     Py_DECREF(table_name);
+}
+
+/* Caller thread, GIL held, no exception set.  When the writer counted
+ * events as dropped since the last warning (the spool or the dead-letter
+ * file could not take them): warn with how many and last_error, at once
+ * for the first loss, then at most every DB_LOSS_WARNING_INTERVAL_S.  The
+ * writer thread has no GIL; it publishes the count, this reads it. */
+static void
+warn_new_losses(db_logger_object *self)
+{
+    writer *w = self->writer;
+    if (w == NULL || writer_dropped_count(w) <= self->dropped_warned) {
+        return;
+    }
+    double now = event_queue_monotonic_now();
+    if (self->dropped_warned > 0 && now - self->drop_warned_at < DB_LOSS_WARNING_INTERVAL_S) {
+        return;
+    }
+    writer_stats stats;
+    writer_get_stats(w, &stats);
+    uint64_t new_losses = stats.dropped - self->dropped_warned;
+    self->dropped_warned = stats.dropped; /* first: the warning may log events again */
+    self->drop_warned_at = now;
+    PyObject *description = Py_XNewRef(self->description);
+    PyObject *message = PyUnicode_FromFormat(
+        "DBEventLogger <%S>: %llu event(s) could not be kept and are lost (dropped: %llu in "
+        "total; the spool or dead-letter file could not be written): %s",
+        description ? description : Py_None, (unsigned long long)new_losses,
+        (unsigned long long)stats.dropped,
+        stats.last_error.code != 0 ? stats.last_error.message : "no error recorded");
+    send_warning(self, message);
+    Py_XDECREF(description);
+}
+
+/* Caller thread, GIL held, no exception set: the warnings the writer
+ * thread cannot give itself. */
+static void
+warn_operator(db_logger_object *self)
+{
+    warn_marker_table_once(self);
+    warn_new_losses(self);
 }
 
 /* max_event_bytes: None (the default) -> the 1 GiB cap; an int 64..1 GiB. */
@@ -927,7 +981,7 @@ db_logger_flush(PyObject *op, PyObject *args, PyObject *kwargs)
     if (done < 0) {
         return NULL;
     }
-    warn_marker_table_once(self);
+    warn_operator(self);
     return PyBool_FromLong(done);
 }
 
@@ -965,7 +1019,7 @@ db_logger_close(PyObject *op, PyObject *args, PyObject *kwargs)
         return NULL;
     }
     close_logger(self, seconds);
-    warn_marker_table_once(self);
+    warn_operator(self);
     Py_RETURN_NONE;
 }
 
@@ -985,7 +1039,9 @@ PyDoc_STRVAR(db_stats_doc,
              "stats($self, /)\n--\n\n"
              "Counters as a dict: enqueued, written, batches, retries, reconnects, spooled,\n"
              "replayed, dead_lettered, dropped, queue_bytes, last_error (a str, or\n"
-             "None; it never contains the password), and marker_table (True: exactly-once\n"
+             "None; it never contains the password; cleared once a batch commits after\n"
+             "it), last_error_at (when last_error was set, Unix time, or None), and\n"
+             "marker_table (True: exactly-once\n"
              "with the marker table; False: it is missing, at-least-once; None: not\n"
              "connected yet).");
 
@@ -997,7 +1053,7 @@ db_logger_stats(PyObject *op, PyObject *unused)
     writer_stats stats;
     memset(&stats, 0, sizeof(stats));
     stats.delivery = SINK_DELIVERY_UNKNOWN;
-    warn_marker_table_once(self);
+    warn_operator(self);
     if (self->writer != NULL) {
         writer_get_stats(self->writer, &stats);
     }
@@ -1030,6 +1086,17 @@ db_logger_stats(PyObject *op, PyObject *unused)
     }
     int status = PyDict_SetItemString(dict, "last_error", last_error);
     Py_DECREF(last_error);
+    if (status < 0) {
+        goto error;
+    }
+    PyObject *last_error_at = stats.last_error.code != 0 && stats.last_error_at > 0
+                                  ? PyFloat_FromDouble(stats.last_error_at)
+                                  : Py_NewRef(Py_None);
+    if (last_error_at == NULL) {
+        goto error;
+    }
+    status = PyDict_SetItemString(dict, "last_error_at", last_error_at);
+    Py_DECREF(last_error_at);
     if (status < 0) {
         goto error;
     }
@@ -1313,13 +1380,20 @@ db_logger_defaults(PyObject *module, PyObject *unused)
         "spool_dir_name", QBEL_DEFAULT_SPOOL_DIR_NAME);
 }
 
-/* _replay_spool(url_parts, spool_dir, table) -> int: the replay CLI. */
+/* _replay_spool(url_parts, spool_dir, table, adopt_all=False) -> int: the
+ * replay CLI.  Lines for other targets are left for their loggers unless
+ * adopt_all. */
 PyObject *
 db_logger_replay_spool(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "_replay_spool(url_parts, spool_dir, table)");
+    if (nargs != 3 && nargs != 4) {
+        PyErr_SetString(PyExc_TypeError,
+                        "_replay_spool(url_parts, spool_dir, table, adopt_all=False)");
+        return NULL;
+    }
+    int adopt_all = nargs == 4 ? PyObject_IsTrue(args[3]) : 0;
+    if (adopt_all < 0) {
         return NULL;
     }
     const char *table_text;
@@ -1349,7 +1423,7 @@ db_logger_replay_spool(PyObject *module, PyObject *const *args, Py_ssize_t nargs
     qbel_error error = {0, ""};
     int64_t replayed;
     Py_BEGIN_ALLOW_THREADS
-    replayed = writer_replay_directory(&config, &error);
+    replayed = writer_replay_directory(&config, adopt_all != 0, &error);
     Py_END_ALLOW_THREADS
     sink_factory_free(&config.sink);
     Py_DECREF(spool_bytes);

@@ -15,15 +15,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-
 /* ---- dead letters ------------------------------------------------------ */
 
 int
-dead_letter_init(dead_letter *letters, const char *dir)
+dead_letter_init(dead_letter *letters, const char *dir, const char *target)
 {
     letters->fd = -1;
+    letters->error = 0;
     letters->dir = NULL;
-    if (dir != NULL && (letters->dir = qbel_strdup(dir)) == NULL) {
+    letters->target = qbel_strdup(target != NULL ? target : "");
+    if (letters->target == NULL || (dir != NULL && (letters->dir = qbel_strdup(dir)) == NULL)) {
+        qbel_free(letters->target);
+        letters->target = NULL;
         return -1;
     }
     return 0;
@@ -37,7 +40,8 @@ dead_letter_close(dead_letter *letters)
     }
     letters->fd = -1;
     qbel_free(letters->dir);
-    letters->dir = NULL;
+    qbel_free(letters->target);
+    letters->dir = letters->target = NULL;
 }
 
 void
@@ -49,8 +53,31 @@ dead_letter_forget_in_child(dead_letter *letters)
     letters->fd = -1; /* the child writes a file of its own */
 }
 
+/* Create this writer's dead-letter file under a fresh name: O_EXCL and
+ * O_NOFOLLOW, so whatever else is in the directory (a FIFO, a symlink) is
+ * never opened, and O_NONBLOCK, so nothing can hang the open.  0 or -1. */
+static int
+dead_letter_open(dead_letter *letters)
+{
+    if (spool_make_directory(letters->dir) < 0) {
+        return -1;
+    }
+    char file_id[SPOOL_FILE_ID_MAX];
+    spool_make_file_id(file_id);
+    char *path = spool_join_path(letters->dir, DEAD_PREFIX, file_id, ".jsonl");
+    if (path == NULL) {
+        errno = ENOMEM;
+        return -1;
+    }
+    letters->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK |
+                                 O_CLOEXEC,
+                       0600);
+    qbel_free(path);
+    return letters->fd < 0 ? -1 : 0;
+}
+
 /* Write one line to the dead-letter file (created on first use) or to
- * stderr without a directory. */
+ * stderr without a directory.  A failure leaves letters->error set. */
 static int
 dead_letter_emit(dead_letter *letters, byte_buffer *line)
 {
@@ -60,26 +87,14 @@ dead_letter_emit(dead_letter *letters, byte_buffer *line)
         fflush(stderr);
         return 0;
     }
-    if (letters->fd < 0) {
-        if (spool_make_directory(letters->dir) < 0) {
-            return -1;
-        }
-        char file_id[SPOOL_FILE_ID_MAX];
-        spool_make_file_id(file_id);
-        char *path = spool_join_path(letters->dir, DEAD_PREFIX, file_id, ".jsonl");
-        if (path == NULL) {
-            return -1;
-        }
-        letters->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-        qbel_free(path);
-        if (letters->fd < 0) {
-            return -1;
-        }
-    }
-    if (spool_write_fully(letters->fd, line->data, line->length) < 0) {
+    if ((letters->fd < 0 && dead_letter_open(letters) < 0) ||
+        spool_write_fully(letters->fd, line->data, line->length) < 0 ||
+        fdatasync(letters->fd) < 0) {
+        letters->error = errno ? errno : EIO;
+        errno = letters->error;
         return -1;
     }
-    return fdatasync(letters->fd);
+    return 0;
 }
 
 int
@@ -93,17 +108,32 @@ dead_letter_write_record(dead_letter *letters, const char *reason, const event_r
     if (byte_buffer_append_literal(&line, "{\"reason\":\"") < 0 ||
         spool_append_json_string(&line, reason, strlen(reason)) < 0 ||
         byte_buffer_append_literal(&line, "\",") < 0 ||
-        spool_append_record_fields(&line, record, batch_id) < 0 ||
+        spool_append_record_fields(&line, record, batch_id, letters->target) < 0 ||
         byte_buffer_append_literal(&line, ",\"event_data\":") < 0 ||
         byte_buffer_append(&line, record->json, record->json_length) < 0 ||
         byte_buffer_append_literal(&line, "}\n") < 0) {
-        errno = ENOMEM;
+        letters->error = errno = ENOMEM;
         goto done;
     }
     result = dead_letter_emit(letters, &line);
 done:
     byte_buffer_release(&line);
     return result;
+}
+
+size_t
+dead_letter_write_rejections(dead_letter *letters, const rejection_list *list,
+                             const char *batch_id)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < list->count; i++) {
+        const sink_rejection *rejection = &list->items[i];
+        if (dead_letter_write_record(letters, rejection->error, rejection->record, batch_id) ==
+            0) {
+            kept++;
+        }
+    }
+    return kept;
 }
 
 int
@@ -122,10 +152,13 @@ dead_letter_write_raw(dead_letter *letters, const char *reason, const char *sour
         spool_append_json_string(&line, source, strlen(source)) < 0 ||
         byte_buffer_append_literal(&line, "\",\"line\":") < 0 ||
         byte_buffer_append(&line, number, strlen(number)) < 0 ||
+        byte_buffer_append_literal(&line, ",\"target\":\"") < 0 ||
+        spool_append_json_string(&line, letters->target, strlen(letters->target)) < 0 ||
+        byte_buffer_append_literal(&line, "\"") < 0 ||
         byte_buffer_append_literal(&line, ",\"raw\":\"") < 0 ||
         spool_append_json_string(&line, raw, length) < 0 ||
         byte_buffer_append_literal(&line, "\"}\n") < 0) {
-        errno = ENOMEM;
+        letters->error = errno = ENOMEM;
         goto done;
     }
     result = dead_letter_emit(letters, &line);
@@ -158,9 +191,8 @@ rejection_list_collect(void *context, const sink_rejection *rejection)
         size_t capacity = list->capacity ? list->capacity * 2 : 8;
         sink_rejection *grown = qbel_realloc(list->items, capacity * sizeof(*grown));
         if (grown == NULL) {
-            /* cannot remember it: the row is reported on stderr instead */
-            fprintf(stderr, "querybook_eventlog: out of memory recording a rejected row: %s\n",
-                    rejection->error);
+            /* cannot remember it: the writer counts it as dropped (the
+             * sink's rejected count includes it, the list does not) */
             return;
         }
         list->items = grown;

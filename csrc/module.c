@@ -283,7 +283,8 @@ static PyMethodDef module_methods[] = {
     {"_set_application_event_type", event_types_set_application, METH_O,
      set_application_event_type_doc},
     {"_replay_spool", (PyCFunction)(void (*)(void))db_logger_replay_spool, METH_FASTCALL,
-     "_replay_spool(url_parts, spool_dir, table) -> int: replay spool files exactly once."},
+     "_replay_spool(url_parts, spool_dir, table, adopt_all=False) -> int: replay spool files\n"
+     "exactly once (lines for another target only with adopt_all)."},
     {"_atexit_flush_all", (PyCFunction)db_logger_atexit, METH_NOARGS,
      "Flush and close every live DBEventLogger (registered with atexit)."},
     {"_db_defaults", (PyCFunction)db_logger_defaults, METH_NOARGS,

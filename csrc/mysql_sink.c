@@ -1552,8 +1552,8 @@ mysql_sink_identity(const mysql_sink_config *config, char *out, size_t size)
     const char *database = config->database != NULL ? config->database : "";
     const char *table = config->table != NULL ? config->table : QBEL_DEFAULT_TABLE;
     char port[16] = "";
-    if (config->port != 0 && config->unix_socket == NULL) {
-        snprintf(port, sizeof(port), ":%u", config->port);
+    if (config->unix_socket == NULL) {
+        snprintf(port, sizeof(port), ":%u", config->port != 0 ? config->port : 3306);
     }
     return snprintf(out, size, "mysql://%s%s%s%s/%s%s%s#%s", user, *user ? "@" : "", host, port,
                     database, config->unix_socket != NULL ? "?unix_socket=" : "",

@@ -78,8 +78,8 @@ sink *mysql_sink_new(const mysql_sink_config *config);
 
 /* A factory of sinks for `config` (deep-copied), with the identity
  * "mysql://user@host:port/database#table" (host "localhost" when unset,
- * ":port" only when set, "?unix_socket=PATH" before the "#" with a socket;
- * never the password).  0, or -1 on OOM or an invalid table name. */
+ * port 3306 when unset; with a socket no port but "?unix_socket=PATH"
+ * before the "#"; never the password).  0, or -1 on OOM or an invalid table name. */
 int mysql_sink_factory(sink_factory *out, const mysql_sink_config *config);
 
 /* The identity of `config` into `out` (see mysql_sink_factory): the length

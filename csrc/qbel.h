@@ -245,7 +245,7 @@ PyType_Spec *db_logger_spec(void);
 PyObject *client_events_log(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
                             PyObject *kwnames);
 
-/* _replay_spool(url_parts, spool_dir, table) -> int: the replay CLI. */
+/* _replay_spool(url_parts, spool_dir, table, adopt_all=False) -> int: the replay CLI. */
 PyObject *db_logger_replay_spool(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 
 /* Flush and close every live DBEventLogger (atexit hook). */

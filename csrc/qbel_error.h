@@ -16,6 +16,9 @@
 #define QBEL_ERROR_MAX 512
 /* A failure with no errno or server number of its own. */
 #define QBEL_ERROR_OTHER (-1)
+/* Not a failure but a report for the operator (e.g. an entry the spool
+ * replay skipped): nothing "recovers" from it, so it stays until replaced. */
+#define QBEL_ERROR_NOTICE (-2)
 
 typedef struct qbel_error {
     int code;                     /* 0: none */

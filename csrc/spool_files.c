@@ -182,7 +182,8 @@ spool_file_create(spool_file *file, const char *dir)
     if (file->path == NULL || temporary == NULL) {
         goto error;
     }
-    file->fd = spool_fd_open_tracked(temporary, O_RDWR | O_APPEND | O_CREAT | O_EXCL, 0600);
+    file->fd = spool_fd_open_tracked(temporary, O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_NOFOLLOW,
+                                     0600);
     if (file->fd < 0) {
         goto error;
     }
@@ -297,7 +298,7 @@ spool_remove_stale_temporaries(const char *dir, double max_age_s)
         /* a fresh one may be between open and flock in its creator */
         if (lstat(path, &info) == 0 && S_ISREG(info.st_mode) &&
             difftime(now, info.st_mtime) > max_age_s) {
-            int fd = spool_fd_open_tracked(path, O_RDONLY | O_NOFOLLOW, 0);
+            int fd = spool_fd_open_tracked(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0);
             if (fd >= 0) {
                 if (flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &info) == 0 &&
                     info.st_nlink > 0 && unlink(path) == 0) {

@@ -40,12 +40,15 @@ int spool_write_fully(int fd, const char *data, size_t length);
  * copied, any other byte becomes \u00XX.  0, or -1 on OOM. */
 int spool_append_json_string(byte_buffer *out, const char *text, size_t length);
 /* The fields every line has before event_data, without braces:
- * "created_at":...,"uid":...,"event_type":...,"batch":...  0 or -1 (OOM). */
+ * "created_at":...,"uid":...,"event_type":...,"batch":...[,"target":...]
+ * (no target when `target` is NULL).  0 or -1 (OOM). */
 int spool_append_record_fields(byte_buffer *out, const event_record *record,
-                               const char *batch_id);
-/* Turn one complete line (without its newline) into a record and its batch
- * id.  NULL with `why` filled when the line is not one of ours. */
+                               const char *batch_id, const char *target);
+/* Turn one complete line (without its newline) into a record, its batch id
+ * and its target ("" in lines written before targets were recorded).  NULL
+ * with `why` filled when the line is not one of ours. */
 event_record *spool_parse_line(const char *line, size_t length,
-                               char batch_id[SINK_BATCH_ID_MAX + 1], char *why, size_t why_size);
+                               char batch_id[SINK_BATCH_ID_MAX + 1],
+                               char target[SINK_IDENTITY_MAX], char *why, size_t why_size);
 
 #endif

@@ -68,7 +68,8 @@ spool_append_json_string(byte_buffer *out, const char *text, size_t length)
 
 /* "created_at":...,"uid":...,"event_type":...,"batch":... (no braces) */
 int
-spool_append_record_fields(byte_buffer *out, const event_record *record, const char *batch_id)
+spool_append_record_fields(byte_buffer *out, const event_record *record, const char *batch_id,
+                           const char *target)
 {
     char created_at[33];
     char uid[24];
@@ -91,14 +92,21 @@ spool_append_record_fields(byte_buffer *out, const event_record *record, const c
         byte_buffer_append_char(out, '"') < 0) {
         return -1;
     }
+    if (target != NULL &&
+        (byte_buffer_append_literal(out, ",\"target\":\"") < 0 ||
+         spool_append_json_string(out, target, strlen(target)) < 0 ||
+         byte_buffer_append_char(out, '"') < 0)) {
+        return -1;
+    }
     return 0;
 }
 
 int
-spool_format_line(byte_buffer *out, const event_record *record, const char *batch_id)
+spool_format_line(byte_buffer *out, const event_record *record, const char *batch_id,
+                  const char *target)
 {
     if (byte_buffer_append_char(out, '{') < 0 ||
-        spool_append_record_fields(out, record, batch_id) < 0 ||
+        spool_append_record_fields(out, record, batch_id, target) < 0 ||
         byte_buffer_append_literal(out, ",\"event_data\":") < 0 ||
         byte_buffer_append(out, record->json, record->json_length) < 0 ||
         byte_buffer_append_literal(out, "}\n") < 0) {
@@ -156,7 +164,7 @@ parse_iso_time(const char *text, size_t length, int64_t *out)
  * id.  NULL with `why` filled when the line is not one of ours. */
 event_record *
 spool_parse_line(const char *line, size_t length, char batch_id[SINK_BATCH_ID_MAX + 1],
-                 char *why, size_t why_size)
+                 char target[SINK_IDENTITY_MAX], char *why, size_t why_size)
 {
     static const char marker[] = ",\"event_data\":";
     event_record *record = NULL;
@@ -227,6 +235,16 @@ spool_parse_line(const char *line, size_t length, char batch_id[SINK_BATCH_ID_MA
         snprintf(why, why_size, "bad batch id");
         goto done;
     }
+    /* absent in lines from before targets were recorded: "" */
+    json_t *target_field = json_object_get(fields, "target");
+    if (target_field != NULL &&
+        (!json_is_string(target_field) || json_string_length(target_field) >= SINK_IDENTITY_MAX ||
+         strlen(json_string_value(target_field)) != json_string_length(target_field))) {
+        snprintf(why, why_size, "bad target");
+        goto done;
+    }
+    const char *target_text = target_field ? json_string_value(target_field) : "";
+    memcpy(target, target_text, strlen(target_text) + 1);
     const char *batch_text = batch ? json_string_value(batch) : "";
     memcpy(batch_id, batch_text, strlen(batch_text) + 1);
     record = event_record_new(created_at_us, json_is_null(uid) ? 0 : (int32_t)json_integer_value(uid),

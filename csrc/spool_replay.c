@@ -106,70 +106,340 @@ replay_group_write(spool_replay_context *context, replay_group *group,
         rejection_list_free(&rejections);
         return -1;
     }
-    for (size_t i = 0; i < rejections.count; i++) {
-        dead_letter_write_record(context->letters, rejections.items[i].error,
-                                 rejections.items[i].record, group->batch_id);
-    }
-    result->dead_lettered += rejections.count;
-    result->replayed += group->count - rejections.count;
+    size_t kept = dead_letter_write_rejections(context->letters, &rejections, group->batch_id);
+    result->dead_lettered += kept;
+    result->dropped += rejected - kept; /* rejected and not kept: counted, never silent */
+    result->replayed += group->count - rejected;
     rejection_list_free(&rejections);
     replay_group_reset(group);
     return 0;
 }
 
-/* Lines of a file being replayed that could not be read back, kept until
- * the file's groups are all committed. */
-typedef struct bad_line {
+/* A line of a file being replayed, found again later by its offset: one
+ * that could not be read back (dead-lettered once the file's groups are
+ * all committed) or one for another target (moved to a file of its own). */
+typedef struct line_ref {
     off_t offset;
     uint64_t number; /* 1-based */
-    char why[256];
-} bad_line;
+} line_ref;
 
-typedef struct bad_line_list {
-    bad_line *items; /* malloc'd */
+typedef struct line_list {
+    line_ref *items; /* qbel_malloc'd */
+    char (*why)[256]; /* per item, for bad lines only (NULL otherwise) */
     size_t count, capacity;
-} bad_line_list;
+} line_list;
 
+/* 0, or -1 on OOM.  `why` NULL for a list without reasons. */
 static int
-bad_line_add(bad_line_list *list, off_t offset, uint64_t number, const char *why)
+line_list_add(line_list *list, off_t offset, uint64_t number, const char *why)
 {
     if (list->count == list->capacity) {
         size_t capacity = list->capacity ? list->capacity * 2 : 8;
-        bad_line *grown = qbel_realloc(list->items, capacity * sizeof(*grown));
+        line_ref *grown = qbel_realloc(list->items, capacity * sizeof(*grown));
         if (grown == NULL) {
             return -1;
         }
         list->items = grown;
+        if (why != NULL) {
+            char(*reasons)[256] = qbel_realloc(list->why, capacity * sizeof(*reasons));
+            if (reasons == NULL) {
+                return -1;
+            }
+            list->why = reasons;
+        }
         list->capacity = capacity;
     }
-    bad_line *item = &list->items[list->count++];
-    item->offset = offset;
-    item->number = number;
-    snprintf(item->why, sizeof(item->why), "%s", why);
+    list->items[list->count] = (line_ref){offset, number};
+    if (why != NULL) {
+        snprintf(list->why[list->count], sizeof(list->why[0]), "%s", why);
+    }
+    list->count++;
     return 0;
 }
 
-/* Read the bad lines again and dead-letter them.  0, or -1 (error set). */
-static int
-dead_letter_bad_lines(spool_replay_context *context, FILE *stream, const char *base,
-                      const bad_line_list *list, char **line, size_t *line_capacity)
+static void
+line_list_free(line_list *list)
 {
-    for (size_t i = 0; i < list->count; i++) {
-        const bad_line *item = &list->items[i];
-        ssize_t length;
-        if (fseeko(stream, item->offset, SEEK_SET) < 0 ||
-            (length = getline(line, line_capacity, stream)) <= 0) {
-            qbel_error_set(&context->error, QBEL_ERROR_OTHER, "reading %s again: %s", base,
-                     strerror(errno));
+    qbel_free(list->items);
+    qbel_free(list->why);
+}
+
+/* One spool file being replayed (spool_replay_fd's state). */
+typedef struct replay_file {
+    spool_replay_context *context;
+    const char *base;                /* the file's name, for messages */
+    char file_id[SPOOL_FILE_ID_MAX]; /* of positional group ids */
+    FILE *stream;                    /* on a tracked dup of the claimed fd */
+    char *line;                      /* getline's buffer (libc's) */
+    size_t line_capacity;
+    replay_group positional, carried;
+    line_list bad_lines, foreign;
+    uint64_t own_lines;              /* lines for this target (or none named) */
+    spool_replay_result local;
+} replay_file;
+
+/* The batch id positional line `number` (0-based) is written under. */
+static int
+positional_group_id(const replay_file *file, uint64_t number, char out[SINK_BATCH_ID_MAX + 1])
+{
+    char group_id[96];
+    snprintf(group_id, sizeof(group_id), "s:%s:%" PRIu64, file->file_id,
+             number / SPOOL_REPLAY_GROUP_LINES);
+    if (strlen(group_id) > SINK_BATCH_ID_MAX) {
+        qbel_error_set(&file->context->error, QBEL_ERROR_OTHER, "spool file name too long: %s",
+                       file->base);
+        return -1;
+    }
+    memcpy(out, group_id, strlen(group_id) + 1);
+    return 0;
+}
+
+/* Read line `ref` again into file->line; its length without the newline,
+ * or -1 (error set). */
+static ssize_t
+read_again(replay_file *file, const line_ref *ref)
+{
+    ssize_t length;
+    if (fseeko(file->stream, ref->offset, SEEK_SET) < 0 ||
+        (length = getline(&file->line, &file->line_capacity, file->stream)) <= 0) {
+        qbel_error_set(&file->context->error, errno, "reading %s again: %s", file->base,
+                       strerror(errno));
+        return -1;
+    }
+    return length - (file->line[length - 1] == '\n' ? 1 : 0);
+}
+
+/* Add an own record (ownership taken, freed on failure) to its group,
+ * writing the group before when the record starts another.  0 or -1. */
+static int
+replay_own_record(replay_file *file, event_record *record, const char *batch_id,
+                  uint64_t number)
+{
+    spool_replay_context *context = file->context;
+    replay_group *group = &file->carried;
+    int64_t group_number = -1;
+    if (batch_id[0] == '\0') {
+        group = &file->positional;
+        group_number = (int64_t)(number / SPOOL_REPLAY_GROUP_LINES);
+    }
+    bool starts_another = group->count > 0 &&
+                          (batch_id[0] != '\0' ? strcmp(group->batch_id, batch_id) != 0
+                                               : group->number != group_number);
+    if (starts_another) {
+        if (replay_group_write(context, group, &file->local) < 0) {
+            goto error;
+        }
+        if (batch_id[0] == '\0' && context->should_stop &&
+            context->should_stop(context->argument)) {
+            qbel_error_set(&context->error, QBEL_ERROR_OTHER, "stopped");
+            goto error;
+        }
+    }
+    if (batch_id[0] != '\0') {
+        memcpy(group->batch_id, batch_id, strlen(batch_id) + 1);
+    }
+    else if (positional_group_id(file, number, group->batch_id) < 0) {
+        goto error;
+    }
+    group->number = group_number;
+    if (replay_group_add(group, record) < 0) {
+        qbel_error_set(&context->error, ENOMEM, "out of memory");
+        goto error;
+    }
+    return 0;
+error:
+    event_record_free(record);
+    return -1;
+}
+
+/* Read every line: own records into their groups (written as they fill),
+ * bad and foreign lines remembered by offset.  0 or -1 (error set). */
+static int
+replay_read_lines(replay_file *file)
+{
+    spool_replay_context *context = file->context;
+    uint64_t line_index = 0;
+    off_t offset = 0;
+    ssize_t length;
+    while ((length = getline(&file->line, &file->line_capacity, file->stream)) >= 0) {
+        uint64_t number = line_index++;
+        off_t line_offset = offset;
+        offset += length;
+        if (length == 0) {
+            continue;
+        }
+        file->local.lines++;
+        bool torn = file->line[length - 1] != '\n';
+        size_t content = (size_t)length - (torn ? 0 : 1);
+        if (content == 0) {
+            continue;
+        }
+        char batch_id[SINK_BATCH_ID_MAX + 1];
+        char target[SINK_IDENTITY_MAX];
+        char why[256];
+        event_record *record = NULL;
+        if (torn) {
+            snprintf(why, sizeof(why), "torn last line (no newline) in %s", file->base);
+        }
+        else {
+            record = spool_parse_line(file->line, content, batch_id, target, why, sizeof(why));
+        }
+        int status;
+        if (record == NULL) {
+            /* dead-lettered once the file is done: a failed and retried
+             * replay must not write it twice */
+            status = line_list_add(&file->bad_lines, line_offset, number + 1, why);
+        }
+        else if (!context->adopt_all && target[0] != '\0' &&
+                 strcmp(target, context->target) != 0) {
+            event_record_free(record);
+            status = line_list_add(&file->foreign, line_offset, number + 1, NULL);
+        }
+        else {
+            file->own_lines++;
+            if (replay_own_record(file, record, batch_id, number) < 0) {
+                return -1;
+            }
+            continue;
+        }
+        if (status < 0) {
+            qbel_error_set(&context->error, ENOMEM, "out of memory");
             return -1;
         }
-        size_t content = (size_t)length - ((*line)[length - 1] == '\n' ? 1 : 0);
-        if (dead_letter_write_raw(context->letters, item->why, base, item->number, *line,
-                                  content) < 0) {
-            qbel_error_set(&context->error, QBEL_ERROR_OTHER, "writing the dead-letter file: %s",
-                     strerror(errno));
+    }
+    if (ferror(file->stream)) {
+        qbel_error_set(&context->error, errno, "reading %s: %s", file->base, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* Append the line `ref` (for another target) to `lines`, its positional
+ * group made explicit: whoever replays it later writes it under the batch
+ * id it has here, so a group half-replayed before is never written twice.
+ * 0 or -1 (error set). */
+static int
+format_foreign_line(replay_file *file, const line_ref *ref, byte_buffer *lines)
+{
+    ssize_t content = read_again(file, ref);
+    if (content < 0) {
+        return -1;
+    }
+    char batch_id[SINK_BATCH_ID_MAX + 1];
+    char target[SINK_IDENTITY_MAX];
+    char why[256];
+    event_record *record = spool_parse_line(file->line, (size_t)content, batch_id, target, why,
+                                            sizeof(why));
+    if (record == NULL) {
+        qbel_error_set(&file->context->error, QBEL_ERROR_OTHER, "reading %s again: %s",
+                       file->base, why);
+        return -1;
+    }
+    int status = 0;
+    if (batch_id[0] == '\0') {
+        status = positional_group_id(file, ref->number - 1, batch_id);
+    }
+    if (status == 0 && spool_format_line(lines, record, batch_id, target) < 0) {
+        qbel_error_set(&file->context->error, ENOMEM, "out of memory");
+        status = -1;
+    }
+    event_record_free(record);
+    return status;
+}
+
+/* Move the lines for other targets into a new spool file of their own in
+ * context->dir (synced before this file may go).  0 or -1 (error set; the
+ * new file is removed, this one stays). */
+static int
+move_foreign_lines(replay_file *file)
+{
+    spool_replay_context *context = file->context;
+    if (file->foreign.count == 0) {
+        return 0;
+    }
+    if (context->dir == NULL) {
+        qbel_error_set(&context->error, QBEL_ERROR_OTHER,
+                       "%s holds lines for another target and there is no spool directory",
+                       file->base);
+        return -1;
+    }
+    spool_file moved;
+    if (spool_file_create(&moved, context->dir) < 0) {
+        qbel_error_set(&context->error, errno, "moving lines for other targets out of %s: %s",
+                       file->base, strerror(errno));
+        return -1;
+    }
+    byte_buffer lines;
+    byte_buffer_init(&lines, NULL, 0);
+    int status = 0;
+    size_t pending = 0;
+    for (size_t i = 0; i < file->foreign.count && status == 0; i++) {
+        status = format_foreign_line(file, &file->foreign.items[i], &lines);
+        pending++;
+        bool last = i + 1 == file->foreign.count;
+        if (status == 0 && (lines.length >= (1 << 20) || last)) {
+            if (spool_file_append(&moved, lines.data, lines.length, pending) < 0 ||
+                (last && spool_file_sync(&moved) < 0)) {
+                qbel_error_set(&context->error, errno, "writing %s: %s", moved.path,
+                               strerror(errno));
+                status = -1;
+            }
+            lines.length = 0;
+            pending = 0;
+        }
+    }
+    byte_buffer_release(&lines);
+    spool_file_close(&moved, status < 0);
+    if (status == 0) {
+        file->local.moved += file->foreign.count;
+    }
+    return status;
+}
+
+/* Dead-letter the lines that could not be read back.  0 or -1 (error set). */
+static int
+dead_letter_bad_lines(replay_file *file)
+{
+    for (size_t i = 0; i < file->bad_lines.count; i++) {
+        const line_ref *ref = &file->bad_lines.items[i];
+        ssize_t content = read_again(file, ref);
+        if (content < 0) {
             return -1;
         }
+        if (dead_letter_write_raw(file->context->letters, file->bad_lines.why[i], file->base,
+                                  ref->number, file->line, (size_t)content) < 0) {
+            qbel_error_set(&file->context->error, errno, "writing the dead-letter file: %s",
+                           strerror(errno));
+            return -1;
+        }
+        file->local.dead_lettered++;
+    }
+    return 0;
+}
+
+/* After every line was read: 1 when the file holds only lines for other
+ * targets (left as it is), else write the last groups, move the foreign
+ * lines out, dead-letter the bad ones: 0, or -1 (error set). */
+static int
+replay_finish(replay_file *file)
+{
+    if (file->own_lines == 0 && file->bad_lines.count == 0 && file->foreign.count > 0) {
+        return 1;
+    }
+    if (replay_group_write(file->context, &file->carried, &file->local) < 0 ||
+        replay_group_write(file->context, &file->positional, &file->local) < 0) {
+        return -1;
+    }
+    if (file->local.dropped > 0) {
+        /* rows the server rejected and the dead-letter file could not
+         * take: counted as dropped; the file stays for its other lines */
+        qbel_error_set(&file->context->error, file->context->letters->error,
+                       "writing the dead-letter file: %s (%" PRIu64 " rejected rows dropped)",
+                       strerror(file->context->letters->error), file->local.dropped);
+        return -1;
+    }
+    if (move_foreign_lines(file) < 0 || dead_letter_bad_lines(file) < 0) {
+        return -1;
     }
     return 0;
 }
@@ -178,143 +448,52 @@ int
 spool_replay_fd(spool_replay_context *context, int fd, const char *name,
                 spool_replay_result *result)
 {
+    replay_file file;
+    memset(&file, 0, sizeof(file));
+    file.context = context;
+    file.positional.number = file.carried.number = -1;
     /* "qbel-<file id>.spool" -> file id */
-    char file_id[SPOOL_FILE_ID_MAX] = "";
-    const char *base = strrchr(name, '/') ? strrchr(name, '/') + 1 : name;
-    size_t base_length = strlen(base);
-    if (base_length > strlen(SPOOL_PREFIX) + strlen(SPOOL_SUFFIX) &&
-        base_length - strlen(SPOOL_PREFIX) - strlen(SPOOL_SUFFIX) < SPOOL_FILE_ID_MAX) {
-        size_t id_length = base_length - strlen(SPOOL_PREFIX) - strlen(SPOOL_SUFFIX);
-        memcpy(file_id, base + strlen(SPOOL_PREFIX), id_length);
-        file_id[id_length] = '\0';
-    }
-    else {
-        qbel_error_set(&context->error, QBEL_ERROR_OTHER, "not a spool file name: %s", base);
+    file.base = strrchr(name, '/') ? strrchr(name, '/') + 1 : name;
+    size_t base_length = strlen(file.base);
+    size_t affixes = strlen(SPOOL_PREFIX) + strlen(SPOOL_SUFFIX);
+    if (base_length <= affixes || base_length - affixes >= SPOOL_FILE_ID_MAX) {
+        qbel_error_set(&context->error, QBEL_ERROR_OTHER, "not a spool file name: %s", file.base);
         return -1;
     }
+    memcpy(file.file_id, file.base + strlen(SPOOL_PREFIX), base_length - affixes);
+    file.file_id[base_length - affixes] = '\0';
 
-    int status = -1;
-    char *line = NULL;
-    size_t line_capacity = 0;
-    replay_group positional = {NULL, 0, 0, "", -1};
-    replay_group carried = {NULL, 0, 0, "", -1};
-    bad_line_list bad_lines = {NULL, 0, 0};
-    spool_replay_result local = {0, 0, 0, 0, 0};
     int copy = spool_fd_dup_tracked(fd);
-    FILE *stream = copy >= 0 ? fdopen(copy, "r") : NULL;
-    if (stream == NULL) {
+    file.stream = copy >= 0 ? fdopen(copy, "r") : NULL;
+    if (file.stream == NULL) {
+        qbel_error_set(&context->error, errno, "reading %s: %s", file.base, strerror(errno));
         spool_fd_close_tracked(copy);
-        qbel_error_set(&context->error, QBEL_ERROR_OTHER, "reading %s: %s", base, strerror(errno));
         return -1;
     }
-    rewind(stream);
-
-    uint64_t line_index = 0;
-    off_t offset = 0;
-    ssize_t length;
-    while ((length = getline(&line, &line_capacity, stream)) >= 0) {
-        uint64_t number = line_index++;
-        off_t line_offset = offset;
-        offset += length;
-        if (length == 0) {
-            continue;
-        }
-        bool torn = line[length - 1] != '\n';
-        size_t content = (size_t)length - (torn ? 0 : 1);
-        if (content == 0) {
-            local.lines++;
-            continue;
-        }
-        char batch_id[SINK_BATCH_ID_MAX + 1];
-        char why[256];
-        event_record *record = NULL;
-        if (torn) {
-            snprintf(why, sizeof(why), "torn last line (no newline) in %s", base);
-        }
-        else {
-            record = spool_parse_line(line, content, batch_id, why, sizeof(why));
-        }
-        if (record == NULL) {
-            /* dead-lettered once the file is done: a failed and retried
-             * replay must not write it twice */
-            if (bad_line_add(&bad_lines, line_offset, number + 1, why) < 0) {
-                qbel_error_set(&context->error, QBEL_ERROR_OTHER, "out of memory");
-                goto done;
-            }
-            local.lines++;
-            continue;
-        }
-        local.lines++;
-        if (batch_id[0] != '\0') {
-            if (carried.count > 0 && strcmp(carried.batch_id, batch_id) != 0 &&
-                replay_group_write(context, &carried, &local) < 0) {
-                event_record_free(record);
-                goto done;
-            }
-            memcpy(carried.batch_id, batch_id, sizeof(batch_id));
-            if (replay_group_add(&carried, record) < 0) {
-                event_record_free(record);
-                qbel_error_set(&context->error, QBEL_ERROR_OTHER, "out of memory");
-                goto done;
-            }
-            continue;
-        }
-        int64_t group_number = (int64_t)(number / SPOOL_REPLAY_GROUP_LINES);
-        if (positional.count > 0 && positional.number != group_number) {
-            if (replay_group_write(context, &positional, &local) < 0) {
-                event_record_free(record);
-                goto done;
-            }
-            if (context->should_stop && context->should_stop(context->argument)) {
-                event_record_free(record);
-                qbel_error_set(&context->error, QBEL_ERROR_OTHER, "stopped");
-                goto done;
-            }
-        }
-        positional.number = group_number;
-        char group_id[96];
-        snprintf(group_id, sizeof(group_id), "s:%s:%" PRId64, file_id, group_number);
-        if (strlen(group_id) > SINK_BATCH_ID_MAX) {
-            event_record_free(record);
-            qbel_error_set(&context->error, QBEL_ERROR_OTHER, "spool file name too long: %s", base);
-            goto done;
-        }
-        memcpy(positional.batch_id, group_id, strlen(group_id) + 1);
-        if (replay_group_add(&positional, record) < 0) {
-            event_record_free(record);
-            qbel_error_set(&context->error, QBEL_ERROR_OTHER, "out of memory");
-            goto done;
-        }
+    rewind(file.stream);
+    int status = replay_read_lines(&file) < 0 ? -1 : replay_finish(&file);
+    if (status == 0) {
+        result->lines += file.local.lines;
+        result->files++;
     }
-    if (ferror(stream)) {
-        qbel_error_set(&context->error, QBEL_ERROR_OTHER, "reading %s: %s", base, strerror(errno));
-        goto done;
+    else if (status == 1) {
+        result->left++;
     }
-    if (replay_group_write(context, &carried, &local) < 0 ||
-        replay_group_write(context, &positional, &local) < 0) {
-        goto done;
-    }
-    if (dead_letter_bad_lines(context, stream, base, &bad_lines, &line, &line_capacity) < 0) {
-        goto done;
-    }
-    local.dead_lettered += bad_lines.count;
-    status = 0;
-    result->lines += local.lines;
-    result->files++;
-
-done:
     /* rows committed or dead-lettered before a failure stay counted: they
      * are done, and a later replay skips them by their markers */
-    result->replayed += local.replayed;
-    result->dead_lettered += local.dead_lettered;
-    result->skipped += local.skipped;
-    replay_group_reset(&positional);
-    replay_group_reset(&carried);
-    qbel_free(positional.records);
-    qbel_free(carried.records);
-    free(line); /* getline's block: libc's, so plain free and not counted */
-    qbel_free(bad_lines.items);
-    spool_close_tracked_stream(stream);
+    result->replayed += file.local.replayed;
+    result->dead_lettered += file.local.dead_lettered;
+    result->skipped += file.local.skipped;
+    result->dropped += file.local.dropped;
+    result->moved += file.local.moved;
+    replay_group_reset(&file.positional);
+    replay_group_reset(&file.carried);
+    qbel_free(file.positional.records);
+    qbel_free(file.carried.records);
+    free(file.line); /* getline's block: libc's, so plain free and not counted */
+    line_list_free(&file.bad_lines);
+    line_list_free(&file.foreign);
+    spool_close_tracked_stream(file.stream);
     return status;
 }
 
@@ -548,12 +727,13 @@ spool_replay_directory(spool_replay_context *context, const char *dir,
                 qbel_free(path);
                 continue;
             }
-            if (spool_replay_fd(context, fd, names[i], result) == 0) {
+            int replayed = spool_replay_fd(context, fd, names[i], result);
+            if (replayed == 0) {
                 unlink(path); /* while still locked */
             }
-            else {
+            else if (replayed < 0) {
                 status = -1;
-            }
+            } /* 1: only lines for other targets, left for their loggers */
             spool_fd_close_tracked(fd);
             qbel_free(path);
             if (status < 0) {
@@ -573,7 +753,7 @@ spool_replay_directory(spool_replay_context *context, const char *dir,
             snprintf(skip_message + used, sizeof(skip_message) - used, " (and %zu more)",
                      new_skips - 1);
         }
-        qbel_error_set(&context->error, QBEL_ERROR_OTHER, "%s", skip_message);
+        qbel_error_set(&context->error, QBEL_ERROR_NOTICE, "%s", skip_message);
         status = -1;
     }
     return status;

@@ -19,13 +19,40 @@
 pthread_mutex_t writer_live_lock = PTHREAD_MUTEX_INITIALIZER;
 writer *writer_live_list = NULL;
 
-/* Lock held.  last_error = "<context>: <detail>", stamped now. */
 void
 writer_set_error_locked(writer *w, const char *context, const char *detail)
 {
-    qbel_error_set(&w->stats.last_error, QBEL_ERROR_OTHER, "%s%s%s", context,
-                   detail && *detail ? ": " : "", detail ? detail : "");
+    writer_set_error_code_locked(w, QBEL_ERROR_OTHER, context, detail);
+}
+
+void
+writer_set_error_code_locked(writer *w, int code, const char *context, const char *detail)
+{
+    qbel_error_set(&w->stats.last_error, code, "%s%s%s", context, detail && *detail ? ": " : "",
+                   detail ? detail : "");
     w->stats.last_error_at = event_time_now_us() / 1e6;
+}
+
+void
+writer_clear_error_locked(writer *w)
+{
+    if (w->stats.last_error.code != QBEL_ERROR_NOTICE) {
+        qbel_error_clear(&w->stats.last_error);
+        w->stats.last_error_at = 0;
+    }
+}
+
+void
+writer_count_dropped_locked(writer *w, uint64_t count)
+{
+    w->stats.dropped += count;
+    __atomic_store_n(&w->dropped_mirror, w->stats.dropped, __ATOMIC_RELEASE);
+}
+
+uint64_t
+writer_dropped_count(const writer *w)
+{
+    return __atomic_load_n(&w->dropped_mirror, __ATOMIC_ACQUIRE);
 }
 
 void
@@ -87,7 +114,8 @@ writer_new(const writer_config *config)
         failed = true;
     }
     w->batch = failed ? NULL : qbel_malloc(w->config.batch_size * sizeof(*w->batch));
-    if (failed || w->batch == NULL || dead_letter_init(&w->letters, w->config.spool_dir) < 0) {
+    if (failed || w->batch == NULL || dead_letter_init(&w->letters, w->config.spool_dir,
+                                         sink_factory_identity(&w->config.sink)) < 0) {
         goto error;
     }
     if (event_queue_init(&w->queue, config->max_queue_bytes) < 0) {

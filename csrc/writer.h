@@ -105,13 +105,18 @@ void writer_get_stats(writer *w, writer_stats *out);
  * can warn the operator once. */
 bool writer_at_least_once_seen(const writer *w);
 
+/* Any thread, no lock, never blocks: stats.dropped as last published, so
+ * the caller side can warn (from a thread that may log) when it grows. */
+uint64_t writer_dropped_count(const writer *w);
+
 /* Close (if not closed) and free.  No other thread may be using `w`. */
 void writer_free(writer *w);
 
 /* Caller thread, GIL released.  Replay every unclaimed spool file in
  * `spool_dir` into a sink made by `config->sink`, exactly once, oldest
- * first.  Returns rows replayed, or -1 with `error` set. */
-int64_t writer_replay_directory(const writer_config *config, qbel_error *error);
+ * first: the lines for its target (and those with none), or with
+ * `adopt_all` every line.  Returns rows replayed, or -1 with `error` set. */
+int64_t writer_replay_directory(const writer_config *config, bool adopt_all, qbel_error *error);
 
 /* Used by the fork handlers (see writer.c): every live writer is on one
  * process-wide list because pthread_atfork handlers take no argument. */

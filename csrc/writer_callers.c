@@ -90,7 +90,8 @@ writer_spool_chain(writer *w, spool_file *file, event_record *chain, const char 
     int status = 0;
     size_t pending = 0;
     for (event_record *record = chain; record != NULL; record = record->next) {
-        if (spool_format_line(&lines, record, batch_id) < 0) {
+        if (spool_format_line(&lines, record, batch_id, sink_factory_identity(&w->config.sink)) <
+            0) {
             errno = ENOMEM;
             status = -1;
             break;
@@ -149,7 +150,7 @@ writer_submit(writer *w, event_record *record)
     int result = 1;
     if (status < 0) {
         w->own_spool_pending--;
-        w->stats.dropped++;
+        writer_count_dropped_locked(w, 1);
         /* out of order: not in `settled` (see "Settlement") */
         w->dropped_settled++;
         for (flush_waiter *waiter = w->flush_list; waiter != NULL; waiter = waiter->next) {

@@ -103,7 +103,8 @@ writer_close(writer *w, double timeout_s)
     byte_buffer_init(&batch_lines, NULL, 0);
     if (pinned != NULL) {
         for (size_t i = 0; i < batch_count && !batch_format_failed; i++) {
-            batch_format_failed = spool_format_line(&batch_lines, pinned[i], batch_id) < 0;
+            batch_format_failed = spool_format_line(&batch_lines, pinned[i], batch_id,
+                                                    sink_factory_identity(&w->config.sink)) < 0;
         }
         qbel_free(pinned);
         pthread_mutex_lock(&w->queue.lock);
@@ -152,7 +153,7 @@ writer_close(writer *w, double timeout_s)
     pthread_mutex_lock(&w->spool_lock);
     pthread_mutex_lock(&w->queue.lock);
     w->stats.spooled += batch_spooled + queue_spooled;
-    w->stats.dropped += (batch_count - batch_spooled) + (queue_count - queue_spooled);
+    writer_count_dropped_locked(w, (batch_count - batch_spooled) + (queue_count - queue_spooled));
     if (batch_errno != 0 || queue_errno != 0) {
         writer_set_error_locked(w, "spooling at close", strerror(batch_errno ? batch_errno : queue_errno));
     }

@@ -87,6 +87,7 @@ writer_fork_child(void)
         w->flush_requests = 0;
         w->flush_waiters = 0;
         memset(&w->stats, 0, sizeof(w->stats));
+        w->dropped_mirror = 0;
         w->stats.delivery = SINK_DELIVERY_UNKNOWN;
         /* at_least_once_seen stays: the child's logger warned already */
         writer_make_process_hex(w);

@@ -70,6 +70,7 @@ struct writer {
     event_record **batch;
     size_t batch_count;
     char batch_id[SINK_BATCH_ID_MAX + 1];
+    size_t batch_rejected;        /* rows the last attempt saw rejected */
     bool batch_ambiguous;         /* a connection error hid whether it committed */
     bool batch_spooled_by_closer; /* the closer wrote it to the spool; only free it */
     bool batch_pinned_by_closer;  /* the closer reads its records without the lock */
@@ -104,6 +105,7 @@ struct writer {
     double queue_since; /* monotonic time the oldest queued event arrived */
     writer_stats stats;
     int at_least_once_seen; /* atomic; see writer_at_least_once_seen */
+    uint64_t dropped_mirror; /* atomic copy of stats.dropped; see writer_dropped_count */
 
     struct writer *next_live; /* guarded by writer_live_lock */
 };
@@ -123,8 +125,17 @@ extern writer *writer_live_list;
 
 /* ---- writer.c ---- */
 
-/* Lock held.  last_error = "<context>: <detail>", stamped now. */
+/* Lock held.  last_error = "<context>: <detail>", stamped now (Unix
+ * time in last_error_at).  The _code form sets its qbel_error code
+ * (QBEL_ERROR_NOTICE: a report that recovery does not clear). */
 void writer_set_error_locked(writer *w, const char *context, const char *detail);
+void writer_set_error_code_locked(writer *w, int code, const char *context, const char *detail);
+/* Lock held.  The writer recovered (a batch committed): clear last_error
+ * and last_error_at, unless it is a notice. */
+void writer_clear_error_locked(writer *w);
+/* Lock held.  `count` events are lost for good: stats.dropped, and the
+ * mirror the caller side reads without the lock to warn. */
+void writer_count_dropped_locked(writer *w, uint64_t count);
 /* Lock held.  Tell the thread to stop. */
 void writer_set_stop_locked(writer *w);
 /* Any thread, no lock: the spool replay's should_stop. */

@@ -13,14 +13,14 @@
 #include "writer_internal.h"
 
 int64_t
-writer_replay_directory(const writer_config *config, qbel_error *error)
+writer_replay_directory(const writer_config *config, bool adopt_all, qbel_error *error)
 {
     if (config->spool_dir == NULL) {
         qbel_error_set(error, ENOENT, "no spool directory");
         return -1;
     }
     dead_letter letters;
-    if (dead_letter_init(&letters, config->spool_dir) < 0) {
+    if (dead_letter_init(&letters, config->spool_dir, sink_factory_identity(&config->sink)) < 0) {
         qbel_error_set(error, ENOMEM, "out of memory");
         return -1;
     }
@@ -35,8 +35,13 @@ writer_replay_directory(const writer_config *config, qbel_error *error)
                        sink_last_error(sink));
         goto done;
     }
-    spool_replay_context context = {sink, &letters, NULL, NULL, {0, ""}};
-    spool_replay_result result = {0, 0, 0, 0, 0};
+    spool_replay_context context = {.sink = sink,
+                                    .target = sink_factory_identity(&config->sink),
+                                    .dir = config->spool_dir,
+                                    .adopt_all = adopt_all,
+                                    .letters = &letters};
+    spool_replay_result result;
+    memset(&result, 0, sizeof(result));
     if (spool_replay_directory(&context, config->spool_dir, &result) < 0) {
         *error = context.error;
         goto done;

@@ -47,17 +47,28 @@ wait_closer_unpinned_locked(writer *w)
     }
 }
 
-/* Writer thread, lock held: the in-flight batch is done (committed, with
- * `rejected` of its rows dead-lettered). */
+/* Writer thread, lock held: the in-flight batch is done, committed but for
+ * `rejected` rows the server refused, `kept` of which are in the
+ * dead-letter file; the others are counted as dropped, never silently. */
 static void
-settle_batch_locked(writer *w, size_t rejected)
+settle_batch_locked(writer *w, size_t rejected, size_t kept)
 {
     wait_closer_unpinned_locked(w);
     size_t count = w->batch_count;
     w->stats.written += count - rejected;
-    w->stats.dead_lettered += rejected;
+    w->stats.dead_lettered += kept;
     w->stats.batches++;
     w->settled += count;
+    if (kept < rejected) {
+        writer_count_dropped_locked(w, rejected - kept);
+        char detail[QBEL_ERROR_MAX];
+        snprintf(detail, sizeof(detail), "%s; %zu rejected rows dropped",
+                 strerror(w->letters.error ? w->letters.error : EIO), rejected - kept);
+        writer_set_error_locked(w, "writing the dead-letter file", detail);
+    }
+    else {
+        writer_clear_error_locked(w); /* recovered: a batch committed */
+    }
     for (size_t i = 0; i < count; i++) {
         event_record_free(w->batch[i]);
     }
@@ -68,30 +79,9 @@ settle_batch_locked(writer *w, size_t rejected)
     pthread_cond_broadcast(&w->queue.progress);
 }
 
-/* Writer thread, lock NOT held: dead-letter the rows the server rejected
- * in the attempt that committed.  0, or the errno of the first failure
- * (each row that could not be kept goes to stderr instead). */
-static int
-write_rejections(writer *w, const char *batch_id)
-{
-    int first_errno = 0;
-    for (size_t i = 0; i < w->rejections.count; i++) {
-        const sink_rejection *rejection = &w->rejections.items[i];
-        if (dead_letter_write_record(&w->letters, rejection->error, rejection->record,
-                                     batch_id) < 0) {
-            int saved = errno ? errno : EIO;
-            if (first_errno == 0) {
-                first_errno = saved;
-            }
-            fprintf(stderr, "querybook_eventlog: cannot write the dead-letter file (%s): %s\n",
-                    strerror(saved), rejection->error);
-        }
-    }
-    return first_errno;
-}
-
 /* Writer thread, lock held on entry and exit.  Write the in-flight batch
- * once, with the lock released during the network round trips. */
+ * once, with the lock released during the network round trips and the
+ * dead-letter writes. */
 static void
 write_in_flight_locked(writer *w)
 {
@@ -101,24 +91,21 @@ write_in_flight_locked(writer *w)
     size_t count = w->batch_count;
     pthread_mutex_unlock(&w->queue.lock);
 
-    size_t rejected = 0;
-    int dead_letter_errno = 0;
+    size_t rejected = 0, kept = 0;
     rejection_list_clear(&w->rejections);
     sink_status status = sink_write_batch(
         w->sink, batch_id, records, count, rejection_list_collect, &w->rejections, &rejected);
     if (status == SINK_OK) {
-        dead_letter_errno = write_rejections(w, batch_id);
+        kept = dead_letter_write_rejections(&w->letters, &w->rejections, batch_id);
     }
     else if (status == SINK_CONNECTION_ERROR) {
         sink_disconnect(w->sink);
     }
 
     pthread_mutex_lock(&w->queue.lock);
+    w->batch_rejected = rejected;
     if (status == SINK_OK) {
-        if (dead_letter_errno != 0) {
-            writer_set_error_locked(w, "writing the dead-letter file", strerror(dead_letter_errno));
-        }
-        settle_batch_locked(w, w->rejections.count);
+        settle_batch_locked(w, rejected, kept);
         return;
     }
     w->stats.retries++;
@@ -139,22 +126,20 @@ resolve_ambiguous_locked(writer *w)
 {
     char batch_id[SINK_BATCH_ID_MAX + 1];
     memcpy(batch_id, w->batch_id, sizeof(batch_id));
+    size_t rejected = w->batch_rejected;
     pthread_mutex_unlock(&w->queue.lock);
     sink_status status = SINK_OK;
     int committed = sink_batch_committed(w->sink, batch_id, &status);
-    int dead_letter_errno = 0;
+    size_t kept = 0;
     if (committed == 1) {
-        dead_letter_errno = write_rejections(w, batch_id);
+        kept = dead_letter_write_rejections(&w->letters, &w->rejections, batch_id);
     }
     else if (committed < 0 && status == SINK_CONNECTION_ERROR) {
         sink_disconnect(w->sink);
     }
     pthread_mutex_lock(&w->queue.lock);
     if (committed == 1) {
-        if (dead_letter_errno != 0) {
-            writer_set_error_locked(w, "writing the dead-letter file", strerror(dead_letter_errno));
-        }
-        settle_batch_locked(w, w->rejections.count);
+        settle_batch_locked(w, rejected, kept);
     }
     else if (committed == 0) {
         w->batch_ambiguous = false; /* not committed: write it again */
@@ -164,6 +149,21 @@ resolve_ambiguous_locked(writer *w)
         if (!w->stop) {
             wait_backoff_locked(w);
         }
+    }
+}
+
+/* Writer thread, lock held: count what a replay did.  Rows it committed
+ * with nothing dropped mean the writer recovered. */
+static void
+note_replay_locked(writer *w, const spool_replay_result *result)
+{
+    w->stats.replayed += result->replayed;
+    w->stats.dead_lettered += result->dead_lettered;
+    if (result->dropped > 0) {
+        writer_count_dropped_locked(w, result->dropped);
+    }
+    else if (result->replayed > 0) {
+        writer_clear_error_locked(w);
     }
 }
 
@@ -205,24 +205,31 @@ replay_own_spool_locked(writer *w)
     uint64_t lines = w->replaying_spool.lines;
     pthread_mutex_unlock(&w->queue.lock);
 
-    spool_replay_context context = {w->sink, &w->letters, writer_stop_requested, w, {0, ""}};
-    spool_replay_result result = {0, 0, 0, 0, 0};
+    spool_replay_context context = {.sink = w->sink,
+                                    .target = sink_factory_identity(&w->config.sink),
+                                    .dir = w->config.spool_dir,
+                                    .letters = &w->letters,
+                                    .should_stop = writer_stop_requested,
+                                    .argument = w};
+    spool_replay_result result;
+    memset(&result, 0, sizeof(result));
     int status = spool_replay_fd(&context, w->replaying_spool.fd, w->replaying_spool.path,
                                  &result);
-    if (status == 0) {
-        spool_file_close(&w->replaying_spool, true);
+    if (status >= 0) {
+        /* 1 (only lines for other targets) cannot happen for our own
+         * file; left in place if it ever did */
+        spool_file_close(&w->replaying_spool, status == 0);
     }
 
     pthread_mutex_lock(&w->queue.lock);
-    w->stats.replayed += result.replayed;
-    w->stats.dead_lettered += result.dead_lettered;
-    if (status == 0) {
+    note_replay_locked(w, &result);
+    if (status >= 0) {
         w->settled += lines;
         w->backoff_s = w->config.backoff_initial_s;
         pthread_cond_broadcast(&w->queue.progress);
     }
     else if (!w->stop) {
-        writer_set_error_locked(w, context.error.message, NULL);
+        writer_set_error_code_locked(w, context.error.code, context.error.message, NULL);
         if (sink_is_connected(w->sink)) {
             wait_backoff_locked(w);
         }
@@ -238,14 +245,19 @@ replay_orphans_locked(writer *w)
     w->next_orphan_scan = event_queue_monotonic_now() + WRITER_ORPHAN_SCAN_INTERVAL_S;
     pthread_mutex_unlock(&w->queue.lock);
     spool_remove_stale_temporaries(w->config.spool_dir, WRITER_STALE_TEMPORARY_S);
-    spool_replay_context context = {w->sink, &w->letters, writer_stop_requested, w, {0, ""}};
-    spool_replay_result result = {0, 0, 0, 0, 0};
+    spool_replay_context context = {.sink = w->sink,
+                                    .target = sink_factory_identity(&w->config.sink),
+                                    .dir = w->config.spool_dir,
+                                    .letters = &w->letters,
+                                    .should_stop = writer_stop_requested,
+                                    .argument = w};
+    spool_replay_result result;
+    memset(&result, 0, sizeof(result));
     int status = spool_replay_directory(&context, w->config.spool_dir, &result);
     pthread_mutex_lock(&w->queue.lock);
-    w->stats.replayed += result.replayed;
-    w->stats.dead_lettered += result.dead_lettered;
+    note_replay_locked(w, &result);
     if (status < 0 && !w->stop) {
-        writer_set_error_locked(w, context.error.message, NULL);
+        writer_set_error_code_locked(w, context.error.code, context.error.message, NULL);
         /* try again after a backoff, not a whole scan interval */
         w->next_orphan_scan = event_queue_monotonic_now() + w->backoff_s;
     }

@@ -569,7 +569,10 @@ def test_fork_while_close_spools_a_full_queue(fresh_mariadb, tmp_path):
     server = fresh_mariadb
     spool = str(tmp_path)
     total = 20000
-    logger = DBEventLogger("mysql://u:p@127.0.0.1:1/db", spool_dir=spool, connect_timeout=1,
+    # the server is down while the logger runs: its spool lines name this
+    # server, the one the replay below writes to
+    server.kill()
+    logger = DBEventLogger(server.url, spool_dir=spool, connect_timeout=1,
                            backoff_initial=0.05, backoff_max=0.2)
     for seq in range(total):
         logger.log(uid=1, event_type="CLICK", event_data={"seq": seq, "pad": "p" * 200})
@@ -611,6 +614,7 @@ def test_fork_while_close_spools_a_full_queue(fresh_mariadb, tmp_path):
     assert during_close, f"no fork overlapped close()'s spooling ({len(statuses)} forks)"
     stats = logger.stats()
     assert (stats["spooled"], stats["dropped"]) == (total, 0)
+    server.start()
     replay = [sys.executable, "-m", "querybook_eventlog", "replay", "--url", server.url,
               "--spool-dir", spool]
     done = subprocess.run(replay, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=120)
