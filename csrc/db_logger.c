@@ -176,6 +176,28 @@ db_log_fields(base_logger_object *base, qbel_state *state, const event_fields *f
     return 0;
 }
 
+/* Upstream's DB logger denies these on top of the default list (they
+ * would flood the table). */
+static const api_rule db_deny_rules[] = {
+    {true, "/admin", "*"},
+    {false, "/login/", "POST"},
+    {false, "/signup/", "POST"},
+    {true, "/user", "GET"},
+    {false, "/user/setting/<key>/", "POST"},
+    {false, "/table/<schema_name>/<table_name>/sync/", "PUT"},
+    {false, "/announcement/", "GET"},
+    {false, "/query/validate/", "POST"},
+    {false, "/query_engine/<int:engine_id>/status/", "GET"},
+    {false, "/impression/<item_type>/<item_id>/count/", "GET"},
+    {false, "/utils/change_logs/", "GET"},
+    {false, "/query_engine/", "GET"},
+    {false, "/query_metastore/", "GET"},
+    {false, "/dag_exporter/", "GET"},
+};
+
+static const api_rule_table db_deny_table = {db_deny_rules,
+                                             sizeof(db_deny_rules) / sizeof(db_deny_rules[0])};
+
 static PyObject *
 db_logger_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
@@ -185,7 +207,11 @@ db_logger_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     if (state == NULL) {
         return NULL;
     }
-    return base_logger_alloc(type, state->db_logger_type, db_log_fields);
+    PyObject *self = base_logger_alloc(type, state->db_logger_type, db_log_fields);
+    if (self != NULL) {
+        base_logger_set_deny_rules((base_logger_object *)self, &db_deny_table);
+    }
+    return self;
 }
 
 /* ---- configuration ---------------------------------------------------- */

@@ -207,7 +207,7 @@ module_exec(PyObject *module)
     APPLY(str_isatty) APPLY(str_info) APPLY(str_value) APPLY(str_empty) APPLY(log_kwnames) \
     APPLY(str_color_start) APPLY(str_color_end) APPLY(str_event_type_label)                \
     APPLY(str_event_data_label)                                                            \
-    APPLY(default_deny_list) APPLY(db_deny_list) APPLY(parse_database_url)                 \
+    APPLY(parse_database_url)                 \
     APPLY(settings_console_logger) APPLY(live_db_loggers)
 
 static int
