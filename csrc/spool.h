@@ -232,6 +232,11 @@ int spool_make_directory(const char *dir);
  * directory, the owner or mode found). */
 int spool_check_directory(const char *dir, qbel_error *error);
 
+/* Why writing in spool directory `dir` failed with `error_number`: what
+ * spool_check_directory finds wrong with it (owner, mode, type, and what
+ * is expected), else the directory and strerror. */
+void spool_explain_error(const char *dir, int error_number, qbel_error *error);
+
 /* `bytes` random bytes as lowercase hex into `out` (2*bytes+1). */
 void spool_random_hex(char *out, size_t bytes);
 

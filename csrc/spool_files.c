@@ -99,16 +99,26 @@ spool_check_directory(const char *dir, qbel_error *error)
     if (why == NULL) {
         return 0;
     }
-    if (info.st_uid != geteuid() && S_ISDIR(info.st_mode)) {
-        qbel_error_set(error, code, "refusing spool directory %s: it %s (uid %ld, ours is %ld)",
-                       dir, why, (long)info.st_uid, (long)geteuid());
-    }
-    else {
-        qbel_error_set(error, code, "refusing spool directory %s: it %s (mode %04o)", dir, why,
-                       (unsigned int)(info.st_mode & 07777));
-    }
+    qbel_error_set(error, code,
+                   "refusing spool directory %s: it %s (found: owner uid %ld, mode %04o; "
+                   "expected: a directory, not a symbolic link, owned by uid %ld and not "
+                   "writable by group or others, e.g. mode 0700)",
+                   dir, why, (long)info.st_uid, (unsigned int)(info.st_mode & 07777),
+                   (long)geteuid());
     errno = code;
     return -1;
+}
+
+void
+spool_explain_error(const char *dir, int error_number, qbel_error *error)
+{
+    if (dir == NULL) {
+        qbel_error_set(error, ENOENT, "no spool directory (spool_dir=None)");
+    }
+    else if (spool_check_directory(dir, error) == 0 || error_number == ENOENT) {
+        qbel_error_set(error, error_number, "spool directory %s: %s", dir,
+                       strerror(error_number));
+    }
 }
 
 int

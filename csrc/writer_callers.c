@@ -144,7 +144,10 @@ writer_submit(writer *w, event_record *record)
     record->next = NULL;
     size_t lines;
     int status = writer_spool_chain(w, &w->own_spool, record, "", &lines);
-    int saved = errno;
+    qbel_error why = {0, ""};
+    if (status < 0) {
+        spool_explain_error(w->config.spool_dir, errno, &why);
+    }
 
     pthread_mutex_lock(&w->queue.lock);
     int result = 1;
@@ -158,7 +161,7 @@ writer_submit(writer *w, event_record *record)
                 waiter->drops_below++;
             }
         }
-        writer_set_error_locked(w, "spooling an event", strerror(saved));
+        writer_set_error_locked(w, "spooling an event", why.message);
         pthread_cond_broadcast(&w->queue.progress);
         result = -1;
     }

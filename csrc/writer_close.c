@@ -150,12 +150,16 @@ writer_close(writer *w, double timeout_s)
     /* Submitters that came while we wrote appended to a new own_spool and
      * left it open (closed was false): take it too.  From closed = true
      * on, each submitter syncs and closes the file itself. */
+    qbel_error why = {0, ""};
+    if (batch_errno != 0 || queue_errno != 0) {
+        spool_explain_error(w->config.spool_dir, batch_errno ? batch_errno : queue_errno, &why);
+    }
     pthread_mutex_lock(&w->spool_lock);
     pthread_mutex_lock(&w->queue.lock);
     w->stats.spooled += batch_spooled + queue_spooled;
     writer_count_dropped_locked(w, (batch_count - batch_spooled) + (queue_count - queue_spooled));
     if (batch_errno != 0 || queue_errno != 0) {
-        writer_set_error_locked(w, "spooling at close", strerror(batch_errno ? batch_errno : queue_errno));
+        writer_set_error_locked(w, "spooling at close", why.message);
     }
     else if (sync_errno != 0) {
         writer_set_error_locked(w, "syncing the spool file", strerror(sync_errno));

@@ -51,7 +51,7 @@ wait_closer_unpinned_locked(writer *w)
  * `rejected` rows the server refused, `kept` of which are in the
  * dead-letter file; the others are counted as dropped, never silently. */
 static void
-settle_batch_locked(writer *w, size_t rejected, size_t kept)
+settle_batch_locked(writer *w, size_t rejected, size_t kept, const qbel_error *why)
 {
     wait_closer_unpinned_locked(w);
     size_t count = w->batch_count;
@@ -61,10 +61,10 @@ settle_batch_locked(writer *w, size_t rejected, size_t kept)
     w->settled += count;
     if (kept < rejected) {
         writer_count_dropped_locked(w, rejected - kept);
-        char detail[QBEL_ERROR_MAX];
-        snprintf(detail, sizeof(detail), "%s; %zu rejected rows dropped",
-                 strerror(w->letters.error ? w->letters.error : EIO), rejected - kept);
-        writer_set_error_locked(w, "writing the dead-letter file", detail);
+        qbel_error detail;
+        qbel_error_set(&detail, QBEL_ERROR_OTHER, "%zu rejected rows dropped: %s",
+                       rejected - kept, why->message);
+        writer_set_error_locked(w, "writing the dead-letter file", detail.message);
     }
     else {
         writer_clear_error_locked(w); /* recovered: a batch committed */
@@ -77,6 +77,20 @@ settle_batch_locked(writer *w, size_t rejected, size_t kept)
     w->backoff_s = w->config.backoff_initial_s;
     note_delivery_locked(w); /* before any flush() can return */
     pthread_cond_broadcast(&w->queue.progress);
+}
+
+/* Writer thread, lock NOT held: dead-letter the rows the server rejected
+ * in the attempt that committed; how many were kept.  When fewer than
+ * `rejected`, `why` says why (the directory's state, else the errno). */
+static size_t
+write_rejections(writer *w, const char *batch_id, size_t rejected, qbel_error *why)
+{
+    size_t kept = dead_letter_write_rejections(&w->letters, &w->rejections, batch_id);
+    if (kept < rejected) {
+        int error_number = w->letters.error ? w->letters.error : ENOMEM;
+        spool_explain_error(w->config.spool_dir, error_number, why);
+    }
+    return kept;
 }
 
 /* Writer thread, lock held on entry and exit.  Write the in-flight batch
@@ -95,8 +109,9 @@ write_in_flight_locked(writer *w)
     rejection_list_clear(&w->rejections);
     sink_status status = sink_write_batch(
         w->sink, batch_id, records, count, rejection_list_collect, &w->rejections, &rejected);
+    qbel_error why = {0, ""};
     if (status == SINK_OK) {
-        kept = dead_letter_write_rejections(&w->letters, &w->rejections, batch_id);
+        kept = write_rejections(w, batch_id, rejected, &why);
     }
     else if (status == SINK_CONNECTION_ERROR) {
         sink_disconnect(w->sink);
@@ -105,7 +120,7 @@ write_in_flight_locked(writer *w)
     pthread_mutex_lock(&w->queue.lock);
     w->batch_rejected = rejected;
     if (status == SINK_OK) {
-        settle_batch_locked(w, rejected, kept);
+        settle_batch_locked(w, rejected, kept, &why);
         return;
     }
     w->stats.retries++;
@@ -131,15 +146,16 @@ resolve_ambiguous_locked(writer *w)
     sink_status status = SINK_OK;
     int committed = sink_batch_committed(w->sink, batch_id, &status);
     size_t kept = 0;
+    qbel_error why = {0, ""};
     if (committed == 1) {
-        kept = dead_letter_write_rejections(&w->letters, &w->rejections, batch_id);
+        kept = write_rejections(w, batch_id, rejected, &why);
     }
     else if (committed < 0 && status == SINK_CONNECTION_ERROR) {
         sink_disconnect(w->sink);
     }
     pthread_mutex_lock(&w->queue.lock);
     if (committed == 1) {
-        settle_batch_locked(w, rejected, kept);
+        settle_batch_locked(w, rejected, kept, &why);
     }
     else if (committed == 0) {
         w->batch_ambiguous = false; /* not committed: write it again */
