@@ -416,9 +416,11 @@ check_explicit_spool_dir(PyObject *spool_path)
     return status;
 }
 
-/* The tests' knobs (see mysql_sink_config): env QBEL_TEST_TEXT_INSERT=1
- * forces the multi-row text INSERT; QBEL_TEST_DROP_AFTER_COMMIT=N cuts the
- * connection after every Nth COMMIT is sent. */
+#ifdef QBEL_TEST_HOOKS
+/* The tests' knobs, in test builds only (see mysql_sink_config): env
+ * QBEL_TEST_TEXT_INSERT=1 forces the multi-row text INSERT;
+ * QBEL_TEST_DROP_AFTER_COMMIT=N cuts the connection after every Nth COMMIT
+ * is sent.  A release build ignores both. */
 static bool
 test_text_insert(void)
 {
@@ -437,6 +439,7 @@ test_fault_every(void)
     unsigned long every = strtoul(text, &end, 10);
     return *end == '\0' && every <= 1000000 ? (unsigned int)every : 0;
 }
+#endif
 
 static void
 refuse_reinit(void)
@@ -503,8 +506,10 @@ make_writer(PyObject *parts, const writer_config *options, const mysql_sink_conf
     sink.read_timeout_s = sink_options->read_timeout_s;
     sink.write_timeout_s = sink_options->write_timeout_s;
     sink.create_table = sink_options->create_table;
+#ifdef QBEL_TEST_HOOKS
     sink.test_drop_after_commit_every = test_fault_every();
     sink.test_text_insert = test_text_insert();
+#endif
     writer_config config = *options;
     if (mysql_sink_factory(&config.sink, &sink) < 0) {
         PyErr_NoMemory();

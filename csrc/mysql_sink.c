@@ -88,7 +88,9 @@ struct mysql_sink {
     bool bulk_enabled;         /* false: text INSERT even on MariaDB (test_text_insert) */
     bool server_supports_bulk; /* of the current connection */
     unsigned long max_allowed_packet;
+#ifdef QBEL_TEST_HOOKS
     unsigned int commits_until_fault; /* test fault injection counter */
+#endif
     /* Marker table of the current connection (mysql_sink_marker_state):
      * looked up on every connect, since the operator may create it later. */
     mysql_sink_marker_state marker_state;
@@ -318,7 +320,11 @@ mysql_sink_create(const mysql_sink_config *config)
         return NULL;
     }
     sink->base.ops = &mysql_sink_ops;
+#ifdef QBEL_TEST_HOOKS
     sink->bulk_enabled = !config->test_text_insert;
+#else
+    sink->bulk_enabled = true;
+#endif
     sink->marker_state = MYSQL_SINK_MARKER_UNKNOWN;
     snprintf(sink->table_quoted, sizeof(sink->table_quoted), "`%s`", table);
     snprintf(sink->marker_quoted, sizeof(sink->marker_quoted), "`%s" MARKER_SUFFIX "`", table);
@@ -1164,6 +1170,7 @@ insert_marker(mysql_sink *sink, const char *batch_id, mysql_sink_status *status_
     return 1;
 }
 
+#ifdef QBEL_TEST_HOOKS
 /* The injected fault (see mysql_sink_config): COMMIT reaches the server,
  * its reply never reaches us.  The server commits, we see the connection
  * lost and cannot know — exactly what the marker row resolves. */
@@ -1182,14 +1189,18 @@ commit_then_cut_connection(mysql_sink *sink)
                     "Lost connection to server after COMMIT (injected)");
 }
 
+#endif
+
 static mysql_sink_status
 commit(mysql_sink *sink)
 {
+#ifdef QBEL_TEST_HOOKS
     unsigned int every = sink->config.test_drop_after_commit_every;
     if (every > 0 && ++sink->commits_until_fault >= every) {
         sink->commits_until_fault = 0;
         return commit_then_cut_connection(sink);
     }
+#endif
     if (mysql_commit(sink->mysql) != 0) {
         return connection_failure(sink);
     }

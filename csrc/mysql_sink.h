@@ -48,13 +48,15 @@ typedef struct mysql_sink_config {
     unsigned int connect_timeout_s, read_timeout_s, write_timeout_s;
     bool create_table;    /* CREATE TABLE IF NOT EXISTS <table> and its marker table on
                            * connect (standalone use; otherwise no DDL ever) */
-    /* Fault injection for the tests only (env QBEL_TEST_DROP_AFTER_COMMIT,
-     * read by db_logger.c): every Nth COMMIT is sent and then the
-     * connection is cut before its reply — the ambiguous commit.  0: off. */
+#ifdef QBEL_TEST_HOOKS
+    /* Test builds only (QBEL_TEST_BUILD=1), from env QBEL_TEST_DROP_AFTER_COMMIT
+     * read by db_logger.c: every Nth COMMIT is sent and then the connection
+     * is cut before its reply — the ambiguous commit.  0: off. */
     unsigned int test_drop_after_commit_every;
-    /* Tests only (env QBEL_TEST_TEXT_INSERT=1): use the multi-row text
+    /* Test builds only (env QBEL_TEST_TEXT_INSERT=1): use the multi-row text
      * INSERT even on MariaDB, as on servers without bulk binding. */
     bool test_text_insert;
+#endif
 } mysql_sink_config;
 
 /* Deep-copy `source` into `target` (strings strdup'd).  0, or -1 on OOM
