@@ -639,6 +639,107 @@ claim_file(const char *path, const char **why)
     return fd;
 }
 
+/* A directory scan's state: the spool names to replay, and the entries
+ * skipped (reported once per process; the first new one is the message). */
+typedef struct directory_scan {
+    const char *dir;
+    char **names; /* qbel_malloc'd, each qbel_strdup'd */
+    size_t count, capacity;
+    size_t new_skips;
+    char skip_message[QBEL_ERROR_MAX];
+} directory_scan;
+
+static void
+scan_skip(directory_scan *scan, const char *name, const char *why)
+{
+    char *skipped = spool_join_path(scan->dir, "", name, "");
+    if (skipped != NULL) {
+        note_skip(scan->skip_message, sizeof(scan->skip_message), &scan->new_skips, skipped,
+                  why);
+        qbel_free(skipped);
+    }
+}
+
+/* Remember `name` for replay.  0, or -1 on OOM. */
+static int
+scan_add(directory_scan *scan, const char *name)
+{
+    if (scan->count == scan->capacity) {
+        size_t capacity = scan->capacity ? scan->capacity * 2 : 16;
+        char **grown = qbel_realloc(scan->names, capacity * sizeof(*grown));
+        if (grown == NULL) {
+            return -1;
+        }
+        scan->names = grown;
+        scan->capacity = capacity;
+    }
+    if ((scan->names[scan->count] = qbel_strdup(name)) == NULL) {
+        return -1;
+    }
+    scan->count++;
+    return 0;
+}
+
+/* List the spool names of `directory` (skipping, and noting, names that do
+ * not parse and entries that are not regular files), oldest first.  0, or
+ * -1 on OOM. */
+static int
+scan_directory(directory_scan *scan, DIR *directory)
+{
+    struct dirent *entry;
+    while ((entry = readdir(directory)) != NULL) {
+        const char *name = entry->d_name;
+        if (!is_spool_name(name)) {
+            continue;
+        }
+        if (!spool_name_parses(name)) {
+            size_t length = strlen(name);
+            char shown[80];
+            snprintf(shown, sizeof(shown), "%.60s%s", name, length > 60 ? "..." : "");
+            scan_skip(scan, shown,
+                      length > SPOOL_FILE_ID_MAX ? "name too long" : "name does not parse");
+        }
+        else if (entry->d_type != DT_REG && entry->d_type != DT_UNKNOWN) {
+            scan_skip(scan, name,
+                      entry->d_type == DT_LNK ? "a symbolic link" : "not a regular file");
+        }
+        else if (scan_add(scan, name) < 0) {
+            return -1;
+        }
+    }
+    /* names start with the UTC creation time: oldest first */
+    if (scan->count > 1) { /* qsort's pointer must not be NULL, even for 0 items */
+        qsort(scan->names, scan->count, sizeof(*scan->names), compare_names);
+    }
+    return 0;
+}
+
+/* Claim and replay the file `name` of the scan; unlink it once complete.
+ * 0 (done, skipped, or left for other targets) or -1 (error set). */
+static int
+replay_scanned_file(spool_replay_context *context, directory_scan *scan, const char *name,
+                    spool_replay_result *result)
+{
+    char *path = spool_join_path(scan->dir, "", name, "");
+    const char *why = NULL;
+    int fd = path ? claim_file(path, &why) : -1;
+    if (fd < 0) {
+        if (why != NULL) {
+            note_skip(scan->skip_message, sizeof(scan->skip_message), &scan->new_skips, path,
+                      why);
+        }
+        qbel_free(path);
+        return 0;
+    }
+    int replayed = spool_replay_fd(context, fd, name, result);
+    if (replayed == 0) {
+        unlink(path); /* while still locked */
+    } /* 1: only lines for other targets, left for their loggers */
+    spool_fd_close_tracked(fd);
+    qbel_free(path);
+    return replayed < 0 ? -1 : 0;
+}
+
 int
 spool_replay_directory(spool_replay_context *context, const char *dir,
                        spool_replay_result *result)
@@ -655,105 +756,36 @@ spool_replay_directory(spool_replay_context *context, const char *dir,
         if (errno == ENOENT) {
             return 0;
         }
-        qbel_error_set(&context->error, QBEL_ERROR_OTHER, "opening %s: %s", dir, strerror(errno));
+        qbel_error_set(&context->error, errno, "opening %s: %s", dir, strerror(errno));
         return -1;
     }
-    char **names = NULL;
-    size_t count = 0, capacity = 0;
-    int status = 0;
-    size_t new_skips = 0;
-    char skip_message[QBEL_ERROR_MAX] = "";
-    struct dirent *entry;
-    while ((entry = readdir(directory)) != NULL) {
-        if (!is_spool_name(entry->d_name)) {
-            continue;
-        }
-        if (!spool_name_parses(entry->d_name)) {
-            size_t length = strlen(entry->d_name);
-            char shown[80];
-            snprintf(shown, sizeof(shown), "%.60s%s", entry->d_name, length > 60 ? "..." : "");
-            char *skipped = spool_join_path(dir, "", shown, "");
-            if (skipped != NULL) {
-                note_skip(skip_message, sizeof(skip_message), &new_skips, skipped,
-                          length > SPOOL_FILE_ID_MAX ? "name too long" : "name does not parse");
-                qbel_free(skipped);
-            }
-            continue;
-        }
-        if (entry->d_type != DT_REG && entry->d_type != DT_UNKNOWN) {
-            char *skipped = spool_join_path(dir, "", entry->d_name, "");
-            if (skipped != NULL) {
-                note_skip(skip_message, sizeof(skip_message), &new_skips, skipped,
-                          entry->d_type == DT_LNK ? "a symbolic link" : "not a regular file");
-                qbel_free(skipped);
-            }
-            continue;
-        }
-        if (count == capacity) {
-            capacity = capacity ? capacity * 2 : 16;
-            char **grown = qbel_realloc(names, capacity * sizeof(*grown));
-            if (grown == NULL) {
-                status = -1;
-                break;
-            }
-            names = grown;
-        }
-        if ((names[count] = qbel_strdup(entry->d_name)) == NULL) {
-            status = -1;
-            break;
-        }
-        count++;
-    }
+    directory_scan scan;
+    memset(&scan, 0, sizeof(scan));
+    scan.dir = dir;
+    int status = scan_directory(&scan, directory);
     closedir(directory);
     if (status < 0) {
-        qbel_error_set(&context->error, QBEL_ERROR_OTHER, "out of memory listing %s", dir);
+        qbel_error_set(&context->error, ENOMEM, "out of memory listing %s", dir);
     }
-    else {
-        /* names start with the UTC creation time: oldest first */
-        if (count > 1) { /* qsort's pointer must not be NULL, even for 0 items */
-            qsort(names, count, sizeof(*names), compare_names);
+    for (size_t i = 0; status == 0 && i < scan.count; i++) {
+        if (context->should_stop && context->should_stop(context->argument)) {
+            break;
         }
-        for (size_t i = 0; i < count; i++) {
-            if (context->should_stop && context->should_stop(context->argument)) {
-                break;
-            }
-            char *path = spool_join_path(dir, "", names[i], "");
-            const char *why = NULL;
-            int fd = path ? claim_file(path, &why) : -1;
-            if (fd < 0) {
-                if (why != NULL) {
-                    note_skip(skip_message, sizeof(skip_message), &new_skips, path, why);
-                }
-                qbel_free(path);
-                continue;
-            }
-            int replayed = spool_replay_fd(context, fd, names[i], result);
-            if (replayed == 0) {
-                unlink(path); /* while still locked */
-            }
-            else if (replayed < 0) {
-                status = -1;
-            } /* 1: only lines for other targets, left for their loggers */
-            spool_fd_close_tracked(fd);
-            qbel_free(path);
-            if (status < 0) {
-                break;
-            }
-        }
+        status = replay_scanned_file(context, &scan, scan.names[i], result);
     }
-    for (size_t i = 0; i < count; i++) {
-        qbel_free(names[i]);
+    for (size_t i = 0; i < scan.count; i++) {
+        qbel_free(scan.names[i]);
     }
-    qbel_free(names);
-    if (status == 0 && new_skips > 0) {
+    qbel_free(scan.names);
+    if (status == 0 && scan.new_skips > 0) {
         /* reported once (through the caller's error), after every file
          * that could be replayed was */
-        if (new_skips > 1) {
-            size_t used = strlen(skip_message);
-            snprintf(skip_message + used, sizeof(skip_message) - used, " (and %zu more)",
-                     new_skips - 1);
+        if (scan.new_skips > 1) {
+            size_t used = strlen(scan.skip_message);
+            snprintf(scan.skip_message + used, sizeof(scan.skip_message) - used,
+                     " (and %zu more)", scan.new_skips - 1);
         }
-        qbel_error_set(&context->error, QBEL_ERROR_NOTICE, "%s", skip_message);
+        qbel_error_set(&context->error, QBEL_ERROR_NOTICE, "%s", scan.skip_message);
         status = -1;
     }
     return status;
