@@ -28,10 +28,7 @@
 #include "spool.h"
 #include "writer.h"
 
-/* max_event_bytes=None: no limit of our own below MariaDB's largest
- * max_allowed_packet; the writer splits batches by the server's own limit
- * and dead-letters a row the server cannot take. */
-#define DB_MAX_EVENT_BYTES_CAP ((Py_ssize_t)1 << 30)
+#define DB_MAX_EVENT_BYTES_CAP ((Py_ssize_t)QBEL_DEFAULT_MAX_EVENT_BYTES_CAP)
 
 typedef struct db_logger_object {
     base_logger_object base;

@@ -11,6 +11,10 @@
 #define QBEL_DEFAULT_BATCH_SIZE 2000
 #define QBEL_DEFAULT_FLUSH_INTERVAL_S 1.0
 #define QBEL_DEFAULT_MAX_QUEUE_BYTES ((size_t)64 << 20)
+/* max_event_bytes=None: no limit of our own below MariaDB's largest
+ * max_allowed_packet; the writer splits batches by the server's own limit
+ * and dead-letters a row the server cannot take.  Also the largest int. */
+#define QBEL_DEFAULT_MAX_EVENT_BYTES_CAP ((size_t)1 << 30)
 #define QBEL_DEFAULT_CONNECT_TIMEOUT_S 5
 #define QBEL_DEFAULT_READ_TIMEOUT_S 30
 #define QBEL_DEFAULT_WRITE_TIMEOUT_S 30
