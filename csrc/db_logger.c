@@ -9,6 +9,10 @@
  * database URL is parsed in Python (querybook_eventlog._url); the password
  * only ever lives in the writer's sink configuration.
  *
+ * It is the MySQL sink's Python type: the sink is mysql_sink.c, and what
+ * any writer-backed logger needs on the Python side (flush, stats, spool
+ * dir, operator warnings) is shared in writer_logger.c.
+ *
  * Nothing happens at construction beyond checking the arguments: with
  * url=None the URL is resolved on the first log() through
  * querybook_eventlog._settings.database_conn() (Querybook's DATABASE_CONN
@@ -17,16 +21,13 @@
  */
 #include "qbel.h"
 
-#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "defaults.h"
-#include "event_queue.h"
 #include "mysql_sink.h"
-#include "spool.h"
 #include "writer.h"
+#include "writer_logger.h"
 
 #define DB_MAX_EVENT_BYTES_CAP ((Py_ssize_t)QBEL_DEFAULT_MAX_EVENT_BYTES_CAP)
 
@@ -45,8 +46,7 @@ typedef struct db_logger_object {
     bool configured;       /* __init__ succeeded */
     PyObject *warn;        /* querybook_eventlog._settings.warn, imported on first need */
     bool marker_warned;    /* the missing-marker-table warning was given */
-    uint64_t dropped_warned;  /* stats.dropped when the last loss warning was given */
-    double drop_warned_at;    /* monotonic time of that warning */
+    writer_loss_warnings loss_warnings;
     size_t max_event_bytes;
     bool max_event_bytes_explicit;
     double exit_timeout_s;
@@ -57,37 +57,6 @@ typedef struct db_logger_object {
 
 static writer *ensure_writer(db_logger_object *self, qbel_state *state);
 static void warn_operator(db_logger_object *self);
-
-/* Caller thread, GIL held: writer_flush in slices of at most 0.1 s with the
- * GIL released, checking for signals between them, so that Ctrl-C works
- * while the server is down (the events stay queued).  timeout_s < 0 waits
- * without limit.  1 done, 0 timed out, -1 with an exception set. */
-static int
-flush_interruptibly(writer *w, double timeout_s)
-{
-    writer_flush_mark mark = writer_flush_mark_now(w);
-    double deadline = timeout_s < 0 ? -1 : event_queue_monotonic_now() + timeout_s;
-    for (;;) {
-        double slice = 0.1;
-        if (deadline >= 0) {
-            double left = deadline - event_queue_monotonic_now();
-            slice = left < 0 ? 0 : (left < slice ? left : slice);
-        }
-        int outcome;
-        Py_BEGIN_ALLOW_THREADS
-        outcome = writer_flush_to(w, mark, slice);
-        Py_END_ALLOW_THREADS
-        if (outcome != WRITER_FLUSH_TIMED_OUT) {
-            return outcome == WRITER_FLUSH_DONE;
-        }
-        if (PyErr_CheckSignals() < 0) {
-            return -1;
-        }
-        if (deadline >= 0 && event_queue_monotonic_now() >= deadline) {
-            return 0;
-        }
-    }
-}
 
 /* Caller thread, GIL held.  Encoding may run user code (isoformat of a date
  * subclass, a dict subclass's items()), which may call close() or try
@@ -152,7 +121,7 @@ db_log_fields(base_logger_object *base, qbel_state *state, const event_fields *f
     }
     if (self->sync) {
         double timeout_s = self->sync_timeout_s;
-        int done = flush_interruptibly(w, timeout_s);
+        int done = writer_logger_flush(w, timeout_s);
         if (done < 0) {
             return -1;
         }
@@ -352,67 +321,6 @@ parse_url(qbel_state *state, PyObject *url)
     return PyObject_CallOneArg(state->parse_database_url, url);
 }
 
-/* The default spool directory: env QBEL_SPOOL_DIR, else a per-user one:
- * $XDG_RUNTIME_DIR/querybook_eventlog-<euid> when XDG_RUNTIME_DIR is set,
- * else <$TMPDIR, $TEMP, $TMP or /tmp>/querybook_eventlog-<euid>.  Created
- * 0700 on first use and verified (ours, a directory, not a symlink, not
- * writable by group or others) every time it is used: a name another user
- * pre-created is refused, never trusted.  Environment only:
- * tempfile.gettempdir() would create and delete probe files. */
-static PyObject *
-default_spool_dir(void)
-{
-    const char *from_environment = getenv("QBEL_SPOOL_DIR");
-    if (from_environment != NULL && *from_environment) {
-        return PyUnicode_DecodeFSDefault(from_environment);
-    }
-    static const char *const temporary_variables[] = {"XDG_RUNTIME_DIR", "TMPDIR", "TEMP", "TMP"};
-    const char *temporary = "/tmp";
-    for (size_t i = 0; i < sizeof(temporary_variables) / sizeof(*temporary_variables); i++) {
-        const char *value = getenv(temporary_variables[i]);
-        if (value != NULL && *value) {
-            temporary = value;
-            break;
-        }
-    }
-    size_t length = strlen(temporary);
-    while (length > 1 && temporary[length - 1] == '/') {
-        length--;
-    }
-    PyObject *base = PyUnicode_DecodeFSDefaultAndSize(temporary, (Py_ssize_t)length);
-    if (base == NULL) {
-        return NULL;
-    }
-    PyObject *path = PyUnicode_FromFormat("%U/%s-%lu", base, QBEL_DEFAULT_SPOOL_DIR_NAME,
-                                          (unsigned long)geteuid());
-    Py_DECREF(base);
-    return path;
-}
-
-/* An explicit spool_dir that exists must be trusted now: ValueError naming
- * it and the reason otherwise.  A missing one is created (and verified)
- * on first use.  0, or -1 with an exception set. */
-static int
-check_explicit_spool_dir(PyObject *spool_path)
-{
-    PyObject *bytes = NULL;
-    if (!PyUnicode_FSConverter(spool_path, &bytes)) {
-        return -1;
-    }
-    const char *dir = PyBytes_AS_STRING(bytes);
-    struct stat info;
-    int status = 0;
-    if (lstat(dir, &info) == 0) {
-        qbel_error reason;
-        if (spool_check_directory(dir, &reason) < 0) {
-            PyErr_Format(PyExc_ValueError, "spool_dir: %s", reason.message);
-            status = -1;
-        }
-    }
-    Py_DECREF(bytes);
-    return status;
-}
-
 #ifdef QBEL_TEST_HOOKS
 /* The tests' knobs, in test builds only (see mysql_sink_config): env
  * QBEL_TEST_TEXT_INSERT=1 forces the multi-row text INSERT;
@@ -476,7 +384,7 @@ make_writer(PyObject *parts, const writer_config *options, const mysql_sink_conf
         return NULL;
     }
     if (spool_dir == NULL) {
-        spool_path = default_spool_dir();
+        spool_path = writer_logger_default_spool_dir();
         if (spool_path == NULL) {
             goto done;
         }
@@ -539,26 +447,12 @@ discard_writer(writer *w)
     }
 }
 
-/* An attribute of querybook_eventlog._settings (imported on first use:
- * importing this package must not import it early). */
-static PyObject *
-settings_attribute(const char *name)
-{
-    PyObject *module = PyImport_ImportModule("querybook_eventlog._settings");
-    if (module == NULL) {
-        return NULL;
-    }
-    PyObject *attribute = PyObject_GetAttrString(module, name);
-    Py_DECREF(module);
-    return attribute;
-}
-
 /* querybook_eventlog._settings.database_conn(): a str, or NULL with
  * RuntimeError when it gives None. */
 static PyObject *
 resolve_database_conn(void)
 {
-    PyObject *database_conn = settings_attribute("database_conn");
+    PyObject *database_conn = writer_logger_settings_attribute("database_conn");
     if (database_conn == NULL) {
         return NULL;
     }
@@ -653,39 +547,6 @@ done:
     return self->writer;
 }
 
-/* Losses are warned about again at most this often (the first at once). */
-#define DB_LOSS_WARNING_INTERVAL_S 10.0
-
-/* Caller thread, GIL held.  Hand `message` (a new reference, or NULL with
- * an exception set) to querybook_eventlog._settings.warn (Python logging).
- * A failing warning is reported as unraisable: it must not turn a logged
- * event into an error. */
-static void
-send_warning(db_logger_object *self, PyObject *message)
-{
-    PyObject *result = NULL;
-    if (message == NULL) {
-        goto done;
-    }
-    if (self->warn == NULL) {
-        PyObject *warn = settings_attribute("warn");
-        if (warn == NULL) {
-            goto done;
-        }
-        Py_XSETREF(self->warn, warn);
-    }
-    PyObject *warn = Py_NewRef(self->warn);
-    result = PyObject_CallOneArg(warn, message);
-    Py_DECREF(warn);
-
-done:
-    if (result == NULL && PyErr_Occurred()) {
-        PyErr_WriteUnraisable((PyObject *)self);
-    }
-    Py_XDECREF(result);
-    Py_XDECREF(message);
-}
-
 /* Caller thread, GIL held, no exception set.  Once per logger, as soon as
  * the writer has seen that the marker table is missing: tell the operator
  * which table and the one statement that creates it.  The writer thread
@@ -717,41 +578,9 @@ warn_marker_table_once(db_logger_object *self)
             "hour: %s;",
             description ? description : Py_None, table_text, table_name, ddl);
     }
-    send_warning(self, message);
+    writer_logger_warn((PyObject *)self, &self->warn, message);
     Py_XDECREF(description);
     Py_DECREF(table_name);
-}
-
-/* Caller thread, GIL held, no exception set.  When the writer counted
- * events as dropped since the last warning (the spool or the dead-letter
- * file could not take them): warn with how many and last_error, at once
- * for the first loss, then at most every DB_LOSS_WARNING_INTERVAL_S.  The
- * writer thread has no GIL; it publishes the count, this reads it. */
-static void
-warn_new_losses(db_logger_object *self)
-{
-    writer *w = self->writer;
-    if (w == NULL || writer_dropped_count(w) <= self->dropped_warned) {
-        return;
-    }
-    double now = event_queue_monotonic_now();
-    if (self->dropped_warned > 0 && now - self->drop_warned_at < DB_LOSS_WARNING_INTERVAL_S) {
-        return;
-    }
-    writer_stats stats;
-    writer_get_stats(w, &stats);
-    uint64_t new_losses = stats.dropped - self->dropped_warned;
-    self->dropped_warned = stats.dropped; /* first: the warning may log events again */
-    self->drop_warned_at = now;
-    PyObject *description = Py_XNewRef(self->description);
-    PyObject *message = PyUnicode_FromFormat(
-        "DBEventLogger <%S>: %llu event(s) could not be kept and are lost (dropped: %llu in "
-        "total; the spool or dead-letter file could not be written): %s",
-        description ? description : Py_None, (unsigned long long)new_losses,
-        (unsigned long long)stats.dropped,
-        stats.last_error.code != 0 ? stats.last_error.message : "no error recorded");
-    send_warning(self, message);
-    Py_XDECREF(description);
 }
 
 /* Caller thread, GIL held, no exception set: the warnings the writer
@@ -760,7 +589,8 @@ static void
 warn_operator(db_logger_object *self)
 {
     warn_marker_table_once(self);
-    warn_new_losses(self);
+    writer_logger_warn_losses((PyObject *)self, self->writer, self->description,
+                              &self->loss_warnings, &self->warn);
 }
 
 /* max_event_bytes: None (the default) -> the 1 GiB cap; an int 64..1 GiB. */
@@ -900,7 +730,7 @@ db_logger_init(PyObject *op, PyObject *args, PyObject *kwargs)
      * the directory itself is only created when first written to */
     if (spool_dir != NULL && spool_dir != Py_None) {
         spool_path = PyOS_FSPath(spool_dir);
-        if (spool_path == NULL || check_explicit_spool_dir(spool_path) < 0) {
+        if (spool_path == NULL || writer_logger_check_spool_dir(spool_path) < 0) {
             goto done;
         }
     }
@@ -964,27 +794,6 @@ done:
     return status;
 }
 
-/* ---- methods ---------------------------------------------------------- */
-
-static int
-timeout_argument(PyObject *value, double default_s, double *out)
-{
-    if (value == NULL || value == Py_None) {
-        *out = default_s;
-        return 0;
-    }
-    double seconds = PyFloat_AsDouble(value);
-    if (seconds == -1.0 && PyErr_Occurred()) {
-        return -1;
-    }
-    if (!(seconds >= 0)) {
-        PyErr_SetString(PyExc_ValueError, "timeout must be None or a number >= 0");
-        return -1;
-    }
-    *out = seconds;
-    return 0;
-}
-
 PyDoc_STRVAR(db_flush_doc,
              "flush($self, /, timeout=None)\n--\n\n"
              "Wait until every event logged before the call is committed (or kept in the\n"
@@ -999,13 +808,13 @@ db_logger_flush(PyObject *op, PyObject *args, PyObject *kwargs)
     PyObject *timeout = Py_None;
     double seconds;
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:flush", keywords, &timeout) ||
-        timeout_argument(timeout, -1, &seconds) < 0) {
+        writer_logger_timeout_argument(timeout, -1, &seconds) < 0) {
         return NULL;
     }
     if (self->writer == NULL) {
         Py_RETURN_TRUE; /* nothing was ever logged */
     }
-    int done = flush_interruptibly(self->writer, seconds);
+    int done = writer_logger_flush(self->writer, seconds);
     if (done < 0) {
         return NULL;
     }
@@ -1043,24 +852,12 @@ db_logger_close(PyObject *op, PyObject *args, PyObject *kwargs)
     PyObject *timeout = Py_None;
     double seconds;
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:close", keywords, &timeout) ||
-        timeout_argument(timeout, self->exit_timeout_s, &seconds) < 0) {
+        writer_logger_timeout_argument(timeout, self->exit_timeout_s, &seconds) < 0) {
         return NULL;
     }
     close_logger(self, seconds);
     warn_operator(self);
     Py_RETURN_NONE;
-}
-
-static int
-set_stat(PyObject *dict, const char *key, uint64_t value)
-{
-    PyObject *number = PyLong_FromUnsignedLongLong(value);
-    if (number == NULL) {
-        return -1;
-    }
-    int status = PyDict_SetItemString(dict, key, number);
-    Py_DECREF(number);
-    return status;
 }
 
 PyDoc_STRVAR(db_stats_doc,
@@ -1085,48 +882,9 @@ db_logger_stats(PyObject *op, PyObject *unused)
     if (self->writer != NULL) {
         writer_get_stats(self->writer, &stats);
     }
-    PyObject *dict = PyDict_New();
+    PyObject *dict = writer_logger_stats_dict(&stats);
     if (dict == NULL) {
         return NULL;
-    }
-    if (set_stat(dict, "enqueued", stats.enqueued) < 0 ||
-        set_stat(dict, "written", stats.written) < 0 ||
-        set_stat(dict, "batches", stats.batches) < 0 ||
-        set_stat(dict, "retries", stats.retries) < 0 ||
-        set_stat(dict, "reconnects", stats.reconnects) < 0 ||
-        set_stat(dict, "spooled", stats.spooled) < 0 ||
-        set_stat(dict, "replayed", stats.replayed) < 0 ||
-        set_stat(dict, "dead_lettered", stats.dead_lettered) < 0 ||
-        set_stat(dict, "dropped", stats.dropped) < 0 ||
-        set_stat(dict, "queue_bytes", stats.queue_bytes) < 0) {
-        goto error;
-    }
-    PyObject *last_error = Py_None;
-    if (stats.last_error.message[0] != '\0') {
-        const char *message = stats.last_error.message;
-        last_error = PyUnicode_DecodeUTF8(message, (Py_ssize_t)strlen(message), "replace");
-        if (last_error == NULL) {
-            goto error;
-        }
-    }
-    else {
-        Py_INCREF(last_error);
-    }
-    int status = PyDict_SetItemString(dict, "last_error", last_error);
-    Py_DECREF(last_error);
-    if (status < 0) {
-        goto error;
-    }
-    PyObject *last_error_at = stats.last_error.code != 0 && stats.last_error_at > 0
-                                  ? PyFloat_FromDouble(stats.last_error_at)
-                                  : Py_NewRef(Py_None);
-    if (last_error_at == NULL) {
-        goto error;
-    }
-    status = PyDict_SetItemString(dict, "last_error_at", last_error_at);
-    Py_DECREF(last_error_at);
-    if (status < 0) {
-        goto error;
     }
     /* None until a connection looked; False: writing at-least-once */
     PyObject *marker_table = stats.delivery == SINK_DELIVERY_UNKNOWN ? Py_None

@@ -403,7 +403,7 @@ def test_close_while_the_server_hangs_spools_the_in_flight_batch(fresh_mariadb, 
         logger.close(timeout=0.5)
         assert time.monotonic() - started < 10  # not the 30 s read timeout
         stats = logger.stats()
-        assert stats["spooled"] == 300 and stats["dropped"] == 0
+        assert stats["spooled"] == 300 and stats["dropped"] == 0, stats
         lines = [json.loads(line) for path in spool_files(spool) for line in open(path)]
         assert sorted(line["event_data"]["seq"] for line in lines) == list(range(1, 301))
         # the in-flight batch kept its id; what was still queued has none
