@@ -44,6 +44,23 @@ def spool_bytes(spool):
     return total
 
 
+def pause_fully(server):
+    """server.pause(), then wait until every thread of the server is stopped:
+    SIGSTOP takes effect asynchronously, and on a loaded machine a batch
+    sent right after kill() could still be committed."""
+    server.pause()
+    task_dir = f"/proc/{server.process.pid}/task"
+
+    def stopped():
+        for task in os.listdir(task_dir):
+            with open(os.path.join(task_dir, task, "stat")) as stat:
+                if stat.read().rsplit(")", 1)[1].split()[0] not in ("T", "t"):
+                    return False
+        return True
+
+    assert wait_for(stopped, timeout=30, interval=0.01)
+
+
 def wait_for(predicate, timeout=60.0, interval=0.1):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -385,7 +402,7 @@ def test_close_while_the_server_hangs_spools_the_in_flight_batch(fresh_mariadb, 
                            read_timeout=30, write_timeout=30, connect_timeout=30)
     logger.log(uid=1, event_type="CLICK", event_data={"seq": 0})
     assert logger.flush(timeout=30)
-    server.pause()
+    pause_fully(server)
     try:
         for seq in range(1, 51):
             logger.log(uid=1, event_type="CLICK", event_data={"seq": seq})
