@@ -5,9 +5,10 @@
  * does), the API allow/deny rule matching, parameter pruning, and the
  * dispatch from log_api_request/log_websocket_event to log() — straight to
  * the builtin logger's C log_fields when log() is not overridden in Python,
- * else a Python call with keyword arguments.  Also the builtin deny lists
- * (the default one and the DB logger's) as C tables and as the Python lists
- * the _api_deny_list property returns copies of.
+ * else a Python call with keyword arguments.  Also the default deny rules
+ * (a C table; each logger type may bring its own, see
+ * base_logger_set_deny_rules) and the Python lists the _api_deny_list
+ * property builds from them.
  */
 #include "qbel.h"
 
@@ -15,11 +16,7 @@
 
 /* ---- API rule tables -------------------------------------------------- */
 
-typedef struct api_rule {
-    bool is_prefix;
-    const char *route;
-    const char *method; /* "*" matches any method */
-} api_rule;
+#define COUNT_OF(array) (sizeof(array) / sizeof((array)[0]))
 
 static const api_rule default_deny_rules[] = {
     {true, "/admin", "*"},
@@ -27,25 +24,9 @@ static const api_rule default_deny_rules[] = {
     {false, "/signup/", "POST"},
 };
 
-/* Upstream's DB logger denies these on top of the default list. */
-static const api_rule db_deny_rules[] = {
-    {true, "/admin", "*"},
-    {false, "/login/", "POST"},
-    {false, "/signup/", "POST"},
-    {true, "/user", "GET"},
-    {false, "/user/setting/<key>/", "POST"},
-    {false, "/table/<schema_name>/<table_name>/sync/", "PUT"},
-    {false, "/announcement/", "GET"},
-    {false, "/query/validate/", "POST"},
-    {false, "/query_engine/<int:engine_id>/status/", "GET"},
-    {false, "/impression/<item_type>/<item_id>/count/", "GET"},
-    {false, "/utils/change_logs/", "GET"},
-    {false, "/query_engine/", "GET"},
-    {false, "/query_metastore/", "GET"},
-    {false, "/dag_exporter/", "GET"},
-};
+const api_rule_table base_logger_default_deny_rules = {default_deny_rules,
+                                                       COUNT_OF(default_deny_rules)};
 
-#define COUNT_OF(array) (sizeof(array) / sizeof((array)[0]))
 
 static bool
 table_matches(const api_rule *rules, size_t count, const char *route, size_t route_length,
@@ -86,26 +67,6 @@ rules_list_from_table(qbel_state *state, const api_rule *rules, size_t count)
         PyList_SET_ITEM(list, (Py_ssize_t)i, rule);
     }
     return list;
-}
-
-/* A fresh list of fresh dicts, so callers may mutate what they get. */
-static PyObject *
-rules_list_copy(PyObject *rules)
-{
-    Py_ssize_t count = PyList_GET_SIZE(rules);
-    PyObject *copy = PyList_New(count);
-    if (copy == NULL) {
-        return NULL;
-    }
-    for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *rule = PyDict_Copy(PyList_GET_ITEM(rules, i));
-        if (rule == NULL) {
-            Py_DECREF(copy);
-            return NULL;
-        }
-        PyList_SET_ITEM(copy, i, rule);
-    }
-    return copy;
 }
 
 /* A new reference to rule[key] as a str; ValueError when missing,
@@ -275,7 +236,7 @@ should_log_by_rules(base_logger_object *self, qbel_state *state, PyObject *route
     if (overridden < 0) {
         return -1;
     }
-    bool is_db = self->c_type != NULL && self->c_type == state->db_logger_type;
+    const api_rule_table *table = self->deny_rules;
     if (overridden) {
         PyObject *deny = PyObject_GetAttr((PyObject *)self, state->str_api_deny_list);
         if (deny == NULL) {
@@ -295,16 +256,16 @@ should_log_by_rules(base_logger_object *self, qbel_state *state, PyObject *route
     if (method_utf8 == NULL) {
         /* lone surrogates: compare as code points against the Python lists */
         PyErr_Clear();
-        int matched = python_rules_match(
-            state, is_db ? state->db_deny_list : state->default_deny_list, route, method, "");
+        PyObject *rules = rules_list_from_table(state, table->rules, table->count);
+        if (rules == NULL) {
+            return -1;
+        }
+        int matched = python_rules_match(state, rules, route, method, "");
+        Py_DECREF(rules);
         return matched < 0 ? -1 : !matched;
     }
-    bool matched = is_db
-                       ? table_matches(db_deny_rules, COUNT_OF(db_deny_rules), route_utf8,
-                                       (size_t)route_length, method_utf8, (size_t)method_length)
-                       : table_matches(default_deny_rules, COUNT_OF(default_deny_rules), route_utf8,
-                                       (size_t)route_length, method_utf8, (size_t)method_length);
-    return !matched;
+    return !table_matches(table->rules, table->count, route_utf8, (size_t)route_length,
+                          method_utf8, (size_t)method_length);
 }
 
 int
@@ -708,9 +669,16 @@ base_logger_alloc(PyTypeObject *type, PyTypeObject *c_type, logger_log_fields_fn
     }
     self->log_fields = log_fields;
     self->c_type = c_type;
+    self->deny_rules = &base_logger_default_deny_rules;
     self->weakreflist = NULL;
     self->dict = NULL;
     return (PyObject *)self;
+}
+
+void
+base_logger_set_deny_rules(base_logger_object *self, const api_rule_table *rules)
+{
+    self->deny_rules = rules;
 }
 
 static PyObject *
@@ -946,9 +914,8 @@ base_logger_get_api_deny_list(PyObject *self, void *closure)
     if (state == NULL) {
         return NULL;
     }
-    PyTypeObject *c_type = ((base_logger_object *)self)->c_type;
-    bool is_db = c_type != NULL && c_type == state->db_logger_type;
-    return rules_list_copy(is_db ? state->db_deny_list : state->default_deny_list);
+    const api_rule_table *table = ((base_logger_object *)self)->deny_rules;
+    return rules_list_from_table(state, table->rules, table->count);
 }
 
 static PyMethodDef base_logger_methods[] = {
@@ -1055,12 +1022,6 @@ base_logger_setup(PyObject *module, qbel_state *state)
     state->abstract_log = PyObject_GetAttr(type, state->str_log);
     state->abstract_logger_name = PyObject_GetAttr(type, state->str_logger_name);
     if (state->abstract_log == NULL || state->abstract_logger_name == NULL) {
-        return -1;
-    }
-    state->default_deny_list =
-        rules_list_from_table(state, default_deny_rules, COUNT_OF(default_deny_rules));
-    state->db_deny_list = rules_list_from_table(state, db_deny_rules, COUNT_OF(db_deny_rules));
-    if (state->default_deny_list == NULL || state->db_deny_list == NULL) {
         return -1;
     }
     /* type.__abstractmethods__'s own setter (which also sets

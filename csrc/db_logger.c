@@ -9,6 +9,10 @@
  * database URL is parsed in Python (querybook_eventlog._url); the password
  * only ever lives in the writer's sink configuration.
  *
+ * It is the MySQL sink's Python type: the sink is mysql_sink.c, and what
+ * any writer-backed logger needs on the Python side (flush, stats, spool
+ * dir, operator warnings) is shared in writer_logger.c.
+ *
  * Nothing happens at construction beyond checking the arguments: with
  * url=None the URL is resolved on the first log() through
  * querybook_eventlog._settings.database_conn() (Querybook's DATABASE_CONN
@@ -17,49 +21,32 @@
  */
 #include "qbel.h"
 
-#include <ctype.h>
-#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include "event_queue.h"
-#include "spool.h"
+#include "defaults.h"
+#include "mysql_sink.h"
 #include "writer.h"
+#include "writer_logger.h"
 
-#define DB_DEFAULT_BATCH_SIZE 2000
-#define DB_DEFAULT_FLUSH_INTERVAL_S 1.0
-#define DB_DEFAULT_MAX_QUEUE_BYTES ((Py_ssize_t)64 << 20)
-/* max_event_bytes=None: no limit of our own below MariaDB's largest
- * max_allowed_packet; the writer splits batches by the server's own limit
- * and dead-letters a row the server cannot take. */
-#define DB_MAX_EVENT_BYTES_CAP ((Py_ssize_t)1 << 30)
-#define DB_DEFAULT_CONNECT_TIMEOUT_S 5
-#define DB_DEFAULT_READ_TIMEOUT_S 30
-#define DB_DEFAULT_WRITE_TIMEOUT_S 30
-#define DB_DEFAULT_EXIT_TIMEOUT_S 5.0
-#define DB_DEFAULT_SYNC_TIMEOUT_S 30.0
-#define DB_DEFAULT_BACKOFF_INITIAL_S 0.1
-#define DB_DEFAULT_BACKOFF_MAX_S 30.0
-#define DB_SPOOL_DIR_NAME "querybook_eventlog"
-/* MySQL identifiers are at most 64 characters and the marker table adds
- * "_qbel_batches". */
-#define DB_MAX_TABLE_NAME 51
+#define DB_MAX_EVENT_BYTES_CAP ((Py_ssize_t)QBEL_DEFAULT_MAX_EVENT_BYTES_CAP)
 
 typedef struct db_logger_object {
     base_logger_object base;
     writer *writer;        /* NULL until there is a database URL */
     PyObject *description; /* str: "mysql://user@host:port/db table='t'", no password */
     /* For the writer made on first use (url=None): every option but the
-     * URL.  `options` holds numbers only (no strings), `table_name` a
-     * checked str, `spool_dir` the argument (NULL: the default, None: no
-     * spool, else a path-like). */
+     * URL.  `options` and `sink_options` hold numbers only (no strings, no
+     * sink factory), `table_name` a checked str, `spool_dir` the argument
+     * (NULL: the default, None: no spool, else a path-like). */
     writer_config options;
+    mysql_sink_config sink_options;
     PyObject *table_name;
     PyObject *spool_dir;
     bool configured;       /* __init__ succeeded */
     PyObject *warn;        /* querybook_eventlog._settings.warn, imported on first need */
     bool marker_warned;    /* the missing-marker-table warning was given */
+    writer_loss_warnings loss_warnings;
     size_t max_event_bytes;
     bool max_event_bytes_explicit;
     double exit_timeout_s;
@@ -69,38 +56,7 @@ typedef struct db_logger_object {
 } db_logger_object;
 
 static writer *ensure_writer(db_logger_object *self, qbel_state *state);
-static void warn_marker_table_once(db_logger_object *self);
-
-/* Caller thread, GIL held: writer_flush in slices of at most 0.1 s with the
- * GIL released, checking for signals between them, so that Ctrl-C works
- * while the server is down (the events stay queued).  timeout_s < 0 waits
- * without limit.  1 done, 0 timed out, -1 with an exception set. */
-static int
-flush_interruptibly(writer *w, double timeout_s)
-{
-    writer_flush_mark mark = writer_flush_mark_now(w);
-    double deadline = timeout_s < 0 ? -1 : event_queue_monotonic_now() + timeout_s;
-    for (;;) {
-        double slice = 0.1;
-        if (deadline >= 0) {
-            double left = deadline - event_queue_monotonic_now();
-            slice = left < 0 ? 0 : (left < slice ? left : slice);
-        }
-        int outcome;
-        Py_BEGIN_ALLOW_THREADS
-        outcome = writer_flush_to(w, mark, slice);
-        Py_END_ALLOW_THREADS
-        if (outcome != WRITER_FLUSH_TIMED_OUT) {
-            return outcome == WRITER_FLUSH_DONE;
-        }
-        if (PyErr_CheckSignals() < 0) {
-            return -1;
-        }
-        if (deadline >= 0 && event_queue_monotonic_now() >= deadline) {
-            return 0;
-        }
-    }
-}
+static void warn_operator(db_logger_object *self);
 
 /* Caller thread, GIL held.  Encoding may run user code (isoformat of a date
  * subclass, a dict subclass's items()), which may call close() or try
@@ -165,27 +121,48 @@ db_log_fields(base_logger_object *base, qbel_state *state, const event_fields *f
     }
     if (self->sync) {
         double timeout_s = self->sync_timeout_s;
-        int done = flush_interruptibly(w, timeout_s);
+        int done = writer_logger_flush(w, timeout_s);
         if (done < 0) {
             return -1;
         }
         if (!done) {
             writer_stats stats;
             writer_get_stats(w, &stats);
-            stats.last_error[sizeof(stats.last_error) - 1] = '\0';
             char seconds[32];
             snprintf(seconds, sizeof(seconds), "%g", timeout_s);
             PyErr_Format(PyExc_TimeoutError,
                          "event queued but not yet committed: not written within "
                          "sync_timeout=%s s; it stays queued and the writer will still write "
                          "it (last error: %s)",
-                         seconds, stats.last_error[0] ? stats.last_error : "none");
+                         seconds, stats.last_error.code != 0 ? stats.last_error.message : "none");
             return -1;
         }
     }
-    warn_marker_table_once(self);
+    warn_operator(self);
     return 0;
 }
+
+/* Upstream's DB logger denies these on top of the default list (they
+ * would flood the table). */
+static const api_rule db_deny_rules[] = {
+    {true, "/admin", "*"},
+    {false, "/login/", "POST"},
+    {false, "/signup/", "POST"},
+    {true, "/user", "GET"},
+    {false, "/user/setting/<key>/", "POST"},
+    {false, "/table/<schema_name>/<table_name>/sync/", "PUT"},
+    {false, "/announcement/", "GET"},
+    {false, "/query/validate/", "POST"},
+    {false, "/query_engine/<int:engine_id>/status/", "GET"},
+    {false, "/impression/<item_type>/<item_id>/count/", "GET"},
+    {false, "/utils/change_logs/", "GET"},
+    {false, "/query_engine/", "GET"},
+    {false, "/query_metastore/", "GET"},
+    {false, "/dag_exporter/", "GET"},
+};
+
+static const api_rule_table db_deny_table = {db_deny_rules,
+                                             sizeof(db_deny_rules) / sizeof(db_deny_rules[0])};
 
 static PyObject *
 db_logger_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
@@ -196,7 +173,11 @@ db_logger_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     if (state == NULL) {
         return NULL;
     }
-    return base_logger_alloc(type, state->db_logger_type, db_log_fields);
+    PyObject *self = base_logger_alloc(type, state->db_logger_type, db_log_fields);
+    if (self != NULL) {
+        base_logger_set_deny_rules((base_logger_object *)self, &db_deny_table);
+    }
+    return self;
 }
 
 /* ---- configuration ---------------------------------------------------- */
@@ -312,17 +293,11 @@ check_table_name(PyObject *table, const char **out)
     if (text == NULL) {
         return -1;
     }
-    bool valid = length > 0 && length <= DB_MAX_TABLE_NAME &&
-                 (isalpha((unsigned char)text[0]) || text[0] == '_');
-    for (Py_ssize_t i = 0; valid && i < length; i++) {
-        unsigned char c = (unsigned char)text[i];
-        valid = c < 0x80 && (isalnum(c) || c == '_');
-    }
-    if (!valid) {
+    if ((size_t)length != strlen(text) || !mysql_sink_table_name_is_valid(text)) {
         PyErr_Format(PyExc_ValueError,
                      "table must be an identifier of letters, digits and _ (at most %d "
                      "characters, not starting with a digit), not %R",
-                     DB_MAX_TABLE_NAME, table);
+                     MYSQL_SINK_TABLE_NAME_MAX, table);
         return -1;
     }
     *out = text;
@@ -379,70 +354,11 @@ parse_url(qbel_state *state, PyObject *url)
     return PyObject_CallOneArg(state->parse_database_url, url);
 }
 
-/* The default spool directory: env QBEL_SPOOL_DIR, else a per-user one:
- * $XDG_RUNTIME_DIR/querybook_eventlog-<euid> when XDG_RUNTIME_DIR is set,
- * else <$TMPDIR, $TEMP, $TMP or /tmp>/querybook_eventlog-<euid>.  Created
- * 0700 on first use and verified (ours, a directory, not a symlink, not
- * writable by group or others) every time it is used: a name another user
- * pre-created is refused, never trusted.  Environment only:
- * tempfile.gettempdir() would create and delete probe files. */
-static PyObject *
-default_spool_dir(void)
-{
-    const char *from_environment = getenv("QBEL_SPOOL_DIR");
-    if (from_environment != NULL && *from_environment) {
-        return PyUnicode_DecodeFSDefault(from_environment);
-    }
-    static const char *const temporary_variables[] = {"XDG_RUNTIME_DIR", "TMPDIR", "TEMP", "TMP"};
-    const char *temporary = "/tmp";
-    for (size_t i = 0; i < sizeof(temporary_variables) / sizeof(*temporary_variables); i++) {
-        const char *value = getenv(temporary_variables[i]);
-        if (value != NULL && *value) {
-            temporary = value;
-            break;
-        }
-    }
-    size_t length = strlen(temporary);
-    while (length > 1 && temporary[length - 1] == '/') {
-        length--;
-    }
-    PyObject *base = PyUnicode_DecodeFSDefaultAndSize(temporary, (Py_ssize_t)length);
-    if (base == NULL) {
-        return NULL;
-    }
-    PyObject *path = PyUnicode_FromFormat("%U/%s-%lu", base, DB_SPOOL_DIR_NAME,
-                                          (unsigned long)geteuid());
-    Py_DECREF(base);
-    return path;
-}
-
-/* An explicit spool_dir that exists must be trusted now: ValueError naming
- * it and the reason otherwise.  A missing one is created (and verified)
- * on first use.  0, or -1 with an exception set. */
-static int
-check_explicit_spool_dir(PyObject *spool_path)
-{
-    PyObject *bytes = NULL;
-    if (!PyUnicode_FSConverter(spool_path, &bytes)) {
-        return -1;
-    }
-    const char *dir = PyBytes_AS_STRING(bytes);
-    struct stat info;
-    int status = 0;
-    if (lstat(dir, &info) == 0) {
-        char reason[600];
-        if (spool_check_directory(dir, reason, sizeof(reason)) < 0) {
-            PyErr_Format(PyExc_ValueError, "spool_dir: %s", reason);
-            status = -1;
-        }
-    }
-    Py_DECREF(bytes);
-    return status;
-}
-
-/* The tests' knobs (see mysql_sink_config): env QBEL_TEST_TEXT_INSERT=1
- * forces the multi-row text INSERT; QBEL_TEST_DROP_AFTER_COMMIT=N cuts the
- * connection after every Nth COMMIT is sent. */
+#ifdef QBEL_TEST_HOOKS
+/* The tests' knobs, in test builds only (see mysql_sink_config): env
+ * QBEL_TEST_TEXT_INSERT=1 forces the multi-row text INSERT;
+ * QBEL_TEST_DROP_AFTER_COMMIT=N cuts the connection after every Nth COMMIT
+ * is sent.  A release build ignores both. */
 static bool
 test_text_insert(void)
 {
@@ -461,6 +377,7 @@ test_fault_every(void)
     unsigned long every = strtoul(text, &end, 10);
     return *end == '\0' && every <= 1000000 ? (unsigned int)every : 0;
 }
+#endif
 
 static void
 refuse_reinit(void)
@@ -489,8 +406,8 @@ release_writer(db_logger_object *self, double timeout_s)
  * Runs Python code (path conversion), so callers pass their own references
  * and look at the logger again afterwards.  NULL with an exception set. */
 static writer *
-make_writer(PyObject *parts, const writer_config *options, PyObject *table_name,
-            PyObject *spool_dir, PyObject **description_out)
+make_writer(PyObject *parts, const writer_config *options, const mysql_sink_config *sink_options,
+            PyObject *table_name, PyObject *spool_dir, PyObject **description_out)
 {
     PyObject *spool_path = NULL, *spool_bytes = NULL, *description = NULL;
     writer *made = NULL;
@@ -500,7 +417,7 @@ make_writer(PyObject *parts, const writer_config *options, PyObject *table_name,
         return NULL;
     }
     if (spool_dir == NULL) {
-        spool_path = default_spool_dir();
+        spool_path = writer_logger_default_spool_dir();
         if (spool_path == NULL) {
             goto done;
         }
@@ -518,19 +435,27 @@ make_writer(PyObject *parts, const writer_config *options, PyObject *table_name,
     if (description == NULL) {
         goto done;
     }
-    writer_config config = *options;
-    if (sink_config_from_parts(parts, &config.sink) < 0) {
+    mysql_sink_config sink;
+    if (sink_config_from_parts(parts, &sink) < 0) {
         goto done;
     }
-    config.sink.table = (char *)table_text;
-    config.sink.connect_timeout_s = options->sink.connect_timeout_s;
-    config.sink.read_timeout_s = options->sink.read_timeout_s;
-    config.sink.write_timeout_s = options->sink.write_timeout_s;
-    config.sink.create_table = options->sink.create_table;
-    config.sink.test_drop_after_commit_every = test_fault_every();
-    config.sink.test_text_insert = test_text_insert();
+    sink.table = (char *)table_text;
+    sink.connect_timeout_s = sink_options->connect_timeout_s;
+    sink.read_timeout_s = sink_options->read_timeout_s;
+    sink.write_timeout_s = sink_options->write_timeout_s;
+    sink.create_table = sink_options->create_table;
+#ifdef QBEL_TEST_HOOKS
+    sink.test_drop_after_commit_every = test_fault_every();
+    sink.test_text_insert = test_text_insert();
+#endif
+    writer_config config = *options;
+    if (mysql_sink_factory(&config.sink, &sink) < 0) {
+        PyErr_NoMemory();
+        goto done;
+    }
     config.spool_dir = spool_bytes ? PyBytes_AS_STRING(spool_bytes) : NULL;
     made = writer_new(&config);
+    sink_factory_free(&config.sink);
     if (made == NULL) {
         PyErr_NoMemory();
         goto done;
@@ -555,26 +480,12 @@ discard_writer(writer *w)
     }
 }
 
-/* An attribute of querybook_eventlog._settings (imported on first use:
- * importing this package must not import it early). */
-static PyObject *
-settings_attribute(const char *name)
-{
-    PyObject *module = PyImport_ImportModule("querybook_eventlog._settings");
-    if (module == NULL) {
-        return NULL;
-    }
-    PyObject *attribute = PyObject_GetAttrString(module, name);
-    Py_DECREF(module);
-    return attribute;
-}
-
 /* querybook_eventlog._settings.database_conn(): a str, or NULL with
  * RuntimeError when it gives None. */
 static PyObject *
 resolve_database_conn(void)
 {
-    PyObject *database_conn = settings_attribute("database_conn");
+    PyObject *database_conn = writer_logger_settings_attribute("database_conn");
     if (database_conn == NULL) {
         return NULL;
     }
@@ -636,6 +547,7 @@ ensure_writer(db_logger_object *self, qbel_state *state)
     }
     /* our own references and copy: Python code below may re-run __init__ */
     writer_config options = self->options;
+    mysql_sink_config sink_options = self->sink_options;
     PyObject *table_name = Py_NewRef(self->table_name);
     PyObject *spool_dir = Py_XNewRef(self->spool_dir);
     PyObject *url = NULL, *parts = NULL, *description = NULL;
@@ -648,7 +560,7 @@ ensure_writer(db_logger_object *self, qbel_state *state)
     if (parts == NULL) {
         goto done;
     }
-    made = make_writer(parts, &options, table_name, spool_dir, &description);
+    made = make_writer(parts, &options, &sink_options, table_name, spool_dir, &description);
     if (made == NULL) {
         goto done;
     }
@@ -670,60 +582,48 @@ done:
 
 /* Caller thread, GIL held, no exception set.  Once per logger, as soon as
  * the writer has seen that the marker table is missing: tell the operator
- * through querybook_eventlog._settings.warn (Python logging) which table
- * and the one statement that creates it.  The writer thread only sets a
- * flag; this is the cheap check on the caller side.  A failing warning is
- * reported as unraisable: it must not turn a logged event into an error. */
+ * which table and the one statement that creates it.  The writer thread
+ * only sets a flag; this is the cheap check on the caller side. */
 static void
 warn_marker_table_once(db_logger_object *self)
 {
     writer *w = self->writer;
     if (self->marker_warned || w == NULL || self->table_name == NULL ||
-        !writer_marker_table_missing_seen(w)) {
+        !writer_at_least_once_seen(w)) {
         return;
     }
     self->marker_warned = true; /* first: the warning may log events again */
     PyObject *table_name = Py_NewRef(self->table_name);
     PyObject *description = Py_XNewRef(self->description);
-    PyObject *message = NULL, *result = NULL;
+    PyObject *message = NULL;
     const char *table_text = PyUnicode_AsUTF8(table_name);
     char ddl[512];
-    if (table_text == NULL) {
-        goto done;
-    }
-    if (mysql_sink_marker_table_ddl(table_text, ddl, sizeof(ddl)) < 0) {
+    if (table_text != NULL && mysql_sink_marker_table_ddl(table_text, ddl, sizeof(ddl)) < 0) {
         PyErr_SetString(PyExc_ValueError, "invalid table name");
-        goto done;
     }
-    message = PyUnicode_FromFormat(
-        "DBEventLogger <%S>: the batch marker table `%s_qbel_batches` does not exist (or this "
-        "database user cannot use it). Every event is still written, but at-least-once: a "
-        "batch whose COMMIT reply is lost is written again and its rows may appear twice. The "
-        "writer never runs DDL; create the table once (it is part of the schema, like %R) and "
-        "exactly-once resumes at the next reconnect or within the hour: %s;",
-        description ? description : Py_None, table_text, table_name, ddl);
-    if (message == NULL) {
-        goto done;
+    else if (table_text != NULL) {
+        message = PyUnicode_FromFormat(
+            "DBEventLogger <%S>: the batch marker table `%s_qbel_batches` does not exist (or "
+            "this database user cannot use it). Every event is still written, but "
+            "at-least-once: a batch whose COMMIT reply is lost is written again and its rows "
+            "may appear twice. The writer never runs DDL; create the table once (it is part of "
+            "the schema, like %R) and exactly-once resumes at the next reconnect or within the "
+            "hour: %s;",
+            description ? description : Py_None, table_text, table_name, ddl);
     }
-    if (self->warn == NULL) {
-        PyObject *warn = settings_attribute("warn");
-        if (warn == NULL) {
-            goto done;
-        }
-        Py_XSETREF(self->warn, warn);
-    }
-    PyObject *warn = Py_NewRef(self->warn);
-    result = PyObject_CallOneArg(warn, message);
-    Py_DECREF(warn);
-
-done:
-    if (result == NULL && PyErr_Occurred()) {
-        PyErr_WriteUnraisable((PyObject *)self);
-    }
-    Py_XDECREF(result);
-    Py_XDECREF(message);
+    writer_logger_warn((PyObject *)self, &self->warn, message);
     Py_XDECREF(description);
     Py_DECREF(table_name);
+}
+
+/* Caller thread, GIL held, no exception set: the warnings the writer
+ * thread cannot give itself. */
+static void
+warn_operator(db_logger_object *self)
+{
+    warn_marker_table_once(self);
+    writer_logger_warn_losses((PyObject *)self, self->writer, self->description,
+                              &self->loss_warnings, &self->warn);
 }
 
 /* max_event_bytes: None (the default) -> the 1 GiB cap; an int 64..1 GiB. */
@@ -769,18 +669,18 @@ db_logger_init(PyObject *op, PyObject *args, PyObject *kwargs)
                                "exit_timeout",  "backoff_initial", "backoff_max",
                                "sync_timeout",  NULL};
     PyObject *url = Py_None, *table = NULL, *spool_dir = NULL, *max_event_bytes = NULL;
-    Py_ssize_t batch_size = DB_DEFAULT_BATCH_SIZE;
-    double flush_interval = DB_DEFAULT_FLUSH_INTERVAL_S;
-    Py_ssize_t max_queue_bytes = DB_DEFAULT_MAX_QUEUE_BYTES;
+    Py_ssize_t batch_size = QBEL_DEFAULT_BATCH_SIZE;
+    double flush_interval = QBEL_DEFAULT_FLUSH_INTERVAL_S;
+    Py_ssize_t max_queue_bytes = (Py_ssize_t)QBEL_DEFAULT_MAX_QUEUE_BYTES;
     int sync = 0, create_table = 0;
-    int connect_timeout = DB_DEFAULT_CONNECT_TIMEOUT_S;
-    int read_timeout = DB_DEFAULT_READ_TIMEOUT_S;
-    int write_timeout = DB_DEFAULT_WRITE_TIMEOUT_S;
-    double exit_timeout = DB_DEFAULT_EXIT_TIMEOUT_S;
-    double backoff_initial = DB_DEFAULT_BACKOFF_INITIAL_S;
-    double backoff_max = DB_DEFAULT_BACKOFF_MAX_S;
+    int connect_timeout = QBEL_DEFAULT_CONNECT_TIMEOUT_S;
+    int read_timeout = QBEL_DEFAULT_READ_TIMEOUT_S;
+    int write_timeout = QBEL_DEFAULT_WRITE_TIMEOUT_S;
+    double exit_timeout = QBEL_DEFAULT_EXIT_TIMEOUT_S;
+    double backoff_initial = QBEL_DEFAULT_BACKOFF_INITIAL_S;
+    double backoff_max = QBEL_DEFAULT_BACKOFF_MAX_S;
     PyObject *sync_timeout = NULL;
-    double sync_timeout_s = DB_DEFAULT_SYNC_TIMEOUT_S;
+    double sync_timeout_s = QBEL_DEFAULT_SYNC_TIMEOUT_S;
     size_t max_event_bytes_value;
     bool max_event_bytes_explicit;
     if (self->writer != NULL) {
@@ -839,10 +739,12 @@ db_logger_init(PyObject *op, PyObject *args, PyObject *kwargs)
 
     writer_config options;
     memset(&options, 0, sizeof(options));
-    options.sink.connect_timeout_s = (unsigned int)connect_timeout;
-    options.sink.read_timeout_s = (unsigned int)read_timeout;
-    options.sink.write_timeout_s = (unsigned int)write_timeout;
-    options.sink.create_table = create_table != 0;
+    mysql_sink_config sink_options;
+    memset(&sink_options, 0, sizeof(sink_options));
+    sink_options.connect_timeout_s = (unsigned int)connect_timeout;
+    sink_options.read_timeout_s = (unsigned int)read_timeout;
+    sink_options.write_timeout_s = (unsigned int)write_timeout;
+    sink_options.create_table = create_table != 0;
     options.batch_size = (size_t)batch_size;
     options.flush_interval_s = flush_interval;
     options.max_queue_bytes = (size_t)max_queue_bytes;
@@ -861,7 +763,7 @@ db_logger_init(PyObject *op, PyObject *args, PyObject *kwargs)
      * the directory itself is only created when first written to */
     if (spool_dir != NULL && spool_dir != Py_None) {
         spool_path = PyOS_FSPath(spool_dir);
-        if (spool_path == NULL || check_explicit_spool_dir(spool_path) < 0) {
+        if (spool_path == NULL || writer_logger_check_spool_dir(spool_path) < 0) {
             goto done;
         }
     }
@@ -875,7 +777,8 @@ db_logger_init(PyObject *op, PyObject *args, PyObject *kwargs)
         if (parts == NULL) {
             goto done;
         }
-        new_writer = make_writer(parts, &options, table_name, spool_path, &description);
+        new_writer = make_writer(parts, &options, &sink_options, table_name, spool_path,
+                                 &description);
         if (new_writer == NULL) {
             goto done;
         }
@@ -903,6 +806,7 @@ db_logger_init(PyObject *op, PyObject *args, PyObject *kwargs)
     new_writer = NULL;
     Py_XSETREF(self->description, Py_NewRef(description));
     self->options = options;
+    self->sink_options = sink_options;
     Py_XSETREF(self->table_name, Py_NewRef(table_name));
     Py_XSETREF(self->spool_dir, Py_XNewRef(spool_path));
     self->max_event_bytes = max_event_bytes_value;
@@ -923,27 +827,6 @@ done:
     return status;
 }
 
-/* ---- methods ---------------------------------------------------------- */
-
-static int
-timeout_argument(PyObject *value, double default_s, double *out)
-{
-    if (value == NULL || value == Py_None) {
-        *out = default_s;
-        return 0;
-    }
-    double seconds = PyFloat_AsDouble(value);
-    if (seconds == -1.0 && PyErr_Occurred()) {
-        return -1;
-    }
-    if (!(seconds >= 0)) {
-        PyErr_SetString(PyExc_ValueError, "timeout must be None or a number >= 0");
-        return -1;
-    }
-    *out = seconds;
-    return 0;
-}
-
 PyDoc_STRVAR(db_flush_doc,
              "flush($self, /, timeout=None)\n--\n\n"
              "Wait until every event logged before the call is committed (or kept in the\n"
@@ -958,17 +841,17 @@ db_logger_flush(PyObject *op, PyObject *args, PyObject *kwargs)
     PyObject *timeout = Py_None;
     double seconds;
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:flush", keywords, &timeout) ||
-        timeout_argument(timeout, -1, &seconds) < 0) {
+        writer_logger_timeout_argument(timeout, -1, &seconds) < 0) {
         return NULL;
     }
     if (self->writer == NULL) {
         Py_RETURN_TRUE; /* nothing was ever logged */
     }
-    int done = flush_interruptibly(self->writer, seconds);
+    int done = writer_logger_flush(self->writer, seconds);
     if (done < 0) {
         return NULL;
     }
-    warn_marker_table_once(self);
+    warn_operator(self);
     return PyBool_FromLong(done);
 }
 
@@ -1002,31 +885,21 @@ db_logger_close(PyObject *op, PyObject *args, PyObject *kwargs)
     PyObject *timeout = Py_None;
     double seconds;
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:close", keywords, &timeout) ||
-        timeout_argument(timeout, self->exit_timeout_s, &seconds) < 0) {
+        writer_logger_timeout_argument(timeout, self->exit_timeout_s, &seconds) < 0) {
         return NULL;
     }
     close_logger(self, seconds);
-    warn_marker_table_once(self);
+    warn_operator(self);
     Py_RETURN_NONE;
-}
-
-static int
-set_stat(PyObject *dict, const char *key, uint64_t value)
-{
-    PyObject *number = PyLong_FromUnsignedLongLong(value);
-    if (number == NULL) {
-        return -1;
-    }
-    int status = PyDict_SetItemString(dict, key, number);
-    Py_DECREF(number);
-    return status;
 }
 
 PyDoc_STRVAR(db_stats_doc,
              "stats($self, /)\n--\n\n"
              "Counters as a dict: enqueued, written, batches, retries, reconnects, spooled,\n"
              "replayed, dead_lettered, dropped, queue_bytes, last_error (a str, or\n"
-             "None; it never contains the password), and marker_table (True: exactly-once\n"
+             "None; it never contains the password; cleared once a batch commits after\n"
+             "it), last_error_at (when last_error was set, Unix time, or None), and\n"
+             "marker_table (True: exactly-once\n"
              "with the marker table; False: it is missing, at-least-once; None: not\n"
              "connected yet).");
 
@@ -1037,48 +910,19 @@ db_logger_stats(PyObject *op, PyObject *unused)
     db_logger_object *self = (db_logger_object *)op;
     writer_stats stats;
     memset(&stats, 0, sizeof(stats));
-    stats.marker_table = MYSQL_SINK_MARKER_UNKNOWN;
-    warn_marker_table_once(self);
+    stats.delivery = SINK_DELIVERY_UNKNOWN;
+    warn_operator(self);
     if (self->writer != NULL) {
         writer_get_stats(self->writer, &stats);
     }
-    PyObject *dict = PyDict_New();
+    PyObject *dict = writer_logger_stats_dict(&stats);
     if (dict == NULL) {
         return NULL;
     }
-    if (set_stat(dict, "enqueued", stats.enqueued) < 0 ||
-        set_stat(dict, "written", stats.written) < 0 ||
-        set_stat(dict, "batches", stats.batches) < 0 ||
-        set_stat(dict, "retries", stats.retries) < 0 ||
-        set_stat(dict, "reconnects", stats.reconnects) < 0 ||
-        set_stat(dict, "spooled", stats.spooled) < 0 ||
-        set_stat(dict, "replayed", stats.replayed) < 0 ||
-        set_stat(dict, "dead_lettered", stats.dead_lettered) < 0 ||
-        set_stat(dict, "dropped", stats.dropped) < 0 ||
-        set_stat(dict, "queue_bytes", stats.queue_bytes) < 0) {
-        goto error;
-    }
-    PyObject *last_error = Py_None;
-    if (stats.last_error[0] != '\0') {
-        stats.last_error[sizeof(stats.last_error) - 1] = '\0';
-        last_error = PyUnicode_DecodeUTF8(stats.last_error, (Py_ssize_t)strlen(stats.last_error),
-                                          "replace");
-        if (last_error == NULL) {
-            goto error;
-        }
-    }
-    else {
-        Py_INCREF(last_error);
-    }
-    int status = PyDict_SetItemString(dict, "last_error", last_error);
-    Py_DECREF(last_error);
-    if (status < 0) {
-        goto error;
-    }
     /* None until a connection looked; False: writing at-least-once */
-    PyObject *marker_table = stats.marker_table == MYSQL_SINK_MARKER_UNKNOWN ? Py_None
-                             : stats.marker_table == MYSQL_SINK_MARKER_PRESENT ? Py_True
-                                                                               : Py_False;
+    PyObject *marker_table = stats.delivery == SINK_DELIVERY_UNKNOWN ? Py_None
+                             : stats.delivery == SINK_EXACTLY_ONCE   ? Py_True
+                                                                     : Py_False;
     if (PyDict_SetItemString(dict, "marker_table", marker_table) < 0) {
         goto error;
     }
@@ -1338,13 +1182,37 @@ db_logger_atexit(PyObject *module, PyObject *unused)
     Py_RETURN_NONE;
 }
 
-/* _replay_spool(url_parts, spool_dir, table) -> int: the replay CLI. */
+PyObject *
+db_logger_defaults(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    return Py_BuildValue(
+        "{s:s,s:n,s:d,s:n,s:i,s:i,s:i,s:d,s:d,s:d,s:d,s:i,s:s}", "table", QBEL_DEFAULT_TABLE,
+        "batch_size", (Py_ssize_t)QBEL_DEFAULT_BATCH_SIZE, "flush_interval",
+        QBEL_DEFAULT_FLUSH_INTERVAL_S, "max_queue_bytes", (Py_ssize_t)QBEL_DEFAULT_MAX_QUEUE_BYTES,
+        "connect_timeout", QBEL_DEFAULT_CONNECT_TIMEOUT_S, "read_timeout",
+        QBEL_DEFAULT_READ_TIMEOUT_S, "write_timeout", QBEL_DEFAULT_WRITE_TIMEOUT_S,
+        "exit_timeout", QBEL_DEFAULT_EXIT_TIMEOUT_S, "sync_timeout", QBEL_DEFAULT_SYNC_TIMEOUT_S,
+        "backoff_initial", QBEL_DEFAULT_BACKOFF_INITIAL_S, "backoff_max",
+        QBEL_DEFAULT_BACKOFF_MAX_S, "max_table_name", MYSQL_SINK_TABLE_NAME_MAX,
+        "spool_dir_name", QBEL_DEFAULT_SPOOL_DIR_NAME);
+}
+
+/* _replay_spool(url_parts, spool_dir, table, adopt_all=False) -> int: the
+ * replay CLI.  Lines for other targets are left for their loggers unless
+ * adopt_all. */
 PyObject *
 db_logger_replay_spool(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "_replay_spool(url_parts, spool_dir, table)");
+    if (nargs != 3 && nargs != 4) {
+        PyErr_SetString(PyExc_TypeError,
+                        "_replay_spool(url_parts, spool_dir, table, adopt_all=False)");
+        return NULL;
+    }
+    int adopt_all = nargs == 4 ? PyObject_IsTrue(args[3]) : 0;
+    if (adopt_all < 0) {
         return NULL;
     }
     const char *table_text;
@@ -1358,25 +1226,28 @@ db_logger_replay_spool(PyObject *module, PyObject *const *args, Py_ssize_t nargs
     if (!PyUnicode_FSConverter(args[1], &spool_bytes)) {
         return NULL;
     }
-    writer_config config;
-    memset(&config, 0, sizeof(config));
-    if (sink_config_from_parts(args[0], &config.sink) < 0) {
+    mysql_sink_config sink;
+    if (sink_config_from_parts(args[0], &sink) < 0) {
         Py_DECREF(spool_bytes);
         return NULL;
     }
-    config.sink.table = (char *)table_text;
-    config.sink.connect_timeout_s = DB_DEFAULT_CONNECT_TIMEOUT_S;
-    config.sink.read_timeout_s = DB_DEFAULT_READ_TIMEOUT_S;
-    config.sink.write_timeout_s = DB_DEFAULT_WRITE_TIMEOUT_S;
+    sink.table = (char *)table_text;
+    writer_config config;
+    memset(&config, 0, sizeof(config));
+    if (mysql_sink_factory(&config.sink, &sink) < 0) {
+        Py_DECREF(spool_bytes);
+        return PyErr_NoMemory();
+    }
     config.spool_dir = PyBytes_AS_STRING(spool_bytes);
-    char error[MYSQL_SINK_ERROR_MAX + 64] = "";
+    qbel_error error = {0, ""};
     int64_t replayed;
     Py_BEGIN_ALLOW_THREADS
-    replayed = writer_replay_directory(&config, error, sizeof(error));
+    replayed = writer_replay_directory(&config, adopt_all != 0, &error);
     Py_END_ALLOW_THREADS
+    sink_factory_free(&config.sink);
     Py_DECREF(spool_bytes);
     if (replayed < 0) {
-        PyErr_Format(PyExc_RuntimeError, "replay failed: %s", error);
+        PyErr_Format(PyExc_RuntimeError, "replay failed: %s", error.message);
         return NULL;
     }
     return PyLong_FromLongLong(replayed);

@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 
+#include "mysql_sink.h"
 #include "writer.h"
 
 static pthread_once_t process_init_once = PTHREAD_ONCE_INIT;
@@ -206,7 +207,7 @@ module_exec(PyObject *module)
     APPLY(str_isatty) APPLY(str_info) APPLY(str_value) APPLY(str_empty) APPLY(log_kwnames) \
     APPLY(str_color_start) APPLY(str_color_end) APPLY(str_event_type_label)                \
     APPLY(str_event_data_label)                                                            \
-    APPLY(default_deny_list) APPLY(db_deny_list) APPLY(parse_database_url)                 \
+    APPLY(parse_database_url)                 \
     APPLY(settings_console_logger) APPLY(live_db_loggers)
 
 static int
@@ -282,9 +283,12 @@ static PyMethodDef module_methods[] = {
     {"_set_application_event_type", event_types_set_application, METH_O,
      set_application_event_type_doc},
     {"_replay_spool", (PyCFunction)(void (*)(void))db_logger_replay_spool, METH_FASTCALL,
-     "_replay_spool(url_parts, spool_dir, table) -> int: replay spool files exactly once."},
+     "_replay_spool(url_parts, spool_dir, table, adopt_all=False) -> int: replay spool files\n"
+     "exactly once (lines for another target only with adopt_all)."},
     {"_atexit_flush_all", (PyCFunction)db_logger_atexit, METH_NOARGS,
      "Flush and close every live DBEventLogger (registered with atexit)."},
+    {"_db_defaults", (PyCFunction)db_logger_defaults, METH_NOARGS,
+     "_db_defaults() -> dict: DBEventLogger's default options, from their one source."},
     {NULL, NULL, 0, NULL},
 };
 

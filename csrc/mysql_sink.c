@@ -16,6 +16,7 @@
  * escaped values.  Either way each execution stays under max_allowed_packet.
  */
 #include "mysql_sink.h"
+#include "defaults.h"
 #include "qbel_alloc.h"
 
 #include <errno.h>
@@ -45,12 +46,30 @@
 #define ER_CHECK_CONSTRAINT_VIOLATED 3819
 #endif
 
-#define DEFAULT_CONNECT_TIMEOUT_S 10
-#define DEFAULT_READ_TIMEOUT_S 30
-#define DEFAULT_WRITE_TIMEOUT_S 30
+#define DEFAULT_CONNECT_TIMEOUT_S QBEL_DEFAULT_CONNECT_TIMEOUT_S
+#define DEFAULT_READ_TIMEOUT_S QBEL_DEFAULT_READ_TIMEOUT_S
+#define DEFAULT_WRITE_TIMEOUT_S QBEL_DEFAULT_WRITE_TIMEOUT_S
+/* Marker rows only matter for replays and ambiguous commits, which happen
+ * within days: housekeeping deletes older ones. */
+#define MARKER_KEEP_DAYS 7
 /* MySQL's identifier limit is 64, and the marker table appends 13 chars. */
 #define MARKER_SUFFIX "_qbel_batches"
-#define TABLE_NAME_MAX (64 - (sizeof(MARKER_SUFFIX) - 1))
+#define TABLE_NAME_MAX MYSQL_SINK_TABLE_NAME_MAX
+_Static_assert(MYSQL_SINK_TABLE_NAME_MAX + sizeof(MARKER_SUFFIX) - 1 == 64,
+               "the marker table's name must fit MySQL's 64 characters");
+
+/* The sink interface's status under this file's older names (the
+ * connection options code uses them). */
+typedef sink_status mysql_sink_status;
+#define MYSQL_SINK_OK SINK_OK
+#define MYSQL_SINK_CONNECTION_ERROR SINK_CONNECTION_ERROR
+#define MYSQL_SINK_SERVER_ERROR SINK_SERVER_ERROR
+typedef sink_delivery mysql_sink_marker_state;
+#define MYSQL_SINK_MARKER_UNKNOWN SINK_DELIVERY_UNKNOWN
+#define MYSQL_SINK_MARKER_MISSING SINK_AT_LEAST_ONCE
+#define MYSQL_SINK_MARKER_PRESENT SINK_EXACTLY_ONCE
+typedef sink_rejection mysql_sink_rejection;
+typedef struct mysql_sink mysql_sink;
 /* Room for the statement header, the marker and per-packet overhead. */
 #define PACKET_HEADROOM 4096
 /* Per-row protocol overhead beyond the JSON in either path (quoted date,
@@ -62,13 +81,16 @@
 #define INSERT_COLUMNS "(created_at, uid, event_type, event_data)"
 
 struct mysql_sink {
+    sink base; /* first: a mysql_sink is a sink */
     mysql_sink_config config;
     MYSQL *mysql;              /* NULL while disconnected */
     MYSQL_STMT *insert_stmt;   /* bulk path only; prepared per connection */
-    bool bulk_enabled;         /* mysql_sink_set_bulk_binding_enabled */
+    bool bulk_enabled;         /* false: text INSERT even on MariaDB (test_text_insert) */
     bool server_supports_bulk; /* of the current connection */
     unsigned long max_allowed_packet;
+#ifdef QBEL_TEST_HOOKS
     unsigned int commits_until_fault; /* test fault injection counter */
+#endif
     /* Marker table of the current connection (mysql_sink_marker_state):
      * looked up on every connect, since the operator may create it later. */
     mysql_sink_marker_state marker_state;
@@ -100,8 +122,9 @@ struct mysql_sink {
     char *text;          /* multi-row INSERT being built (text path) */
     size_t text_length, text_capacity;
 
-    char last_error[MYSQL_SINK_ERROR_MAX];
-    unsigned int last_errno; /* of last_error, 0 when none */
+    /* "<errno> (<sqlstate>): <message>"; code: the server's or client's
+     * error number (ER_* / CR_*) */
+    qbel_error error;
 };
 
 /* ------------------------------------------------------------------ config */
@@ -174,9 +197,8 @@ mysql_sink_config_free(mysql_sink_config *config)
 static void
 set_error(mysql_sink *sink, unsigned int error_number, const char *sqlstate, const char *message)
 {
-    sink->last_errno = error_number;
-    snprintf(sink->last_error, sizeof(sink->last_error), "%u (%s): %s", error_number,
-             sqlstate != NULL && sqlstate[0] ? sqlstate : "HY000", message);
+    qbel_error_set(&sink->error, (int)error_number, "%u (%s): %s", error_number,
+                   sqlstate != NULL && sqlstate[0] ? sqlstate : "HY000", message);
 }
 
 /* Errors after which this connection is unusable, or that a reconnect may
@@ -237,6 +259,7 @@ is_row_error(unsigned int error_number)
 }
 
 static void mysql_sink_close_connection(mysql_sink *sink);
+static const sink_ops mysql_sink_ops;
 
 /* Record an error, drop the connection when it is unusable, classify. */
 static mysql_sink_status
@@ -267,28 +290,28 @@ statement_failure(mysql_sink *sink)
 
 /* ------------------------------------------------------------- lifecycle */
 
-static bool
-table_name_is_valid(const char *name)
+bool
+mysql_sink_table_name_is_valid(const char *name)
 {
     size_t length = name == NULL ? 0 : strlen(name);
-    if (length == 0 || length > TABLE_NAME_MAX) {
+    if (length == 0 || length > TABLE_NAME_MAX || (name[0] >= '0' && name[0] <= '9')) {
         return false;
     }
     for (size_t i = 0; i < length; i++) {
         char c = name[i];
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '$')) {
+              c == '_')) {
             return false;
         }
     }
     return true;
 }
 
-mysql_sink *
-mysql_sink_new(const mysql_sink_config *config)
+static mysql_sink *
+mysql_sink_create(const mysql_sink_config *config)
 {
-    const char *table = config->table != NULL ? config->table : "event_log";
-    if (!table_name_is_valid(table)) {
+    const char *table = config->table != NULL ? config->table : QBEL_DEFAULT_TABLE;
+    if (!mysql_sink_table_name_is_valid(table)) {
         /* The Python layer validates first; this only guards the SQL we build. */
         return NULL;
     }
@@ -300,7 +323,12 @@ mysql_sink_new(const mysql_sink_config *config)
         qbel_free(sink);
         return NULL;
     }
+    sink->base.ops = &mysql_sink_ops;
+#ifdef QBEL_TEST_HOOKS
     sink->bulk_enabled = !config->test_text_insert;
+#else
+    sink->bulk_enabled = true;
+#endif
     sink->marker_state = MYSQL_SINK_MARKER_UNKNOWN;
     snprintf(sink->table_quoted, sizeof(sink->table_quoted), "`%s`", table);
     snprintf(sink->marker_quoted, sizeof(sink->marker_quoted), "`%s" MARKER_SUFFIX "`", table);
@@ -332,7 +360,7 @@ mysql_sink_library_init(void)
     return mysql_library_init(0, NULL, NULL) == 0 ? 0 : -1;
 }
 
-void
+static void
 mysql_sink_free(mysql_sink *sink)
 {
     if (sink == NULL) {
@@ -344,7 +372,7 @@ mysql_sink_free(mysql_sink *sink)
     qbel_free(sink);
 }
 
-void
+static void
 mysql_sink_abandon(mysql_sink *sink)
 {
     if (sink == NULL) {
@@ -382,40 +410,28 @@ mysql_sink_close_connection(mysql_sink *sink)
     sink->server_supports_bulk = false;
 }
 
-void
+static void
 mysql_sink_disconnect(mysql_sink *sink)
 {
     mysql_sink_close_connection(sink);
 }
 
-bool
+static bool
 mysql_sink_is_connected(const mysql_sink *sink)
 {
     return sink->mysql != NULL;
 }
 
-mysql_sink_marker_state
+static mysql_sink_marker_state
 mysql_sink_marker_table_state(const mysql_sink *sink)
 {
     return sink->marker_state;
 }
 
-const char *
-mysql_sink_last_error(const mysql_sink *sink)
-{
-    return sink->last_error;
-}
-
-bool
+static bool
 mysql_sink_uses_bulk_binding(const mysql_sink *sink)
 {
     return sink->bulk_enabled && sink->server_supports_bulk && sink->insert_stmt != NULL;
-}
-
-void
-mysql_sink_set_bulk_binding_enabled(mysql_sink *sink, bool enabled)
-{
-    sink->bulk_enabled = enabled;
 }
 
 /* ------------------------------------------------------------- connecting */
@@ -614,7 +630,7 @@ apply_options(mysql_sink *sink, MYSQL *mysql)
 int
 mysql_sink_marker_table_ddl(const char *table, char *out, size_t size)
 {
-    if (table == NULL || !table_name_is_valid(table)) {
+    if (table == NULL || !mysql_sink_table_name_is_valid(table)) {
         return -1;
     }
     /* SQLAlchemy's name for Column(index=True) when it fits in 64 chars */
@@ -642,7 +658,7 @@ static mysql_sink_status
 create_tables(mysql_sink *sink)
 {
     char sql[1024];
-    const char *table = sink->config.table != NULL ? sink->config.table : "event_log";
+    const char *table = sink->config.table != NULL ? sink->config.table : QBEL_DEFAULT_TABLE;
     int length = snprintf(sql, sizeof(sql),
                           "CREATE TABLE IF NOT EXISTS %s ("
                           "id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, "
@@ -747,7 +763,7 @@ set_up_session(mysql_sink *sink)
     return MYSQL_SINK_OK;
 }
 
-mysql_sink_status
+static mysql_sink_status
 mysql_sink_connect(mysql_sink *sink)
 {
     if (sink->mysql != NULL) {
@@ -1226,6 +1242,7 @@ insert_marker(mysql_sink *sink, const char *batch_id, mysql_sink_status *status_
     return 1;
 }
 
+#ifdef QBEL_TEST_HOOKS
 /* The injected fault (see mysql_sink_config): COMMIT reaches the server,
  * its reply never reaches us.  The server commits, we see the connection
  * lost and cannot know — exactly what the marker row resolves. */
@@ -1244,14 +1261,18 @@ commit_then_cut_connection(mysql_sink *sink)
                     "Lost connection to server after COMMIT (injected)");
 }
 
+#endif
+
 static mysql_sink_status
 commit(mysql_sink *sink)
 {
+#ifdef QBEL_TEST_HOOKS
     unsigned int every = sink->config.test_drop_after_commit_every;
     if (every > 0 && ++sink->commits_until_fault >= every) {
         sink->commits_until_fault = 0;
         return commit_then_cut_connection(sink);
     }
+#endif
     if (mysql_commit(sink->mysql) != 0) {
         return connection_failure(sink);
     }
@@ -1297,7 +1318,7 @@ write_row_by_row(mysql_sink *sink, const char *batch_id, event_record *const *re
             if (status == MYSQL_SINK_OK) {
                 continue;
             }
-            unsigned int error_number = sink->last_errno;
+            unsigned int error_number = (unsigned int)sink->error.code;
             bool too_large = error_number == ER_NET_PACKET_TOO_LARGE ||
                              error_number == ER_WARN_ALLOWED_PACKET_OVERFLOWED;
             if (status != MYSQL_SINK_SERVER_ERROR && !too_large) {
@@ -1306,7 +1327,7 @@ write_row_by_row(mysql_sink *sink, const char *batch_id, event_record *const *re
             if (!is_row_error(error_number)) {
                 return status;
             }
-            if (add_rejection_text(sink, i, records, sink->last_error) < 0) {
+            if (add_rejection_text(sink, i, records, sink->error.message) < 0) {
                 rollback_quietly(sink);
                 return out_of_memory(sink);
             }
@@ -1321,7 +1342,7 @@ write_row_by_row(mysql_sink *sink, const char *batch_id, event_record *const *re
     }
 }
 
-mysql_sink_status
+static mysql_sink_status
 mysql_sink_write_batch(mysql_sink *sink, const char *batch_id, event_record *const *records,
                        size_t count,
                        void (*on_rejected)(void *context, const mysql_sink_rejection *rejection),
@@ -1363,7 +1384,7 @@ mysql_sink_write_batch(mysql_sink *sink, const char *batch_id, event_record *con
         status = insert_text(sink, records, count);
     }
     if (status != MYSQL_SINK_OK) {
-        unsigned int error_number = sink->last_errno;
+        unsigned int error_number = (unsigned int)sink->error.code;
         rollback_quietly(sink);
         if (status != MYSQL_SINK_SERVER_ERROR || !is_row_error(error_number)) {
             return status;
@@ -1393,7 +1414,7 @@ mysql_sink_write_batch(mysql_sink *sink, const char *batch_id, event_record *con
 
 /* ----------------------------------------------------------- housekeeping */
 
-int
+static int
 mysql_sink_batch_committed(mysql_sink *sink, const char *batch_id, mysql_sink_status *status_out)
 {
     mysql_sink_status unused;
@@ -1443,7 +1464,7 @@ mysql_sink_batch_committed(mysql_sink *sink, const char *batch_id, mysql_sink_st
     return found;
 }
 
-mysql_sink_status
+static mysql_sink_status
 mysql_sink_prune_markers(mysql_sink *sink, int days)
 {
     mysql_sink_status status = mysql_sink_connect(sink);
@@ -1481,4 +1502,165 @@ mysql_sink_prune_markers(mysql_sink *sink, int days)
         rollback_quietly(sink);
     }
     return status;
+}
+
+/* ------------------------------------------------------- the sink interface */
+
+static mysql_sink *
+of(sink *base)
+{
+    return (mysql_sink *)base;
+}
+
+static const mysql_sink *
+of_const(const sink *base)
+{
+    return (const mysql_sink *)base;
+}
+
+static sink_status
+ops_connect(sink *self)
+{
+    return mysql_sink_connect(of(self));
+}
+
+static bool
+ops_is_connected(const sink *self)
+{
+    return mysql_sink_is_connected(of_const(self));
+}
+
+static void
+ops_disconnect(sink *self)
+{
+    mysql_sink_disconnect(of(self));
+}
+
+static sink_status
+ops_write_batch(sink *self, const char *batch_id, event_record *const *records, size_t count,
+                sink_rejection_callback on_rejected, void *context, size_t *rejected_count_out)
+{
+    return mysql_sink_write_batch(of(self), batch_id, records, count, on_rejected, context,
+                                  rejected_count_out);
+}
+
+static int
+ops_batch_committed(sink *self, const char *batch_id, sink_status *status_out)
+{
+    return mysql_sink_batch_committed(of(self), batch_id, status_out);
+}
+
+static sink_status
+ops_housekeeping(sink *self)
+{
+    return mysql_sink_prune_markers(of(self), MARKER_KEEP_DAYS);
+}
+
+static sink_delivery
+ops_delivery(const sink *self)
+{
+    return mysql_sink_marker_table_state(of_const(self));
+}
+
+static const qbel_error *
+ops_last_error(const sink *self)
+{
+    return &of_const(self)->error;
+}
+
+static void
+ops_free(sink *self)
+{
+    mysql_sink_free(of(self));
+}
+
+static void
+ops_abandon(sink *self)
+{
+    mysql_sink_abandon(of(self));
+}
+
+static const sink_ops mysql_sink_ops = {
+    .kind = "mysql",
+    .connect = ops_connect,
+    .is_connected = ops_is_connected,
+    .disconnect = ops_disconnect,
+    .write_batch = ops_write_batch,
+    .batch_committed = ops_batch_committed,
+    .housekeeping = ops_housekeeping,
+    .delivery = ops_delivery,
+    .last_error = ops_last_error,
+    .free = ops_free,
+    .abandon = ops_abandon,
+};
+
+sink *
+mysql_sink_new(const mysql_sink_config *config)
+{
+    mysql_sink *made = mysql_sink_create(config);
+    return made != NULL ? &made->base : NULL;
+}
+
+/* ------------------------------------------------------------- the factory */
+
+static sink *
+factory_make(const void *config)
+{
+    return mysql_sink_new(config);
+}
+
+static void *
+factory_copy_config(const void *config)
+{
+    mysql_sink_config *copy = qbel_calloc(1, sizeof(*copy));
+    if (copy != NULL && mysql_sink_config_copy(copy, config) < 0) {
+        qbel_free(copy);
+        copy = NULL;
+    }
+    return copy;
+}
+
+static void
+factory_free_config(void *config)
+{
+    mysql_sink_config_free(config);
+    qbel_free(config);
+}
+
+int
+mysql_sink_identity(const mysql_sink_config *config, char *out, size_t size)
+{
+    const char *user = config->user != NULL ? config->user : "";
+    const char *host = config->host != NULL ? config->host : "localhost";
+    const char *database = config->database != NULL ? config->database : "";
+    const char *table = config->table != NULL ? config->table : QBEL_DEFAULT_TABLE;
+    char port[16] = "";
+    if (config->unix_socket == NULL) {
+        snprintf(port, sizeof(port), ":%u", config->port != 0 ? config->port : 3306);
+    }
+    return snprintf(out, size, "mysql://%s%s%s%s/%s%s%s#%s", user, *user ? "@" : "", host, port,
+                    database, config->unix_socket != NULL ? "?unix_socket=" : "",
+                    config->unix_socket != NULL ? config->unix_socket : "", table);
+}
+
+int
+mysql_sink_factory(sink_factory *out, const mysql_sink_config *config)
+{
+    memset(out, 0, sizeof(*out));
+    const char *table = config->table != NULL ? config->table : QBEL_DEFAULT_TABLE;
+    if (!mysql_sink_table_name_is_valid(table)) {
+        return -1;
+    }
+    char identity[SINK_IDENTITY_MAX];
+    mysql_sink_identity(config, identity, sizeof(identity));
+    out->make = factory_make;
+    out->copy_config = factory_copy_config;
+    out->free_config = factory_free_config;
+    out->config = factory_copy_config(config);
+    out->identity = qbel_strdup(identity);
+    if (out->config == NULL || out->identity == NULL) {
+        sink_factory_free(out);
+        return -1;
+    }
+    return 0;
 }

@@ -66,8 +66,6 @@ typedef struct qbel_state {
     PyObject *log_kwnames; /* ("uid", "event_type", "event_data") */
 
     /* default deny lists as Python lists of dicts (what the properties return) */
-    PyObject *default_deny_list;
-    PyObject *db_deny_list;
 
     /* querybook_eventlog._url.parse_database_url, imported lazily */
     PyObject *parse_database_url;
@@ -167,6 +165,24 @@ typedef struct base_logger_object base_logger_object;
 typedef int (*logger_log_fields_fn)(base_logger_object *self, qbel_state *state,
                                     const event_fields *fields);
 
+/* A builtin API rule: a route prefix or exact route, and a method ("*"
+ * matches any). */
+typedef struct api_rule {
+    bool is_prefix;
+    const char *route;
+    const char *method;
+} api_rule;
+
+/* A logger type's builtin deny rules (static storage). */
+typedef struct api_rule_table {
+    const api_rule *rules;
+    size_t count;
+} api_rule_table;
+
+/* BaseEventLogger's deny rules, every logger's unless its type brings its
+ * own (base_logger_set_deny_rules). */
+extern const api_rule_table base_logger_default_deny_rules;
+
 /* Every instance of BaseEventLogger (and of its C and Python subclasses)
  * starts with this.  NullEventLogger/ConsoleEventLogger/DBEventLogger
  * extend it (their structs embed it first). */
@@ -179,6 +195,8 @@ struct base_logger_object {
      * log_fields this is, used to tell whether a Python subclass
      * overrides log() */
     PyTypeObject *c_type;
+    /* the builtin deny rules of this logger's type (static storage) */
+    const api_rule_table *deny_rules;
     PyObject *weakreflist;
     /* the instance __dict__ (created on first use; NULL until then), so that
      * unittest.mock.patch.object(logger, "log") works on builtin loggers */
@@ -200,8 +218,7 @@ int base_logger_overrides(base_logger_object *self, qbel_state *state, PyObject 
 /* Decide whether log_api_request logs (route, method): a Python override of
  * _should_log_api_request is called when there is one; else the allow list
  * (when not None) or the deny list decide, read from Python when a subclass
- * overrides the property, from the builtin C tables otherwise (the DB
- * logger's table when self->c_type is state->db_logger_type).  1 log,
+ * overrides the property, from self->deny_rules otherwise.  1 log,
  * 0 skip, -1 with an exception set (malformed rules: TypeError/ValueError). */
 int base_logger_should_log_api_request(base_logger_object *self, qbel_state *state, PyObject *route,
                                        PyObject *method);
@@ -212,6 +229,10 @@ int base_logger_should_log_api_request(base_logger_object *self, qbel_state *sta
  * BaseEventLogger's own tp_new.  New reference, or NULL. */
 PyObject *base_logger_alloc(PyTypeObject *type, PyTypeObject *c_type,
                             logger_log_fields_fn log_fields);
+
+/* A logger type's tp_new, right after base_logger_alloc: the builtin deny
+ * rules of its type instead of the default ones. */
+void base_logger_set_deny_rules(base_logger_object *self, const api_rule_table *rules);
 
 /* The log(uid, event_type, event_data, timestamp=None) method of the builtin
  * types (METH_FASTCALL | METH_KEYWORDS): validates, then self->log_fields.
@@ -245,11 +266,14 @@ PyType_Spec *db_logger_spec(void);
 PyObject *client_events_log(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
                             PyObject *kwnames);
 
-/* _replay_spool(url_parts, spool_dir, table) -> int: the replay CLI. */
+/* _replay_spool(url_parts, spool_dir, table, adopt_all=False) -> int: the replay CLI. */
 PyObject *db_logger_replay_spool(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 
 /* Flush and close every live DBEventLogger (atexit hook). */
 PyObject *db_logger_atexit(PyObject *module, PyObject *unused);
+
+/* _db_defaults() -> dict: DBEventLogger's defaults (csrc/defaults.h). */
+PyObject *db_logger_defaults(PyObject *module, PyObject *unused);
 
 #ifdef QBEL_TEST_HOOKS
 /* ---- test_hooks.c (test builds only) ------------------------------------ */

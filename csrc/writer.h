@@ -1,6 +1,7 @@
-/* writer: the DB logger's engine — a bounded queue of event_records, a
- * writer thread that drains it into a mysql_sink in batches, and the spool
- * directory that keeps what cannot be committed yet.
+/* writer: the engine of the loggers that write to a server — a bounded
+ * queue of event_records, a writer thread that drains it into a sink
+ * (sink.h; MySQL for the DB logger) in batches, and the spool directory
+ * that keeps what cannot be committed yet.
  *
  * Owns: the queue and every record in it, the writer pthread, the sink, the
  * spool files it writes, its stats.  Pure C, no Python, never needs the GIL.
@@ -17,10 +18,10 @@
 #include <stdint.h>
 
 #include "event_record.h"
-#include "mysql_sink.h"
+#include "sink.h"
 
 typedef struct writer_config {
-    mysql_sink_config sink;
+    sink_factory sink; /* makes the sinks; its identity tags spool lines */
     size_t batch_size;        /* rows per transaction, default 2000 */
     double flush_interval_s;  /* max time an event waits in the queue, default 1.0 */
     size_t max_queue_bytes;   /* memory bound of the queue, default 64 MiB */
@@ -40,8 +41,9 @@ typedef struct writer_stats {
     uint64_t dead_lettered; /* rows the server rejected, kept in the dead-letter file */
     uint64_t dropped;       /* events lost because the spool could not be written */
     uint64_t queue_bytes;   /* bytes in the queue now */
-    int marker_table;       /* mysql_sink_marker_state of the last connection: -1 unknown */
-    char last_error[MYSQL_SINK_ERROR_MAX]; /* "" when none */
+    int delivery;           /* sink_delivery of the last connection: -1 unknown */
+    qbel_error last_error;  /* code 0 and "" when none */
+    double last_error_at;   /* when last_error was set (Unix time), 0 when none */
 } writer_stats;
 
 typedef struct writer writer;
@@ -98,17 +100,23 @@ void writer_close(writer *w, double timeout_s);
 void writer_get_stats(writer *w, writer_stats *out);
 
 /* Any thread, no lock, never blocks: true once some connection of this
- * writer found the marker table missing (set by the writer thread, never
- * cleared), so the caller side can warn the operator once. */
-bool writer_marker_table_missing_seen(const writer *w);
+ * writer could only promise SINK_AT_LEAST_ONCE (MySQL: the marker table is
+ * missing; set by the writer thread, never cleared), so the caller side
+ * can warn the operator once. */
+bool writer_at_least_once_seen(const writer *w);
+
+/* Any thread, no lock, never blocks: stats.dropped as last published, so
+ * the caller side can warn (from a thread that may log) when it grows. */
+uint64_t writer_dropped_count(const writer *w);
 
 /* Close (if not closed) and free.  No other thread may be using `w`. */
 void writer_free(writer *w);
 
 /* Caller thread, GIL released.  Replay every unclaimed spool file in
- * `spool_dir` into the sink described by `config`, exactly once, oldest
- * first.  Returns rows replayed, or -1 with `error` filled. */
-int64_t writer_replay_directory(const writer_config *config, char *error, size_t error_size);
+ * `spool_dir` into a sink made by `config->sink`, exactly once, oldest
+ * first: the lines for its target (and those with none), or with
+ * `adopt_all` every line.  Returns rows replayed, or -1 with `error` set. */
+int64_t writer_replay_directory(const writer_config *config, bool adopt_all, qbel_error *error);
 
 /* Used by the fork handlers (see writer.c): every live writer is on one
  * process-wide list because pthread_atfork handlers take no argument. */

@@ -11,6 +11,7 @@ import subprocess
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SOURCES = [
     "tests/c/test_internals.c", "csrc/byte_buffer.c", "csrc/event_record.c", "csrc/qbel_alloc.c",
+    "csrc/sink.c",
 ]
 # gcc and the checks are not Python: the sanitizer pass's preloaded runtime
 # and its options are not for them (the sanitized check builds its own).

@@ -339,8 +339,11 @@ def test_spool_then_replay(live, db, tmp_path):
         close_and_drop(dead)
         files = glob.glob(str(spool / "qbel-*.spool"))
         assert len(files) == 1
-        with open(files[0], "a") as spooled:
-            spooled.write('{"not": "an event"}\n' + "x" * 5000 + "\n")
+        with open(files[0]) as spooled:  # lines for the dead server: make them untargeted,
+            text = spooled.read().replace(  # as before targets, so the live logger takes them
+                '"target":"mysql://u@127.0.0.1:1/qb#event_log",', "")
+        with open(files[0], "w") as spooled:
+            spooled.write(text + '{"not": "an event"}\n' + "x" * 5000 + "\n")
         live_logger = qe.DBEventLogger(db.url, **db_options(tmp_path))
         live_logger.log(uid=1, event_type="CLICK", event_data={"after": "replay"})
         assert live_logger.flush(timeout=60)
@@ -367,7 +370,9 @@ def test_replay_cli_entry_point(live, db, tmp_path):
         dead.log(uid=uid(seed), event_type="CLICK", event_data=large_event(seed))
         dead.log(uid=None, event_type="VIEW", event_data=small_event(seed))
         close_and_drop(dead, timeout=0)
-        assert _core._replay_spool(parse_database_url(db.url), str(spool), "event_log") == 2
+        # written for the dead server, replayed into `db` on purpose: adopt_all
+        assert _core._replay_spool(parse_database_url(db.url), str(spool), "event_log",
+                                   True) == 2
 
     assert_balanced(live, replay_spool, repeat=2)
 

@@ -44,6 +44,23 @@ def spool_bytes(spool):
     return total
 
 
+def pause_fully(server):
+    """server.pause(), then wait until every thread of the server is stopped:
+    SIGSTOP takes effect asynchronously, and on a loaded machine a batch
+    sent right after kill() could still be committed."""
+    server.pause()
+    task_dir = f"/proc/{server.process.pid}/task"
+
+    def stopped():
+        for task in os.listdir(task_dir):
+            with open(os.path.join(task_dir, task, "stat")) as stat:
+                if stat.read().rsplit(")", 1)[1].split()[0] not in ("T", "t"):
+                    return False
+        return True
+
+    assert wait_for(stopped, timeout=30, interval=0.01)
+
+
 def wait_for(predicate, timeout=60.0, interval=0.1):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -385,7 +402,7 @@ def test_close_while_the_server_hangs_spools_the_in_flight_batch(fresh_mariadb, 
                            read_timeout=30, write_timeout=30, connect_timeout=30)
     logger.log(uid=1, event_type="CLICK", event_data={"seq": 0})
     assert logger.flush(timeout=30)
-    server.pause()
+    pause_fully(server)
     try:
         for seq in range(1, 51):
             logger.log(uid=1, event_type="CLICK", event_data={"seq": seq})
@@ -403,7 +420,7 @@ def test_close_while_the_server_hangs_spools_the_in_flight_batch(fresh_mariadb, 
         logger.close(timeout=0.5)
         assert time.monotonic() - started < 10  # not the 30 s read timeout
         stats = logger.stats()
-        assert stats["spooled"] == 300 and stats["dropped"] == 0
+        assert stats["spooled"] == 300 and stats["dropped"] == 0, stats
         lines = [json.loads(line) for path in spool_files(spool) for line in open(path)]
         assert sorted(line["event_data"]["seq"] for line in lines) == list(range(1, 301))
         # the in-flight batch kept its id; what was still queued has none
@@ -569,7 +586,10 @@ def test_fork_while_close_spools_a_full_queue(fresh_mariadb, tmp_path):
     server = fresh_mariadb
     spool = str(tmp_path)
     total = 20000
-    logger = DBEventLogger("mysql://u:p@127.0.0.1:1/db", spool_dir=spool, connect_timeout=1,
+    # the server is down while the logger runs: its spool lines name this
+    # server, the one the replay below writes to
+    server.kill()
+    logger = DBEventLogger(server.url, spool_dir=spool, connect_timeout=1,
                            backoff_initial=0.05, backoff_max=0.2)
     for seq in range(total):
         logger.log(uid=1, event_type="CLICK", event_data={"seq": seq, "pad": "p" * 200})
@@ -611,6 +631,7 @@ def test_fork_while_close_spools_a_full_queue(fresh_mariadb, tmp_path):
     assert during_close, f"no fork overlapped close()'s spooling ({len(statuses)} forks)"
     stats = logger.stats()
     assert (stats["spooled"], stats["dropped"]) == (total, 0)
+    server.start()
     replay = [sys.executable, "-m", "querybook_eventlog", "replay", "--url", server.url,
               "--spool-dir", spool]
     done = subprocess.run(replay, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=120)

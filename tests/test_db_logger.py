@@ -149,7 +149,8 @@ def test_flush_close_and_stats(db, make_logger):
     assert stats["batches"] >= 11
     assert set(stats) == {"enqueued", "written", "batches", "retries", "reconnects", "spooled",
                           "replayed", "dead_lettered", "dropped", "queue_bytes", "last_error",
-                          "marker_table"}
+                          "last_error_at", "marker_table"}
+    assert stats["last_error"] is None and stats["last_error_at"] is None
     assert stats["marker_table"] is True  # the fixture's schema has it
     logger.log(uid=1, event_type="VIEW", event_data={"i": "last"})
     logger.close()

@@ -234,3 +234,24 @@ def test_precreated_world_writable_default_dir_is_a_counted_failure(tmp_path, mo
     stats = logger.stats()
     assert stats["dropped"] == 1 and stats["spooled"] == 0 and stats["last_error"]
     assert os.listdir(planted) == []
+
+
+def test_runtime_spool_dir_error_names_the_dir_what_was_found_and_what_is_expected(tmp_path):
+    """A spool dir made unsafe after construction: the counted failure's
+    last_error says which directory, its owner and mode, and what is
+    expected (not a bare "Operation not permitted")."""
+    spool = private_dir(tmp_path / "spool")
+    logger = DBEventLogger(UNREACHABLE, spool_dir=str(spool), max_queue_bytes=4096,
+                           connect_timeout=1, backoff_max=0.2)
+    os.chmod(spool, 0o777)
+    try:
+        logger.log(uid=1, event_type="CLICK", event_data={"seq": 1})
+        logger.close(timeout=0)
+        stats = logger.stats()
+        assert stats["dropped"] == 1
+        error = stats["last_error"]
+        assert str(spool) in error and "mode 0777" in error and "writable by group" in error
+        assert "owner uid %d" % os.geteuid() in error and "expected" in error
+        assert "hunter2" not in error
+    finally:
+        os.chmod(spool, 0o700)

@@ -13,6 +13,8 @@
 #include "../../csrc/byte_buffer.h"
 #include "../../csrc/event_record.h"
 #include "../../csrc/qbel_alloc.h"
+#include "../../csrc/qbel_error.h"
+#include "../../csrc/sink.h"
 
 static int failures = 0;
 #define CHECK(condition)                                                        \
@@ -121,6 +123,163 @@ test_time_against_gmtime(void)
     CHECK(now > 1700000000000000LL);
 }
 
+/* A sink of the smallest kind, to check the interface's contract: the
+ * factory copies and frees an opaque config, and makes sinks that carry
+ * it; sink_* dispatch through the ops table. */
+typedef struct memory_sink {
+    sink base;
+    char *name; /* from the config */
+    size_t written;
+    qbel_error error;
+} memory_sink;
+
+static sink_status
+memory_connect(sink *self)
+{
+    (void)self;
+    return SINK_OK;
+}
+
+static bool
+memory_is_connected(const sink *self)
+{
+    (void)self;
+    return true;
+}
+
+static void
+memory_disconnect(sink *self)
+{
+    (void)self;
+}
+
+static sink_status
+memory_write_batch(sink *self, const char *batch_id, event_record *const *records, size_t count,
+                   sink_rejection_callback on_rejected, void *context, size_t *rejected_out)
+{
+    (void)batch_id;
+    (void)records;
+    (void)on_rejected;
+    (void)context;
+    ((memory_sink *)self)->written += count;
+    *rejected_out = 0;
+    return SINK_OK;
+}
+
+static int
+memory_batch_committed(sink *self, const char *batch_id, sink_status *status_out)
+{
+    (void)self;
+    (void)batch_id;
+    *status_out = SINK_OK;
+    return 0;
+}
+
+static sink_status
+memory_housekeeping(sink *self)
+{
+    qbel_error_set(&((memory_sink *)self)->error, 42, "housekeeping of %s", "memory");
+    return SINK_SERVER_ERROR;
+}
+
+static sink_delivery
+memory_delivery(const sink *self)
+{
+    (void)self;
+    return SINK_EXACTLY_ONCE;
+}
+
+static const qbel_error *
+memory_last_error(const sink *self)
+{
+    return &((const memory_sink *)self)->error;
+}
+
+static void
+memory_free(sink *self)
+{
+    qbel_free(((memory_sink *)self)->name);
+    qbel_free(self);
+}
+
+static const sink_ops memory_ops = {
+    "memory",          memory_connect,      memory_is_connected, memory_disconnect,
+    memory_write_batch, memory_batch_committed, memory_housekeeping, memory_delivery,
+    memory_last_error, memory_free,         memory_free,
+};
+
+static sink *
+memory_make(const void *config)
+{
+    memory_sink *made = qbel_calloc(1, sizeof(*made));
+    if (made == NULL || (made->name = qbel_strdup(config)) == NULL) {
+        qbel_free(made);
+        return NULL;
+    }
+    made->base.ops = &memory_ops;
+    return &made->base;
+}
+
+static void *
+memory_copy_config(const void *config)
+{
+    return qbel_strdup(config);
+}
+
+static void
+memory_free_config(void *config)
+{
+    qbel_free(config);
+}
+
+static void
+test_sink_factory_and_dispatch(void)
+{
+    char config[] = "cfg";
+    sink_factory factory = {memory_make, memory_copy_config, memory_free_config, config,
+                            "memory://here#t"};
+    sink_factory copy;
+    /* every allocation of the copy failing in turn: -1, nothing held */
+    for (long n = 1; n <= 2; n++) {
+        qbel_alloc_fail_at(n);
+        CHECK(sink_factory_copy(&copy, &factory) == -1);
+        CHECK(copy.config == NULL && copy.identity == NULL);
+        qbel_alloc_fail_at(0);
+    }
+    CHECK(sink_factory_copy(&copy, &factory) == 0);
+    CHECK(copy.config != config && strcmp(copy.config, "cfg") == 0);
+    CHECK(strcmp(sink_factory_identity(&copy), "memory://here#t") == 0);
+    sink *made = sink_factory_make(&copy);
+    CHECK(made != NULL && strcmp(made->ops->kind, "memory") == 0);
+    size_t rejected = 1;
+    CHECK(sink_connect(made) == SINK_OK && sink_is_connected(made));
+    CHECK(sink_write_batch(made, "b", NULL, 3, NULL, NULL, &rejected) == SINK_OK);
+    CHECK(rejected == 0 && ((memory_sink *)made)->written == 3);
+    CHECK(sink_get_delivery(made) == SINK_EXACTLY_ONCE);
+    CHECK(sink_housekeeping(made) == SINK_SERVER_ERROR);
+    CHECK(strcmp(sink_last_error(made), "housekeeping of memory") == 0);
+    CHECK(made->ops->last_error(made)->code == 42);
+    sink_free(made);
+    sink_factory_free(&copy);
+    sink_factory_free(&copy); /* a freed factory is a zeroed one */
+    CHECK(strcmp(sink_factory_identity(&copy), "") == 0 && sink_factory_make(&copy) == NULL);
+}
+
+static void
+test_error_channel(void)
+{
+    qbel_error error;
+    qbel_error_clear(&error);
+    CHECK(!qbel_error_is_set(&error) && error.message[0] == '\0');
+    qbel_error_set(&error, 0, "no code of its own");
+    CHECK(error.code == QBEL_ERROR_OTHER && qbel_error_is_set(&error));
+    char long_text[2 * QBEL_ERROR_MAX];
+    memset(long_text, 'x', sizeof(long_text) - 1);
+    long_text[sizeof(long_text) - 1] = '\0';
+    qbel_error_set(&error, 5, "%s", long_text);
+    CHECK(error.code == 5 && strlen(error.message) == QBEL_ERROR_MAX - 1);
+}
+
 /* Every check must give back what it took. */
 static void
 run(const char *name, void (*check)(void))
@@ -143,6 +302,8 @@ main(void)
     run("buffer_size_overflow", test_buffer_size_overflow);
     run("event_record", test_event_record);
     run("time_against_gmtime", test_time_against_gmtime);
+    run("sink_factory_and_dispatch", test_sink_factory_and_dispatch);
+    run("error_channel", test_error_channel);
     if (failures) {
         fprintf(stderr, "%d check(s) failed\n", failures);
         return 1;

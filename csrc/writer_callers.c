@@ -1,0 +1,249 @@
+/* writer_callers.c: the writer's caller API — submit (queue, or this
+ * process's overflow spool file when the queue is full) and flush (wait
+ * for settlement; see "Settlement" in writer_internal.h).
+ *
+ * Runs on caller (Python) threads; which need the GIL released is said in
+ * writer.h. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "event_queue.h"
+#include "qbel_alloc.h"
+#include "spool.h"
+#include "writer_internal.h"
+
+/* ---- callers ------------------------------------------------------------ */
+
+int
+writer_sync_and_close_spool(spool_file *file, bool remove_if_empty)
+{
+    int error = spool_file_sync(file) < 0 ? errno : 0;
+    spool_file_close(file, remove_if_empty);
+    return error;
+}
+
+/* Caller thread, queue.lock held: account for a record just pushed and
+ * make sure a writer thread will take it within flush_interval. */
+static void
+accept_locked(writer *w)
+{
+    w->submitted++;
+    w->stats.enqueued++;
+    if (w->queue.count == 1) {
+        w->queue_since = event_queue_monotonic_now();
+    }
+    if (!w->thread_started) {
+        writer_start_thread_locked(w);
+    }
+    else if (w->queue.count == 1 || w->queue.count == w->config.batch_size) {
+        /* 1: an idle writer sleeps without a deadline (or until the next
+         * orphan scan); it must start the flush_interval clock */
+        pthread_cond_signal(&w->queue.wake_writer);
+    }
+}
+
+int
+writer_try_enqueue(writer *w, event_record *record)
+{
+    pthread_mutex_lock(&w->queue.lock);
+    if (w->spool_mode || w->closing || event_queue_push_locked(&w->queue, record) != 0) {
+        pthread_mutex_unlock(&w->queue.lock);
+        return 1;
+    }
+    accept_locked(w);
+    pthread_mutex_unlock(&w->queue.lock);
+    return 0;
+}
+
+/* queue.lock NOT held (this is disk I/O); spool_lock held when `file` is
+ * w->own_spool.  Append `length` bytes holding `count` lines to `file`,
+ * creating it on first use.  0, or -1 (errno set). */
+int
+writer_append_spool(writer *w, spool_file *file, const char *data, size_t length, size_t count)
+{
+    if (w->config.spool_dir == NULL) {
+        errno = ENOENT;
+        return -1;
+    }
+    if (file->fd < 0 && spool_file_create(file, w->config.spool_dir) < 0) {
+        return -1;
+    }
+    return spool_file_append(file, data, length, count);
+}
+
+/* queue.lock NOT held; spool_lock held when `file` is w->own_spool.
+ * Append records (a chain via ->next, or one record; owned by the caller)
+ * to `file`, `batch_id` on each line.  0, or -1 (errno set); either way
+ * *lines_out says how many made it (the rest the caller counts as
+ * dropped). */
+int
+writer_spool_chain(writer *w, spool_file *file, event_record *chain, const char *batch_id,
+            size_t *lines_out)
+{
+    *lines_out = 0;
+    char inline_block[4096];
+    byte_buffer lines;
+    byte_buffer_init(&lines, inline_block, sizeof(inline_block));
+    int status = 0;
+    size_t pending = 0;
+    for (event_record *record = chain; record != NULL; record = record->next) {
+        if (spool_format_line(&lines, record, batch_id, sink_factory_identity(&w->config.sink)) <
+            0) {
+            errno = ENOMEM;
+            status = -1;
+            break;
+        }
+        pending++;
+        if (lines.length >= (1 << 20) || record->next == NULL) {
+            if (writer_append_spool(w, file, lines.data, lines.length, pending) < 0) {
+                status = -1;
+                break;
+            }
+            *lines_out += pending;
+            pending = 0;
+            lines.length = 0;
+        }
+    }
+    byte_buffer_release(&lines);
+    return status;
+}
+
+/* Caller thread, GIL released (it waits for spool_lock, held across file
+ * appends). */
+int
+writer_submit(writer *w, event_record *record)
+{
+    if (writer_try_enqueue(w, record) == 0) {
+        return 0;
+    }
+    pthread_mutex_lock(&w->spool_lock);
+    pthread_mutex_lock(&w->queue.lock);
+    /* the thread may have caught up meanwhile */
+    if (!w->spool_mode && !w->closing && event_queue_push_locked(&w->queue, record) == 0) {
+        accept_locked(w);
+        pthread_mutex_unlock(&w->queue.lock);
+        pthread_mutex_unlock(&w->spool_lock);
+        return 0;
+    }
+    /* Reserve the event's place in submission order before appending:
+     * until it is in the file (or dropped) the thread neither leaves
+     * spool_mode nor takes the file over (it needs spool_lock for that). */
+    uint64_t sequence = w->submitted++;
+    w->own_spool_pending++;
+    if (!w->closing) {
+        w->spool_mode = true;
+        if (!w->thread_started) {
+            writer_start_thread_locked(w);
+        }
+    }
+    pthread_mutex_unlock(&w->queue.lock);
+
+    record->next = NULL;
+    size_t lines;
+    int status = writer_spool_chain(w, &w->own_spool, record, "", &lines);
+    qbel_error why = {0, ""};
+    if (status < 0) {
+        spool_explain_error(w->config.spool_dir, errno, &why);
+    }
+
+    pthread_mutex_lock(&w->queue.lock);
+    int result = 1;
+    if (status < 0) {
+        w->own_spool_pending--;
+        writer_count_dropped_locked(w, 1);
+        /* out of order: not in `settled` (see "Settlement") */
+        w->dropped_settled++;
+        for (flush_waiter *waiter = w->flush_list; waiter != NULL; waiter = waiter->next) {
+            if (sequence < waiter->target) {
+                waiter->drops_below++;
+            }
+        }
+        writer_set_error_locked(w, "spooling an event", why.message);
+        pthread_cond_broadcast(&w->queue.progress);
+        result = -1;
+    }
+    else {
+        w->stats.enqueued++;
+        w->stats.spooled++;
+        if (!w->own_spool_dirty) {
+            w->own_spool_dirty = true;
+            pthread_cond_signal(&w->queue.wake_writer); /* to fdatasync it */
+        }
+    }
+    bool closed = w->closed; /* stable: close sets it under spool_lock */
+    pthread_mutex_unlock(&w->queue.lock);
+    spool_file finished;
+    spool_file_init(&finished);
+    if (closed && w->own_spool.fd >= 0) {
+        /* nobody syncs or hands over this file any more: release it now,
+         * or it stays locked (unreplayable) until the writer is freed;
+         * fdatasync outside spool_lock (fork() waits for that lock) */
+        finished = w->own_spool;
+        spool_file_init(&w->own_spool);
+    }
+    pthread_mutex_unlock(&w->spool_lock);
+    event_record_free(record);
+    int sync_error = finished.fd >= 0 ? writer_sync_and_close_spool(&finished, false) : 0;
+    if (sync_error != 0) {
+        pthread_mutex_lock(&w->queue.lock);
+        writer_set_error_locked(w, "syncing the spool file", strerror(sync_error));
+        pthread_mutex_unlock(&w->queue.lock);
+    }
+    return result;
+}
+
+/* Lock held.  Is every event numbered below waiter->target done? */
+static bool
+flush_done_locked(const writer *w, const flush_waiter *waiter)
+{
+    return w->settled + waiter->drops_below >= waiter->target;
+}
+
+writer_flush_mark
+writer_flush_mark_now(writer *w)
+{
+    pthread_mutex_lock(&w->queue.lock);
+    /* every drop so far was of an event accepted before this call */
+    writer_flush_mark mark = {w->submitted, w->dropped_settled};
+    pthread_mutex_unlock(&w->queue.lock);
+    return mark;
+}
+
+bool
+writer_flush(writer *w, double timeout_s)
+{
+    return writer_flush_to(w, writer_flush_mark_now(w), timeout_s) == WRITER_FLUSH_DONE;
+}
+
+int
+writer_flush_to(writer *w, writer_flush_mark mark, double timeout_s)
+{
+    double deadline = timeout_s < 0 ? -1 : event_queue_monotonic_now() + timeout_s;
+    pthread_mutex_lock(&w->queue.lock);
+    flush_waiter self = {mark.target, mark.drops_below, NULL};
+    if (!flush_done_locked(w, &self) && w->thread_alive && !w->stop) {
+        self.next = w->flush_list;
+        w->flush_list = &self;
+        w->flush_requests++;
+        w->flush_waiters++;
+        pthread_cond_signal(&w->queue.wake_writer);
+        while (!flush_done_locked(w, &self) && w->thread_alive &&
+               event_queue_wait_until(&w->queue, &w->queue.progress, deadline)) {
+        }
+        w->flush_waiters--;
+        for (flush_waiter **link = &w->flush_list; *link != NULL; link = &(*link)->next) {
+            if (*link == &self) {
+                *link = self.next;
+                break;
+            }
+        }
+    }
+    int outcome = flush_done_locked(w, &self)            ? WRITER_FLUSH_DONE
+                  : (w->thread_alive && !w->stop) ? WRITER_FLUSH_TIMED_OUT
+                                                  : WRITER_FLUSH_GONE;
+    pthread_mutex_unlock(&w->queue.lock);
+    return outcome;
+}

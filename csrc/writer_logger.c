@@ -1,0 +1,261 @@
+/* writer_logger.c: what every logger type built on the writer shares on
+ * the Python side (writer_logger.h): the interruptible flush, the stats
+ * dict, the default and checked spool directory, timeouts, and the
+ * operator warnings the writer thread cannot give itself (it has no GIL).
+ * A new sink's Python type (issue: Kafka) uses these as db_logger.c does.
+ *
+ * Owns nothing; every function runs on a caller thread with the GIL held
+ * (and releases it while waiting). */
+#include "writer_logger.h"
+
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "defaults.h"
+#include "event_queue.h"
+#include "spool.h"
+
+
+/* Caller thread, GIL held: writer_flush in slices of at most 0.1 s with the
+ * GIL released, checking for signals between them, so that Ctrl-C works
+ * while the server is down (the events stay queued).  timeout_s < 0 waits
+ * without limit.  1 done, 0 timed out, -1 with an exception set. */
+int
+writer_logger_flush(writer *w, double timeout_s)
+{
+    writer_flush_mark mark = writer_flush_mark_now(w);
+    double deadline = timeout_s < 0 ? -1 : event_queue_monotonic_now() + timeout_s;
+    for (;;) {
+        double slice = 0.1;
+        if (deadline >= 0) {
+            double left = deadline - event_queue_monotonic_now();
+            slice = left < 0 ? 0 : (left < slice ? left : slice);
+        }
+        int outcome;
+        Py_BEGIN_ALLOW_THREADS
+        outcome = writer_flush_to(w, mark, slice);
+        Py_END_ALLOW_THREADS
+        if (outcome != WRITER_FLUSH_TIMED_OUT) {
+            return outcome == WRITER_FLUSH_DONE;
+        }
+        if (PyErr_CheckSignals() < 0) {
+            return -1;
+        }
+        if (deadline >= 0 && event_queue_monotonic_now() >= deadline) {
+            return 0;
+        }
+    }
+}
+
+/* The default spool directory: env QBEL_SPOOL_DIR, else a per-user one:
+ * $XDG_RUNTIME_DIR/querybook_eventlog-<euid> when XDG_RUNTIME_DIR is set,
+ * else <$TMPDIR, $TEMP, $TMP or /tmp>/querybook_eventlog-<euid>.  Created
+ * 0700 on first use and verified (ours, a directory, not a symlink, not
+ * writable by group or others) every time it is used: a name another user
+ * pre-created is refused, never trusted.  Environment only:
+ * tempfile.gettempdir() would create and delete probe files. */
+PyObject *
+writer_logger_default_spool_dir(void)
+{
+    const char *from_environment = getenv("QBEL_SPOOL_DIR");
+    if (from_environment != NULL && *from_environment) {
+        return PyUnicode_DecodeFSDefault(from_environment);
+    }
+    static const char *const temporary_variables[] = {"XDG_RUNTIME_DIR", "TMPDIR", "TEMP", "TMP"};
+    const char *temporary = "/tmp";
+    for (size_t i = 0; i < sizeof(temporary_variables) / sizeof(*temporary_variables); i++) {
+        const char *value = getenv(temporary_variables[i]);
+        if (value != NULL && *value) {
+            temporary = value;
+            break;
+        }
+    }
+    size_t length = strlen(temporary);
+    while (length > 1 && temporary[length - 1] == '/') {
+        length--;
+    }
+    PyObject *base = PyUnicode_DecodeFSDefaultAndSize(temporary, (Py_ssize_t)length);
+    if (base == NULL) {
+        return NULL;
+    }
+    PyObject *path = PyUnicode_FromFormat("%U/%s-%lu", base, QBEL_DEFAULT_SPOOL_DIR_NAME,
+                                          (unsigned long)geteuid());
+    Py_DECREF(base);
+    return path;
+}
+
+/* An explicit spool_dir that exists must be trusted now: ValueError naming
+ * it and the reason otherwise.  A missing one is created (and verified)
+ * on first use.  0, or -1 with an exception set. */
+int
+writer_logger_check_spool_dir(PyObject *spool_path)
+{
+    PyObject *bytes = NULL;
+    if (!PyUnicode_FSConverter(spool_path, &bytes)) {
+        return -1;
+    }
+    const char *dir = PyBytes_AS_STRING(bytes);
+    struct stat info;
+    int status = 0;
+    if (lstat(dir, &info) == 0) {
+        qbel_error reason;
+        if (spool_check_directory(dir, &reason) < 0) {
+            PyErr_Format(PyExc_ValueError, "spool_dir: %s", reason.message);
+            status = -1;
+        }
+    }
+    Py_DECREF(bytes);
+    return status;
+}
+
+/* An attribute of querybook_eventlog._settings (imported on first use:
+ * importing this package must not import it early). */
+PyObject *
+writer_logger_settings_attribute(const char *name)
+{
+    PyObject *module = PyImport_ImportModule("querybook_eventlog._settings");
+    if (module == NULL) {
+        return NULL;
+    }
+    PyObject *attribute = PyObject_GetAttrString(module, name);
+    Py_DECREF(module);
+    return attribute;
+}
+
+/* ---- methods ---------------------------------------------------------- */
+
+int
+writer_logger_timeout_argument(PyObject *value, double default_s, double *out)
+{
+    if (value == NULL || value == Py_None) {
+        *out = default_s;
+        return 0;
+    }
+    double seconds = PyFloat_AsDouble(value);
+    if (seconds == -1.0 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (!(seconds >= 0)) {
+        PyErr_SetString(PyExc_ValueError, "timeout must be None or a number >= 0");
+        return -1;
+    }
+    *out = seconds;
+    return 0;
+}
+void
+writer_logger_warn(PyObject *owner, PyObject **warn_cache, PyObject *message)
+{
+    PyObject *result = NULL;
+    if (message == NULL) {
+        goto done;
+    }
+    if (*warn_cache == NULL) {
+        PyObject *warn = writer_logger_settings_attribute("warn");
+        if (warn == NULL) {
+            goto done;
+        }
+        Py_XSETREF(*warn_cache, warn);
+    }
+    PyObject *warn = Py_NewRef(*warn_cache);
+    result = PyObject_CallOneArg(warn, message);
+    Py_DECREF(warn);
+
+done:
+    if (result == NULL && PyErr_Occurred()) {
+        PyErr_WriteUnraisable(owner);
+    }
+    Py_XDECREF(result);
+    Py_XDECREF(message);
+}
+void
+writer_logger_warn_losses(PyObject *owner, writer *w, PyObject *description,
+                          writer_loss_warnings *warned, PyObject **warn_cache)
+{
+    if (w == NULL || writer_dropped_count(w) <= warned->dropped) {
+        return;
+    }
+    double now = event_queue_monotonic_now();
+    if (warned->dropped > 0 && now - warned->at < WRITER_LOSS_WARNING_INTERVAL_S) {
+        return;
+    }
+    writer_stats stats;
+    writer_get_stats(w, &stats);
+    uint64_t new_losses = stats.dropped - warned->dropped;
+    warned->dropped = stats.dropped; /* first: the warning may log events again */
+    warned->at = now;
+    PyObject *type_name = PyType_GetName(Py_TYPE(owner));
+    if (type_name == NULL) {
+        PyErr_WriteUnraisable(owner);
+        return;
+    }
+    PyObject *message = PyUnicode_FromFormat(
+        "%U <%S>: %llu event(s) could not be kept and are lost (dropped: %llu in total; the "
+        "spool or dead-letter file could not be written): %s",
+        type_name, description ? description : Py_None, (unsigned long long)new_losses,
+        (unsigned long long)stats.dropped,
+        stats.last_error.code != 0 ? stats.last_error.message : "no error recorded");
+    Py_DECREF(type_name);
+    writer_logger_warn(owner, warn_cache, message);
+}
+
+static int
+set_stat(PyObject *dict, const char *key, uint64_t value)
+{
+    PyObject *number = PyLong_FromUnsignedLongLong(value);
+    if (number == NULL) {
+        return -1;
+    }
+    int status = PyDict_SetItemString(dict, key, number);
+    Py_DECREF(number);
+    return status;
+}
+PyObject *
+writer_logger_stats_dict(const writer_stats *stats)
+{
+    PyObject *dict = PyDict_New();
+    if (dict == NULL) {
+        return NULL;
+    }
+    if (set_stat(dict, "enqueued", stats->enqueued) < 0 ||
+        set_stat(dict, "written", stats->written) < 0 ||
+        set_stat(dict, "batches", stats->batches) < 0 ||
+        set_stat(dict, "retries", stats->retries) < 0 ||
+        set_stat(dict, "reconnects", stats->reconnects) < 0 ||
+        set_stat(dict, "spooled", stats->spooled) < 0 ||
+        set_stat(dict, "replayed", stats->replayed) < 0 ||
+        set_stat(dict, "dead_lettered", stats->dead_lettered) < 0 ||
+        set_stat(dict, "dropped", stats->dropped) < 0 ||
+        set_stat(dict, "queue_bytes", stats->queue_bytes) < 0) {
+        goto error;
+    }
+    const char *message = stats->last_error.message;
+    PyObject *last_error = stats->last_error.code != 0 && message[0] != '\0'
+                               ? PyUnicode_DecodeUTF8(message, (Py_ssize_t)strlen(message),
+                                                      "replace")
+                               : Py_NewRef(Py_None);
+    if (last_error == NULL) {
+        goto error;
+    }
+    int status = PyDict_SetItemString(dict, "last_error", last_error);
+    Py_DECREF(last_error);
+    if (status < 0) {
+        goto error;
+    }
+    PyObject *last_error_at = stats->last_error.code != 0 && stats->last_error_at > 0
+                                  ? PyFloat_FromDouble(stats->last_error_at)
+                                  : Py_NewRef(Py_None);
+    if (last_error_at == NULL) {
+        goto error;
+    }
+    status = PyDict_SetItemString(dict, "last_error_at", last_error_at);
+    Py_DECREF(last_error_at);
+    if (status < 0) {
+        goto error;
+    }
+    return dict;
+
+error:
+    Py_DECREF(dict);
+    return NULL;
+}
