@@ -66,7 +66,8 @@ def replay(args: argparse.Namespace) -> int:
 
     url = _database_url(args)
     try:
-        rows = _core._replay_spool(parse_database_url(url), args.spool_dir, args.table)
+        rows = _core._replay_spool(parse_database_url(url), args.spool_dir, args.table,
+                                   args.adopt_all)
     except (ValueError, OSError) as error:
         raise CommandError(str(error)) from None
     except RuntimeError as error:
@@ -357,10 +358,16 @@ def build_parser() -> argparse.ArgumentParser:
     replay_parser = commands.add_parser(
         "replay", help="replay spooled events into the table",
         description="Write the spool files a DBEventLogger left in its spool_dir into the "
-        "table, exactly once. Exits 1 when the directory holds entries that are not spool "
-        "files (after replaying the others).")
+        "table, exactly once. Only lines spooled for this URL's server and table are written "
+        "(and lines of versions that did not record a target), unless --adopt-all. Exits 1 when "
+        "the directory holds entries that are not spool files (after replaying the others).")
     _add_url_options(replay_parser)
     replay_parser.add_argument("--spool-dir", required=True, help="the DBEventLogger's spool_dir")
+    replay_parser.add_argument(
+        "--adopt-all", action="store_true",
+        help="write every line into this table, whatever target it was spooled for (to move a "
+        "spool directory to another server on purpose); by default a line written for another "
+        "server or table is left for that target's logger")
     replay_parser.set_defaults(run=replay)
 
     adopt_parser = commands.add_parser(

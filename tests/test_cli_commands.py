@@ -150,6 +150,35 @@ def test_replay_fails_when_it_skipped_odd_entries(db, url_file, tmp_path):
     assert "qbel-0.spool" in odd.stderr and "Move the odd entries out" in odd.stderr
 
 
+def test_replay_leaves_other_targets_lines_unless_adopt_all(db, url_file, tmp_path):
+    import socket
+
+    import querybook_eventlog as qe
+
+    spool = tmp_path / "spool"
+    with socket.socket() as probe:  # a port nobody listens on: every event is spooled
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    elsewhere = qe.DBEventLogger(f"mysql://qbel:x@127.0.0.1:{port}/querybook", spool_dir=str(spool),
+                                 connect_timeout=1)
+    for uid in (1, 2, 3):
+        elsewhere.log(uid, qe.EventType.CLICK, {"moved": uid})
+    elsewhere.close(timeout=0.1)
+    assert elsewhere.stats()["spooled"] == 3
+    db.reset_events()
+    mine_only = cli("replay", "--url-file", url_file, "--spool-dir", str(spool))
+    assert mine_only.returncode == 0, mine_only.stderr
+    assert mine_only.stdout.startswith("replayed 0 events")
+    assert db.count_events() == 0 and any(spool.glob("qbel-*.spool"))
+    adopted = cli("replay", "--url-file", url_file, "--spool-dir", str(spool), "--adopt-all")
+    assert adopted.returncode == 0, adopted.stderr
+    assert adopted.stdout.startswith("replayed 3 events")
+    assert sorted(int(row[0]) for row in db.sql(
+        "SELECT JSON_VALUE(event_data, '$.moved') FROM event_log")) == [1, 2, 3]
+    again = cli("replay", "--url-file", url_file, "--spool-dir", str(spool), "--adopt-all")
+    assert again.stdout.startswith("replayed 0 events") and db.count_events() == 3
+
+
 class FakeTerminal(io.StringIO):
     def isatty(self):
         return True
