@@ -228,97 +228,58 @@ float_format_decimal(double value)
 
 /* ---- layout --------------------------------------------------------------- */
 
-const char decimal_digit_pairs[200] = "00010203040506070809"
-                                      "10111213141516171819"
-                                      "20212223242526272829"
-                                      "30313233343536373839"
-                                      "40414243444546474849"
-                                      "50515253545556575859"
-                                      "60616263646566676869"
-                                      "70717273747576777879"
-                                      "80818283848586878889"
-                                      "90919293949596979899";
+static const char decimal_digit_pairs[200] = "00010203040506070809"
+                                             "10111213141516171819"
+                                             "20212223242526272829"
+                                             "30313233343536373839"
+                                             "40414243444546474849"
+                                             "50515253545556575859"
+                                             "60616263646566676869"
+                                             "70717273747576777879"
+                                             "80818283848586878889"
+                                             "90919293949596979899";
 
-/* Number of decimal digits of n, 1..20. */
-static inline int
-decimal_length(uint64_t n)
+static const uint64_t powers_of_ten[17] = {
+    1u, 10u, 100u, 1000u, 10000u, 100000u, 1000000u, 10000000u, 100000000u,
+    1000000000u, 10000000000u, 100000000000u, 1000000000000u, 10000000000000u,
+    100000000000000u, 1000000000000000u, 10000000000000000u};
+
+/* floor(n / 10^f) for n < 2^57 and f in 1..16, by a multiplication: the
+ * layout splits the digits at the point without a division instruction. */
+static inline uint64_t
+divide_by_power_of_ten(uint64_t n, int f)
 {
-    static const uint64_t powers[20] = {1u,
-                                        10u,
-                                        100u,
-                                        1000u,
-                                        10000u,
-                                        100000u,
-                                        1000000u,
-                                        10000000u,
-                                        100000000u,
-                                        1000000000u,
-                                        10000000000u,
-                                        100000000000u,
-                                        1000000000000u,
-                                        10000000000000u,
-                                        100000000000000u,
-                                        1000000000000000u,
-                                        10000000000000000u,
-                                        100000000000000000u,
-                                        1000000000000000000u,
-                                        10000000000000000000u};
-#if defined(__GNUC__) || defined(__clang__)
-    /* log10(n) from log2(n): 1233/4096 ~ log10(2); one compare corrects it */
-    int bits = 64 - __builtin_clzll(n | 1);
-    int guess = (bits * 1233) >> 12;
-    return guess + (n >= powers[guess]);
-#else
-    int length = 1;
-    while (length < 20 && n >= powers[length]) {
-        length++;
-    }
-    return length;
-#endif
+    uint64_t low;
+    uint64_t high = multiply_full(n, float_format_pow10_divisors[f].multiplier, &low);
+    return high >> float_format_pow10_divisors[f].shift;
 }
 
-/* Write the `length` digits of n to out[0 .. length-1], two at a time. */
+/* Write the digits of n < 2^57 split after its first `head` (1..16) digits
+ * by a '.', the `length - head` others (1..16) following with their
+ * leading zeros: "12.5", "1.05". */
 static inline void
-write_digits(char *out, uint64_t n, int length)
+write_split_digits(char *out, uint64_t n, int length, int head)
 {
-    char *p = out + length;
-    /* 32-bit divisions are cheaper: peel 8 digits off a 64-bit value */
-    while (n >= 100000000) {
-        uint32_t low = (uint32_t)(n % 100000000);
-        n /= 100000000;
-        for (int i = 0; i < 4; i++) {
-            p -= 2;
-            memcpy(p, decimal_digit_pairs + 2 * (low % 100), 2);
-            low /= 100;
-        }
-    }
-    uint32_t rest = (uint32_t)n;
-    while (rest >= 100) {
-        p -= 2;
-        memcpy(p, decimal_digit_pairs + 2 * (rest % 100), 2);
-        rest /= 100;
-    }
-    if (rest >= 10) {
-        p -= 2;
-        memcpy(p, decimal_digit_pairs + 2 * rest, 2);
-    }
-    else {
-        *--p = (char)('0' + rest);
-    }
+    int fraction_length = length - head;
+    uint64_t integer = divide_by_power_of_ten(n, fraction_length);
+    uint64_t fraction = n - integer * powers_of_ten[fraction_length];
+    /* in this order: each store may spill zeros past its digits */
+    decimal_write_digits(out, integer, head);
+    out[head] = '.';
+    decimal_write_digits(out + head + 1, fraction, fraction_length);
 }
 
 /* "d.ddde+XX": repr's form when the point falls outside -4 < decpt <= 16. */
 static size_t
 layout_exponential(char *out, uint64_t digits, int length, int decpt)
 {
-    /* digits at out + 1, then the first moves left over the point's place */
-    write_digits(out + 1, digits, length);
-    char *p = out + 1 + length;
-    out[0] = out[1];
+    char *p;
     if (length > 1) {
-        out[1] = '.';
+        write_split_digits(out, digits, length, 1);
+        p = out + length + 1;
     }
     else {
+        out[0] = (char)('0' + digits);
         p = out + 1;
     }
     int exponent = decpt - 1;
@@ -339,20 +300,17 @@ layout_fixed(char *out, uint64_t digits, int length, int decpt)
 {
     if (decpt <= 0) {
         /* "0." and -decpt zeros (at most 3) before the digits */
-        memcpy(out, "0.000", 5);
-        write_digits(out + 2 - decpt, digits, length);
+        memcpy(out, "0.000000", 8);
+        decimal_write_digits(out + 2 - decpt, digits, length);
         return (size_t)(2 - decpt + length);
     }
     if (decpt < length) {
-        /* write one place to the right, then open the point's place */
-        write_digits(out + 1, digits, length);
-        memmove(out, out + 1, (size_t)decpt);
-        out[decpt] = '.';
+        write_split_digits(out, digits, length, decpt);
         return (size_t)length + 1;
     }
-    /* an integer: the digits, zeros up to the point (at most 16), ".0" */
-    write_digits(out, digits, length);
-    memset(out + length, '0', (size_t)(decpt - length));
+    /* an integer: the digits, zeros up to the point (at most 15), ".0" */
+    decimal_write_digits(out, digits, length);
+    memcpy(out + length, "0000000000000000", 16);
     memcpy(out + decpt, ".0", 2);
     return (size_t)decpt + 2;
 }
@@ -369,7 +327,7 @@ float_format_shortest(double value, char *out)
         memcpy(out + sign, "0.0", 3);
         return sign + 3;
     }
-    int length = decimal_length(decimal.digits);
+    int length = decimal_digit_count(decimal.digits);
     /* value = 0.ddd * 10^decpt */
     int decpt = decimal.exponent + length;
     if (decpt > -4 && decpt <= 16) {

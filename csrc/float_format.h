@@ -12,14 +12,99 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
-/* "00", "01", ... "99" back to back: the two ASCII digits of n (0..99) are
- * at 2 * n.  Shared with the encoder's integer writer. */
-extern const char decimal_digit_pairs[200];
+/* ---- decimal digits (shared with the encoder's integer writer) ---------- */
+
+/* Number of decimal digits of n (0 has one), 1..20. */
+static inline int
+decimal_digit_count(uint64_t n)
+{
+    static const uint64_t powers[20] = {
+        1u, 10u, 100u, 1000u, 10000u, 100000u, 1000000u, 10000000u, 100000000u,
+        1000000000u, 10000000000u, 100000000000u, 1000000000000u, 10000000000000u,
+        100000000000000u, 1000000000000000u, 10000000000000000u, 100000000000000000u,
+        1000000000000000000u, 10000000000000000000u};
+#if defined(__GNUC__) || defined(__clang__)
+    /* log10(n) from log2(n): 1233/4096 ~ log10(2); one compare corrects it */
+    int bits = 64 - __builtin_clzll(n | 1);
+    int guess = (bits * 1233) >> 12;
+    return guess + ((n | 1) >= powers[guess]); /* 0 has one digit too */
+#else
+    int length = 1;
+    while (length < 20 && n >= powers[length]) {
+        length++;
+    }
+    return length;
+#endif
+}
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+/* The 8 ASCII digits of x < 10^8, leading zeros included, the first in the
+ * lowest byte (so a little-endian store writes them in order).  No loop and
+ * no division: x splits into 4-digit halves in 32-bit lanes, 2-digit
+ * quarters in 16-bit lanes, digits in bytes, each step a multiply by a
+ * reciprocal that is exact for the lane's range (u/100 = u*10486 >> 20 for
+ * u < 10^4; u/10 = u*103 >> 10 for u < 100); no lane overflows into the
+ * next, and the masks drop what the shifts bring in from above. */
+static inline uint64_t
+decimal_eight_digits(uint32_t x)
+{
+    uint64_t halves = (uint64_t)(x / 10000) | ((uint64_t)(x % 10000) << 32);
+    uint64_t high_pairs = ((halves * 10486) >> 20) & 0x0000007F0000007FULL;
+    uint64_t pairs = high_pairs | ((halves - high_pairs * 100) << 16);
+    uint64_t tens = ((pairs * 103) >> 10) & 0x000F000F000F000FULL;
+    uint64_t digits = tens | ((pairs - tens * 10) << 8);
+    return digits + 0x3030303030303030ULL;
+}
+
+/* The last `width` (1..8) digits of x < 10^8 as one 8-byte store at out;
+ * the bytes after them are left zero. */
+static inline void
+decimal_store_low_digits(char *out, uint32_t x, int width)
+{
+    uint64_t word = decimal_eight_digits(x) >> (8 * (8 - width));
+    memcpy(out, &word, 8);
+}
+
+/* Write n < 10^width as exactly `width` digits (1..20, leading zeros
+ * included) at out.  Stores 8 bytes at a time: up to 7 bytes after
+ * out + width may be overwritten, so the caller's buffer needs that room
+ * (and writes what follows the digits after this call). */
+static inline void
+decimal_write_digits(char *out, uint64_t n, int width)
+{
+    if (width <= 8) {
+        decimal_store_low_digits(out, (uint32_t)n, width);
+        return;
+    }
+    uint64_t low = n % 100000000, high = n / 100000000;
+    if (width <= 16) {
+        decimal_store_low_digits(out, (uint32_t)high, width - 8);
+    }
+    else {
+        decimal_store_low_digits(out, (uint32_t)(high / 100000000), width - 16);
+        uint64_t middle = decimal_eight_digits((uint32_t)(high % 100000000));
+        memcpy(out + width - 16, &middle, 8);
+    }
+    uint64_t last = decimal_eight_digits((uint32_t)low);
+    memcpy(out + width - 8, &last, 8);
+}
+#else
+static inline void
+decimal_write_digits(char *out, uint64_t n, int width)
+{
+    for (int i = width - 1; i >= 0; i--) {
+        out[i] = (char)('0' + n % 10);
+        n /= 10;
+    }
+}
+#endif
 
 /* Room float_format_shortest needs at `out`: the longest text is 24 bytes
- * ("-1.2345678901234567e-308"). */
-#define FLOAT_FORMAT_BUFFER_SIZE 32
+ * ("-1.2345678901234567e-308"); the rest is room for 8- and 16-byte stores
+ * past the text's end. */
+#define FLOAT_FORMAT_BUFFER_SIZE 48
 
 /* |value| = digits * 10^exponent, with digits free of trailing zeros
  * (digits == 0 and exponent == 0 for a zero). */

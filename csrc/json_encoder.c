@@ -15,6 +15,9 @@
 #include "qbel.h"
 
 #include <math.h>
+#if PY_VERSION_HEX < 0x030B0000
+#include <longintrepr.h> /* ob_digit; Python.h includes it itself from 3.11 */
+#endif
 
 #include "float_format.h"
 
@@ -47,6 +50,12 @@ typedef struct path_segment {
 #define PATH_SEGMENT_CAPACITY (QBEL_MAX_JSON_DEPTH + 4)
 
 typedef struct json_encoder {
+    /* The output: bytes go to cursor, room ends at limit.  Both point into
+     * buffer's block, whose length is brought up to date only when it grows
+     * and at the end, so that the hot path keeps two pointers, not a
+     * struct behind a pointer. */
+    char *cursor;
+    char *limit;
     byte_buffer *buffer;
     qbel_state *state;
     int depth; /* containers currently open */
@@ -65,21 +74,45 @@ static int encode_value(json_encoder *encoder, PyObject *obj);
 
 /* ---- buffer ------------------------------------------------------------- */
 
+/* Point cursor and limit into the buffer's (possibly new) block. */
+static inline void
+encoder_attach(json_encoder *encoder)
+{
+    byte_buffer *buffer = encoder->buffer;
+    encoder->cursor = buffer->data + buffer->length;
+    encoder->limit = buffer->data + buffer->capacity;
+}
+
+/* Bring the buffer's length up to the cursor. */
+static inline void
+encoder_sync(json_encoder *encoder)
+{
+    encoder->buffer->length = (size_t)(encoder->cursor - encoder->buffer->data);
+}
+
+/* Bytes written so far: a position that survives the block moving. */
+static inline size_t
+encoder_offset(const json_encoder *encoder)
+{
+    return (size_t)(encoder->cursor - encoder->buffer->data);
+}
+
 static COLD int
 encoder_grow(json_encoder *encoder, size_t extra)
 {
+    encoder_sync(encoder);
     if (byte_buffer_grow(encoder->buffer, extra) < 0) {
         PyErr_NoMemory();
         return -1;
     }
+    encoder_attach(encoder);
     return 0;
 }
 
 static ALWAYS_INLINE int
 encoder_reserve(json_encoder *encoder, size_t extra)
 {
-    byte_buffer *buffer = encoder->buffer;
-    if (LIKELY(buffer->capacity - buffer->length >= extra)) {
+    if (LIKELY((size_t)(encoder->limit - encoder->cursor) >= extra)) {
         return 0;
     }
     return encoder_grow(encoder, extra);
@@ -91,8 +124,8 @@ encoder_append(json_encoder *encoder, const char *bytes, size_t count)
     if (encoder_reserve(encoder, count) < 0) {
         return -1;
     }
-    memcpy(encoder->buffer->data + encoder->buffer->length, bytes, count);
-    encoder->buffer->length += count;
+    memcpy(encoder->cursor, bytes, count);
+    encoder->cursor += count;
     return 0;
 }
 
@@ -102,12 +135,24 @@ encoder_append_char(json_encoder *encoder, char c)
     if (encoder_reserve(encoder, 1) < 0) {
         return -1;
     }
-    encoder->buffer->data[encoder->buffer->length++] = c;
+    *encoder->cursor++ = c;
     return 0;
 }
 
 #define encoder_append_literal(encoder, literal) \
     encoder_append((encoder), (literal), sizeof(literal) - 1)
+
+static void
+encoder_start(json_encoder *encoder, qbel_state *state, byte_buffer *buffer)
+{
+    encoder->buffer = buffer;
+    encoder_attach(encoder);
+    encoder->state = state;
+    encoder->depth = 0;
+    encoder->error_type = NULL;
+    encoder->error_message = NULL;
+    encoder->segment_count = 0;
+}
 
 /* ---- errors and their paths -------------------------------------------- */
 
@@ -316,7 +361,6 @@ static int
 write_ascii_escaped(json_encoder *encoder, const unsigned char *s, Py_ssize_t n,
                     Py_ssize_t first_escape)
 {
-    byte_buffer *buffer = encoder->buffer;
     Py_ssize_t i = first_escape;
     for (;;) {
         Py_ssize_t run_end = i + 1 + ascii_first_escape(s + i + 1, n - i - 1);
@@ -324,16 +368,15 @@ write_ascii_escaped(json_encoder *encoder, const unsigned char *s, Py_ssize_t n,
         if (encoder_reserve(encoder, 6 + (size_t)(run_end - i - 1) + 1) < 0) {
             return -1;
         }
-        char *out = write_escape(buffer->data + buffer->length, s[i]);
+        char *out = write_escape(encoder->cursor, s[i]);
         memcpy(out, s + i + 1, (size_t)(run_end - i - 1));
-        out += run_end - i - 1;
-        buffer->length = (size_t)(out - buffer->data);
+        encoder->cursor = out + (run_end - i - 1);
         if (run_end >= n) {
             break;
         }
         i = run_end;
     }
-    buffer->data[buffer->length++] = '"';
+    *encoder->cursor++ = '"';
     return 0;
 }
 
@@ -361,13 +404,12 @@ write_unicode_escape(unsigned char *out, Py_UCS4 c)
 #define DEFINE_WRITE_UNICODE(NAME, CHAR_TYPE)                                           \
     static int NAME(json_encoder *encoder, const CHAR_TYPE *s, Py_ssize_t n)           \
     {                                                                                  \
-        byte_buffer *buffer = encoder->buffer;                                         \
         for (Py_ssize_t start = 0; start < n; start += STRING_CHUNK) {                 \
             Py_ssize_t end = n - start > STRING_CHUNK ? start + STRING_CHUNK : n;      \
             if (encoder_reserve(encoder, (size_t)(end - start) * 6 + 1) < 0) {         \
                 return -1;                                                             \
             }                                                                          \
-            unsigned char *out = (unsigned char *)buffer->data + buffer->length;       \
+            unsigned char *out = (unsigned char *)encoder->cursor;                     \
             for (Py_ssize_t i = start; i < end; i++) {                                 \
                 if (end - i >= 4) {                                                    \
                     /* four ASCII characters that need no escape at once */            \
@@ -404,7 +446,7 @@ write_unicode_escape(unsigned char *out, Py_UCS4 c)
                 }                                                                      \
                 else if (c < 0x10000) {                                                \
                     if (UNLIKELY(c >= 0xD800 && c <= 0xDFFF)) {                        \
-                        buffer->length = (size_t)((char *)out - buffer->data);         \
+                        encoder->cursor = (char *)out;                                 \
                         return raise_lone_surrogate(encoder, c, i);                    \
                     }                                                                  \
                     if (UNLIKELY(c == 0x2028 || c == 0x2029)) {                        \
@@ -422,7 +464,7 @@ write_unicode_escape(unsigned char *out, Py_UCS4 c)
                     *out++ = (unsigned char)(0x80 | (c & 0x3F));                       \
                 }                                                                      \
             }                                                                          \
-            buffer->length = (size_t)((char *)out - buffer->data);                     \
+            encoder->cursor = (char *)out;                                             \
         }                                                                              \
         return encoder_append_char(encoder, '"');                                      \
     }
@@ -433,13 +475,12 @@ static int
 write_latin1(json_encoder *encoder, const Py_UCS1 *s, Py_ssize_t n)
 {
     const uint64_t highs = 0x8080808080808080ULL;
-    byte_buffer *buffer = encoder->buffer;
     for (Py_ssize_t start = 0; start < n; start += STRING_CHUNK) {
         Py_ssize_t end = n - start > STRING_CHUNK ? start + STRING_CHUNK : n;
         if (encoder_reserve(encoder, (size_t)(end - start) * 6 + 1) < 0) {
             return -1;
         }
-        unsigned char *out = (unsigned char *)buffer->data + buffer->length;
+        unsigned char *out = (unsigned char *)encoder->cursor;
         Py_ssize_t i = start;
         while (i < end) {
             if (end - i >= 8) {
@@ -469,7 +510,7 @@ write_latin1(json_encoder *encoder, const Py_UCS1 *s, Py_ssize_t n)
                 *out++ = (unsigned char)(0x80 | (c & 0x3F));
             }
         }
-        buffer->length = (size_t)((char *)out - buffer->data);
+        encoder->cursor = (char *)out;
     }
     return encoder_append_char(encoder, '"');
 }
@@ -510,8 +551,8 @@ make_str_ready(PyObject *str)
  * copied and checked in one pass, 16 bytes a step, into room reserved once
  * for the whole string (plus a word of slack for the last step's store);
  * escapes, if any, reserve more as they are met. */
-static inline int
-write_str(json_encoder *encoder, PyObject *str)
+static ALWAYS_INLINE int
+write_str_then(json_encoder *encoder, PyObject *str, char suffix)
 {
 #if PY_VERSION_HEX < 0x030C0000
     if (UNLIKELY(!PyUnicode_IS_READY(str)) && make_str_ready(str) < 0) {
@@ -519,15 +560,14 @@ write_str(json_encoder *encoder, PyObject *str)
     }
 #endif
     if (UNLIKELY(!PyUnicode_IS_ASCII(str))) {
-        return write_str_non_ascii(encoder, str);
+        goto slow;
     }
     const unsigned char *s = (const unsigned char *)PyUnicode_DATA(str);
     Py_ssize_t n = PyUnicode_GET_LENGTH(str);
     if (encoder_reserve(encoder, (size_t)n + 2 + 16) < 0) {
         return -1;
     }
-    byte_buffer *buffer = encoder->buffer;
-    char *out = buffer->data + buffer->length;
+    char *out = encoder->cursor;
     *out++ = '"';
     Py_ssize_t i = 0;
     if (n <= 16) {
@@ -558,7 +598,8 @@ write_str(json_encoder *encoder, PyObject *str)
         }
         if (LIKELY(!special)) {
             out[n] = '"';
-            buffer->length += (size_t)n + 2;
+            out[n + 1] = suffix;
+            encoder->cursor = out + n + 1 + (suffix != 0);
             return 0;
         }
         goto escaped;
@@ -574,59 +615,84 @@ write_str(json_encoder *encoder, PyObject *str)
         i += rest;
         if (LIKELY(i == n)) {
             out[n] = '"';
-            buffer->length += (size_t)n + 2;
+            out[n + 1] = suffix;
+            encoder->cursor = out + n + 1 + (suffix != 0);
             return 0;
         }
     }
 escaped:
     i += ascii_first_escape(s + i, n - i);
-    buffer->length += 1 + (size_t)i;
-    return write_ascii_escaped(encoder, s, n, i);
+    encoder->cursor = out + i;
+    if (write_ascii_escaped(encoder, s, n, i) < 0) {
+        return -1;
+    }
+    return suffix ? encoder_append_char(encoder, suffix) : 0;
+slow:
+    if (write_str_non_ascii(encoder, str) < 0) {
+        return -1;
+    }
+    return suffix ? encoder_append_char(encoder, suffix) : 0;
+}
+
+/* Any str as a JSON string, nothing after it. */
+static int
+write_str(json_encoder *encoder, PyObject *str)
+{
+    return write_str_then(encoder, str, 0);
 }
 
 /* ---- numbers ------------------------------------------------------------ */
 
-/* Decimal digits of `value` ending just before `end`; returns the start. */
-static inline char *
-format_long_long(char *end, long long value)
+/* The value of an int below 2^30 in magnitude, read from the object without
+ * a call (most ints in events: ids, counts, flags); false for any other. */
+#if PY_VERSION_HEX >= 0x030C0000
+static inline bool
+int_small_value(PyObject *obj, long long *value)
 {
-    unsigned long long magnitude =
-        value < 0 ? 0ULL - (unsigned long long)value : (unsigned long long)value;
-    char *p = end;
-    while (magnitude >= 100) {
-        unsigned int pair = (unsigned int)(magnitude % 100) * 2;
-        magnitude /= 100;
-        p -= 2;
-        memcpy(p, decimal_digit_pairs + pair, 2);
+    if (!PyUnstable_Long_IsCompact((PyLongObject *)obj)) {
+        return false;
     }
-    if (magnitude >= 10) {
-        p -= 2;
-        memcpy(p, decimal_digit_pairs + magnitude * 2, 2);
-    }
-    else {
-        *--p = (char)('0' + magnitude);
-    }
-    if (value < 0) {
-        *--p = '-';
-    }
-    return p;
+    *value = (long long)PyUnstable_Long_CompactValue((PyLongObject *)obj);
+    return true;
 }
-
-/* The digits are formed at the end of the first half of a 48-byte block and
- * a fixed 24 bytes copied from their start (always inside the block), so
- * the copy is two moves, not a call; only the digits count as written. */
-static inline int
-write_long_long(json_encoder *encoder, long long value)
+#else
+static inline bool
+int_small_value(PyObject *obj, long long *value)
 {
-    char digits[48];
-    char *end = digits + 24;
-    char *start = format_long_long(end, value);
-    if (encoder_reserve(encoder, 24) < 0) {
+    /* before 3.12: ob_size is the signed count of 30-bit (or 15-bit)
+     * digits; zero has none (and may have no digit allocated) */
+    Py_ssize_t size = Py_SIZE(obj);
+    if (size == 0) {
+        *value = 0;
+        return true;
+    }
+    if (size != 1 && size != -1) {
+        return false;
+    }
+    *value = (long long)size * (long long)((PyLongObject *)obj)->ob_digit[0];
+    return true;
+}
+#endif
+
+/* The digits go straight into the buffer, 8 at a time (float_format.h),
+ * with room reserved for the 8-byte stores' spill past the last digit;
+ * then `suffix` unless it is 0 (as for the *_then writers below). */
+static ALWAYS_INLINE int
+write_long_long_then(json_encoder *encoder, long long value, char suffix)
+{
+    if (encoder_reserve(encoder, 32) < 0) {
         return -1;
     }
-    byte_buffer *buffer = encoder->buffer;
-    memcpy(buffer->data + buffer->length, start, 24);
-    buffer->length += (size_t)(end - start);
+    char *out = encoder->cursor;
+    unsigned long long magnitude = (unsigned long long)value;
+    if (value < 0) {
+        *out++ = '-';
+        magnitude = 0ULL - magnitude;
+    }
+    int width = decimal_digit_count(magnitude);
+    decimal_write_digits(out, magnitude, width);
+    out[width] = suffix;
+    encoder->cursor = out + width + (suffix != 0);
     return 0;
 }
 
@@ -656,35 +722,77 @@ write_int_text(json_encoder *encoder, PyObject *obj)
     return result;
 }
 
-/* Any int (PyLong_Check): bool is handled before we get here. */
-static inline int
-write_int(json_encoder *encoder, PyObject *obj)
+/* Beyond 2^30: through the C API, still as a long long when it fits. */
+static NOINLINE int
+write_large_int_then(json_encoder *encoder, PyObject *obj, char suffix)
 {
     int overflow;
     long long value = PyLong_AsLongLongAndOverflow(obj, &overflow);
     if (UNLIKELY(overflow != 0)) {
-        return write_int_text(encoder, obj);
+        if (write_int_text(encoder, obj) < 0) {
+            return -1;
+        }
+        return suffix ? encoder_append_char(encoder, suffix) : 0;
     }
     if (UNLIKELY(value == -1) && PyErr_Occurred()) {
         return -1;
     }
-    return write_long_long(encoder, value);
+    return write_long_long_then(encoder, value, suffix);
+}
+
+/* Any int (PyLong_Check): bool is handled before we get here. */
+static ALWAYS_INLINE int
+write_int_then(json_encoder *encoder, PyObject *obj, char suffix)
+{
+    long long small;
+    if (LIKELY(int_small_value(obj, &small))) {
+        return write_long_long_then(encoder, small, suffix);
+    }
+    return write_large_int_then(encoder, obj, suffix);
+}
+
+static int
+write_int(json_encoder *encoder, PyObject *obj)
+{
+    return write_int_then(encoder, obj, 0);
+}
+
+static int
+write_int_then_comma(json_encoder *encoder, PyObject *obj)
+{
+    return write_int_then(encoder, obj, ',');
 }
 
 /* float.__repr__ text (csrc/float_format.c); non-finite values have no JSON
  * form and are null. */
-static inline int
-write_float(json_encoder *encoder, double value)
+static ALWAYS_INLINE int
+write_float_then(json_encoder *encoder, double value, char suffix)
 {
     if (UNLIKELY(!isfinite(value))) {
-        return encoder_append_literal(encoder, "null");
+        if (encoder_append_literal(encoder, "null") < 0) {
+            return -1;
+        }
+        return suffix ? encoder_append_char(encoder, suffix) : 0;
     }
-    if (encoder_reserve(encoder, FLOAT_FORMAT_BUFFER_SIZE) < 0) {
+    if (encoder_reserve(encoder, FLOAT_FORMAT_BUFFER_SIZE + 1) < 0) {
         return -1;
     }
-    byte_buffer *buffer = encoder->buffer;
-    buffer->length += float_format_shortest(value, buffer->data + buffer->length);
+    char *out = encoder->cursor + float_format_shortest(value, encoder->cursor);
+    *out = suffix;
+    encoder->cursor = out + (suffix != 0);
     return 0;
+}
+
+static int
+write_float(json_encoder *encoder, double value)
+{
+    return write_float_then(encoder, value, 0);
+}
+
+static int
+write_float_then_comma(json_encoder *encoder, double value)
+{
+    return write_float_then(encoder, value, ',');
 }
 
 /* ---- containers --------------------------------------------------------- */
@@ -742,20 +850,55 @@ write_key_other(json_encoder *encoder, PyObject *key)
     return result;
 }
 
+/* A str key and its ':' (any other key through its JSON text). */
+static ALWAYS_INLINE int
+write_key(json_encoder *encoder, PyObject *key)
+{
+    if (LIKELY(PyUnicode_CheckExact(key))) {
+        return write_str_then(encoder, key, ':');
+    }
+    if (write_key_other(encoder, key) < 0) {
+        return -1;
+    }
+    return encoder_append_char(encoder, ':');
+}
+
+/* The values most containers hold (exact str, int and float, None, True,
+ * False), written inline with the ',' that follows every member: 0 when
+ * written, -1 on error, 1 when `obj` is none of them.  Encoding these runs
+ * no Python code, so the container cannot change meanwhile. */
+static ALWAYS_INLINE int
+try_write_leaf(json_encoder *encoder, PyObject *obj)
+{
+    PyTypeObject *type = Py_TYPE(obj);
+    if (type == &PyUnicode_Type) {
+        return write_str_then(encoder, obj, ',');
+    }
+    if (type == &PyLong_Type) {
+        return write_int_then_comma(encoder, obj);
+    }
+    if (obj == Py_None) {
+        return encoder_append_literal(encoder, "null,");
+    }
+    if (type == &PyFloat_Type) {
+        return write_float_then_comma(encoder, PyFloat_AS_DOUBLE(obj));
+    }
+    if (type == &PyBool_Type) {
+        return obj == Py_True ? encoder_append_literal(encoder, "true,")
+                              : encoder_append_literal(encoder, "false,");
+    }
+    return 1;
+}
+
 /* `"key":value,` — both borrowed; the caller keeps them alive. */
 static inline int
 encode_member(json_encoder *encoder, PyObject *key, PyObject *value)
 {
-    int result = LIKELY(PyUnicode_CheckExact(key)) ? write_str(encoder, key)
-                                                   : write_key_other(encoder, key);
-    if (UNLIKELY(result < 0)) {
+    if (UNLIKELY(write_key(encoder, key) < 0)) {
         /* a lone surrogate in the key: point at the key itself */
         if (PyUnicode_Check(key)) {
             path_record_key(encoder, key);
         }
-        return -1;
-    }
-    if (encoder_append_char(encoder, ':') < 0) {
         return -1;
     }
     if (UNLIKELY(encode_value(encoder, value) < 0)) {
@@ -770,10 +913,9 @@ encode_member(json_encoder *encoder, PyObject *key, PyObject *value)
 static inline int
 close_container(json_encoder *encoder, size_t opened_at, char closing)
 {
-    byte_buffer *buffer = encoder->buffer;
     encoder->depth--;
-    if (buffer->length > opened_at + 1) {
-        buffer->data[buffer->length - 1] = closing;
+    if (encoder_offset(encoder) > opened_at + 1) {
+        encoder->cursor[-1] = closing;
         return 0;
     }
     return encoder_append_char(encoder, closing);
@@ -788,40 +930,41 @@ open_container(json_encoder *encoder, char opening)
     return encoder_append_char(encoder, opening);
 }
 
-/* Exact str/int/float, None, True, False: encoding them runs no Python
- * code, so a container holding them cannot change while they are written
- * and they need no reference of our own. */
-static inline bool
-is_plain_leaf(PyObject *obj)
-{
-    PyTypeObject *type = Py_TYPE(obj);
-    return type == &PyUnicode_Type || type == &PyLong_Type || type == &PyFloat_Type ||
-           obj == Py_None || type == &PyBool_Type;
-}
-
-/* An exact dict.  Key and value are held while encoded: Python code run by
- * the cold path could otherwise free them by mutating the dict. */
+/* An exact dict.  A value other than a leaf may run Python code (a
+ * subclass's items(), isoformat(), a dataclass field...) that mutates or
+ * frees what the dict holds: key and value are held while it is encoded. */
 static int
 encode_dict(json_encoder *encoder, PyObject *dict)
 {
-    size_t opened_at = encoder->buffer->length;
+    size_t opened_at = encoder_offset(encoder);
     if (open_container(encoder, '{') < 0) {
         return -1;
     }
     Py_ssize_t position = 0, size = PyDict_GET_SIZE(dict);
     PyObject *key, *value;
     while (PyDict_Next(dict, &position, &key, &value)) {
-        int result;
-        if (LIKELY(PyUnicode_CheckExact(key)) && is_plain_leaf(value)) {
-            /* no Python code runs for these: the dict cannot change */
-            result = encode_member(encoder, key, value);
+        if (UNLIKELY(write_key(encoder, key) < 0)) {
+            if (PyUnicode_Check(key)) {
+                path_record_key(encoder, key); /* a lone surrogate in the key */
+            }
+            return -1;
         }
-        else {
+        int result = try_write_leaf(encoder, value);
+        if (result > 0) {
             Py_INCREF(key);
             Py_INCREF(value);
-            result = encode_member(encoder, key, value);
+            result = encode_value(encoder, value);
+            if (LIKELY(result == 0)) {
+                result = encoder_append_char(encoder, ',');
+            }
+            else {
+                path_record_key(encoder, key);
+            }
             Py_DECREF(key);
             Py_DECREF(value);
+        }
+        else if (UNLIKELY(result < 0)) {
+            path_record_key(encoder, key); /* a lone surrogate in the value */
         }
         if (UNLIKELY(result < 0)) {
             return -1;
@@ -840,26 +983,23 @@ encode_dict(json_encoder *encoder, PyObject *dict)
 static int
 encode_array(json_encoder *encoder, PyObject *sequence)
 {
-    size_t opened_at = encoder->buffer->length;
+    size_t opened_at = encoder_offset(encoder);
     if (open_container(encoder, '[') < 0) {
         return -1;
     }
     for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(sequence); i++) {
         PyObject *item = PySequence_Fast_GET_ITEM(sequence, i);
-        int result;
-        if (is_plain_leaf(item)) {
-            result = encode_value(encoder, item); /* runs no Python code */
-        }
-        else {
+        int result = try_write_leaf(encoder, item);
+        if (result > 0) {
             Py_INCREF(item);
             result = encode_value(encoder, item);
             Py_DECREF(item);
+            if (LIKELY(result == 0)) {
+                result = encoder_append_char(encoder, ',');
+            }
         }
         if (UNLIKELY(result < 0)) {
             path_record_index(encoder, i);
-            return -1;
-        }
-        if (encoder_append_char(encoder, ',') < 0) {
             return -1;
         }
     }
@@ -874,7 +1014,7 @@ encode_dict_subclass(json_encoder *encoder, PyObject *dict)
     if (items == NULL) {
         return -1;
     }
-    size_t opened_at = encoder->buffer->length;
+    size_t opened_at = encoder_offset(encoder);
     if (open_container(encoder, '{') < 0) {
         goto error;
     }
@@ -927,7 +1067,7 @@ encode_dataclass(json_encoder *encoder, PyObject *obj)
         return -1;
     }
     PyObject *name = NULL, *value = NULL;
-    size_t opened_at = encoder->buffer->length;
+    size_t opened_at = encoder_offset(encoder);
     if (open_container(encoder, '{') < 0) {
         goto error;
     }
@@ -1123,12 +1263,7 @@ format_path(json_encoder *failed)
     byte_buffer buffer;
     byte_buffer_init(&buffer, inline_block, sizeof(inline_block));
     json_encoder path_writer;
-    path_writer.buffer = &buffer;
-    path_writer.state = failed->state;
-    path_writer.depth = 0;
-    path_writer.error_type = NULL;
-    path_writer.error_message = NULL;
-    path_writer.segment_count = 0;
+    encoder_start(&path_writer, failed->state, &buffer);
 
     PyObject *path = NULL;
     const int keep_each_end = 24;
@@ -1156,7 +1291,7 @@ format_path(json_encoder *failed)
         if (encoder_append_char(&path_writer, '[') < 0) {
             goto done;
         }
-        size_t mark = buffer.length;
+        size_t mark = encoder_offset(&path_writer);
         PyObject *text = key_to_text(&path_writer, segment->key);
         if (text == NULL) {
             goto done;
@@ -1164,7 +1299,7 @@ format_path(json_encoder *failed)
         if (write_str(&path_writer, text) < 0) {
             PyErr_Clear();
             Py_CLEAR(path_writer.error_message);
-            buffer.length = mark;
+            path_writer.cursor = buffer.data + mark;
             PyObject *ascii = PyObject_ASCII(text);
             if (ascii == NULL) {
                 Py_DECREF(text);
@@ -1182,6 +1317,7 @@ format_path(json_encoder *failed)
             goto done;
         }
     }
+    encoder_sync(&path_writer);
     path = PyUnicode_DecodeUTF8(buffer.data, (Py_ssize_t)buffer.length, "strict");
 done:
     Py_XDECREF(path_writer.error_message);
@@ -1216,13 +1352,10 @@ int
 json_encode(qbel_state *state, byte_buffer *buffer, PyObject *obj)
 {
     json_encoder encoder;
-    encoder.buffer = buffer;
-    encoder.state = state;
-    encoder.depth = 0;
-    encoder.error_type = NULL;
-    encoder.error_message = NULL;
-    encoder.segment_count = 0;
-    if (UNLIKELY(encode_value(&encoder, obj) < 0)) {
+    encoder_start(&encoder, state, buffer);
+    int status = encode_value(&encoder, obj);
+    encoder_sync(&encoder);
+    if (UNLIKELY(status < 0)) {
         encoder_finish_error(&encoder);
         return -1;
     }
