@@ -16,6 +16,10 @@
 
 /* ---- decimal digits (shared with the encoder's integer writer) ---------- */
 
+/* "00", "01", ... "99" back to back: the two ASCII digits of n (0..99) are
+ * at 2 * n. */
+extern const char decimal_digit_pairs[200];
+
 /* Number of decimal digits of n (0 has one), 1..20. */
 static inline int
 decimal_digit_count(uint64_t n)
@@ -39,7 +43,9 @@ decimal_digit_count(uint64_t n)
 #endif
 }
 
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && \
+    (defined(__GNUC__) || defined(__clang__))
+#define DECIMAL_SWAR_DIGITS 1
 /* The 8 ASCII digits of x < 10^8, leading zeros included, the first in the
  * lowest byte (so a little-endian store writes them in order).  No loop and
  * no division: x splits into 4-digit halves in 32-bit lanes, 2-digit

@@ -674,9 +674,41 @@ int_small_value(PyObject *obj, long long *value)
 }
 #endif
 
-/* The digits go straight into the buffer, 8 at a time (float_format.h),
- * with room reserved for the 8-byte stores' spill past the last digit;
- * then `suffix` unless it is 0 (as for the *_then writers below). */
+/* The digits of n < 10^8 at out (stores may spill up to 7 bytes past
+ * them); returns how many.  Counts and small ids take one or two pairs
+ * from the table; larger values are made 8 at a time (float_format.h),
+ * whose leading '0' bytes give the width. */
+static ALWAYS_INLINE int
+write_digits_below_1e8(char *out, uint32_t n)
+{
+    if (n < 100) {
+        int width = 1 + (n >= 10);
+        memcpy(out, decimal_digit_pairs + 2 * n + 2 - width, 2);
+        return width;
+    }
+    if (n < 10000) {
+        unsigned int high = n / 100, low = n % 100;
+        int width = 3 + (high >= 10);
+        memcpy(out, decimal_digit_pairs + 2 * high + 4 - width, 2);
+        memcpy(out + width - 2, decimal_digit_pairs + 2 * low, 2);
+        return width;
+    }
+#ifdef DECIMAL_SWAR_DIGITS
+    uint64_t digits = decimal_eight_digits(n);
+    int leading_zero_bits = __builtin_ctzll(digits - 0x3030303030303030ULL) & ~7;
+    digits >>= leading_zero_bits;
+    memcpy(out, &digits, 8);
+    return 8 - leading_zero_bits / 8;
+#else
+    int width = decimal_digit_count(n);
+    decimal_write_digits(out, n, width);
+    return width;
+#endif
+}
+
+/* value's digits straight into the buffer (room for the stores' spill
+ * reserved), then `suffix` unless it is 0 (as for the *_then writers
+ * below). */
 static ALWAYS_INLINE int
 write_long_long_then(json_encoder *encoder, long long value, char suffix)
 {
@@ -689,8 +721,19 @@ write_long_long_then(json_encoder *encoder, long long value, char suffix)
         *out++ = '-';
         magnitude = 0ULL - magnitude;
     }
-    int width = decimal_digit_count(magnitude);
-    decimal_write_digits(out, magnitude, width);
+    int width;
+    if (LIKELY(magnitude < 100000000)) {
+        width = write_digits_below_1e8(out, (uint32_t)magnitude);
+    }
+    else if (magnitude < 10000000000000000ULL) {
+        width = write_digits_below_1e8(out, (uint32_t)(magnitude / 100000000));
+        decimal_write_digits(out + width, magnitude % 100000000, 8);
+        width += 8;
+    }
+    else {
+        width = decimal_digit_count(magnitude);
+        decimal_write_digits(out, magnitude, width);
+    }
     out[width] = suffix;
     encoder->cursor = out + width + (suffix != 0);
     return 0;

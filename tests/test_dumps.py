@@ -141,6 +141,31 @@ def test_ints_exact(number):
     assert roundtrip(number) == number
 
 
+def int_boundaries():
+    """Where the int writer changes method: each power of ten and its
+    neighbours (digit counts, the 2-digit pairs, the 8-digit blocks), the
+    compact-int limit 2^30, and the long long limits."""
+    edges = {0, 2**30, 2**30 - 1, 2**30 + 1, 2**63 - 1, 2**63}
+    for exponent in range(21):
+        edges.update({10**exponent - 1, 10**exponent, 10**exponent + 1})
+    return sorted(edges | {-edge for edge in edges})
+
+
+def test_ints_at_every_digit_count():
+    numbers = int_boundaries()
+    for number in numbers:
+        assert qe.dumps(number) == str(number).encode(), number
+    # in containers too: the writer appends the ',' after the digits itself
+    assert qe.dumps(numbers) == json.dumps(numbers, separators=(",", ":")).encode()
+    mapping = {str(number): number for number in numbers}
+    assert qe.dumps(mapping) == json.dumps(mapping, separators=(",", ":")).encode()
+
+
+@given(st.lists(st.integers(min_value=-(2**64), max_value=2**64), max_size=30))
+def test_int_lists_identical_to_json(numbers):
+    assert qe.dumps(numbers) == json.dumps(numbers, separators=(",", ":")).encode()
+
+
 @pytest.mark.parametrize("number", [0.1, 1e300, -0.0, 0.0, 5e-324, 1e16, 1e15, -123.0, 1.5e-7, 2.5])
 def test_float_repr(number):
     assert qe.dumps(number) == repr(number).encode()
