@@ -20,6 +20,7 @@
 #endif
 
 #include "float_format.h"
+#include "qbel_alloc.h"
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -50,13 +51,18 @@ typedef struct path_segment {
 #define PATH_SEGMENT_CAPACITY (QBEL_MAX_JSON_DEPTH + 4)
 
 typedef struct json_encoder {
-    /* The output: bytes go to cursor, room ends at limit.  Both point into
-     * buffer's block, whose length is brought up to date only when it grows
-     * and at the end, so that the hot path keeps two pointers, not a
-     * struct behind a pointer. */
+    /* The output: bytes go to cursor, room ends at limit, the block starts
+     * at base.  The block is buffer's, whose length is brought up to date
+     * only when it grows and at the end (the hot path keeps pointers, not
+     * a struct behind a pointer); or, for dumps once the output outgrows
+     * its inline block, the storage of `bytes`, the very object returned,
+     * so that a large result is never copied. */
     char *cursor;
     char *limit;
+    char *base;
     byte_buffer *buffer;
+    bool grow_into_bytes;
+    PyObject *bytes; /* owned; NULL until then */
     qbel_state *state;
     int depth; /* containers currently open */
     /* Set only by encoder_raise (this file's own TypeError/ValueError); the
@@ -79,27 +85,83 @@ static inline void
 encoder_attach(json_encoder *encoder)
 {
     byte_buffer *buffer = encoder->buffer;
+    encoder->base = buffer->data;
     encoder->cursor = buffer->data + buffer->length;
     encoder->limit = buffer->data + buffer->capacity;
-}
-
-/* Bring the buffer's length up to the cursor. */
-static inline void
-encoder_sync(json_encoder *encoder)
-{
-    encoder->buffer->length = (size_t)(encoder->cursor - encoder->buffer->data);
 }
 
 /* Bytes written so far: a position that survives the block moving. */
 static inline size_t
 encoder_offset(const json_encoder *encoder)
 {
-    return (size_t)(encoder->cursor - encoder->buffer->data);
+    return (size_t)(encoder->cursor - encoder->base);
+}
+
+/* Bring the buffer's length up to the cursor (while the output is there). */
+static inline void
+encoder_sync(json_encoder *encoder)
+{
+    if (encoder->bytes == NULL) {
+        encoder->buffer->length = encoder_offset(encoder);
+    }
+}
+
+/* _PyBytes_Resize (or a new bytes object when *bytes is NULL).  Test builds
+ * let the chaos allocator fail it like any allocation of the C core's own,
+ * so that the MemoryError paths of dumps stay exercised. */
+static int
+bytes_resize(PyObject **bytes, size_t size)
+{
+#ifdef QBEL_TEST_HOOKS
+    void *probe = qbel_malloc(1);
+    if (probe == NULL) {
+        Py_CLEAR(*bytes);
+        PyErr_NoMemory();
+        return -1;
+    }
+    qbel_free(probe);
+#endif
+    if (*bytes == NULL) {
+        *bytes = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)size);
+        return *bytes == NULL ? -1 : 0;
+    }
+    return _PyBytes_Resize(bytes, (Py_ssize_t)size); /* frees *bytes on failure */
+}
+
+/* dumps: move (or first copy) the output into a bytes object with room for
+ * `extra` more, doubling so that each byte is moved amortised once. */
+static COLD int
+encoder_grow_bytes(json_encoder *encoder, size_t extra)
+{
+    size_t length = encoder_offset(encoder);
+    size_t capacity = (size_t)(encoder->limit - encoder->base);
+    if (extra > (size_t)PY_SSIZE_T_MAX / 2 - length) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    size_t needed = length + extra;
+    size_t grown = capacity < needed / 2 ? needed : 2 * capacity;
+    grown = grown < needed ? needed : grown;
+    bool first = encoder->bytes == NULL;
+    if (bytes_resize(&encoder->bytes, grown) < 0) {
+        return -1;
+    }
+    char *base = PyBytes_AS_STRING(encoder->bytes);
+    if (first) {
+        memcpy(base, encoder->base, length);
+    }
+    encoder->base = base;
+    encoder->cursor = base + length;
+    encoder->limit = base + grown;
+    return 0;
 }
 
 static COLD int
 encoder_grow(json_encoder *encoder, size_t extra)
 {
+    if (encoder->grow_into_bytes) {
+        return encoder_grow_bytes(encoder, extra);
+    }
     encoder_sync(encoder);
     if (byte_buffer_grow(encoder->buffer, extra) < 0) {
         PyErr_NoMemory();
@@ -147,6 +209,8 @@ encoder_start(json_encoder *encoder, qbel_state *state, byte_buffer *buffer)
 {
     encoder->buffer = buffer;
     encoder_attach(encoder);
+    encoder->grow_into_bytes = false;
+    encoder->bytes = NULL;
     encoder->state = state;
     encoder->depth = 0;
     encoder->error_type = NULL;
@@ -1405,7 +1469,8 @@ json_encode(qbel_state *state, byte_buffer *buffer, PyObject *obj)
     return 0;
 }
 
-/* Most events fit here and never touch malloc. */
+/* Most events fit here and never touch malloc; a larger output moves once
+ * into the bytes object that is returned (encoder_grow_bytes). */
 #define DUMPS_INLINE_CAPACITY 4096
 
 PyObject *
@@ -1414,10 +1479,21 @@ json_dumps(PyObject *module, PyObject *obj)
     char inline_block[DUMPS_INLINE_CAPACITY];
     byte_buffer buffer;
     byte_buffer_init(&buffer, inline_block, sizeof(inline_block));
-    PyObject *result = NULL;
-    if (json_encode(qbel_state_of_module(module), &buffer, obj) == 0) {
-        result = PyBytes_FromStringAndSize(buffer.data, (Py_ssize_t)buffer.length);
+    json_encoder encoder;
+    encoder_start(&encoder, qbel_state_of_module(module), &buffer);
+    encoder.grow_into_bytes = true;
+    if (UNLIKELY(encode_value(&encoder, obj) < 0)) {
+        Py_CLEAR(encoder.bytes);
+        encoder_finish_error(&encoder);
+        return NULL;
     }
-    byte_buffer_release(&buffer);
-    return result;
+    size_t length = encoder_offset(&encoder);
+    if (encoder.bytes == NULL) {
+        return PyBytes_FromStringAndSize(inline_block, (Py_ssize_t)length);
+    }
+    /* give back the room doubling left (in place: the block is malloc's) */
+    if (bytes_resize(&encoder.bytes, length) < 0) {
+        return NULL;
+    }
+    return encoder.bytes;
 }

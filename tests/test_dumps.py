@@ -517,6 +517,20 @@ def test_large_output_leaves_the_inline_block():
     assert qe.dumps(big) == compact(big).encode()
 
 
+def test_outputs_around_the_inline_block_size():
+    # dumps writes into a 4 KiB block, then into the bytes object it returns
+    for size in range(4060, 4120):
+        for value in (["x" * size], {"k": "é" * (size // 2)}, [[1] * (size // 2)],
+                      "y" * (size - 2)):
+            encoded = qe.dumps(value)
+            assert encoded == compact(value).encode(), size
+            assert sys.getrefcount(encoded) == 2  # ours alone: nothing kept a reference
+    for size in (1 << 16, (1 << 20) + 3, 5 << 20):
+        text = "z" * size
+        assert qe.dumps(text) == b'"' + text.encode() + b'"'
+        assert qe.dumps([text, text, 1.5]) == compact([text, text, 1.5]).encode()
+
+
 def test_list_shrinking_while_encoding_is_safe():
     target = [1, 2, 3]
 
