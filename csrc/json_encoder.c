@@ -1037,9 +1037,18 @@ open_container(json_encoder *encoder, char opening)
     return encoder_append_char(encoder, opening);
 }
 
-/* An exact dict.  A value other than a leaf may run Python code (a
- * subclass's items(), isoformat(), a dataclass field...) that mutates or
- * frees what the dict holds: key and value are held while it is encoded. */
+#if defined(__GNUC__) || defined(__clang__)
+#define PREFETCH(address) __builtin_prefetch(address)
+#else
+#define PREFETCH(address) ((void)(address))
+#endif
+
+/* An exact dict.  Each member is fetched one step ahead and its value's
+ * header prefetched, so that reading its type does not stall the next
+ * step.  A value other than a leaf may run Python code (a subclass's
+ * items(), isoformat(), a dataclass field...) that mutates the dict or
+ * frees what it held: the member being encoded is then held while it
+ * runs, and the one fetched ahead is fetched again after. */
 static int
 encode_dict(json_encoder *encoder, PyObject *dict)
 {
@@ -1048,8 +1057,16 @@ encode_dict(json_encoder *encoder, PyObject *dict)
         return -1;
     }
     Py_ssize_t position = 0, size = PyDict_GET_SIZE(dict);
-    PyObject *key, *value;
-    while (PyDict_Next(dict, &position, &key, &value)) {
+    PyObject *key, *value, *next_key, *next_value;
+    int more = PyDict_Next(dict, &position, &next_key, &next_value);
+    while (more) {
+        key = next_key;
+        value = next_value;
+        Py_ssize_t next_position = position;
+        more = PyDict_Next(dict, &position, &next_key, &next_value);
+        if (more) {
+            PREFETCH(next_value);
+        }
         if (UNLIKELY(write_key(encoder, key) < 0)) {
             if (PyUnicode_Check(key)) {
                 path_record_key(encoder, key); /* a lone surrogate in the key */
@@ -1069,6 +1086,10 @@ encode_dict(json_encoder *encoder, PyObject *dict)
             }
             Py_DECREF(key);
             Py_DECREF(value);
+            if (result == 0 && PyDict_GET_SIZE(dict) == size) {
+                position = next_position;
+                more = PyDict_Next(dict, &position, &next_key, &next_value);
+            }
         }
         else if (UNLIKELY(result < 0)) {
             path_record_key(encoder, key); /* a lone surrogate in the value */
@@ -1096,6 +1117,9 @@ encode_array(json_encoder *encoder, PyObject *sequence)
     }
     for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(sequence); i++) {
         PyObject *item = PySequence_Fast_GET_ITEM(sequence, i);
+        if (i + 1 < PySequence_Fast_GET_SIZE(sequence)) {
+            PREFETCH(PySequence_Fast_GET_ITEM(sequence, i + 1)); /* as in encode_dict */
+        }
         int result = try_write_leaf(encoder, item);
         if (result > 0) {
             Py_INCREF(item);
