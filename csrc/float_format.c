@@ -31,6 +31,12 @@
 
 #include "float_format_table.h"
 
+#if defined(__GNUC__) || defined(__clang__)
+#define FORCE_INLINE inline __attribute__((always_inline))
+#else
+#define FORCE_INLINE inline
+#endif
+
 #define SIGNIFICAND_BITS 52
 #define HIDDEN_BIT ((uint64_t)1 << SIGNIFICAND_BITS)
 #define EXPONENT_MASK 0x7ff
@@ -120,38 +126,48 @@ floor_log2_pow10(int e)
 
 /* ---- the shortest decimal ----------------------------------------------- */
 
-/* n * 10^exponent (n > 0) with n's trailing zeros moved into the exponent. */
-static inline float_decimal
-strip_trailing_zeros(uint64_t n, int exponent)
+/* A decimal digits * 10^exponent whose digits are `length` long. */
+typedef struct counted_decimal {
+    uint64_t digits;
+    int exponent;
+    int length;
+} counted_decimal;
+
+/* n * 10^exponent (n > 0, `length` digits) with n's trailing zeros moved
+ * into the exponent. */
+static FORCE_INLINE counted_decimal
+strip_trailing_zeros(uint64_t n, int exponent, int length)
 {
     if (n % 10 != 0) {
-        return (float_decimal){n, exponent}; /* the usual case */
+        return (counted_decimal){n, exponent, length}; /* the usual case */
     }
+    int removed = 0;
     /* big steps first: 1e22 reaches here as 1000000000000000 * 10^7 */
     while (n % 100000000 == 0) {
         n /= 100000000;
-        exponent += 8;
+        removed += 8;
     }
     if (n % 10000 == 0) {
         n /= 10000;
-        exponent += 4;
+        removed += 4;
     }
     if (n % 100 == 0) {
         n /= 100;
-        exponent += 2;
+        removed += 2;
     }
     if (n % 10 == 0) {
         n /= 10;
-        exponent += 1;
+        removed += 1;
     }
-    return (float_decimal){n, exponent};
+    return (counted_decimal){n, exponent + removed, length - removed};
 }
 
 /* Schubfach proper, for v = c * 2^q > 0; `irregular` when v is a power of
- * two whose lower neighbour is closer than its upper one.  The variables
+ * two whose lower neighbour is closer than its upper one.  The digits come
+ * back with any trailing zeros, length not filled in.  The variables
  * ending in b are values times 4, so that half and quarter steps of 2^q are
  * integers. */
-static float_decimal
+static FORCE_INLINE counted_decimal
 schubfach(uint64_t c, int q, bool irregular)
 {
     /* an odd c loses the ties at both ends of R: make the tests strict */
@@ -197,21 +213,22 @@ schubfach(uint64_t c, int q, bool irregular)
     const uint64_t shorter_mask = (uint64_t)0 - shorter;
     const uint64_t digits =
         ((s10 + shorter_high_in) & shorter_mask) | ((s + take_t) & ~shorter_mask);
-    return strip_trailing_zeros(digits, k + shorter);
+    return (counted_decimal){digits, k + shorter, 0};
 }
 
-float_decimal
-float_format_decimal(double value)
+/* The shortest decimal of |value| (finite, not zero) and its length.  A
+ * normal double's Schubfach digits number 15 to 17 before stripping (v *
+ * 10^-k lies in [2^52, 10 * 2^53), one digit fewer when shorter), so two
+ * compares count them, off the table lookup of decimal_digit_count. */
+static FORCE_INLINE counted_decimal
+shortest_decimal(uint64_t bits)
 {
-    uint64_t bits;
-    memcpy(&bits, &value, sizeof bits);
     const uint64_t fraction = bits & (HIDDEN_BIT - 1);
     const int biased_exponent = (int)((bits >> SIGNIFICAND_BITS) & EXPONENT_MASK);
     if (biased_exponent == 0) {
-        if (fraction == 0) {
-            return (float_decimal){0, 0};
-        }
-        return schubfach(fraction, 1 - EXPONENT_BIAS, false);
+        counted_decimal subnormal = schubfach(fraction, 1 - EXPONENT_BIAS, false);
+        return strip_trailing_zeros(subnormal.digits, subnormal.exponent,
+                                    decimal_digit_count(subnormal.digits));
     }
     const uint64_t c = fraction | HIDDEN_BIT;
     const int q = biased_exponent - EXPONENT_BIAS;
@@ -220,10 +237,25 @@ float_format_decimal(double value)
     if (-SIGNIFICAND_BITS <= q && q <= 0) {
         const uint64_t integer = c >> -q;
         if (integer << -q == c) {
-            return strip_trailing_zeros(integer, 0);
+            return strip_trailing_zeros(integer, 0, decimal_digit_count(integer));
         }
     }
-    return schubfach(c, q, fraction == 0 && biased_exponent > 1);
+    counted_decimal normal = schubfach(c, q, fraction == 0 && biased_exponent > 1);
+    const int length = 15 + (normal.digits >= 1000000000000000u) +
+                       (normal.digits >= 10000000000000000u);
+    return strip_trailing_zeros(normal.digits, normal.exponent, length);
+}
+
+float_decimal
+float_format_decimal(double value)
+{
+    uint64_t bits;
+    memcpy(&bits, &value, sizeof bits);
+    if ((bits << 1) == 0) {
+        return (float_decimal){0, 0};
+    }
+    counted_decimal decimal = shortest_decimal(bits);
+    return (float_decimal){decimal.digits, decimal.exponent};
 }
 
 /* ---- layout --------------------------------------------------------------- */
@@ -322,12 +354,12 @@ float_format_shortest(double value, char *out)
     memcpy(&bits, &value, sizeof bits);
     const size_t sign = (size_t)(bits >> 63); /* -0.0 too */
     out[0] = '-';
-    float_decimal decimal = float_format_decimal(value);
-    if (decimal.digits == 0) {
+    if ((bits << 1) == 0) {
         memcpy(out + sign, "0.0", 3);
         return sign + 3;
     }
-    int length = decimal_digit_count(decimal.digits);
+    counted_decimal decimal = shortest_decimal(bits);
+    int length = decimal.length;
     /* value = 0.ddd * 10^decpt */
     int decpt = decimal.exponent + length;
     if (decpt > -4 && decpt <= 16) {

@@ -46,6 +46,8 @@ decimal_digit_count(uint64_t n)
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && \
     (defined(__GNUC__) || defined(__clang__))
 #define DECIMAL_SWAR_DIGITS 1
+/* the float layout calls it twice with widths the inlined copy can fold */
+#define DECIMAL_FORCE_INLINE __attribute__((always_inline))
 /* The 8 ASCII digits of x < 10^8, leading zeros included, the first in the
  * lowest byte (so a little-endian store writes them in order).  No loop and
  * no division: x splits into 4-digit halves in 32-bit lanes, 2-digit
@@ -77,7 +79,7 @@ decimal_store_low_digits(char *out, uint32_t x, int width)
  * included) at out.  Stores 8 bytes at a time: up to 7 bytes after
  * out + width may be overwritten, so the caller's buffer needs that room
  * (and writes what follows the digits after this call). */
-static inline void
+static inline DECIMAL_FORCE_INLINE void
 decimal_write_digits(char *out, uint64_t n, int width)
 {
     if (width <= 8) {
