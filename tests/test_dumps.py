@@ -110,6 +110,17 @@ def test_escapes_match_json():
         assert qe.dumps(long_text) == compact(long_text).encode("utf-8")
 
 
+def test_an_escape_at_every_position():
+    # ASCII text is copied 64, 16 and 8 bytes a step, the last step
+    # overlapping: a character to escape must be found wherever it sits
+    for length in range(1, 200):
+        for position in range(length):
+            for special in ('"', "\\", "\n", "\x1f", "\x00"):
+                text = "a" * position + special + "b" * (length - position - 1)
+                assert qe.dumps(text) == compact(text).encode(), (length, position, special)
+                assert qe.dumps({text: [text]}) == compact({text: [text]}).encode()
+
+
 def test_example_event():
     event = {
         "path": "/datadoc/123/",
