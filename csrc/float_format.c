@@ -301,14 +301,65 @@ write_split_digits(char *out, uint64_t n, int length, int head)
     decimal_write_digits(out + head + 1, fraction, fraction_length);
 }
 
+#ifdef DECIMAL_SWAR_DIGITS
+/* decimal_write_digits for width 1..17 that also returns the first 8
+ * digits as the word stored for them (bytes past `width` zero). */
+static FORCE_INLINE uint64_t
+write_digits_keeping_head(char *out, uint64_t n, int width)
+{
+    if (width <= 8) {
+        uint64_t word = decimal_eight_digits((uint32_t)n) >> (8 * (8 - width));
+        memcpy(out, &word, 8);
+        return word;
+    }
+    uint64_t high = n / 100000000;
+    uint64_t last = decimal_eight_digits((uint32_t)(n % 100000000));
+    if (width <= 16) {
+        uint64_t first = decimal_eight_digits((uint32_t)high) >> (8 * (16 - width));
+        memcpy(out, &first, 8);
+        memcpy(out + width - 8, &last, 8);
+        return first | ((last << (8 * (width - 9))) << 8); /* no shift by 64 */
+    }
+    uint64_t top = '0' + high / 100000000; /* 17 digits: one, then 8 and 8 */
+    uint64_t middle = decimal_eight_digits((uint32_t)(high % 100000000));
+    out[0] = (char)top;
+    memcpy(out + 1, &middle, 8);
+    memcpy(out + 9, &last, 8);
+    return top | (middle << 8);
+}
+
+/* The `length` digits of n with a '.' after the first `point` (1..7,
+ * < length): every digit is written one place to the right, then the
+ * first 8 bytes once more from the head word in a register, the point in
+ * place, so that nothing is divided at the point nor read back. */
+static FORCE_INLINE size_t
+write_digits_with_point(char *out, uint64_t n, int length, int point)
+{
+    uint64_t head = write_digits_keeping_head(out + 1, n, length);
+    uint64_t below = ((uint64_t)1 << (8 * point)) - 1;
+    uint64_t above = ~((((uint64_t)1 << (8 * point)) << 8) - 1); /* 0 when point is 7 */
+    uint64_t word = (head & below) | ((uint64_t)'.' << (8 * point)) | ((head << 8) & above);
+    memcpy(out, &word, 8);
+    return (size_t)length + 1;
+}
+#define SHORT_INTEGER_PART 7
+#else
+static size_t
+write_digits_with_point(char *out, uint64_t n, int length, int point)
+{
+    write_split_digits(out, n, length, point);
+    return (size_t)length + 1;
+}
+#define SHORT_INTEGER_PART 16
+#endif
+
 /* "d.ddde+XX": repr's form when the point falls outside -4 < decpt <= 16. */
 static size_t
 layout_exponential(char *out, uint64_t digits, int length, int decpt)
 {
     char *p;
     if (length > 1) {
-        write_split_digits(out, digits, length, 1);
-        p = out + length + 1;
+        p = out + write_digits_with_point(out, digits, length, 1);
     }
     else {
         out[0] = (char)('0' + digits);
@@ -337,6 +388,9 @@ layout_fixed(char *out, uint64_t digits, int length, int decpt)
         return (size_t)(2 - decpt + length);
     }
     if (decpt < length) {
+        if (decpt <= SHORT_INTEGER_PART) {
+            return write_digits_with_point(out, digits, length, decpt);
+        }
         write_split_digits(out, digits, length, decpt);
         return (size_t)length + 1;
     }
