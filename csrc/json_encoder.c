@@ -1,9 +1,11 @@
 /* json_encoder: Python objects -> compact, strict RFC 8259 JSON in UTF-8.
  *
  * Owns nothing beyond one call: bytes go straight from the Python objects
- * into the caller's byte_buffer, the way orjson and msgspec do it.  The hot
- * path (exact str/dict/int/list/None/bool/float) is checked first by type
- * identity; everything rare (subclasses, datetime, UUID, Enum, Decimal,
+ * into the caller's byte_buffer or, for dumps, into the bytes object it
+ * returns, the way orjson and msgspec do it.  The hot path (exact
+ * str/dict/int/list/None/bool/float) is checked first by type identity, and
+ * a container writes the leaves it holds inline, each with the ',' after
+ * it; everything rare (subclasses, datetime, UUID, Enum, Decimal,
  * tuple/set, dataclasses, errors) lives in non-inlined cold functions.
  *
  * Errors: every level of the recursion returns -1 with a Python exception
@@ -637,10 +639,11 @@ make_str_ready(PyObject *str)
 }
 #endif
 
-/* Any str (or str subclass: its content) as a JSON string.  ASCII text is
- * copied and checked in one pass, 16 bytes a step, into room reserved once
- * for the whole string (plus a word of slack for the last step's store);
- * escapes, if any, reserve more as they are met. */
+/* Any str (or str subclass: its content) as a JSON string, then `suffix`
+ * unless it is 0 (':' after a key, ',' after a member).  ASCII text is
+ * copied and checked in one pass, 64 then 16 bytes a step, the last step
+ * ending at the string's end, into room reserved once for the whole
+ * string; escapes, if any, reserve more as they are met. */
 static ALWAYS_INLINE int
 write_str_then(json_encoder *encoder, PyObject *str, char suffix)
 {
