@@ -312,16 +312,22 @@ write_digits_keeping_head(char *out, uint64_t n, int width)
         memcpy(out, &word, 8);
         return word;
     }
-    uint64_t high = n / 100000000;
-    uint64_t last = decimal_eight_digits((uint32_t)(n % 100000000));
+    uint64_t top = n / 10000000000000000u; /* a 17th digit, or 0 */
+    uint64_t middle, last;
+#ifdef DECIMAL_SSE2_DIGITS
+    decimal_sixteen_digits(n - top * 10000000000000000u, &middle, &last);
+#else
+    uint64_t rest = n - top * 10000000000000000u;
+    middle = decimal_eight_digits((uint32_t)(rest / 100000000));
+    last = decimal_eight_digits((uint32_t)(rest % 100000000));
+#endif
     if (width <= 16) {
-        uint64_t first = decimal_eight_digits((uint32_t)high) >> (8 * (16 - width));
+        uint64_t first = middle >> (8 * (16 - width));
         memcpy(out, &first, 8);
         memcpy(out + width - 8, &last, 8);
         return first | ((last << (8 * (width - 9))) << 8); /* no shift by 64 */
     }
-    uint64_t top = '0' + high / 100000000; /* 17 digits: one, then 8 and 8 */
-    uint64_t middle = decimal_eight_digits((uint32_t)(high % 100000000));
+    top += '0';
     out[0] = (char)top;
     memcpy(out + 1, &middle, 8);
     memcpy(out + 9, &last, 8);

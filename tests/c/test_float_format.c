@@ -353,6 +353,18 @@ test_digit_writers(uint64_t *state, long step)
             return;
         }
     }
+#ifdef DECIMAL_SSE2_DIGITS
+    /* every 4-digit value in every lane of the SSE2 version */
+    for (uint32_t x = 0; x < 100000000; x += (uint32_t)step) {
+        uint64_t first, last, expected = decimal_eight_digits(x);
+        decimal_sixteen_digits((uint64_t)x * 100000000 + x, &first, &last);
+        if (first != expected || last != expected) {
+            fprintf(stderr, "decimal_sixteen_digits wrong for %u\n", x);
+            failures++;
+            return;
+        }
+    }
+#endif
 #else
     (void)step;
 #endif
