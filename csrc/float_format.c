@@ -31,6 +31,12 @@
 
 #include "float_format_table.h"
 
+#if defined(__GNUC__) || defined(__clang__)
+#define FORCE_INLINE inline __attribute__((always_inline))
+#else
+#define FORCE_INLINE inline
+#endif
+
 #define SIGNIFICAND_BITS 52
 #define HIDDEN_BIT ((uint64_t)1 << SIGNIFICAND_BITS)
 #define EXPONENT_MASK 0x7ff
@@ -120,38 +126,48 @@ floor_log2_pow10(int e)
 
 /* ---- the shortest decimal ----------------------------------------------- */
 
-/* n * 10^exponent (n > 0) with n's trailing zeros moved into the exponent. */
-static inline float_decimal
-strip_trailing_zeros(uint64_t n, int exponent)
+/* A decimal digits * 10^exponent whose digits are `length` long. */
+typedef struct counted_decimal {
+    uint64_t digits;
+    int exponent;
+    int length;
+} counted_decimal;
+
+/* n * 10^exponent (n > 0, `length` digits) with n's trailing zeros moved
+ * into the exponent. */
+static FORCE_INLINE counted_decimal
+strip_trailing_zeros(uint64_t n, int exponent, int length)
 {
     if (n % 10 != 0) {
-        return (float_decimal){n, exponent}; /* the usual case */
+        return (counted_decimal){n, exponent, length}; /* the usual case */
     }
+    int removed = 0;
     /* big steps first: 1e22 reaches here as 1000000000000000 * 10^7 */
     while (n % 100000000 == 0) {
         n /= 100000000;
-        exponent += 8;
+        removed += 8;
     }
     if (n % 10000 == 0) {
         n /= 10000;
-        exponent += 4;
+        removed += 4;
     }
     if (n % 100 == 0) {
         n /= 100;
-        exponent += 2;
+        removed += 2;
     }
     if (n % 10 == 0) {
         n /= 10;
-        exponent += 1;
+        removed += 1;
     }
-    return (float_decimal){n, exponent};
+    return (counted_decimal){n, exponent + removed, length - removed};
 }
 
 /* Schubfach proper, for v = c * 2^q > 0; `irregular` when v is a power of
- * two whose lower neighbour is closer than its upper one.  The variables
+ * two whose lower neighbour is closer than its upper one.  The digits come
+ * back with any trailing zeros, length not filled in.  The variables
  * ending in b are values times 4, so that half and quarter steps of 2^q are
  * integers. */
-static float_decimal
+static FORCE_INLINE counted_decimal
 schubfach(uint64_t c, int q, bool irregular)
 {
     /* an odd c loses the ties at both ends of R: make the tests strict */
@@ -197,21 +213,22 @@ schubfach(uint64_t c, int q, bool irregular)
     const uint64_t shorter_mask = (uint64_t)0 - shorter;
     const uint64_t digits =
         ((s10 + shorter_high_in) & shorter_mask) | ((s + take_t) & ~shorter_mask);
-    return strip_trailing_zeros(digits, k + shorter);
+    return (counted_decimal){digits, k + shorter, 0};
 }
 
-float_decimal
-float_format_decimal(double value)
+/* The shortest decimal of |value| (finite, not zero) and its length.  A
+ * normal double's Schubfach digits number 15 to 17 before stripping (v *
+ * 10^-k lies in [2^52, 10 * 2^53), one digit fewer when shorter), so two
+ * compares count them, off the table lookup of decimal_digit_count. */
+static FORCE_INLINE counted_decimal
+shortest_decimal(uint64_t bits)
 {
-    uint64_t bits;
-    memcpy(&bits, &value, sizeof bits);
     const uint64_t fraction = bits & (HIDDEN_BIT - 1);
     const int biased_exponent = (int)((bits >> SIGNIFICAND_BITS) & EXPONENT_MASK);
     if (biased_exponent == 0) {
-        if (fraction == 0) {
-            return (float_decimal){0, 0};
-        }
-        return schubfach(fraction, 1 - EXPONENT_BIAS, false);
+        counted_decimal subnormal = schubfach(fraction, 1 - EXPONENT_BIAS, false);
+        return strip_trailing_zeros(subnormal.digits, subnormal.exponent,
+                                    decimal_digit_count(subnormal.digits));
     }
     const uint64_t c = fraction | HIDDEN_BIT;
     const int q = biased_exponent - EXPONENT_BIAS;
@@ -220,10 +237,25 @@ float_format_decimal(double value)
     if (-SIGNIFICAND_BITS <= q && q <= 0) {
         const uint64_t integer = c >> -q;
         if (integer << -q == c) {
-            return strip_trailing_zeros(integer, 0);
+            return strip_trailing_zeros(integer, 0, decimal_digit_count(integer));
         }
     }
-    return schubfach(c, q, fraction == 0 && biased_exponent > 1);
+    counted_decimal normal = schubfach(c, q, fraction == 0 && biased_exponent > 1);
+    const int length = 15 + (normal.digits >= 1000000000000000u) +
+                       (normal.digits >= 10000000000000000u);
+    return strip_trailing_zeros(normal.digits, normal.exponent, length);
+}
+
+float_decimal
+float_format_decimal(double value)
+{
+    uint64_t bits;
+    memcpy(&bits, &value, sizeof bits);
+    if ((bits << 1) == 0) {
+        return (float_decimal){0, 0};
+    }
+    counted_decimal decimal = shortest_decimal(bits);
+    return (float_decimal){decimal.digits, decimal.exponent};
 }
 
 /* ---- layout --------------------------------------------------------------- */
@@ -239,86 +271,104 @@ const char decimal_digit_pairs[200] = "00010203040506070809"
                                       "80818283848586878889"
                                       "90919293949596979899";
 
-/* Number of decimal digits of n, 1..20. */
-static inline int
-decimal_length(uint64_t n)
+static const uint64_t powers_of_ten[17] = {
+    1u, 10u, 100u, 1000u, 10000u, 100000u, 1000000u, 10000000u, 100000000u,
+    1000000000u, 10000000000u, 100000000000u, 1000000000000u, 10000000000000u,
+    100000000000000u, 1000000000000000u, 10000000000000000u};
+
+/* floor(n / 10^f) for n < 2^57 and f in 1..16, by a multiplication: the
+ * layout splits the digits at the point without a division instruction. */
+static inline uint64_t
+divide_by_power_of_ten(uint64_t n, int f)
 {
-    static const uint64_t powers[20] = {1u,
-                                        10u,
-                                        100u,
-                                        1000u,
-                                        10000u,
-                                        100000u,
-                                        1000000u,
-                                        10000000u,
-                                        100000000u,
-                                        1000000000u,
-                                        10000000000u,
-                                        100000000000u,
-                                        1000000000000u,
-                                        10000000000000u,
-                                        100000000000000u,
-                                        1000000000000000u,
-                                        10000000000000000u,
-                                        100000000000000000u,
-                                        1000000000000000000u,
-                                        10000000000000000000u};
-#if defined(__GNUC__) || defined(__clang__)
-    /* log10(n) from log2(n): 1233/4096 ~ log10(2); one compare corrects it */
-    int bits = 64 - __builtin_clzll(n | 1);
-    int guess = (bits * 1233) >> 12;
-    return guess + (n >= powers[guess]);
-#else
-    int length = 1;
-    while (length < 20 && n >= powers[length]) {
-        length++;
-    }
-    return length;
-#endif
+    uint64_t low;
+    uint64_t high = multiply_full(n, float_format_pow10_divisors[f].multiplier, &low);
+    return high >> float_format_pow10_divisors[f].shift;
 }
 
-/* Write the `length` digits of n to out[0 .. length-1], two at a time. */
+/* Write the digits of n < 2^57 split after its first `head` (1..16) digits
+ * by a '.', the `length - head` others (1..16) following with their
+ * leading zeros: "12.5", "1.05". */
 static inline void
-write_digits(char *out, uint64_t n, int length)
+write_split_digits(char *out, uint64_t n, int length, int head)
 {
-    char *p = out + length;
-    /* 32-bit divisions are cheaper: peel 8 digits off a 64-bit value */
-    while (n >= 100000000) {
-        uint32_t low = (uint32_t)(n % 100000000);
-        n /= 100000000;
-        for (int i = 0; i < 4; i++) {
-            p -= 2;
-            memcpy(p, decimal_digit_pairs + 2 * (low % 100), 2);
-            low /= 100;
-        }
-    }
-    uint32_t rest = (uint32_t)n;
-    while (rest >= 100) {
-        p -= 2;
-        memcpy(p, decimal_digit_pairs + 2 * (rest % 100), 2);
-        rest /= 100;
-    }
-    if (rest >= 10) {
-        p -= 2;
-        memcpy(p, decimal_digit_pairs + 2 * rest, 2);
-    }
-    else {
-        *--p = (char)('0' + rest);
-    }
+    int fraction_length = length - head;
+    uint64_t integer = divide_by_power_of_ten(n, fraction_length);
+    uint64_t fraction = n - integer * powers_of_ten[fraction_length];
+    /* in this order: each store may spill zeros past its digits */
+    decimal_write_digits(out, integer, head);
+    out[head] = '.';
+    decimal_write_digits(out + head + 1, fraction, fraction_length);
 }
+
+#ifdef DECIMAL_SWAR_DIGITS
+/* decimal_write_digits for width 1..17 that also returns the first 8
+ * digits as the word stored for them (bytes past `width` zero). */
+static FORCE_INLINE uint64_t
+write_digits_keeping_head(char *out, uint64_t n, int width)
+{
+    if (width <= 8) {
+        uint64_t word = decimal_eight_digits((uint32_t)n) >> (8 * (8 - width));
+        memcpy(out, &word, 8);
+        return word;
+    }
+    uint64_t top = n / 10000000000000000u; /* a 17th digit, or 0 */
+    uint64_t middle, last;
+#ifdef DECIMAL_SSE2_DIGITS
+    decimal_sixteen_digits(n - top * 10000000000000000u, &middle, &last);
+#else
+    uint64_t rest = n - top * 10000000000000000u;
+    middle = decimal_eight_digits((uint32_t)(rest / 100000000));
+    last = decimal_eight_digits((uint32_t)(rest % 100000000));
+#endif
+    if (width <= 16) {
+        uint64_t first = middle >> (8 * (16 - width));
+        memcpy(out, &first, 8);
+        memcpy(out + width - 8, &last, 8);
+        return first | ((last << (8 * (width - 9))) << 8); /* no shift by 64 */
+    }
+    top += '0';
+    out[0] = (char)top;
+    memcpy(out + 1, &middle, 8);
+    memcpy(out + 9, &last, 8);
+    return top | (middle << 8);
+}
+
+/* The `length` digits of n with a '.' after the first `point` (1..7,
+ * < length): every digit is written one place to the right, then the
+ * first 8 bytes once more from the head word in a register, the point in
+ * place, so that nothing is divided at the point nor read back. */
+static FORCE_INLINE size_t
+write_digits_with_point(char *out, uint64_t n, int length, int point)
+{
+    uint64_t head = write_digits_keeping_head(out + 1, n, length);
+    uint64_t below = ((uint64_t)1 << (8 * point)) - 1;
+    uint64_t above = ~((((uint64_t)1 << (8 * point)) << 8) - 1); /* 0 when point is 7 */
+    uint64_t word = (head & below) | ((uint64_t)'.' << (8 * point)) | ((head << 8) & above);
+    memcpy(out, &word, 8);
+    return (size_t)length + 1;
+}
+#define SHORT_INTEGER_PART 7
+#else
+static size_t
+write_digits_with_point(char *out, uint64_t n, int length, int point)
+{
+    write_split_digits(out, n, length, point);
+    return (size_t)length + 1;
+}
+#define SHORT_INTEGER_PART 16
+#endif
 
 /* "d.ddde+XX": repr's form when the point falls outside -4 < decpt <= 16. */
 static size_t
 layout_exponential(char *out, uint64_t digits, int length, int decpt)
 {
-    /* digits at out + 1, then the first moves left over the point's place */
-    write_digits(out + 1, digits, length);
-    char *p = out + 1 + length;
-    out[0] = out[1];
+    char *p;
     if (length > 1) {
-        out[1] = '.';
+        p = out + write_digits_with_point(out, digits, length, 1);
     }
     else {
+        out[0] = (char)('0' + digits);
         p = out + 1;
     }
     int exponent = decpt - 1;
@@ -339,20 +389,20 @@ layout_fixed(char *out, uint64_t digits, int length, int decpt)
 {
     if (decpt <= 0) {
         /* "0." and -decpt zeros (at most 3) before the digits */
-        memcpy(out, "0.000", 5);
-        write_digits(out + 2 - decpt, digits, length);
+        memcpy(out, "0.000000", 8);
+        decimal_write_digits(out + 2 - decpt, digits, length);
         return (size_t)(2 - decpt + length);
     }
     if (decpt < length) {
-        /* write one place to the right, then open the point's place */
-        write_digits(out + 1, digits, length);
-        memmove(out, out + 1, (size_t)decpt);
-        out[decpt] = '.';
+        if (decpt <= SHORT_INTEGER_PART) {
+            return write_digits_with_point(out, digits, length, decpt);
+        }
+        write_split_digits(out, digits, length, decpt);
         return (size_t)length + 1;
     }
-    /* an integer: the digits, zeros up to the point (at most 16), ".0" */
-    write_digits(out, digits, length);
-    memset(out + length, '0', (size_t)(decpt - length));
+    /* an integer: the digits, zeros up to the point (at most 15), ".0" */
+    decimal_write_digits(out, digits, length);
+    memcpy(out + length, "0000000000000000", 16);
     memcpy(out + decpt, ".0", 2);
     return (size_t)decpt + 2;
 }
@@ -364,12 +414,12 @@ float_format_shortest(double value, char *out)
     memcpy(&bits, &value, sizeof bits);
     const size_t sign = (size_t)(bits >> 63); /* -0.0 too */
     out[0] = '-';
-    float_decimal decimal = float_format_decimal(value);
-    if (decimal.digits == 0) {
+    if ((bits << 1) == 0) {
         memcpy(out + sign, "0.0", 3);
         return sign + 3;
     }
-    int length = decimal_length(decimal.digits);
+    counted_decimal decimal = shortest_decimal(bits);
+    int length = decimal.length;
     /* value = 0.ddd * 10^decpt */
     int decpt = decimal.exponent + length;
     if (decpt > -4 && decpt <= 16) {

@@ -641,4 +641,29 @@ static const uint64_t float_format_powers[617][2] = {
     {0x3fddec7f2faf3713u, 0xc97a3a2704eec3dfu}, /* 10^-292 */
 };
 
+/* floor(n / 10^f) = high64(n * multiplier) >> shift for every n < 2^57
+ * (any decimal of at most 17 digits), f = 1..16; entry 0 is unused. */
+static const struct {
+    uint64_t multiplier;
+    int shift;
+} float_format_pow10_divisors[17] = {
+    {0u, 0},
+    {0xcccccccccccccccdu, 3}, /* 10^1 */
+    {0xa3d70a3d70a3d70bu, 6}, /* 10^2 */
+    {0x83126e978d4fdf3cu, 9}, /* 10^3 */
+    {0xd1b71758e219652cu, 13}, /* 10^4 */
+    {0xa7c5ac471b478424u, 16}, /* 10^5 */
+    {0x8637bd05af6c69b6u, 19}, /* 10^6 */
+    {0xd6bf94d5e57a42bdu, 23}, /* 10^7 */
+    {0xabcc77118461cefdu, 26}, /* 10^8 */
+    {0x89705f4136b4a598u, 29}, /* 10^9 */
+    {0xdbe6fecebdedd5bfu, 33}, /* 10^10 */
+    {0xafebff0bcb24aaffu, 36}, /* 10^11 */
+    {0x8cbccc096f5088ccu, 39}, /* 10^12 */
+    {0xe12e13424bb40e14u, 43}, /* 10^13 */
+    {0xb424dc35095cd810u, 46}, /* 10^14 */
+    {0x901d7cf73ab0acdau, 49}, /* 10^15 */
+    {0xe69594bec44de15cu, 53}, /* 10^16 */
+};
+
 #endif

@@ -59,6 +59,28 @@ def power_of_ten_entry(e: int) -> int:
     return g
 
 
+# The layout splits a decimal of at most 17 digits (< 2^57) at a power of ten
+# 10^f, f = 1..16, by a multiplication: floor(n / 10^f) = (n * M) >> (64 + s).
+DIVIDEND_BITS = 57
+DIVISOR_EXPONENTS = range(1, 17)
+
+
+def divisor_entry(f: int) -> tuple:
+    """(M, s) with s = floor(log2(10^f)), M = ceil(2^(64+s) / 10^f) < 2^64.
+
+    With M = 2^(64+s)/d + e, 0 <= e < 1: n*M / 2^(64+s) = n/d + n*e / 2^(64+s),
+    and the second term stays below 1/d for every n < 2^57 (checked exactly
+    below), so it never carries floor(n/d) past the next integer."""
+    d = 10**f
+    s = d.bit_length() - 1
+    M = -(-(2 ** (64 + s)) // d)
+    assert M < 2**64, f
+    # the worst n: the error term n*(M*d - 2^(64+s)) / (d * 2^(64+s)) < 1/d
+    assert (2**DIVIDEND_BITS - 1) * (M * d - 2 ** (64 + s)) < 2 ** (64 + s), f
+    assert 10**17 <= 2**DIVIDEND_BITS
+    return M, s
+
+
 def check_log_formulas(log10_2, log10_3_4, log2_10):
     """Prove the three integer formulas float_format.c uses."""
     for q in range(Q_MIN, Q_MAX + 1):
@@ -103,6 +125,19 @@ def main(out):
     out.write(f"static const uint64_t float_format_powers[{len(entries)}][2] = {{\n")
     for k, g in zip(range(K_MIN, K_MAX + 1), entries):
         out.write(f"    {{0x{g >> 64:016x}u, 0x{g & (2**64 - 1):016x}u}}, /* 10^{-k} */\n")
+    out.write("};\n\n")
+    out.write(
+        "/* floor(n / 10^f) = high64(n * multiplier) >> shift for every n < 2^57\n"
+        " * (any decimal of at most 17 digits), f = 1..16; entry 0 is unused. */\n"
+        "static const struct {\n"
+        "    uint64_t multiplier;\n"
+        "    int shift;\n"
+        f"}} float_format_pow10_divisors[{DIVISOR_EXPONENTS.stop}] = {{\n"
+        "    {0u, 0},\n"
+    )
+    for f in DIVISOR_EXPONENTS:
+        M, s = divisor_entry(f)
+        out.write(f"    {{0x{M:016x}u, {s}}}, /* 10^{f} */\n")
     out.write("};\n\n#endif\n")
 
 

@@ -1,9 +1,11 @@
 /* json_encoder: Python objects -> compact, strict RFC 8259 JSON in UTF-8.
  *
  * Owns nothing beyond one call: bytes go straight from the Python objects
- * into the caller's byte_buffer, the way orjson and msgspec do it.  The hot
- * path (exact str/dict/int/list/None/bool/float) is checked first by type
- * identity; everything rare (subclasses, datetime, UUID, Enum, Decimal,
+ * into the caller's byte_buffer or, for dumps, into the bytes object it
+ * returns, the way orjson and msgspec do it.  The hot path (exact
+ * str/dict/int/list/None/bool/float) is checked first by type identity, and
+ * a container writes the leaves it holds inline, each with the ',' after
+ * it; everything rare (subclasses, datetime, UUID, Enum, Decimal,
  * tuple/set, dataclasses, errors) lives in non-inlined cold functions.
  *
  * Errors: every level of the recursion returns -1 with a Python exception
@@ -15,8 +17,12 @@
 #include "qbel.h"
 
 #include <math.h>
+#if PY_VERSION_HEX < 0x030B0000
+#include <longintrepr.h> /* ob_digit; Python.h includes it itself from 3.11 */
+#endif
 
 #include "float_format.h"
+#include "qbel_alloc.h"
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -47,7 +53,18 @@ typedef struct path_segment {
 #define PATH_SEGMENT_CAPACITY (QBEL_MAX_JSON_DEPTH + 4)
 
 typedef struct json_encoder {
+    /* The output: bytes go to cursor, room ends at limit, the block starts
+     * at base.  The block is buffer's, whose length is brought up to date
+     * only when it grows and at the end (the hot path keeps pointers, not
+     * a struct behind a pointer); or, for dumps once the output outgrows
+     * its inline block, the storage of `bytes`, the very object returned,
+     * so that a large result is never copied. */
+    char *cursor;
+    char *limit;
+    char *base;
     byte_buffer *buffer;
+    bool grow_into_bytes;
+    PyObject *bytes; /* owned; NULL until then */
     qbel_state *state;
     int depth; /* containers currently open */
     /* Set only by encoder_raise (this file's own TypeError/ValueError); the
@@ -65,21 +82,101 @@ static int encode_value(json_encoder *encoder, PyObject *obj);
 
 /* ---- buffer ------------------------------------------------------------- */
 
+/* Point cursor and limit into the buffer's (possibly new) block. */
+static inline void
+encoder_attach(json_encoder *encoder)
+{
+    byte_buffer *buffer = encoder->buffer;
+    encoder->base = buffer->data;
+    encoder->cursor = buffer->data + buffer->length;
+    encoder->limit = buffer->data + buffer->capacity;
+}
+
+/* Bytes written so far: a position that survives the block moving. */
+static inline size_t
+encoder_offset(const json_encoder *encoder)
+{
+    return (size_t)(encoder->cursor - encoder->base);
+}
+
+/* Bring the buffer's length up to the cursor (while the output is there). */
+static inline void
+encoder_sync(json_encoder *encoder)
+{
+    if (encoder->bytes == NULL) {
+        encoder->buffer->length = encoder_offset(encoder);
+    }
+}
+
+/* _PyBytes_Resize (or a new bytes object when *bytes is NULL).  Test builds
+ * let the chaos allocator fail it like any allocation of the C core's own,
+ * so that the MemoryError paths of dumps stay exercised. */
+static int
+bytes_resize(PyObject **bytes, size_t size)
+{
+#ifdef QBEL_TEST_HOOKS
+    void *probe = qbel_malloc(1);
+    if (probe == NULL) {
+        Py_CLEAR(*bytes);
+        PyErr_NoMemory();
+        return -1;
+    }
+    qbel_free(probe);
+#endif
+    if (*bytes == NULL) {
+        *bytes = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)size);
+        return *bytes == NULL ? -1 : 0;
+    }
+    return _PyBytes_Resize(bytes, (Py_ssize_t)size); /* frees *bytes on failure */
+}
+
+/* dumps: move (or first copy) the output into a bytes object with room for
+ * `extra` more, doubling so that each byte is moved amortised once. */
+static COLD int
+encoder_grow_bytes(json_encoder *encoder, size_t extra)
+{
+    size_t length = encoder_offset(encoder);
+    size_t capacity = (size_t)(encoder->limit - encoder->base);
+    if (extra > (size_t)PY_SSIZE_T_MAX / 2 - length) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    size_t needed = length + extra;
+    size_t grown = capacity < needed / 2 ? needed : 2 * capacity;
+    grown = grown < needed ? needed : grown;
+    bool first = encoder->bytes == NULL;
+    if (bytes_resize(&encoder->bytes, grown) < 0) {
+        return -1;
+    }
+    char *base = PyBytes_AS_STRING(encoder->bytes);
+    if (first) {
+        memcpy(base, encoder->base, length);
+    }
+    encoder->base = base;
+    encoder->cursor = base + length;
+    encoder->limit = base + grown;
+    return 0;
+}
+
 static COLD int
 encoder_grow(json_encoder *encoder, size_t extra)
 {
+    if (encoder->grow_into_bytes) {
+        return encoder_grow_bytes(encoder, extra);
+    }
+    encoder_sync(encoder);
     if (byte_buffer_grow(encoder->buffer, extra) < 0) {
         PyErr_NoMemory();
         return -1;
     }
+    encoder_attach(encoder);
     return 0;
 }
 
 static ALWAYS_INLINE int
 encoder_reserve(json_encoder *encoder, size_t extra)
 {
-    byte_buffer *buffer = encoder->buffer;
-    if (LIKELY(buffer->capacity - buffer->length >= extra)) {
+    if (LIKELY((size_t)(encoder->limit - encoder->cursor) >= extra)) {
         return 0;
     }
     return encoder_grow(encoder, extra);
@@ -91,8 +188,8 @@ encoder_append(json_encoder *encoder, const char *bytes, size_t count)
     if (encoder_reserve(encoder, count) < 0) {
         return -1;
     }
-    memcpy(encoder->buffer->data + encoder->buffer->length, bytes, count);
-    encoder->buffer->length += count;
+    memcpy(encoder->cursor, bytes, count);
+    encoder->cursor += count;
     return 0;
 }
 
@@ -102,12 +199,26 @@ encoder_append_char(json_encoder *encoder, char c)
     if (encoder_reserve(encoder, 1) < 0) {
         return -1;
     }
-    encoder->buffer->data[encoder->buffer->length++] = c;
+    *encoder->cursor++ = c;
     return 0;
 }
 
 #define encoder_append_literal(encoder, literal) \
     encoder_append((encoder), (literal), sizeof(literal) - 1)
+
+static void
+encoder_start(json_encoder *encoder, qbel_state *state, byte_buffer *buffer)
+{
+    encoder->buffer = buffer;
+    encoder_attach(encoder);
+    encoder->grow_into_bytes = false;
+    encoder->bytes = NULL;
+    encoder->state = state;
+    encoder->depth = 0;
+    encoder->error_type = NULL;
+    encoder->error_message = NULL;
+    encoder->segment_count = 0;
+}
 
 /* ---- errors and their paths -------------------------------------------- */
 
@@ -270,6 +381,32 @@ copy16_needs_escape(char *to, const unsigned char *from)
 #endif
 }
 
+/* As copy16_needs_escape for 64 bytes, with one test at the end: long
+ * strings move at close to memcpy speed. */
+static inline bool
+copy64_needs_escape(char *to, const unsigned char *from)
+{
+#if defined(__SSE2__)
+    const __m128i space = _mm_set1_epi8(0x20), quote = _mm_set1_epi8('"'),
+                  backslash = _mm_set1_epi8('\\');
+    __m128i special = _mm_setzero_si128();
+    for (int part = 0; part < 4; part++) {
+        __m128i bytes = _mm_loadu_si128((const __m128i *)(const void *)(from + 16 * part));
+        _mm_storeu_si128((__m128i *)(void *)(to + 16 * part), bytes);
+        special = _mm_or_si128(special, _mm_cmplt_epi8(bytes, space));
+        special = _mm_or_si128(special, _mm_cmpeq_epi8(bytes, quote));
+        special = _mm_or_si128(special, _mm_cmpeq_epi8(bytes, backslash));
+    }
+    return _mm_movemask_epi8(special) != 0;
+#else
+    bool special = false;
+    for (int part = 0; part < 4; part++) {
+        special |= copy16_needs_escape(to + 16 * part, from + 16 * part);
+    }
+    return special;
+#endif
+}
+
 /* Index of the first byte of ASCII text `s` that needs escaping, or n.
  * Eight bytes at a time; the tail as one last overlapping word (or two
  * overlapping halves), so clean short strings never loop byte by byte. */
@@ -316,7 +453,6 @@ static int
 write_ascii_escaped(json_encoder *encoder, const unsigned char *s, Py_ssize_t n,
                     Py_ssize_t first_escape)
 {
-    byte_buffer *buffer = encoder->buffer;
     Py_ssize_t i = first_escape;
     for (;;) {
         Py_ssize_t run_end = i + 1 + ascii_first_escape(s + i + 1, n - i - 1);
@@ -324,16 +460,15 @@ write_ascii_escaped(json_encoder *encoder, const unsigned char *s, Py_ssize_t n,
         if (encoder_reserve(encoder, 6 + (size_t)(run_end - i - 1) + 1) < 0) {
             return -1;
         }
-        char *out = write_escape(buffer->data + buffer->length, s[i]);
+        char *out = write_escape(encoder->cursor, s[i]);
         memcpy(out, s + i + 1, (size_t)(run_end - i - 1));
-        out += run_end - i - 1;
-        buffer->length = (size_t)(out - buffer->data);
+        encoder->cursor = out + (run_end - i - 1);
         if (run_end >= n) {
             break;
         }
         i = run_end;
     }
-    buffer->data[buffer->length++] = '"';
+    *encoder->cursor++ = '"';
     return 0;
 }
 
@@ -361,13 +496,12 @@ write_unicode_escape(unsigned char *out, Py_UCS4 c)
 #define DEFINE_WRITE_UNICODE(NAME, CHAR_TYPE)                                           \
     static int NAME(json_encoder *encoder, const CHAR_TYPE *s, Py_ssize_t n)           \
     {                                                                                  \
-        byte_buffer *buffer = encoder->buffer;                                         \
         for (Py_ssize_t start = 0; start < n; start += STRING_CHUNK) {                 \
             Py_ssize_t end = n - start > STRING_CHUNK ? start + STRING_CHUNK : n;      \
             if (encoder_reserve(encoder, (size_t)(end - start) * 6 + 1) < 0) {         \
                 return -1;                                                             \
             }                                                                          \
-            unsigned char *out = (unsigned char *)buffer->data + buffer->length;       \
+            unsigned char *out = (unsigned char *)encoder->cursor;                     \
             for (Py_ssize_t i = start; i < end; i++) {                                 \
                 if (end - i >= 4) {                                                    \
                     /* four ASCII characters that need no escape at once */            \
@@ -404,7 +538,7 @@ write_unicode_escape(unsigned char *out, Py_UCS4 c)
                 }                                                                      \
                 else if (c < 0x10000) {                                                \
                     if (UNLIKELY(c >= 0xD800 && c <= 0xDFFF)) {                        \
-                        buffer->length = (size_t)((char *)out - buffer->data);         \
+                        encoder->cursor = (char *)out;                                 \
                         return raise_lone_surrogate(encoder, c, i);                    \
                     }                                                                  \
                     if (UNLIKELY(c == 0x2028 || c == 0x2029)) {                        \
@@ -422,7 +556,7 @@ write_unicode_escape(unsigned char *out, Py_UCS4 c)
                     *out++ = (unsigned char)(0x80 | (c & 0x3F));                       \
                 }                                                                      \
             }                                                                          \
-            buffer->length = (size_t)((char *)out - buffer->data);                     \
+            encoder->cursor = (char *)out;                                             \
         }                                                                              \
         return encoder_append_char(encoder, '"');                                      \
     }
@@ -433,13 +567,12 @@ static int
 write_latin1(json_encoder *encoder, const Py_UCS1 *s, Py_ssize_t n)
 {
     const uint64_t highs = 0x8080808080808080ULL;
-    byte_buffer *buffer = encoder->buffer;
     for (Py_ssize_t start = 0; start < n; start += STRING_CHUNK) {
         Py_ssize_t end = n - start > STRING_CHUNK ? start + STRING_CHUNK : n;
         if (encoder_reserve(encoder, (size_t)(end - start) * 6 + 1) < 0) {
             return -1;
         }
-        unsigned char *out = (unsigned char *)buffer->data + buffer->length;
+        unsigned char *out = (unsigned char *)encoder->cursor;
         Py_ssize_t i = start;
         while (i < end) {
             if (end - i >= 8) {
@@ -469,7 +602,7 @@ write_latin1(json_encoder *encoder, const Py_UCS1 *s, Py_ssize_t n)
                 *out++ = (unsigned char)(0x80 | (c & 0x3F));
             }
         }
-        buffer->length = (size_t)((char *)out - buffer->data);
+        encoder->cursor = (char *)out;
     }
     return encoder_append_char(encoder, '"');
 }
@@ -506,12 +639,13 @@ make_str_ready(PyObject *str)
 }
 #endif
 
-/* Any str (or str subclass: its content) as a JSON string.  ASCII text is
- * copied and checked in one pass, 16 bytes a step, into room reserved once
- * for the whole string (plus a word of slack for the last step's store);
- * escapes, if any, reserve more as they are met. */
-static inline int
-write_str(json_encoder *encoder, PyObject *str)
+/* Any str (or str subclass: its content) as a JSON string, then `suffix`
+ * unless it is 0 (':' after a key, ',' after a member).  ASCII text is
+ * copied and checked in one pass, 64 then 16 bytes a step, the last step
+ * ending at the string's end, into room reserved once for the whole
+ * string; escapes, if any, reserve more as they are met. */
+static ALWAYS_INLINE int
+write_str_then(json_encoder *encoder, PyObject *str, char suffix)
 {
 #if PY_VERSION_HEX < 0x030C0000
     if (UNLIKELY(!PyUnicode_IS_READY(str)) && make_str_ready(str) < 0) {
@@ -519,15 +653,14 @@ write_str(json_encoder *encoder, PyObject *str)
     }
 #endif
     if (UNLIKELY(!PyUnicode_IS_ASCII(str))) {
-        return write_str_non_ascii(encoder, str);
+        goto slow;
     }
     const unsigned char *s = (const unsigned char *)PyUnicode_DATA(str);
     Py_ssize_t n = PyUnicode_GET_LENGTH(str);
     if (encoder_reserve(encoder, (size_t)n + 2 + 16) < 0) {
         return -1;
     }
-    byte_buffer *buffer = encoder->buffer;
-    char *out = buffer->data + buffer->length;
+    char *out = encoder->cursor;
     *out++ = '"';
     Py_ssize_t i = 0;
     if (n <= 16) {
@@ -558,75 +691,149 @@ write_str(json_encoder *encoder, PyObject *str)
         }
         if (LIKELY(!special)) {
             out[n] = '"';
-            buffer->length += (size_t)n + 2;
+            out[n + 1] = suffix;
+            encoder->cursor = out + n + 1 + (suffix != 0);
             return 0;
         }
         goto escaped;
+    }
+    for (; i + 64 <= n; i += 64) {
+        if (UNLIKELY(copy64_needs_escape(out + i, s + i))) {
+            break; /* the 16-byte steps find where */
+        }
     }
     for (; i + 16 <= n; i += 16) {
         if (UNLIKELY(copy16_needs_escape(out + i, s + i))) {
             goto escaped;
         }
     }
-    {
-        Py_ssize_t rest = ascii_first_escape(s + i, n - i);
-        memcpy(out + i, s + i, (size_t)rest);
-        i += rest;
-        if (LIKELY(i == n)) {
-            out[n] = '"';
-            buffer->length += (size_t)n + 2;
-            return 0;
+    /* the last 0..15 bytes: one more 16-byte step ending at the end (n > 16
+     * here), overlapping bytes already copied */
+    if (i < n) {
+        if (UNLIKELY(copy16_needs_escape(out + n - 16, s + n - 16))) {
+            goto escaped;
         }
     }
+    out[n] = '"';
+    out[n + 1] = suffix;
+    encoder->cursor = out + n + 1 + (suffix != 0);
+    return 0;
 escaped:
     i += ascii_first_escape(s + i, n - i);
-    buffer->length += 1 + (size_t)i;
-    return write_ascii_escaped(encoder, s, n, i);
+    encoder->cursor = out + i;
+    if (write_ascii_escaped(encoder, s, n, i) < 0) {
+        return -1;
+    }
+    return suffix ? encoder_append_char(encoder, suffix) : 0;
+slow:
+    if (write_str_non_ascii(encoder, str) < 0) {
+        return -1;
+    }
+    return suffix ? encoder_append_char(encoder, suffix) : 0;
+}
+
+/* Any str as a JSON string, nothing after it. */
+static int
+write_str(json_encoder *encoder, PyObject *str)
+{
+    return write_str_then(encoder, str, 0);
 }
 
 /* ---- numbers ------------------------------------------------------------ */
 
-/* Decimal digits of `value` ending just before `end`; returns the start. */
-static inline char *
-format_long_long(char *end, long long value)
+/* The value of an int below 2^30 in magnitude, read from the object without
+ * a call (most ints in events: ids, counts, flags); false for any other. */
+#if PY_VERSION_HEX >= 0x030C0000
+static inline bool
+int_small_value(PyObject *obj, long long *value)
 {
-    unsigned long long magnitude =
-        value < 0 ? 0ULL - (unsigned long long)value : (unsigned long long)value;
-    char *p = end;
-    while (magnitude >= 100) {
-        unsigned int pair = (unsigned int)(magnitude % 100) * 2;
-        magnitude /= 100;
-        p -= 2;
-        memcpy(p, decimal_digit_pairs + pair, 2);
+    if (!PyUnstable_Long_IsCompact((PyLongObject *)obj)) {
+        return false;
     }
-    if (magnitude >= 10) {
-        p -= 2;
-        memcpy(p, decimal_digit_pairs + magnitude * 2, 2);
+    *value = (long long)PyUnstable_Long_CompactValue((PyLongObject *)obj);
+    return true;
+}
+#else
+static inline bool
+int_small_value(PyObject *obj, long long *value)
+{
+    /* before 3.12: ob_size is the signed count of 30-bit (or 15-bit)
+     * digits; zero has none (and may have no digit allocated) */
+    Py_ssize_t size = Py_SIZE(obj);
+    if (size == 0) {
+        *value = 0;
+        return true;
     }
-    else {
-        *--p = (char)('0' + magnitude);
+    if (size != 1 && size != -1) {
+        return false;
     }
-    if (value < 0) {
-        *--p = '-';
+    *value = (long long)size * (long long)((PyLongObject *)obj)->ob_digit[0];
+    return true;
+}
+#endif
+
+/* The digits of n < 10^8 at out (stores may spill up to 7 bytes past
+ * them); returns how many.  Counts and small ids take one or two pairs
+ * from the table; larger values are made 8 at a time (float_format.h),
+ * whose leading '0' bytes give the width. */
+static ALWAYS_INLINE int
+write_digits_below_1e8(char *out, uint32_t n)
+{
+    if (n < 100) {
+        int width = 1 + (n >= 10);
+        memcpy(out, decimal_digit_pairs + 2 * n + 2 - width, 2);
+        return width;
     }
-    return p;
+    if (n < 10000) {
+        unsigned int high = n / 100, low = n % 100;
+        int width = 3 + (high >= 10);
+        memcpy(out, decimal_digit_pairs + 2 * high + 4 - width, 2);
+        memcpy(out + width - 2, decimal_digit_pairs + 2 * low, 2);
+        return width;
+    }
+#ifdef DECIMAL_SWAR_DIGITS
+    uint64_t digits = decimal_eight_digits(n);
+    int leading_zero_bits = __builtin_ctzll(digits - 0x3030303030303030ULL) & ~7;
+    digits >>= leading_zero_bits;
+    memcpy(out, &digits, 8);
+    return 8 - leading_zero_bits / 8;
+#else
+    int width = decimal_digit_count(n);
+    decimal_write_digits(out, n, width);
+    return width;
+#endif
 }
 
-/* The digits are formed at the end of the first half of a 48-byte block and
- * a fixed 24 bytes copied from their start (always inside the block), so
- * the copy is two moves, not a call; only the digits count as written. */
-static inline int
-write_long_long(json_encoder *encoder, long long value)
+/* value's digits straight into the buffer (room for the stores' spill
+ * reserved), then `suffix` unless it is 0 (as for the *_then writers
+ * below). */
+static ALWAYS_INLINE int
+write_long_long_then(json_encoder *encoder, long long value, char suffix)
 {
-    char digits[48];
-    char *end = digits + 24;
-    char *start = format_long_long(end, value);
-    if (encoder_reserve(encoder, 24) < 0) {
+    if (encoder_reserve(encoder, 32) < 0) {
         return -1;
     }
-    byte_buffer *buffer = encoder->buffer;
-    memcpy(buffer->data + buffer->length, start, 24);
-    buffer->length += (size_t)(end - start);
+    char *out = encoder->cursor;
+    unsigned long long magnitude = (unsigned long long)value;
+    if (value < 0) {
+        *out++ = '-';
+        magnitude = 0ULL - magnitude;
+    }
+    int width;
+    if (LIKELY(magnitude < 100000000)) {
+        width = write_digits_below_1e8(out, (uint32_t)magnitude);
+    }
+    else if (magnitude < 10000000000000000ULL) {
+        width = write_digits_below_1e8(out, (uint32_t)(magnitude / 100000000));
+        decimal_write_digits(out + width, magnitude % 100000000, 8);
+        width += 8;
+    }
+    else {
+        width = decimal_digit_count(magnitude);
+        decimal_write_digits(out, magnitude, width);
+    }
+    out[width] = suffix;
+    encoder->cursor = out + width + (suffix != 0);
     return 0;
 }
 
@@ -656,35 +863,77 @@ write_int_text(json_encoder *encoder, PyObject *obj)
     return result;
 }
 
-/* Any int (PyLong_Check): bool is handled before we get here. */
-static inline int
-write_int(json_encoder *encoder, PyObject *obj)
+/* Beyond 2^30: through the C API, still as a long long when it fits. */
+static NOINLINE int
+write_large_int_then(json_encoder *encoder, PyObject *obj, char suffix)
 {
     int overflow;
     long long value = PyLong_AsLongLongAndOverflow(obj, &overflow);
     if (UNLIKELY(overflow != 0)) {
-        return write_int_text(encoder, obj);
+        if (write_int_text(encoder, obj) < 0) {
+            return -1;
+        }
+        return suffix ? encoder_append_char(encoder, suffix) : 0;
     }
     if (UNLIKELY(value == -1) && PyErr_Occurred()) {
         return -1;
     }
-    return write_long_long(encoder, value);
+    return write_long_long_then(encoder, value, suffix);
+}
+
+/* Any int (PyLong_Check): bool is handled before we get here. */
+static ALWAYS_INLINE int
+write_int_then(json_encoder *encoder, PyObject *obj, char suffix)
+{
+    long long small;
+    if (LIKELY(int_small_value(obj, &small))) {
+        return write_long_long_then(encoder, small, suffix);
+    }
+    return write_large_int_then(encoder, obj, suffix);
+}
+
+static int
+write_int(json_encoder *encoder, PyObject *obj)
+{
+    return write_int_then(encoder, obj, 0);
+}
+
+static int
+write_int_then_comma(json_encoder *encoder, PyObject *obj)
+{
+    return write_int_then(encoder, obj, ',');
 }
 
 /* float.__repr__ text (csrc/float_format.c); non-finite values have no JSON
  * form and are null. */
-static inline int
-write_float(json_encoder *encoder, double value)
+static ALWAYS_INLINE int
+write_float_then(json_encoder *encoder, double value, char suffix)
 {
     if (UNLIKELY(!isfinite(value))) {
-        return encoder_append_literal(encoder, "null");
+        if (encoder_append_literal(encoder, "null") < 0) {
+            return -1;
+        }
+        return suffix ? encoder_append_char(encoder, suffix) : 0;
     }
-    if (encoder_reserve(encoder, FLOAT_FORMAT_BUFFER_SIZE) < 0) {
+    if (encoder_reserve(encoder, FLOAT_FORMAT_BUFFER_SIZE + 1) < 0) {
         return -1;
     }
-    byte_buffer *buffer = encoder->buffer;
-    buffer->length += float_format_shortest(value, buffer->data + buffer->length);
+    char *out = encoder->cursor + float_format_shortest(value, encoder->cursor);
+    *out = suffix;
+    encoder->cursor = out + (suffix != 0);
     return 0;
+}
+
+static int
+write_float(json_encoder *encoder, double value)
+{
+    return write_float_then(encoder, value, 0);
+}
+
+static int
+write_float_then_comma(json_encoder *encoder, double value)
+{
+    return write_float_then(encoder, value, ',');
 }
 
 /* ---- containers --------------------------------------------------------- */
@@ -742,20 +991,55 @@ write_key_other(json_encoder *encoder, PyObject *key)
     return result;
 }
 
+/* A str key and its ':' (any other key through its JSON text). */
+static ALWAYS_INLINE int
+write_key(json_encoder *encoder, PyObject *key)
+{
+    if (LIKELY(PyUnicode_CheckExact(key))) {
+        return write_str_then(encoder, key, ':');
+    }
+    if (write_key_other(encoder, key) < 0) {
+        return -1;
+    }
+    return encoder_append_char(encoder, ':');
+}
+
+/* The values most containers hold (exact str, int and float, None, True,
+ * False), written inline with the ',' that follows every member: 0 when
+ * written, -1 on error, 1 when `obj` is none of them.  Encoding these runs
+ * no Python code, so the container cannot change meanwhile. */
+static ALWAYS_INLINE int
+try_write_leaf(json_encoder *encoder, PyObject *obj)
+{
+    PyTypeObject *type = Py_TYPE(obj);
+    if (type == &PyUnicode_Type) {
+        return write_str_then(encoder, obj, ',');
+    }
+    if (type == &PyLong_Type) {
+        return write_int_then_comma(encoder, obj);
+    }
+    if (obj == Py_None) {
+        return encoder_append_literal(encoder, "null,");
+    }
+    if (type == &PyFloat_Type) {
+        return write_float_then_comma(encoder, PyFloat_AS_DOUBLE(obj));
+    }
+    if (type == &PyBool_Type) {
+        return obj == Py_True ? encoder_append_literal(encoder, "true,")
+                              : encoder_append_literal(encoder, "false,");
+    }
+    return 1;
+}
+
 /* `"key":value,` — both borrowed; the caller keeps them alive. */
 static inline int
 encode_member(json_encoder *encoder, PyObject *key, PyObject *value)
 {
-    int result = LIKELY(PyUnicode_CheckExact(key)) ? write_str(encoder, key)
-                                                   : write_key_other(encoder, key);
-    if (UNLIKELY(result < 0)) {
+    if (UNLIKELY(write_key(encoder, key) < 0)) {
         /* a lone surrogate in the key: point at the key itself */
         if (PyUnicode_Check(key)) {
             path_record_key(encoder, key);
         }
-        return -1;
-    }
-    if (encoder_append_char(encoder, ':') < 0) {
         return -1;
     }
     if (UNLIKELY(encode_value(encoder, value) < 0)) {
@@ -770,10 +1054,9 @@ encode_member(json_encoder *encoder, PyObject *key, PyObject *value)
 static inline int
 close_container(json_encoder *encoder, size_t opened_at, char closing)
 {
-    byte_buffer *buffer = encoder->buffer;
     encoder->depth--;
-    if (buffer->length > opened_at + 1) {
-        buffer->data[buffer->length - 1] = closing;
+    if (encoder_offset(encoder) > opened_at + 1) {
+        encoder->cursor[-1] = closing;
         return 0;
     }
     return encoder_append_char(encoder, closing);
@@ -788,40 +1071,62 @@ open_container(json_encoder *encoder, char opening)
     return encoder_append_char(encoder, opening);
 }
 
-/* Exact str/int/float, None, True, False: encoding them runs no Python
- * code, so a container holding them cannot change while they are written
- * and they need no reference of our own. */
-static inline bool
-is_plain_leaf(PyObject *obj)
-{
-    PyTypeObject *type = Py_TYPE(obj);
-    return type == &PyUnicode_Type || type == &PyLong_Type || type == &PyFloat_Type ||
-           obj == Py_None || type == &PyBool_Type;
-}
+#if defined(__GNUC__) || defined(__clang__)
+#define PREFETCH(address) __builtin_prefetch(address)
+#else
+#define PREFETCH(address) ((void)(address))
+#endif
 
-/* An exact dict.  Key and value are held while encoded: Python code run by
- * the cold path could otherwise free them by mutating the dict. */
+/* An exact dict.  Each member is fetched one step ahead and its value's
+ * header prefetched, so that reading its type does not stall the next
+ * step.  A value other than a leaf may run Python code (a subclass's
+ * items(), isoformat(), a dataclass field...) that mutates the dict or
+ * frees what it held: the member being encoded is then held while it
+ * runs, and the one fetched ahead is fetched again after. */
 static int
 encode_dict(json_encoder *encoder, PyObject *dict)
 {
-    size_t opened_at = encoder->buffer->length;
+    size_t opened_at = encoder_offset(encoder);
     if (open_container(encoder, '{') < 0) {
         return -1;
     }
     Py_ssize_t position = 0, size = PyDict_GET_SIZE(dict);
-    PyObject *key, *value;
-    while (PyDict_Next(dict, &position, &key, &value)) {
-        int result;
-        if (LIKELY(PyUnicode_CheckExact(key)) && is_plain_leaf(value)) {
-            /* no Python code runs for these: the dict cannot change */
-            result = encode_member(encoder, key, value);
+    PyObject *key, *value, *next_key, *next_value;
+    int more = PyDict_Next(dict, &position, &next_key, &next_value);
+    while (more) {
+        key = next_key;
+        value = next_value;
+        Py_ssize_t next_position = position;
+        more = PyDict_Next(dict, &position, &next_key, &next_value);
+        if (more) {
+            PREFETCH(next_value);
         }
-        else {
+        if (UNLIKELY(write_key(encoder, key) < 0)) {
+            if (PyUnicode_Check(key)) {
+                path_record_key(encoder, key); /* a lone surrogate in the key */
+            }
+            return -1;
+        }
+        int result = try_write_leaf(encoder, value);
+        if (result > 0) {
             Py_INCREF(key);
             Py_INCREF(value);
-            result = encode_member(encoder, key, value);
+            result = encode_value(encoder, value);
+            if (LIKELY(result == 0)) {
+                result = encoder_append_char(encoder, ',');
+            }
+            else {
+                path_record_key(encoder, key);
+            }
             Py_DECREF(key);
             Py_DECREF(value);
+            if (result == 0 && PyDict_GET_SIZE(dict) == size) {
+                position = next_position;
+                more = PyDict_Next(dict, &position, &next_key, &next_value);
+            }
+        }
+        else if (UNLIKELY(result < 0)) {
+            path_record_key(encoder, key); /* a lone surrogate in the value */
         }
         if (UNLIKELY(result < 0)) {
             return -1;
@@ -840,26 +1145,26 @@ encode_dict(json_encoder *encoder, PyObject *dict)
 static int
 encode_array(json_encoder *encoder, PyObject *sequence)
 {
-    size_t opened_at = encoder->buffer->length;
+    size_t opened_at = encoder_offset(encoder);
     if (open_container(encoder, '[') < 0) {
         return -1;
     }
     for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(sequence); i++) {
         PyObject *item = PySequence_Fast_GET_ITEM(sequence, i);
-        int result;
-        if (is_plain_leaf(item)) {
-            result = encode_value(encoder, item); /* runs no Python code */
+        if (i + 1 < PySequence_Fast_GET_SIZE(sequence)) {
+            PREFETCH(PySequence_Fast_GET_ITEM(sequence, i + 1)); /* as in encode_dict */
         }
-        else {
+        int result = try_write_leaf(encoder, item);
+        if (result > 0) {
             Py_INCREF(item);
             result = encode_value(encoder, item);
             Py_DECREF(item);
+            if (LIKELY(result == 0)) {
+                result = encoder_append_char(encoder, ',');
+            }
         }
         if (UNLIKELY(result < 0)) {
             path_record_index(encoder, i);
-            return -1;
-        }
-        if (encoder_append_char(encoder, ',') < 0) {
             return -1;
         }
     }
@@ -874,7 +1179,7 @@ encode_dict_subclass(json_encoder *encoder, PyObject *dict)
     if (items == NULL) {
         return -1;
     }
-    size_t opened_at = encoder->buffer->length;
+    size_t opened_at = encoder_offset(encoder);
     if (open_container(encoder, '{') < 0) {
         goto error;
     }
@@ -927,7 +1232,7 @@ encode_dataclass(json_encoder *encoder, PyObject *obj)
         return -1;
     }
     PyObject *name = NULL, *value = NULL;
-    size_t opened_at = encoder->buffer->length;
+    size_t opened_at = encoder_offset(encoder);
     if (open_container(encoder, '{') < 0) {
         goto error;
     }
@@ -1123,12 +1428,7 @@ format_path(json_encoder *failed)
     byte_buffer buffer;
     byte_buffer_init(&buffer, inline_block, sizeof(inline_block));
     json_encoder path_writer;
-    path_writer.buffer = &buffer;
-    path_writer.state = failed->state;
-    path_writer.depth = 0;
-    path_writer.error_type = NULL;
-    path_writer.error_message = NULL;
-    path_writer.segment_count = 0;
+    encoder_start(&path_writer, failed->state, &buffer);
 
     PyObject *path = NULL;
     const int keep_each_end = 24;
@@ -1156,7 +1456,7 @@ format_path(json_encoder *failed)
         if (encoder_append_char(&path_writer, '[') < 0) {
             goto done;
         }
-        size_t mark = buffer.length;
+        size_t mark = encoder_offset(&path_writer);
         PyObject *text = key_to_text(&path_writer, segment->key);
         if (text == NULL) {
             goto done;
@@ -1164,7 +1464,7 @@ format_path(json_encoder *failed)
         if (write_str(&path_writer, text) < 0) {
             PyErr_Clear();
             Py_CLEAR(path_writer.error_message);
-            buffer.length = mark;
+            path_writer.cursor = buffer.data + mark;
             PyObject *ascii = PyObject_ASCII(text);
             if (ascii == NULL) {
                 Py_DECREF(text);
@@ -1182,6 +1482,7 @@ format_path(json_encoder *failed)
             goto done;
         }
     }
+    encoder_sync(&path_writer);
     path = PyUnicode_DecodeUTF8(buffer.data, (Py_ssize_t)buffer.length, "strict");
 done:
     Py_XDECREF(path_writer.error_message);
@@ -1216,20 +1517,18 @@ int
 json_encode(qbel_state *state, byte_buffer *buffer, PyObject *obj)
 {
     json_encoder encoder;
-    encoder.buffer = buffer;
-    encoder.state = state;
-    encoder.depth = 0;
-    encoder.error_type = NULL;
-    encoder.error_message = NULL;
-    encoder.segment_count = 0;
-    if (UNLIKELY(encode_value(&encoder, obj) < 0)) {
+    encoder_start(&encoder, state, buffer);
+    int status = encode_value(&encoder, obj);
+    encoder_sync(&encoder);
+    if (UNLIKELY(status < 0)) {
         encoder_finish_error(&encoder);
         return -1;
     }
     return 0;
 }
 
-/* Most events fit here and never touch malloc. */
+/* Most events fit here and never touch malloc; a larger output moves once
+ * into the bytes object that is returned (encoder_grow_bytes). */
 #define DUMPS_INLINE_CAPACITY 4096
 
 PyObject *
@@ -1238,10 +1537,21 @@ json_dumps(PyObject *module, PyObject *obj)
     char inline_block[DUMPS_INLINE_CAPACITY];
     byte_buffer buffer;
     byte_buffer_init(&buffer, inline_block, sizeof(inline_block));
-    PyObject *result = NULL;
-    if (json_encode(qbel_state_of_module(module), &buffer, obj) == 0) {
-        result = PyBytes_FromStringAndSize(buffer.data, (Py_ssize_t)buffer.length);
+    json_encoder encoder;
+    encoder_start(&encoder, qbel_state_of_module(module), &buffer);
+    encoder.grow_into_bytes = true;
+    if (UNLIKELY(encode_value(&encoder, obj) < 0)) {
+        Py_CLEAR(encoder.bytes);
+        encoder_finish_error(&encoder);
+        return NULL;
     }
-    byte_buffer_release(&buffer);
-    return result;
+    size_t length = encoder_offset(&encoder);
+    if (encoder.bytes == NULL) {
+        return PyBytes_FromStringAndSize(inline_block, (Py_ssize_t)length);
+    }
+    /* give back the room doubling left (in place: the block is malloc's) */
+    if (bytes_resize(&encoder.bytes, length) < 0) {
+        return NULL;
+    }
+    return encoder.bytes;
 }

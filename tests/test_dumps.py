@@ -110,6 +110,17 @@ def test_escapes_match_json():
         assert qe.dumps(long_text) == compact(long_text).encode("utf-8")
 
 
+def test_an_escape_at_every_position():
+    # ASCII text is copied 64, 16 and 8 bytes a step, the last step
+    # overlapping: a character to escape must be found wherever it sits
+    for length in range(1, 200):
+        for position in range(length):
+            for special in ('"', "\\", "\n", "\x1f", "\x00"):
+                text = "a" * position + special + "b" * (length - position - 1)
+                assert qe.dumps(text) == compact(text).encode(), (length, position, special)
+                assert qe.dumps({text: [text]}) == compact({text: [text]}).encode()
+
+
 def test_example_event():
     event = {
         "path": "/datadoc/123/",
@@ -139,6 +150,31 @@ def test_key_order_kept():
 def test_ints_exact(number):
     assert qe.dumps(number) == str(number).encode()
     assert roundtrip(number) == number
+
+
+def int_boundaries():
+    """Where the int writer changes method: each power of ten and its
+    neighbours (digit counts, the 2-digit pairs, the 8-digit blocks), the
+    compact-int limit 2^30, and the long long limits."""
+    edges = {0, 2**30, 2**30 - 1, 2**30 + 1, 2**63 - 1, 2**63}
+    for exponent in range(21):
+        edges.update({10**exponent - 1, 10**exponent, 10**exponent + 1})
+    return sorted(edges | {-edge for edge in edges})
+
+
+def test_ints_at_every_digit_count():
+    numbers = int_boundaries()
+    for number in numbers:
+        assert qe.dumps(number) == str(number).encode(), number
+    # in containers too: the writer appends the ',' after the digits itself
+    assert qe.dumps(numbers) == json.dumps(numbers, separators=(",", ":")).encode()
+    mapping = {str(number): number for number in numbers}
+    assert qe.dumps(mapping) == json.dumps(mapping, separators=(",", ":")).encode()
+
+
+@given(st.lists(st.integers(min_value=-(2**64), max_value=2**64), max_size=30))
+def test_int_lists_identical_to_json(numbers):
+    assert qe.dumps(numbers) == json.dumps(numbers, separators=(",", ":")).encode()
 
 
 @pytest.mark.parametrize("number", [0.1, 1e300, -0.0, 0.0, 5e-324, 1e16, 1e15, -123.0, 1.5e-7, 2.5])
@@ -490,6 +526,20 @@ def test_large_output_leaves_the_inline_block():
     big = {"k%d" % i: ["v" * 50, i, {"x": "é" * 20}] for i in range(5000)}
     assert roundtrip(big) == big
     assert qe.dumps(big) == compact(big).encode()
+
+
+def test_outputs_around_the_inline_block_size():
+    # dumps writes into a 4 KiB block, then into the bytes object it returns
+    for size in range(4060, 4120):
+        for value in (["x" * size], {"k": "é" * (size // 2)}, [[1] * (size // 2)],
+                      "y" * (size - 2)):
+            encoded = qe.dumps(value)
+            assert encoded == compact(value).encode(), size
+            assert sys.getrefcount(encoded) == 2  # ours alone: nothing kept a reference
+    for size in (1 << 16, (1 << 20) + 3, 5 << 20):
+        text = "z" * size
+        assert qe.dumps(text) == b'"' + text.encode() + b'"'
+        assert qe.dumps([text, text, 1.5]) == compact([text, text, 1.5]).encode()
 
 
 def test_list_shrinking_while_encoding_is_safe():

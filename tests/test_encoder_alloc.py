@@ -49,16 +49,29 @@ RLIMIT_CHILD = textwrap.dedent(
     """
 )
 
+# dumps writes a large result straight into the bytes object it returns; a
+# test build lets the chaos allocator fail each growth of that object too.
+# The C core's own blocks are counted by _live_allocations, the bytes
+# objects (Python's allocator) by tracemalloc: neither may grow.
 CHAOS_CHILD = textwrap.dedent(
     """
+    import gc
+    import tracemalloc
     import querybook_eventlog as qe
     from querybook_eventlog import _core
 
     chunk = "x" * (1 << 20)
-    documents = [[chunk] * 16, {"deep": [{"k": chunk}] * 8}, {"n": list(range(50_000))}]
+    documents = [[chunk] * 16, {"deep": [{"k": chunk}] * 8}, {"n": list(range(50_000))},
+                 {"error": [chunk, 1j]}]
+    tracemalloc.start()
     for document in documents:
-        expected = qe.dumps(document)
+        try:
+            expected = qe.dumps(document)
+        except TypeError:
+            expected = TypeError
+        gc.collect()
         start = _core._live_allocations()
+        traced_start = tracemalloc.get_traced_memory()[0]
         failures = 0
         for n in range(1, 1000):
             _core._fail_allocation_at(n)
@@ -67,7 +80,11 @@ CHAOS_CHILD = textwrap.dedent(
             except MemoryError:
                 failures += 1
                 assert _core._live_allocations() == start, (n, _core._live_allocations(), start)
+                traced = tracemalloc.get_traced_memory()[0]
+                assert traced - traced_start < (256 << 10), (n, traced - traced_start)
                 continue
+            except TypeError:
+                result = TypeError
             finally:
                 _core._fail_allocation_at(0)
             assert result == expected  # nothing partial
@@ -76,6 +93,11 @@ CHAOS_CHILD = textwrap.dedent(
             raise SystemExit("still failing after 1000 allocations")
         if failures == 0:
             raise SystemExit("no MemoryError: the chaos allocator never failed an allocation")
+        del result
+        gc.collect()
+        assert _core._live_allocations() == start
+        traced = tracemalloc.get_traced_memory()[0]
+        assert traced - traced_start < (256 << 10), ("after", traced - traced_start)
     assert qe.dumps({"still": ["fine", 1]}) == b'{"still":["fine",1]}'
     print("ok")
     """

@@ -333,6 +333,80 @@ test_edges(void)
     }
 }
 
+/* The digit writers of float_format.h (shared with the encoder's int
+ * writer) and the layout's division by 10^f. */
+static void
+test_digit_writers(uint64_t *state, long step)
+{
+#ifdef DECIMAL_SWAR_DIGITS
+    /* every x < 10^8 (or every step-th, under the sanitizers) */
+    for (uint32_t x = 0; x < 100000000; x += (uint32_t)step) {
+        uint64_t expected = 0;
+        uint32_t rest = x;
+        for (int i = 7; i >= 0; i--) {
+            expected |= (uint64_t)('0' + rest % 10) << (8 * i);
+            rest /= 10;
+        }
+        if (decimal_eight_digits(x) != expected) {
+            fprintf(stderr, "decimal_eight_digits(%u) wrong\n", x);
+            failures++;
+            return;
+        }
+    }
+#ifdef DECIMAL_SSE2_DIGITS
+    /* every 4-digit value in every lane of the SSE2 version */
+    for (uint32_t x = 0; x < 100000000; x += (uint32_t)step) {
+        uint64_t first, last, expected = decimal_eight_digits(x);
+        decimal_sixteen_digits((uint64_t)x * 100000000 + x, &first, &last);
+        if (first != expected || last != expected) {
+            fprintf(stderr, "decimal_sixteen_digits wrong for %u\n", x);
+            failures++;
+            return;
+        }
+    }
+#endif
+#else
+    (void)step;
+#endif
+    for (int width = 1; width <= 20; width++) {
+        uint64_t limit = width == 20 ? UINT64_MAX : 1;
+        for (int i = 0; i < width && width < 20; i++) {
+            limit *= 10;
+        }
+        for (int i = 0; i < 20000; i++) {
+            uint64_t n = next_random(state);
+            if (i < 3) {
+                n = i == 0 ? 0 : i == 1 ? limit - 1 : limit / 10;
+            }
+            else if (width < 20) {
+                n %= limit;
+            }
+            char ours[40], theirs[40];
+            memset(ours, 'x', sizeof ours);
+            decimal_write_digits(ours, n, width);
+            snprintf(theirs, sizeof theirs, "%0*" PRIu64, width, n);
+            CHECK(memcmp(ours, theirs, (size_t)width) == 0);
+            if (n > 0) {
+                char plain[40];
+                snprintf(plain, sizeof plain, "%" PRIu64, n);
+                CHECK(decimal_digit_count(n) == (int)strlen(plain));
+            }
+        }
+    }
+    CHECK(decimal_digit_count(0) == 1);
+    for (int f = 1; f <= 16; f++) {
+        for (int i = 0; i < 100000; i++) {
+            uint64_t n = next_random(state) >> 7; /* < 2^57 */
+            if (i < 64) {
+                /* next to multiples of 10^f, and the top of the range */
+                n = i < 32 ? (uint64_t)(i + 1) * powers_of_ten[f] - (uint64_t)(i & 1)
+                           : ((uint64_t)1 << 57) - 1 - (uint64_t)i;
+            }
+            CHECK(divide_by_power_of_ten(n, f) == n / powers_of_ten[f]);
+        }
+    }
+}
+
 /* Random decimals of 1 to 17 digits: values whose shortest form is short, so
  * that the "one digit fewer" branch and the zero stripping work hard. */
 static void
@@ -432,6 +506,7 @@ main(void)
     test_known_texts();
     test_powers_of_two_and_ten();
     test_edges();
+    test_digit_writers(&state, count >= 1000000 ? 1 : 101);
     test_random_short_decimals(&state, count / 4 + 1000);
     long checked = test_random_bit_patterns(&state, count);
     if (failures != 0) {
