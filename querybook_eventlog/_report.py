@@ -10,10 +10,19 @@ Indexes (see RECOMMENDED_INDEX_DDL): every query filters
 ``created_at >= since AND created_at < until``, most also ``event_type = …``.
 Querybook's table has only ix_event_log_event_type, so without the
 recommended index each query reads all rows of its event type (or the whole
-table); with ``ix_event_log_created_at (created_at, event_type)`` each reads
-only the index range of the period, checks event_type in the index (index
-condition pushdown) and fetches just the matching rows; `events per day` is
-answered from the index alone.  The same index serves `cleanup`.
+table); with ``ix_event_log_created_at (created_at, event_type, uid)`` each
+reads only the index range of the period, checks event_type in the index
+(index condition pushdown) and fetches just the matching rows; `events per
+day` and `active users` are answered from the index alone.  The same index
+serves `cleanup`.
+
+Wide ranges are then bound by parsing each row's JSON.  The optional
+generated columns (generated_columns_ddl: VIRTUAL, so only their index takes
+space) hold the JSON fields the report reads, computed by the very
+expressions the queries use otherwise; with them and their index
+``ix_event_log_qbel_report`` every section is answered from indexes alone.
+The report uses them when the table has them (information_schema), so the
+figures are the same either way.
 
 Times are UTC, as the loggers stamp created_at; days are UTC days.
 """
@@ -27,7 +36,7 @@ from ._sqlclient import Connection, check_table_name
 
 RECOMMENDED_INDEX = "ix_event_log_created_at"
 RECOMMENDED_INDEX_DDL = (
-    "CREATE INDEX ix_event_log_created_at ON event_log (created_at, event_type)"
+    "CREATE INDEX ix_event_log_created_at ON event_log (created_at, event_type, uid)"
 )
 
 
@@ -36,30 +45,91 @@ def index_ddl(table: str = "event_log") -> str:
     check_table_name(table)
     if table == "event_log":
         return RECOMMENDED_INDEX_DDL
-    return f"CREATE INDEX ix_{table}_created_at ON `{table}` (created_at, event_type)"
+    return f"CREATE INDEX ix_{table}_created_at ON `{table}` (created_at, event_type, uid)"
 
 
-# Each JSON field is read once per row and cast to a short string: grouping on
-# the LONGTEXT that JSON functions return sends MariaDB's temporary table to
-# disk.  Distinct users are counted in two levels (group by user first, then
-# count the groups): COUNT(DISTINCT uid) sorts every row of the range.
-# Lengths: Querybook's component and element names are short; the memory
-# temporary table stores each at its full declared width.
-FIELDS = {"c": ("$.component", 64), "e": ("$.element", 64), "s": ("$.aux.search", 255),
-          "m": ("$.method", 16), "r": ("$.route", 255)}
-JSON_VALUE = "CAST(JSON_VALUE(event_data, '{path}') AS CHAR({length}))"
-JSON_EXTRACT = "CAST(JSON_UNQUOTE(JSON_EXTRACT(event_data, '{path}')) AS CHAR({length}))"
-# the clicked result: aux.results[aux.pos] (the web app sends both)
-CLICKED_RESULT = ("CAST(JSON_UNQUOTE(JSON_EXTRACT(event_data, CONCAT('$.aux.results[', "
-                  "CAST(JSON_EXTRACT(event_data, '$.aux.pos') AS UNSIGNED), ']'))) AS CHAR(64))")
+# The JSON fields the report reads, each read once per row and cut to a short
+# string: grouping on the LONGTEXT that JSON functions return sends MariaDB's
+# temporary table to disk, and the memory temporary table stores each value
+# at its full declared width (Querybook's component and element names are
+# short).  Each is also an optional generated column with the same expression
+# (generated_columns_ddl): with the columns and their index the report reads
+# the values from the index instead of parsing each row's JSON.
+# key -> (column, length, the event types it is read for, JSON path)
+FIELDS = {
+    "c": ("qbel_component", 64, ("VIEW", "CLICK"), "'$.component'"),
+    "e": ("qbel_element", 64, ("VIEW", "CLICK"), "'$.element'"),
+    "s": ("qbel_search", 255, ("VIEW", "CLICK"), "'$.aux.search'"),
+    "clicked": ("qbel_result", 64, ("CLICK",),
+                "CONCAT('$.aux.results[', JSON_EXTRACT(event_data, '$.aux.pos'), ']')"),
+    "m": ("qbel_method", 16, ("API", "WEBSOCKET"), "'$.method'"),
+    "r": ("qbel_route", 255, ("API", "WEBSOCKET"), "'$.route'"),
+}
+# The clicked result is aux.results[aux.pos] (the web app sends both), read
+# only for an integer pos inside the list: a negative one would count from the
+# end (MariaDB 10.9+), one past 2**63 wraps around, and anything else would
+# warn, and a warning fails a strict-mode INSERT into a table with the column.
+CLICKED_POS = ("JSON_TYPE(JSON_EXTRACT(event_data, '$.aux.pos')) = 'INTEGER' "
+               "AND JSON_EXTRACT(event_data, '$.aux.pos') >= 0 "
+               "AND JSON_EXTRACT(event_data, '$.aux.pos') < JSON_LENGTH(event_data, '$.aux.results')")
+JSON_VALUE = "JSON_VALUE(event_data, {path})"
+JSON_EXTRACT = "JSON_UNQUOTE(JSON_EXTRACT(event_data, {path}))"
+# Binary and NO PAD, so that 'Users', 'users' and 'users ' stay three search
+# strings (the connection's utf8mb4_general_ci would merge them); MySQL has
+# utf8mb4_0900_bin instead of MariaDB's utf8mb4_nopad_bin; the last resort pads.
+COLLATIONS = ("utf8mb4_nopad_bin", "utf8mb4_0900_bin", "utf8mb4_bin")
+GENERATED_INDEX_COLUMNS = ("event_type", "created_at", "qbel_component", "qbel_element",
+                           "qbel_search", "qbel_result", "qbel_method", "qbel_route", "uid")
+
+
+def field_value(key: str, json_value: bool = True) -> str:
+    """Field `key` of a row's event_data, as its generated column computes it
+    (NULL for the event types it is not read for)."""
+    _column, length, types, path = FIELDS[key]
+    condition = "event_type IN ({})".format(", ".join(f"'{kind}'" for kind in types))
+    if key == "clicked":
+        condition += " AND " + CLICKED_POS
+    read = (JSON_VALUE if json_value else JSON_EXTRACT).format(path=path)
+    return f"IF({condition}, LEFT({read}, {length}), NULL)"
+
+
+def generated_index_name(table: str = "event_log") -> str:
+    return f"ix_{table}_qbel_report"
+
+
+def generated_columns_ddl(table: str = "event_log", collation: str = COLLATIONS[0],
+                          json_value: bool = True) -> str:
+    """One ALTER TABLE adding the report's VIRTUAL generated columns and the
+    index that covers every JSON-reading query of the report."""
+    quoted = check_table_name(table)
+    if collation not in COLLATIONS:
+        raise ValueError(f"collation must be one of {COLLATIONS}, not {collation!r}")
+    lines = [f"ALTER TABLE {quoted}"]
+    for key, (column, length, _types, _path) in FIELDS.items():
+        lines.append(f"  ADD COLUMN {column} VARCHAR({length}) CHARACTER SET utf8mb4 COLLATE "
+                     f"{collation} AS ({field_value(key, json_value)}) VIRTUAL,")
+    lines.append(f"  ADD INDEX {generated_index_name(table)} "
+                 f"({', '.join(GENERATED_INDEX_COLUMNS)})")
+    return "\n".join(lines)
+
+
+def drop_generated_columns_ddl(table: str = "event_log") -> str:
+    """The ALTER TABLE that removes what generated_columns_ddl adds."""
+    quoted = check_table_name(table)
+    drops = [f"DROP INDEX {generated_index_name(table)}"]
+    drops += [f"DROP COLUMN {column}" for column, *_rest in FIELDS.values()]
+    return f"ALTER TABLE {quoted} " + ", ".join(drops)
+
+
 # Room for the groups in memory (session only; the server's default is 16 MiB).
 SESSION_SETUP = ("SET SESSION tmp_table_size = 268435456, max_heap_table_size = 268435456",)
 RANGE = "created_at >= %s AND created_at < %s"
 CLICKS = "FROM {table} WHERE event_type = 'CLICK' AND {range}"
 VIEWS = "FROM {table} WHERE event_type = 'VIEW' AND {range}"
-# LIKE first: a substring test is far cheaper than parsing the JSON of every
+# LIKE first (when parsing JSON): a substring test is far cheaper than parsing the JSON of every
 # click and view (JSON.stringify and dumps never escape ASCII letters).
-SEARCHES = "AND event_data LIKE '%%SEARCH_MODAL%%' AND {c} = 'SEARCH_MODAL' AND {s} IS NOT NULL"
+LIKE_SEARCH_MODAL = "event_data LIKE '%%SEARCH_MODAL%%' AND "
+SEARCHES = "AND {like}{c} = 'SEARCH_MODAL' AND {s} IS NOT NULL"
 
 # name -> (title, columns, SQL with {table}, {range}, {limit} and the fields)
 QUERIES = {
@@ -120,13 +190,17 @@ QUERIES = {
 }
 
 
-def query_text(name: str, table: str = "`event_log`", limit: int = 20,
-               json_value: bool = True) -> str:
-    """The statement of section `name` (parameters: since, until)."""
-    read = JSON_VALUE if json_value else JSON_EXTRACT
-    fields = {key: read.format(path=path, length=length) for key, (path, length) in FIELDS.items()}
-    return QUERIES[name][2].format(table=table, range=RANGE, limit=limit, clicked=CLICKED_RESULT,
-                                   **fields)
+def query_text(name: str, table: str = "`event_log`", limit: int = 20, json_value: bool = True,
+               collation: str = COLLATIONS[0], generated: bool = False) -> str:
+    """The statement of section `name` (parameters: since, until); `generated`:
+    read the fields from the generated columns instead of event_data."""
+    if generated:
+        fields = {key: column for key, (column, *_rest) in FIELDS.items()}
+    else:
+        fields = {key: f"CONVERT({field_value(key, json_value)} USING utf8mb4) COLLATE {collation}"
+                  for key in FIELDS}
+    return QUERIES[name][2].format(table=table, range=RANGE, limit=limit,
+                                   like="" if generated else LIKE_SEARCH_MODAL, **fields)
 
 
 def has_json_value(connection: Connection) -> bool:
@@ -137,6 +211,24 @@ def has_json_value(connection: Connection) -> bool:
         return connection.query("SELECT JSON_VALUE('{\"a\": \"b\"}', '$.a')")[0][0] == "b"
     except DatabaseError:
         return False
+
+
+def binary_collation(connection: Connection) -> str:
+    """The server's binary NO PAD utf8mb4 collation (else plain utf8mb4_bin)."""
+    for collation in COLLATIONS[:-1]:
+        if connection.query("SHOW COLLATION LIKE %s", (collation,)):
+            return collation
+    return COLLATIONS[-1]
+
+
+def has_generated_columns(connection: Connection, table: str = "event_log") -> bool:
+    """Whether `table` has every generated column of generated_columns_ddl."""
+    rows = connection.query(
+        "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = DATABASE() "
+        "AND table_name = %s AND column_name IN ({}) AND COALESCE(generation_expression, '') "
+        "<> ''".format(", ".join(["%s"] * len(FIELDS))),
+        [table] + [column for column, *_rest in FIELDS.values()])
+    return int(rows[0][0]) == len(FIELDS)
 
 
 # Sections computed in Python from the queries' rows.
@@ -245,11 +337,14 @@ def build_report(connection: Connection, since: datetime.datetime, until: dateti
               if any(name in NEEDS.get(section, (section,)) for section in wanted)]
     results: Dict[str, dict] = {}
     json_value = has_json_value(connection)
+    collation = binary_collation(connection)
+    generated = has_generated_columns(connection, table)
     for statement in SESSION_SETUP:
         connection.execute(statement)
     for step, name in enumerate(needed):
         title, columns, _sql = QUERIES[name]
-        rows = connection.query(query_text(name, quoted, top, json_value), (since, until))
+        rows = connection.query(query_text(name, quoted, top, json_value, collation, generated),
+                                (since, until))
         results[name] = {"title": title.format(limit=top), "columns": columns,
                          "rows": [[_plain(value) for value in row] for row in rows]}
         if progress is not None:
@@ -269,6 +364,7 @@ def build_report(connection: Connection, since: datetime.datetime, until: dateti
         "since": since.isoformat(sep=" "),
         "until": until.isoformat(sep=" "),
         "indexes": indexes,
+        "generated_columns": generated,
         "notes": notes,
         "sections": {name: results[name] for name in wanted},
     }

@@ -298,3 +298,44 @@ def test_chosen_sections_run_only_their_queries(mariadb, logged_day, report):
         with pytest.raises(ValueError, match="unknown report sections"):
             _report.build_report(connection, SINCE, UNTIL, sections=["nope"])
 
+
+
+def test_generated_columns_give_the_same_figures_from_the_index_alone(mariadb, logged_day, report):
+    """The operator's optional migration: with the generated columns and their
+    index every section is the same, and each JSON-reading query reads
+    event_log from that index alone (no row, no JSON parsed)."""
+    mariadb.sql(_report.RECOMMENDED_INDEX_DDL)
+    mariadb.add_report_columns()
+    try:
+        with connect(mariadb.url) as connection:
+            assert _report.has_generated_columns(connection)
+            generated = _report.build_report(connection, SINCE, UNTIL, top=10000)
+            collation = _report.binary_collation(connection)
+            plans = {name: connection.query("EXPLAIN " + _report.query_text(
+                name, collation=collation, generated=True), (SINCE, UNTIL))
+                for name in _report.QUERIES}
+    finally:
+        mariadb.drop_report_columns()
+        mariadb.sql("DROP INDEX ix_event_log_created_at ON event_log")
+    assert generated["generated_columns"] and not report["generated_columns"]
+    assert generated["sections"] == report["sections"]
+    assert "ix_event_log_qbel_report" in generated["indexes"]
+    for name, plan in plans.items():
+        (row,) = [row for row in plan if row[2] == "event_log"]
+        assert "Using index" in row[9], (name, plan)
+        expected = "ix_event_log_created_at" if name in ("events_per_day", "active_users") \
+            else "ix_event_log_qbel_report"
+        assert row[5] == expected, (name, plan)
+    with connect(mariadb.url) as connection:
+        assert not _report.has_generated_columns(connection)
+
+
+def test_generated_columns_ddl_names_its_table_and_refuses_bad_input():
+    ddl = _report.generated_columns_ddl("events_2026")
+    assert ddl.startswith("ALTER TABLE `events_2026`") and "ix_events_2026_qbel_report" in ddl
+    assert ddl.count("VIRTUAL") == len(_report.FIELDS)
+    assert "JSON_UNQUOTE(JSON_EXTRACT" in _report.generated_columns_ddl(json_value=False)
+    with pytest.raises(ValueError, match="table name"):
+        _report.generated_columns_ddl("event_log`; DROP TABLE user; --")
+    with pytest.raises(ValueError, match="collation"):
+        _report.generated_columns_ddl(collation="latin1_swedish_ci")
