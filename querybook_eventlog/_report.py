@@ -32,7 +32,7 @@ from __future__ import annotations
 import datetime
 from typing import Any, Dict, List, Optional
 
-from ._sqlclient import Connection, check_table_name
+from ._sqlclient import Connection, DatabaseError, check_table_name
 
 RECOMMENDED_INDEX = "ix_event_log_created_at"
 RECOMMENDED_INDEX_DDL = (
@@ -124,12 +124,27 @@ def drop_generated_columns_ddl(table: str = "event_log") -> str:
 # Room for the groups in memory (session only; the server's default is 16 MiB).
 SESSION_SETUP = ("SET SESSION tmp_table_size = 268435456, max_heap_table_size = 268435456",)
 RANGE = "created_at >= %s AND created_at < %s"
-CLICKS = "FROM {table} WHERE event_type = 'CLICK' AND {range}"
-VIEWS = "FROM {table} WHERE event_type = 'VIEW' AND {range}"
+# The click and view sections read {clicks}/{views}, count with {count} and
+# take the day from {day}: event_log's rows (one per event), or the scratch
+# table's groups (SCRATCH_DDL).
+EVENT_ROWS = {"clicks": "FROM {table} WHERE event_type = 'CLICK' AND {range}",
+              "views": "FROM {table} WHERE event_type = 'VIEW' AND {range}",
+              "count": "COUNT(*)", "day": "DATE(created_at)"}
+SCRATCH = "qbel_report_scratch"
+SCRATCH_GROUPS = {"clicks": f"FROM {SCRATCH} WHERE k = 'CLICK'",
+                  "views": f"FROM {SCRATCH} WHERE k = 'VIEW'", "count": "SUM(n)", "day": "d"}
 # LIKE first (when parsing JSON): a substring test is far cheaper than parsing the JSON of every
 # click and view (JSON.stringify and dumps never escape ASCII letters).
 LIKE_SEARCH_MODAL = "event_data LIKE '%%SEARCH_MODAL%%' AND "
 SEARCHES = "AND {like}{c} = 'SEARCH_MODAL' AND {s} IS NOT NULL"
+# Without the generated columns: one pass over the range's clicks and views
+# parses each row's JSON once, grouped by everything their sections group by
+# (far fewer groups than rows); those sections then read this table.
+SCRATCH_DDL = (
+    "CREATE TEMPORARY TABLE " + SCRATCH + " AS SELECT DATE(created_at) d, event_type k, uid, "
+    "{c} c, {e} e, IF(" + LIKE_SEARCH_MODAL + "{c} = 'SEARCH_MODAL', {s}, NULL) s, "
+    "IF(" + LIKE_SEARCH_MODAL + "{c} = 'SEARCH_MODAL', {clicked}, NULL) r, COUNT(*) n "
+    "FROM {table} WHERE event_type IN ('VIEW', 'CLICK') AND {range} GROUP BY d, k, uid, c, e, s, r")
 
 # name -> (title, columns, SQL with {table}, {range}, {limit} and the fields)
 QUERIES = {
@@ -141,34 +156,34 @@ QUERIES = {
         "Feature use: clicks per component and element",
         ["component", "element", "clicks", "users", "clicks_per_user"],
         "SELECT c, e, SUM(n) t, COUNT(uid), ROUND(SUM(n) / GREATEST(COUNT(uid), 1), 2) FROM ("
-        "SELECT {c} c, {e} e, uid, COUNT(*) n " + CLICKS + " GROUP BY c, e, uid) f "
+        "SELECT {c} c, {e} e, uid, {count} n {clicks} GROUP BY c, e, uid) f "
         "GROUP BY c, e ORDER BY t DESC, c, e"),
     "feature_use_per_day": (
         "Feature use per day", ["day", "component", "element", "clicks", "users"],
         "SELECT d, c, e, SUM(n), COUNT(uid) FROM ("
-        "SELECT DATE(created_at) d, {c} c, {e} e, uid, COUNT(*) n " + CLICKS +
+        "SELECT {day} d, {c} c, {e} e, uid, {count} n {clicks}"
         " GROUP BY d, c, e, uid) f GROUP BY d, c, e ORDER BY d, c, e"),
     "feature_use_per_user": (
         "Feature use per user (top {limit})",
         ["uid", "username", "component", "element", "clicks"],
         "SELECT f.uid, u.username, f.c, f.e, f.n FROM ("
-        "SELECT uid, {c} c, {e} e, COUNT(*) n " + CLICKS + " GROUP BY uid, c, e "
+        "SELECT uid, {c} c, {e} e, {count} n {clicks} GROUP BY uid, c, e "
         "ORDER BY n DESC, uid, c, e LIMIT {limit}) f LEFT JOIN `user` u ON u.id = f.uid "
         "ORDER BY f.n DESC, f.uid, f.c, f.e"),
     "views_per_day": (
         "Page views per day", ["day", "component", "views", "users"],
         "SELECT d, c, SUM(n), COUNT(uid) FROM ("
-        "SELECT DATE(created_at) d, {c} c, uid, COUNT(*) n " + VIEWS +
+        "SELECT {day} d, {c} c, uid, {count} n {views}"
         " GROUP BY d, c, uid) f GROUP BY d, c ORDER BY d, c"),
     "search_views": (
         "Searches: results shown", ["search", "result_type", "views", "users"],
         "SELECT s, e, SUM(n) t, COUNT(uid) FROM ("
-        "SELECT {s} s, {e} e, uid, COUNT(*) n " + VIEWS + " " + SEARCHES +
+        "SELECT {s} s, {e} e, uid, {count} n {views} " + SEARCHES +
         " GROUP BY s, e, uid) f GROUP BY s, e ORDER BY t DESC, s, e"),
     "search_clicks": (
         "Searches: the result clicked", ["search", "result_type", "result_id", "clicks", "users"],
         "SELECT s, e, r, SUM(n) t, COUNT(uid) FROM ("
-        "SELECT {s} s, {e} e, {clicked} r, uid, COUNT(*) n " + CLICKS + " " + SEARCHES +
+        "SELECT {s} s, {e} e, {clicked} r, uid, {count} n {clicks} " + SEARCHES +
         " GROUP BY s, e, r, uid) f GROUP BY s, e, r ORDER BY s, e, t DESC, r"),
     "top_routes": (
         "Top API and websocket routes (top {limit})",
@@ -190,23 +205,44 @@ QUERIES = {
 }
 
 
+# The sections that can read the scratch table.
+SCRATCH_SECTIONS = ("feature_use", "feature_use_per_day", "feature_use_per_user",
+                    "views_per_day", "search_views", "search_clicks")
+
+
 def query_text(name: str, table: str = "`event_log`", limit: int = 20, json_value: bool = True,
-               collation: str = COLLATIONS[0], generated: bool = False) -> str:
-    """The statement of section `name` (parameters: since, until); `generated`:
-    read the fields from the generated columns instead of event_data."""
-    if generated:
+               collation: str = COLLATIONS[0], source: str = "json") -> str:
+    """The statement of section `name`, reading the fields from `source`:
+    "json" (parsing event_data), "generated" (the generated columns) or
+    "scratch" (SCRATCH's groups, for the click and view sections).  Parameters:
+    since, until, unless it reads the scratch table."""
+    rows = SCRATCH_GROUPS if source == "scratch" and name in SCRATCH_SECTIONS else EVENT_ROWS
+    if rows is SCRATCH_GROUPS:
+        fields = {key: key for key in ("c", "e", "s")}
+        fields.update(clicked="r", m="NULL", r="NULL")
+    elif source == "generated":
         fields = {key: column for key, (column, *_rest) in FIELDS.items()}
     else:
-        fields = {key: f"CONVERT({field_value(key, json_value)} USING utf8mb4) COLLATE {collation}"
-                  for key in FIELDS}
+        fields = _parsed_fields(json_value, collation)
+    parts = {key: text.format(table=table, range=RANGE) for key, text in rows.items()}
     return QUERIES[name][2].format(table=table, range=RANGE, limit=limit,
-                                   like="" if generated else LIKE_SEARCH_MODAL, **fields)
+                                   like=LIKE_SEARCH_MODAL if source == "json" else "",
+                                   **parts, **fields)
+
+
+def _parsed_fields(json_value: bool, collation: str) -> Dict[str, str]:
+    return {key: f"CONVERT({field_value(key, json_value)} USING utf8mb4) COLLATE {collation}"
+            for key in FIELDS}
+
+
+def scratch_ddl(table: str = "`event_log`", json_value: bool = True,
+                collation: str = COLLATIONS[0]) -> str:
+    """The statement filling SCRATCH from [since, until) of `table`."""
+    return SCRATCH_DDL.format(table=table, range=RANGE, **_parsed_fields(json_value, collation))
 
 
 def has_json_value(connection: Connection) -> bool:
     """JSON_VALUE (MariaDB 10.2.3+, MySQL 8.0.21+) parses less than JSON_EXTRACT."""
-    from ._sqlclient import DatabaseError
-
     try:
         return connection.query("SELECT JSON_VALUE('{\"a\": \"b\"}', '$.a')")[0][0] == "b"
     except DatabaseError:
@@ -323,9 +359,12 @@ def _search(sections: Dict[str, dict]) -> List[list]:
 
 def build_report(connection: Connection, since: datetime.datetime, until: datetime.datetime, *,
                  table: str = "event_log", top: int = 20, sections: Optional[List[str]] = None,
-                 progress=None) -> Dict[str, Any]:
+                 progress=None, scratch: bool = True) -> Dict[str, Any]:
     """The report for [since, until), as plain data: every section, or only
-    `sections` (then only the queries those need run)."""
+    `sections` (then only the queries those need run).  The JSON fields come
+    from the generated columns when the table has them, else from one pass
+    into a temporary table (`scratch`, when allowed and more than one section
+    reads clicks or views), else from each section's own pass."""
     if isinstance(top, bool) or not isinstance(top, int) or top < 1:
         raise ValueError(f"top must be a positive int, not {top!r}")
     wanted = SECTION_ORDER if not sections else [name for name in SECTION_ORDER if name in sections]
@@ -335,37 +374,62 @@ def build_report(connection: Connection, since: datetime.datetime, until: dateti
     quoted = check_table_name(table)
     needed = [name for name in QUERIES
               if any(name in NEEDS.get(section, (section,)) for section in wanted)]
-    results: Dict[str, dict] = {}
     json_value = has_json_value(connection)
     collation = binary_collation(connection)
-    generated = has_generated_columns(connection, table)
+    source = "generated" if has_generated_columns(connection, table) else "json"
     for statement in SESSION_SETUP:
         connection.execute(statement)
-    for step, name in enumerate(needed):
-        title, columns, _sql = QUERIES[name]
-        rows = connection.query(query_text(name, quoted, top, json_value, collation, generated),
-                                (since, until))
-        results[name] = {"title": title.format(limit=top), "columns": columns,
-                         "rows": [[_plain(value) for value in row] for row in rows]}
+    notes = []
+    steps = len(needed)
+    if source == "json" and scratch and len(set(needed) & set(SCRATCH_SECTIONS)) > 1:
+        steps += 1
+        source = _fill_scratch(connection, scratch_ddl(quoted, json_value, collation),
+                               since, until, notes)
         if progress is not None:
-            progress(step + 1, len(needed))
+            progress(1, steps)
+    try:
+        results = {}
+        for name in needed:
+            statement = query_text(name, quoted, top, json_value, collation, source)
+            reads_scratch = source == "scratch" and name in SCRATCH_SECTIONS
+            rows = connection.query(statement, None if reads_scratch else (since, until))
+            title, columns, _sql = QUERIES[name]
+            results[name] = {"title": title.format(limit=top), "columns": columns,
+                             "rows": [[_plain(value) for value in row] for row in rows]}
+            if progress is not None:
+                progress(steps - len(needed) + len(results), steps)
+    finally:
+        if source == "scratch":
+            connection.execute(f"DROP TEMPORARY TABLE IF EXISTS {SCRATCH}")
     for name, build in (("home_page", _home_page), ("search", _search)):
         if name in wanted:
             results[name] = {"title": DERIVED[name][0], "columns": DERIVED[name][1],
                              "rows": build(results)}
     index_rows = connection.query(f"SHOW INDEX FROM {quoted}")
-    indexes = sorted({row[2] for row in index_rows})
-    notes = []
     if not any(row[3] == 1 and row[4] == "created_at" for row in index_rows):
-        notes.append(f"{table} has no index starting with created_at: each section reads every "
-                     f"row of its event type. Recommended: {index_ddl(table)}")
+        notes.insert(0, f"{table} has no index starting with created_at: each section reads "
+                        f"every row of its event type. Recommended: {index_ddl(table)}")
     return {
         "table": table,
         "since": since.isoformat(sep=" "),
         "until": until.isoformat(sep=" "),
-        "indexes": indexes,
-        "generated_columns": generated,
+        "indexes": sorted({row[2] for row in index_rows}),
+        "generated_columns": source == "generated",
+        "json_fields": source,
         "notes": notes,
         "sections": {name: results[name] for name in wanted},
     }
 
+
+def _fill_scratch(connection: Connection, statement: str, since, until, notes: List[str]) -> str:
+    """"scratch" once SCRATCH holds the range's clicks and views; "json" (and
+    a note) when the server refuses the temporary table."""
+    connection.execute(f"DROP TEMPORARY TABLE IF EXISTS {SCRATCH}")
+    try:
+        connection.execute(statement, (since, until))
+    except DatabaseError as error:
+        notes.append(f"one pass into a temporary table was refused ({error}); each section "
+                     "parsed the JSON of its rows itself (grant CREATE TEMPORARY TABLES, or "
+                     "add the generated columns)")
+        return "json"
+    return "scratch"
