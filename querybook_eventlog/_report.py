@@ -218,8 +218,7 @@ def query_text(name: str, table: str = "`event_log`", limit: int = 20, json_valu
     since, until, unless it reads the scratch table."""
     rows = SCRATCH_GROUPS if source == "scratch" and name in SCRATCH_SECTIONS else EVENT_ROWS
     if rows is SCRATCH_GROUPS:
-        fields = {key: key for key in ("c", "e", "s")}
-        fields.update(clicked="r", m="NULL", r="NULL")
+        fields = {"c": "c", "e": "e", "s": "s", "clicked": "r"}
     elif source == "generated":
         fields = {key: column for key, (column, *_rest) in FIELDS.items()}
     else:
@@ -387,20 +386,18 @@ def build_report(connection: Connection, since: datetime.datetime, until: dateti
                                since, until, notes)
         if progress is not None:
             progress(1, steps)
-    try:
-        results = {}
-        for name in needed:
-            statement = query_text(name, quoted, top, json_value, collation, source)
-            reads_scratch = source == "scratch" and name in SCRATCH_SECTIONS
-            rows = connection.query(statement, None if reads_scratch else (since, until))
-            title, columns, _sql = QUERIES[name]
-            results[name] = {"title": title.format(limit=top), "columns": columns,
-                             "rows": [[_plain(value) for value in row] for row in rows]}
-            if progress is not None:
-                progress(steps - len(needed) + len(results), steps)
-    finally:
-        if source == "scratch":
-            connection.execute(f"DROP TEMPORARY TABLE IF EXISTS {SCRATCH}")
+    results = {}
+    for name in needed:
+        statement = query_text(name, quoted, top, json_value, collation, source)
+        reads_scratch = source == "scratch" and name in SCRATCH_SECTIONS
+        rows = connection.query(statement, None if reads_scratch else (since, until))
+        title, columns, _sql = QUERIES[name]
+        results[name] = {"title": title.format(limit=top), "columns": columns,
+                         "rows": [[_plain(value) for value in row] for row in rows]}
+        if progress is not None:
+            progress(steps - len(needed) + len(results), steps)
+    if source == "scratch":  # (after an error, the connection's end drops it)
+        connection.execute(f"DROP TEMPORARY TABLE {SCRATCH}")
     for name, build in (("home_page", _home_page), ("search", _search)):
         if name in wanted:
             results[name] = {"title": DERIVED[name][0], "columns": DERIVED[name][1],
@@ -424,7 +421,7 @@ def build_report(connection: Connection, since: datetime.datetime, until: dateti
 def _fill_scratch(connection: Connection, statement: str, since, until, notes: List[str]) -> str:
     """"scratch" once SCRATCH holds the range's clicks and views; "json" (and
     a note) when the server refuses the temporary table."""
-    connection.execute(f"DROP TEMPORARY TABLE IF EXISTS {SCRATCH}")
+    connection.execute(f"DROP TEMPORARY TABLE IF EXISTS {SCRATCH}")  # left by a failed report
     try:
         connection.execute(statement, (since, until))
     except DatabaseError as error:
