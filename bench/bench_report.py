@@ -6,17 +6,23 @@ Fills a private server's event_log with N Querybook-shaped rows (default 10
 million) spread over 30 days, generated on the server by INSERT ... SELECT
 from seq_1_to_N (API, WEBSOCKET, VIEW, CLICK in Querybook's shapes, search
 views and clicks with aux.search/results/pos, 2,000 users), then times the
-whole report (every section: one query each) for the last 1, 7 and 30 days:
+whole report (every section) and only the sections that answer the three
+questions of Querybook's docs (search, feature_use, home_page: `report
+--section ...`) for the last 1, 7 and 30 days:
 
-  baseline  Querybook's schema as it is (only ix_event_log_event_type)
-  ours      with the recommended index
-            CREATE INDEX ix_event_log_created_at ON event_log (created_at, event_type)
+  baseline   Querybook's schema as it is (only ix_event_log_event_type);
+             --skip-baseline leaves it out (the slowest side)
+  index      with the recommended index
+             CREATE INDEX ix_event_log_created_at ON event_log (created_at, event_type, uid)
+  generated  with that index and the report's generated columns and their
+             index (_report.generated_columns_ddl()); asserts that both give
+             the same sections
 
-and, with the index, only the sections that answer the three questions of
-Querybook's docs (search, feature_use, home_page: `report --section ...`).
-RUNS runs per side, interleaved; medians with min-max; the ratio is
-baseline / ours (how many times faster the index makes it).  Then `cleanup`
-of the oldest 23 days (about three quarters of the rows) in 5,000-row chunks,
+RUNS runs per side; baseline and index interleaved, generated after them
+(adding the columns' index takes minutes).  Medians with min-max.  Also: the
+cost of the ALTER, and the DB logger's insert rate into the big table
+without the columns, with them, and without them again.  Then `cleanup` of
+the oldest 23 days (about three quarters of the rows) in 5,000-row chunks,
 against the upstream-style single DELETE on a second copy of the rows (the
 same server, the same data) for the baseline.
 """
@@ -26,11 +32,14 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # qb_events
 
 from querybook_eventlog import _report  # noqa: E402
 from querybook_eventlog._cleanup import clean_up_event_logs, cutoff_for  # noqa: E402
@@ -94,17 +103,66 @@ def fill(server: MariaDBServer, table: str, rows: int, start: datetime.datetime)
 
 
 QUESTIONS = ["search", "feature_use", "home_page"]  # the three of Querybook's docs
+# side -> (sections, scratch); "_q": only the 3 questions
+SIDES = {"baseline": (None, True),
+         "each": (None, False), "each_q": (QUESTIONS, False),
+         "scratch": (None, True), "scratch_q": (QUESTIONS, True),
+         "generated": (None, True), "generated_q": (QUESTIONS, True)}
+INDEX_SIDES = ("baseline", "each", "each_q", "scratch", "scratch_q")
+GENERATED_SIDES = ("generated", "generated_q")
+INSERT_BATCHES = 25  # of the DB logger's default batch_size rows each, per insert measurement
 
 
-def time_report(url: str, since, until, sections=None) -> float:
+def time_report(url: str, since, until, sections=None, scratch=True):
+    """(seconds, the report)."""
     with connect(url) as connection:
         began = time.perf_counter()
-        _report.build_report(connection, since, until, sections=sections)
-        return time.perf_counter() - began
+        report = _report.build_report(connection, since, until, sections=sections,
+                                      scratch=scratch)
+        return time.perf_counter() - began, report
 
 
 def median_range(values) -> str:
-    return f"{statistics.median(values):7.2f} s ({min(values):.2f}-{max(values):.2f})"
+    if not values:
+        return "-"
+    return f"{statistics.median(values):.2f} s ({min(values):.2f}-{max(values):.2f})"
+
+
+def set_created_at_index(server: MariaDBServer, wanted: bool) -> float:
+    """Creates or drops the recommended index; seconds it took to create it (else 0)."""
+    has_index = bool(server.sql("SHOW INDEX FROM event_log WHERE Key_name = "
+                                "'ix_event_log_created_at'"))
+    if wanted and not has_index:
+        began = time.perf_counter()
+        server.sql(_report.RECOMMENDED_INDEX_DDL, timeout=3600)
+        return time.perf_counter() - began
+    if not wanted and has_index:
+        server.sql("DROP INDEX ix_event_log_created_at ON event_log")
+    return 0.0
+
+
+def insert_rate(server: MariaDBServer, seed: int, spool: str) -> float:
+    """Rows/s of a DBEventLogger (default options) writing fresh Querybook-shaped
+    events into the big event_log, from the first log() to flush()."""
+    import random
+
+    import querybook_eventlog as qe
+    import qb_events
+
+    rng = random.Random(seed)
+    rows = [(rng.randint(1, USERS), qe.EventType[kind], data)
+            for _, kind, data in qb_events.mix(rng, INSERT_BATCHES * 2000)]
+    logger = qe.DBEventLogger(server.url, spool_dir=spool)
+    try:
+        logger.log(1, qe.EventType.CLICK, {"warm": 1})
+        assert logger.flush(timeout=60)
+        began = time.perf_counter()
+        for uid, kind, data in rows:
+            logger.log(uid, kind, data)
+        assert logger.flush(timeout=600)
+        return len(rows) / (time.perf_counter() - began)
+    finally:
+        logger.close()
 
 
 def main() -> int:
@@ -116,6 +174,8 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="1 million rows, 1 run")
     parser.add_argument("--windows", default="1,7,30",
                         help="report ranges, days before now (default 1,7,30)")
+    parser.add_argument("--skip-baseline", action="store_true",
+                        help="no runs without the created_at index (the slowest side)")
     parser.add_argument("--skip-cleanup", action="store_true")
     args = parser.parse_args()
     if args.quick:
@@ -123,50 +183,100 @@ def main() -> int:
     now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None, microsecond=0)
     start = now - datetime.timedelta(days=SPAN_DAYS)
     server = MariaDBServer(extra_args=[f"--innodb-buffer-pool-size={args.buffer_pool}"])
+    spool = tempfile.mkdtemp(prefix="bench_report_spool_")
     try:
         server.start()
         server.add_users(USERS)
         print(f"filling event_log with {args.rows:,} rows over {SPAN_DAYS} days "
               f"(buffer pool {args.buffer_pool})")
         fill_s = fill(server, "event_log", args.rows, start)
-        size = server.sql("SELECT ROUND((data_length + index_length) / 1048576) FROM "
-                          "information_schema.tables WHERE table_name = 'event_log'")[0][0]
-        print(f"filled in {fill_s:.0f} s ({args.rows / fill_s:,.0f} rows/s); table {size} MiB")
+        print(f"filled in {fill_s:.0f} s ({args.rows / fill_s:,.0f} rows/s); "
+              f"table {table_mib(server)} MiB")
         windows = [float(days) for days in args.windows.split(",")]
-        sides = ("baseline", "ours", "questions")
-        timings = {(side, days): [] for side in sides for days in windows}
-        index_s = None
+        timings = {(side, days): [] for side in INDEX_SIDES + GENERATED_SIDES for days in windows}
+        reports = {}
+
+        def run_side(side, run):
+            sections, scratch = SIDES[side]
+            for days in windows:
+                seconds, report = time_report(server.url, now - datetime.timedelta(days=days),
+                                              now, sections, scratch)
+                timings[(side, days)].append(seconds)
+                reports.setdefault((side, days), report)
+            print(f"  run {run + 1} {side}: " + ", ".join(
+                f"{days:g} d {timings[(side, days)][-1]:.2f} s" for days in windows), flush=True)
+
+        index_s = 0.0
         for run in range(args.runs):
-            for side in sides:
-                has_index = bool(server.sql("SHOW INDEX FROM event_log WHERE Key_name = "
-                                            "'ix_event_log_created_at'"))
-                if side != "baseline" and not has_index:
-                    began = time.perf_counter()
-                    server.sql(_report.RECOMMENDED_INDEX_DDL, timeout=3600)
-                    index_s = index_s or time.perf_counter() - began
-                elif side == "baseline" and has_index:
-                    server.sql("DROP INDEX ix_event_log_created_at ON event_log")
-                for days in windows:
-                    since = now - datetime.timedelta(days=days)
-                    timings[(side, days)].append(time_report(
-                        server.url, since, now, QUESTIONS if side == "questions" else None))
-                print(f"  run {run + 1} {side}: " + ", ".join(
-                    f"{days} d {timings[(side, days)][-1]:.2f} s" for days in windows), flush=True)
-        print(f"\nreport, every section, {args.rows:,} rows over {SPAN_DAYS} days, medians of "
-              f"{args.runs} run(s) (creating the index took {index_s:.0f} s)")
-        print(f"{'range':>8}  {'rows in range':>14}  {'baseline (no index)':>26}  "
-              f"{'ours (recommended index)':>26}  {'ratio':>6}  {'the 3 questions, index':>26}")
-        for days in windows:
-            in_range = round(args.rows * min(days, SPAN_DAYS) / SPAN_DAYS)
-            base, ours = timings[("baseline", days)], timings[("ours", days)]
-            print(f"{days:>6g} d  {in_range:>14,}  {median_range(base):>26}  {median_range(ours):>26}  "
-                  f"{statistics.median(base) / statistics.median(ours):5.1f}x  "
-                  f"{median_range(timings[('questions', days)]):>26}")
+            for side in INDEX_SIDES[args.skip_baseline:]:
+                index_s = set_created_at_index(server, side != "baseline") or index_s
+                run_side(side, run)
+        set_created_at_index(server, True)
+        inserts = {"plain": [insert_rate(server, 1, spool)]}
+        began = time.perf_counter()
+        server.sql(_report.generated_columns_ddl(), timeout=7200)
+        alter_s = time.perf_counter() - began
+        print(f"generated columns and their index added in {alter_s:.0f} s; "
+              f"table {table_mib(server)} MiB", flush=True)
+        inserts["generated"] = [insert_rate(server, 2, spool)]
+        for run in range(args.runs):
+            for side in GENERATED_SIDES:
+                run_side(side, run)
+        for days in windows:  # the same figures every way
+            for suffix in ("", "_q"):
+                same = [reports[(side + suffix, days)]["sections"]
+                        for side in ("each", "scratch", "generated")]
+                assert same[0] == same[1] == same[2], (suffix, days)
+            for side in SIDES:
+                if (side, days) in reports:
+                    assert reports[(side, days)]["json_fields"] == (
+                        "json" if side.startswith("each") else side.split("_")[0].replace(
+                            "baseline", "scratch")), side
+        began = time.perf_counter()
+        server.sql(_report.drop_generated_columns_ddl(), timeout=3600)
+        drop_s = time.perf_counter() - began
+        inserts["plain"].append(insert_rate(server, 3, spool))
+        print_results(args, windows, timings, index_s, alter_s, drop_s, inserts)
         if not args.skip_cleanup:
             bench_cleanup(server, args.rows, start)
     finally:
         server.cleanup()
+        shutil.rmtree(spool, ignore_errors=True)
     return 0
+
+
+def table_mib(server: MariaDBServer) -> str:
+    return server.sql("SELECT ROUND((data_length + index_length) / 1048576) FROM "
+                      "information_schema.tables WHERE table_name = 'event_log'")[0][0]
+
+
+def print_results(args, windows, timings, index_s, alter_s, drop_s, inserts) -> None:
+    print(f"\nreport, {args.rows:,} rows over {SPAN_DAYS} days, medians of {args.runs} run(s) "
+          f"with min-max; every section, or only the 3 questions "
+          f"(--section search --section feature_use --section home_page)")
+    print(f"creating ix_event_log_created_at took {index_s:.0f} s; adding the generated columns "
+          f"and their index {alter_s:.0f} s; dropping them {drop_s:.1f} s")
+    print("with the created_at index: a JSON pass per section (the previous report), one pass "
+          "into a temporary table, the generated columns; all / the 3 questions")
+    header = ["range", "rows in range", "no index, all", "per section, all", "3 q",
+              "one pass, all", "3 q", "generated, all", "3 q"]
+    print("  |  ".join(header))
+    for days in windows:
+        in_range = round(args.rows * min(days, SPAN_DAYS) / SPAN_DAYS)
+        cells = [f"{days:g} d", f"{in_range:,}"] + [
+            median_range(timings[(side, days)]) for side in INDEX_SIDES + GENERATED_SIDES]
+        print("  |  ".join(cells))
+        ratios = {side + suffix: statistics.median(timings[("each" + suffix, days)])
+                  / statistics.median(timings[(side + suffix, days)])
+                  for side in ("scratch", "generated") for suffix in ("", "_q")
+                  if timings[(side + suffix, days)]}
+        print("    faster than a pass per section: " + ", ".join(
+            f"{side} {ratio:.1f}x" for side, ratio in ratios.items()))
+    plain, generated = statistics.median(inserts["plain"]), inserts["generated"][0]
+    print(f"\nDB logger insert rate into the {args.rows:,}-row table ({INSERT_BATCHES * 2000:,} "
+          f"events): without the generated columns "
+          f"{', '.join(f'{rate:,.0f}' for rate in inserts['plain'])} rows/s (before, after), "
+          f"with them {generated:,.0f} rows/s: {generated / plain:.2f}x")
 
 
 def bench_cleanup(server: MariaDBServer, rows: int, start: datetime.datetime) -> None:

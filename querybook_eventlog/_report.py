@@ -10,10 +10,19 @@ Indexes (see RECOMMENDED_INDEX_DDL): every query filters
 ``created_at >= since AND created_at < until``, most also ``event_type = …``.
 Querybook's table has only ix_event_log_event_type, so without the
 recommended index each query reads all rows of its event type (or the whole
-table); with ``ix_event_log_created_at (created_at, event_type)`` each reads
-only the index range of the period, checks event_type in the index (index
-condition pushdown) and fetches just the matching rows; `events per day` is
-answered from the index alone.  The same index serves `cleanup`.
+table); with ``ix_event_log_created_at (created_at, event_type, uid)`` each
+reads only the index range of the period, checks event_type in the index
+(index condition pushdown) and fetches just the matching rows; `events per
+day` and `active users` are answered from the index alone.  The same index
+serves `cleanup`.
+
+Wide ranges are then bound by parsing each row's JSON.  The optional
+generated columns (generated_columns_ddl: VIRTUAL, so only their index takes
+space) hold the JSON fields the report reads, computed by the very
+expressions the queries use otherwise; with them and their index
+``ix_event_log_qbel_report`` every section is answered from indexes alone.
+The report uses them when the table has them (information_schema), so the
+figures are the same either way.
 
 Times are UTC, as the loggers stamp created_at; days are UTC days.
 """
@@ -23,11 +32,11 @@ from __future__ import annotations
 import datetime
 from typing import Any, Dict, List, Optional
 
-from ._sqlclient import Connection, check_table_name
+from ._sqlclient import Connection, DatabaseError, check_table_name
 
 RECOMMENDED_INDEX = "ix_event_log_created_at"
 RECOMMENDED_INDEX_DDL = (
-    "CREATE INDEX ix_event_log_created_at ON event_log (created_at, event_type)"
+    "CREATE INDEX ix_event_log_created_at ON event_log (created_at, event_type, uid)"
 )
 
 
@@ -36,30 +45,106 @@ def index_ddl(table: str = "event_log") -> str:
     check_table_name(table)
     if table == "event_log":
         return RECOMMENDED_INDEX_DDL
-    return f"CREATE INDEX ix_{table}_created_at ON `{table}` (created_at, event_type)"
+    return f"CREATE INDEX ix_{table}_created_at ON `{table}` (created_at, event_type, uid)"
 
 
-# Each JSON field is read once per row and cast to a short string: grouping on
-# the LONGTEXT that JSON functions return sends MariaDB's temporary table to
-# disk.  Distinct users are counted in two levels (group by user first, then
-# count the groups): COUNT(DISTINCT uid) sorts every row of the range.
-# Lengths: Querybook's component and element names are short; the memory
-# temporary table stores each at its full declared width.
-FIELDS = {"c": ("$.component", 64), "e": ("$.element", 64), "s": ("$.aux.search", 255),
-          "m": ("$.method", 16), "r": ("$.route", 255)}
-JSON_VALUE = "CAST(JSON_VALUE(event_data, '{path}') AS CHAR({length}))"
-JSON_EXTRACT = "CAST(JSON_UNQUOTE(JSON_EXTRACT(event_data, '{path}')) AS CHAR({length}))"
-# the clicked result: aux.results[aux.pos] (the web app sends both)
-CLICKED_RESULT = ("CAST(JSON_UNQUOTE(JSON_EXTRACT(event_data, CONCAT('$.aux.results[', "
-                  "CAST(JSON_EXTRACT(event_data, '$.aux.pos') AS UNSIGNED), ']'))) AS CHAR(64))")
+# The JSON fields the report reads, each read once per row and cut to a short
+# string: grouping on the LONGTEXT that JSON functions return sends MariaDB's
+# temporary table to disk, and the memory temporary table stores each value
+# at its full declared width (Querybook's component and element names are
+# short).  Each is also an optional generated column with the same expression
+# (generated_columns_ddl): with the columns and their index the report reads
+# the values from the index instead of parsing each row's JSON.
+# key -> (column, length, the event types it is read for, JSON path)
+FIELDS = {
+    "c": ("qbel_component", 64, ("VIEW", "CLICK"), "'$.component'"),
+    "e": ("qbel_element", 64, ("VIEW", "CLICK"), "'$.element'"),
+    "s": ("qbel_search", 255, ("VIEW", "CLICK"), "'$.aux.search'"),
+    "clicked": ("qbel_result", 64, ("CLICK",),
+                "CONCAT('$.aux.results[', JSON_EXTRACT(event_data, '$.aux.pos'), ']')"),
+    "m": ("qbel_method", 16, ("API", "WEBSOCKET"), "'$.method'"),
+    "r": ("qbel_route", 255, ("API", "WEBSOCKET"), "'$.route'"),
+}
+# The clicked result is aux.results[aux.pos] (the web app sends both), read
+# only for an integer pos inside the list: a negative one would count from the
+# end (MariaDB 10.9+), one past 2**63 wraps around, and anything else would
+# warn, and a warning fails a strict-mode INSERT into a table with the column.
+CLICKED_POS = ("JSON_TYPE(JSON_EXTRACT(event_data, '$.aux.pos')) = 'INTEGER' "
+               "AND JSON_EXTRACT(event_data, '$.aux.pos') >= 0 "
+               "AND JSON_EXTRACT(event_data, '$.aux.pos') < JSON_LENGTH(event_data, '$.aux.results')")
+JSON_VALUE = "JSON_VALUE(event_data, {path})"
+JSON_EXTRACT = "JSON_UNQUOTE(JSON_EXTRACT(event_data, {path}))"
+# Binary and NO PAD, so that 'Users', 'users' and 'users ' stay three search
+# strings (the connection's utf8mb4_general_ci would merge them); MySQL has
+# utf8mb4_0900_bin instead of MariaDB's utf8mb4_nopad_bin; the last resort pads.
+COLLATIONS = ("utf8mb4_nopad_bin", "utf8mb4_0900_bin", "utf8mb4_bin")
+GENERATED_INDEX_COLUMNS = ("event_type", "created_at", "qbel_component", "qbel_element",
+                           "qbel_search", "qbel_result", "qbel_method", "qbel_route", "uid")
+
+
+def field_value(key: str, json_value: bool = True) -> str:
+    """Field `key` of a row's event_data, as its generated column computes it
+    (NULL for the event types it is not read for)."""
+    _column, length, types, path = FIELDS[key]
+    condition = "event_type IN ({})".format(", ".join(f"'{kind}'" for kind in types))
+    if key == "clicked":
+        condition += " AND " + CLICKED_POS
+    read = (JSON_VALUE if json_value else JSON_EXTRACT).format(path=path)
+    return f"IF({condition}, LEFT({read}, {length}), NULL)"
+
+
+def generated_index_name(table: str = "event_log") -> str:
+    return f"ix_{table}_qbel_report"
+
+
+def generated_columns_ddl(table: str = "event_log", collation: str = COLLATIONS[0],
+                          json_value: bool = True) -> str:
+    """One ALTER TABLE adding the report's VIRTUAL generated columns and the
+    index that covers every JSON-reading query of the report."""
+    quoted = check_table_name(table)
+    if collation not in COLLATIONS:
+        raise ValueError(f"collation must be one of {COLLATIONS}, not {collation!r}")
+    lines = [f"ALTER TABLE {quoted}"]
+    for key, (column, length, _types, _path) in FIELDS.items():
+        lines.append(f"  ADD COLUMN {column} VARCHAR({length}) CHARACTER SET utf8mb4 COLLATE "
+                     f"{collation} AS ({field_value(key, json_value)}) VIRTUAL,")
+    lines.append(f"  ADD INDEX {generated_index_name(table)} "
+                 f"({', '.join(GENERATED_INDEX_COLUMNS)})")
+    return "\n".join(lines)
+
+
+def drop_generated_columns_ddl(table: str = "event_log") -> str:
+    """The ALTER TABLE that removes what generated_columns_ddl adds."""
+    quoted = check_table_name(table)
+    drops = [f"DROP INDEX {generated_index_name(table)}"]
+    drops += [f"DROP COLUMN {column}" for column, *_rest in FIELDS.values()]
+    return f"ALTER TABLE {quoted} " + ", ".join(drops)
+
+
 # Room for the groups in memory (session only; the server's default is 16 MiB).
 SESSION_SETUP = ("SET SESSION tmp_table_size = 268435456, max_heap_table_size = 268435456",)
 RANGE = "created_at >= %s AND created_at < %s"
-CLICKS = "FROM {table} WHERE event_type = 'CLICK' AND {range}"
-VIEWS = "FROM {table} WHERE event_type = 'VIEW' AND {range}"
-# LIKE first: a substring test is far cheaper than parsing the JSON of every
+# The click and view sections read {clicks}/{views}, count with {count} and
+# take the day from {day}: event_log's rows (one per event), or the scratch
+# table's groups (SCRATCH_DDL).
+EVENT_ROWS = {"clicks": "FROM {table} WHERE event_type = 'CLICK' AND {range}",
+              "views": "FROM {table} WHERE event_type = 'VIEW' AND {range}",
+              "count": "COUNT(*)", "day": "DATE(created_at)"}
+SCRATCH = "qbel_report_scratch"
+SCRATCH_GROUPS = {"clicks": f"FROM {SCRATCH} WHERE k = 'CLICK'",
+                  "views": f"FROM {SCRATCH} WHERE k = 'VIEW'", "count": "SUM(n)", "day": "d"}
+# LIKE first (when parsing JSON): a substring test is far cheaper than parsing the JSON of every
 # click and view (JSON.stringify and dumps never escape ASCII letters).
-SEARCHES = "AND event_data LIKE '%%SEARCH_MODAL%%' AND {c} = 'SEARCH_MODAL' AND {s} IS NOT NULL"
+LIKE_SEARCH_MODAL = "event_data LIKE '%%SEARCH_MODAL%%' AND "
+SEARCHES = "AND {like}{c} = 'SEARCH_MODAL' AND {s} IS NOT NULL"
+# Without the generated columns: one pass over the range's clicks and views
+# parses each row's JSON once, grouped by everything their sections group by
+# (far fewer groups than rows); those sections then read this table.
+SCRATCH_DDL = (
+    "CREATE TEMPORARY TABLE " + SCRATCH + " AS SELECT DATE(created_at) d, event_type k, uid, "
+    "{c} c, {e} e, IF(" + LIKE_SEARCH_MODAL + "{c} = 'SEARCH_MODAL', {s}, NULL) s, "
+    "IF(" + LIKE_SEARCH_MODAL + "{c} = 'SEARCH_MODAL', {clicked}, NULL) r, COUNT(*) n "
+    "FROM {table} WHERE event_type IN ('VIEW', 'CLICK') AND {range} GROUP BY d, k, uid, c, e, s, r")
 
 # name -> (title, columns, SQL with {table}, {range}, {limit} and the fields)
 QUERIES = {
@@ -71,34 +156,34 @@ QUERIES = {
         "Feature use: clicks per component and element",
         ["component", "element", "clicks", "users", "clicks_per_user"],
         "SELECT c, e, SUM(n) t, COUNT(uid), ROUND(SUM(n) / GREATEST(COUNT(uid), 1), 2) FROM ("
-        "SELECT {c} c, {e} e, uid, COUNT(*) n " + CLICKS + " GROUP BY c, e, uid) f "
+        "SELECT {c} c, {e} e, uid, {count} n {clicks} GROUP BY c, e, uid) f "
         "GROUP BY c, e ORDER BY t DESC, c, e"),
     "feature_use_per_day": (
         "Feature use per day", ["day", "component", "element", "clicks", "users"],
         "SELECT d, c, e, SUM(n), COUNT(uid) FROM ("
-        "SELECT DATE(created_at) d, {c} c, {e} e, uid, COUNT(*) n " + CLICKS +
+        "SELECT {day} d, {c} c, {e} e, uid, {count} n {clicks}"
         " GROUP BY d, c, e, uid) f GROUP BY d, c, e ORDER BY d, c, e"),
     "feature_use_per_user": (
         "Feature use per user (top {limit})",
         ["uid", "username", "component", "element", "clicks"],
         "SELECT f.uid, u.username, f.c, f.e, f.n FROM ("
-        "SELECT uid, {c} c, {e} e, COUNT(*) n " + CLICKS + " GROUP BY uid, c, e "
+        "SELECT uid, {c} c, {e} e, {count} n {clicks} GROUP BY uid, c, e "
         "ORDER BY n DESC, uid, c, e LIMIT {limit}) f LEFT JOIN `user` u ON u.id = f.uid "
         "ORDER BY f.n DESC, f.uid, f.c, f.e"),
     "views_per_day": (
         "Page views per day", ["day", "component", "views", "users"],
         "SELECT d, c, SUM(n), COUNT(uid) FROM ("
-        "SELECT DATE(created_at) d, {c} c, uid, COUNT(*) n " + VIEWS +
+        "SELECT {day} d, {c} c, uid, {count} n {views}"
         " GROUP BY d, c, uid) f GROUP BY d, c ORDER BY d, c"),
     "search_views": (
         "Searches: results shown", ["search", "result_type", "views", "users"],
         "SELECT s, e, SUM(n) t, COUNT(uid) FROM ("
-        "SELECT {s} s, {e} e, uid, COUNT(*) n " + VIEWS + " " + SEARCHES +
+        "SELECT {s} s, {e} e, uid, {count} n {views} " + SEARCHES +
         " GROUP BY s, e, uid) f GROUP BY s, e ORDER BY t DESC, s, e"),
     "search_clicks": (
         "Searches: the result clicked", ["search", "result_type", "result_id", "clicks", "users"],
         "SELECT s, e, r, SUM(n) t, COUNT(uid) FROM ("
-        "SELECT {s} s, {e} e, {clicked} r, uid, COUNT(*) n " + CLICKS + " " + SEARCHES +
+        "SELECT {s} s, {e} e, {clicked} r, uid, {count} n {clicks} " + SEARCHES +
         " GROUP BY s, e, r, uid) f GROUP BY s, e, r ORDER BY s, e, t DESC, r"),
     "top_routes": (
         "Top API and websocket routes (top {limit})",
@@ -120,23 +205,65 @@ QUERIES = {
 }
 
 
-def query_text(name: str, table: str = "`event_log`", limit: int = 20,
-               json_value: bool = True) -> str:
-    """The statement of section `name` (parameters: since, until)."""
-    read = JSON_VALUE if json_value else JSON_EXTRACT
-    fields = {key: read.format(path=path, length=length) for key, (path, length) in FIELDS.items()}
-    return QUERIES[name][2].format(table=table, range=RANGE, limit=limit, clicked=CLICKED_RESULT,
-                                   **fields)
+# The sections that can read the scratch table.
+SCRATCH_SECTIONS = ("feature_use", "feature_use_per_day", "feature_use_per_user",
+                    "views_per_day", "search_views", "search_clicks")
+
+
+def query_text(name: str, table: str = "`event_log`", limit: int = 20, json_value: bool = True,
+               collation: str = COLLATIONS[0], source: str = "json") -> str:
+    """The statement of section `name`, reading the fields from `source`:
+    "json" (parsing event_data), "generated" (the generated columns) or
+    "scratch" (SCRATCH's groups, for the click and view sections).  Parameters:
+    since, until, unless it reads the scratch table."""
+    rows = SCRATCH_GROUPS if source == "scratch" and name in SCRATCH_SECTIONS else EVENT_ROWS
+    if rows is SCRATCH_GROUPS:
+        fields = {"c": "c", "e": "e", "s": "s", "clicked": "r"}
+    elif source == "generated":
+        fields = {key: column for key, (column, *_rest) in FIELDS.items()}
+    else:
+        fields = _parsed_fields(json_value, collation)
+    parts = {key: text.format(table=table, range=RANGE) for key, text in rows.items()}
+    return QUERIES[name][2].format(table=table, range=RANGE, limit=limit,
+                                   like=LIKE_SEARCH_MODAL if source == "json" else "",
+                                   **parts, **fields)
+
+
+def _parsed_fields(json_value: bool, collation: str) -> Dict[str, str]:
+    return {key: f"CONVERT({field_value(key, json_value)} USING utf8mb4) COLLATE {collation}"
+            for key in FIELDS}
+
+
+def scratch_ddl(table: str = "`event_log`", json_value: bool = True,
+                collation: str = COLLATIONS[0]) -> str:
+    """The statement filling SCRATCH from [since, until) of `table`."""
+    return SCRATCH_DDL.format(table=table, range=RANGE, **_parsed_fields(json_value, collation))
 
 
 def has_json_value(connection: Connection) -> bool:
     """JSON_VALUE (MariaDB 10.2.3+, MySQL 8.0.21+) parses less than JSON_EXTRACT."""
-    from ._sqlclient import DatabaseError
-
     try:
         return connection.query("SELECT JSON_VALUE('{\"a\": \"b\"}', '$.a')")[0][0] == "b"
     except DatabaseError:
         return False
+
+
+def binary_collation(connection: Connection) -> str:
+    """The server's binary NO PAD utf8mb4 collation (else plain utf8mb4_bin)."""
+    for collation in COLLATIONS[:-1]:
+        if connection.query("SHOW COLLATION LIKE %s", (collation,)):
+            return collation
+    return COLLATIONS[-1]
+
+
+def has_generated_columns(connection: Connection, table: str = "event_log") -> bool:
+    """Whether `table` has every generated column of generated_columns_ddl."""
+    rows = connection.query(
+        "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = DATABASE() "
+        "AND table_name = %s AND column_name IN ({}) AND COALESCE(generation_expression, '') "
+        "<> ''".format(", ".join(["%s"] * len(FIELDS))),
+        [table] + [column for column, *_rest in FIELDS.values()])
+    return int(rows[0][0]) == len(FIELDS)
 
 
 # Sections computed in Python from the queries' rows.
@@ -231,9 +358,12 @@ def _search(sections: Dict[str, dict]) -> List[list]:
 
 def build_report(connection: Connection, since: datetime.datetime, until: datetime.datetime, *,
                  table: str = "event_log", top: int = 20, sections: Optional[List[str]] = None,
-                 progress=None) -> Dict[str, Any]:
+                 progress=None, scratch: bool = True) -> Dict[str, Any]:
     """The report for [since, until), as plain data: every section, or only
-    `sections` (then only the queries those need run)."""
+    `sections` (then only the queries those need run).  The JSON fields come
+    from the generated columns when the table has them, else from one pass
+    into a temporary table (`scratch`, when allowed and more than one section
+    reads clicks or views), else from each section's own pass."""
     if isinstance(top, bool) or not isinstance(top, int) or top < 1:
         raise ValueError(f"top must be a positive int, not {top!r}")
     wanted = SECTION_ORDER if not sections else [name for name in SECTION_ORDER if name in sections]
@@ -243,33 +373,60 @@ def build_report(connection: Connection, since: datetime.datetime, until: dateti
     quoted = check_table_name(table)
     needed = [name for name in QUERIES
               if any(name in NEEDS.get(section, (section,)) for section in wanted)]
-    results: Dict[str, dict] = {}
     json_value = has_json_value(connection)
+    collation = binary_collation(connection)
+    source = "generated" if has_generated_columns(connection, table) else "json"
     for statement in SESSION_SETUP:
         connection.execute(statement)
-    for step, name in enumerate(needed):
+    notes = []
+    steps = len(needed)
+    if source == "json" and scratch and len(set(needed) & set(SCRATCH_SECTIONS)) > 1:
+        steps += 1
+        source = _fill_scratch(connection, scratch_ddl(quoted, json_value, collation),
+                               since, until, notes)
+        if progress is not None:
+            progress(1, steps)
+    results = {}
+    for name in needed:
+        statement = query_text(name, quoted, top, json_value, collation, source)
+        reads_scratch = source == "scratch" and name in SCRATCH_SECTIONS
+        rows = connection.query(statement, None if reads_scratch else (since, until))
         title, columns, _sql = QUERIES[name]
-        rows = connection.query(query_text(name, quoted, top, json_value), (since, until))
         results[name] = {"title": title.format(limit=top), "columns": columns,
                          "rows": [[_plain(value) for value in row] for row in rows]}
         if progress is not None:
-            progress(step + 1, len(needed))
+            progress(steps - len(needed) + len(results), steps)
+    if source == "scratch":  # (after an error, the connection's end drops it)
+        connection.execute(f"DROP TEMPORARY TABLE {SCRATCH}")
     for name, build in (("home_page", _home_page), ("search", _search)):
         if name in wanted:
             results[name] = {"title": DERIVED[name][0], "columns": DERIVED[name][1],
                              "rows": build(results)}
     index_rows = connection.query(f"SHOW INDEX FROM {quoted}")
-    indexes = sorted({row[2] for row in index_rows})
-    notes = []
     if not any(row[3] == 1 and row[4] == "created_at" for row in index_rows):
-        notes.append(f"{table} has no index starting with created_at: each section reads every "
-                     f"row of its event type. Recommended: {index_ddl(table)}")
+        notes.insert(0, f"{table} has no index starting with created_at: each section reads "
+                        f"every row of its event type. Recommended: {index_ddl(table)}")
     return {
         "table": table,
         "since": since.isoformat(sep=" "),
         "until": until.isoformat(sep=" "),
-        "indexes": indexes,
+        "indexes": sorted({row[2] for row in index_rows}),
+        "generated_columns": source == "generated",
+        "json_fields": source,
         "notes": notes,
         "sections": {name: results[name] for name in wanted},
     }
 
+
+def _fill_scratch(connection: Connection, statement: str, since, until, notes: List[str]) -> str:
+    """"scratch" once SCRATCH holds the range's clicks and views; "json" (and
+    a note) when the server refuses the temporary table."""
+    connection.execute(f"DROP TEMPORARY TABLE IF EXISTS {SCRATCH}")  # left by a failed report
+    try:
+        connection.execute(statement, (since, until))
+    except DatabaseError as error:
+        notes.append(f"one pass into a temporary table was refused ({error}); each section "
+                     "parsed the JSON of its rows itself (grant CREATE TEMPORARY TABLES, or "
+                     "add the generated columns)")
+        return "json"
+    return "scratch"

@@ -48,7 +48,8 @@ def _table_text(section: dict, max_width: int = 48) -> List[str]:
 
 
 def to_text(report: Dict[str, Any], sections: Optional[List[str]] = None) -> str:
-    out = [f"event_log report: table {report['table']}, {report['since']} to {report['until']} (UTC)"]
+    out = [f"event_log report: table {report['table']}, {report['since']} to {report['until']} (UTC)"
+           + ("; JSON fields from the generated columns" if report.get("generated_columns") else "")]
     for note in report["notes"]:
         out.append(f"note: {note}")
     present = report["sections"]

@@ -363,6 +363,19 @@ class MariaDBServer:
         self.sql("INSERT IGNORE INTO `user` (id, username, fullname, email, deleted, is_group) "
                  f"VALUES {rows}")
 
+    def add_report_columns(self, table: str = "event_log") -> None:
+        """Add the report's generated columns and their index (the operator's
+        optional migration, querybook_eventlog._report.generated_columns_ddl)."""
+        from ._report import generated_columns_ddl
+
+        self.sql(generated_columns_ddl(table), timeout=3600)
+
+    def drop_report_columns(self, table: str = "event_log") -> None:
+        """Undo add_report_columns."""
+        from ._report import drop_generated_columns_ddl
+
+        self.sql(drop_generated_columns_ddl(table), timeout=3600)
+
     def count_events(self, table: str = "event_log") -> int:
         return int(self.sql(f"SELECT COUNT(*) FROM `{table}`")[0][0])
 

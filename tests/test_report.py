@@ -287,7 +287,10 @@ def test_chosen_sections_run_only_their_queries(mariadb, logged_day, report):
                                      sections=["home_page", "search", "feature_use"],
                                      progress=lambda done, total: steps.append((done, total)))
     assert list(three["sections"]) == ["search", "feature_use", "home_page"]
-    assert steps[-1] == (5, 5)  # search_views, search_clicks, feature_use, views/feature per day
+    # the scratch table's one pass, then search_views, search_clicks, feature_use, views and
+    # feature use per day
+    assert steps == [(step, 6) for step in range(1, 7)]
+    assert three["json_fields"] == "scratch"
     for name in three["sections"]:
         assert three["sections"][name] == report["sections"][name]
     text = _report_format.to_text(three)
@@ -298,3 +301,68 @@ def test_chosen_sections_run_only_their_queries(mariadb, logged_day, report):
         with pytest.raises(ValueError, match="unknown report sections"):
             _report.build_report(connection, SINCE, UNTIL, sections=["nope"])
 
+
+
+def test_generated_columns_give_the_same_figures_from_the_index_alone(mariadb, logged_day, report):
+    """The operator's optional migration: with the generated columns and their
+    index every section is the same, and each JSON-reading query reads
+    event_log from that index alone (no row, no JSON parsed)."""
+    mariadb.sql(_report.RECOMMENDED_INDEX_DDL)
+    mariadb.add_report_columns()
+    try:
+        with connect(mariadb.url) as connection:
+            assert _report.has_generated_columns(connection)
+            generated = _report.build_report(connection, SINCE, UNTIL, top=10000)
+            collation = _report.binary_collation(connection)
+            plans = {name: connection.query("EXPLAIN " + _report.query_text(
+                name, collation=collation, source="generated"), (SINCE, UNTIL))
+                for name in _report.QUERIES}
+    finally:
+        mariadb.drop_report_columns()
+        mariadb.sql("DROP INDEX ix_event_log_created_at ON event_log")
+    assert generated["generated_columns"] and not report["generated_columns"]
+    assert generated["sections"] == report["sections"]
+    assert "ix_event_log_qbel_report" in generated["indexes"]
+    assert "from the generated columns" in _report_format.to_text(generated).splitlines()[0]
+    assert "generated columns" not in _report_format.to_text(report)
+    for name, plan in plans.items():
+        (row,) = [row for row in plan if row[2] == "event_log"]
+        assert "Using index" in row[9], (name, plan)
+        expected = "ix_event_log_created_at" if name in ("events_per_day", "active_users") \
+            else "ix_event_log_qbel_report"
+        assert row[5] == expected, (name, plan)
+    with connect(mariadb.url) as connection:
+        assert not _report.has_generated_columns(connection)
+
+
+def test_generated_columns_ddl_names_its_table_and_refuses_bad_input():
+    ddl = _report.generated_columns_ddl("events_2026")
+    assert ddl.startswith("ALTER TABLE `events_2026`") and "ix_events_2026_qbel_report" in ddl
+    assert ddl.count("VIRTUAL") == len(_report.FIELDS)
+    assert "JSON_UNQUOTE(JSON_EXTRACT" in _report.generated_columns_ddl(json_value=False)
+    with pytest.raises(ValueError, match="table name"):
+        _report.generated_columns_ddl("event_log`; DROP TABLE user; --")
+    with pytest.raises(ValueError, match="collation"):
+        _report.generated_columns_ddl(collation="latin1_swedish_ci")
+
+
+def test_one_pass_or_a_pass_per_section_give_the_same_figures(mariadb, logged_day, report):
+    """The report fixture took one pass over the clicks and views into a
+    temporary table; each section parsing its own rows gives the same, and so
+    does a user without CREATE TEMPORARY TABLES (Querybook's production
+    grants), with a note saying why it did not take one pass."""
+    assert report["json_fields"] == "scratch" and report["notes"]
+    with connect(mariadb.url) as connection:
+        per_section = _report.build_report(connection, SINCE, UNTIL, top=10000, scratch=False)
+        one_section = _report.build_report(connection, SINCE, UNTIL, sections=["feature_use"])
+        again = _report.build_report(connection, SINCE, UNTIL, top=10000)
+        # the temporary table is gone after the report (the name is free on its connection)
+        connection.execute(f"CREATE TEMPORARY TABLE {_report.SCRATCH} (a INT)")
+    with connect(mariadb.dml_only_url()) as connection:
+        refused = _report.build_report(connection, SINCE, UNTIL, top=10000)
+    assert per_section["json_fields"] == one_section["json_fields"] == "json"
+    assert refused["json_fields"] == "json"
+    assert per_section["sections"] == refused["sections"] == again["sections"] == report["sections"]
+    assert per_section["notes"] == report["notes"]  # only the index note
+    assert refused["notes"][:-1] == report["notes"]
+    assert "CREATE TEMPORARY TABLES" in refused["notes"][-1]
