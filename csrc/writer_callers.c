@@ -45,15 +45,45 @@ accept_locked(writer *w)
     }
 }
 
+/* Caller thread, queue.lock held: account for a record just put in the
+ * overflow (numbered now; counted in `spooled` once it is in the file)
+ * and make sure the writer thread will append it to the spool file. */
+static void
+accept_overflow_locked(writer *w)
+{
+    if (w->queue.overflow.count == 1) {
+        w->overflow_first_sequence = w->submitted;
+    }
+    w->submitted++;
+    w->stats.enqueued++;
+    w->own_spool_pending++;
+    w->spool_mode = true;
+    if (!w->thread_started) {
+        writer_start_thread_locked(w);
+    }
+    else if (w->queue.overflow.count == 1) {
+        pthread_cond_signal(&w->queue.wake_writer);
+    }
+}
+
 int
 writer_try_enqueue(writer *w, event_record *record)
 {
     pthread_mutex_lock(&w->queue.lock);
-    if (w->spool_mode || w->closing || event_queue_push_locked(&w->queue, record) != 0) {
+    if (w->closing) {
         pthread_mutex_unlock(&w->queue.lock);
         return 1;
     }
-    accept_locked(w);
+    if (!w->spool_mode && event_queue_push_locked(&w->queue, record) == 0) {
+        accept_locked(w);
+    }
+    else if (w->thread_alive && event_queue_push_overflow_locked(&w->queue, record) == 0) {
+        accept_overflow_locked(w);
+    }
+    else {
+        pthread_mutex_unlock(&w->queue.lock);
+        return 1;
+    }
     pthread_mutex_unlock(&w->queue.lock);
     return 0;
 }
@@ -111,6 +141,70 @@ writer_spool_chain(writer *w, spool_file *file, event_record *chain, const char 
     return status;
 }
 
+/* spool_lock held, queue.lock held (released across the append).  The
+ * overflow, then `own` (NULL, or a record the caller numbered `own_number`
+ * just now, with nothing numbered in between: while the overflow holds
+ * records, spool_mode keeps everything else out of the queue), goes to our
+ * spool file, in number order; all of it is freed.  What made it is
+ * counted in `spooled`, the rest in `dropped` (see "Settlement" for the
+ * flush waiters).  True when `own` made it. */
+bool
+writer_spool_overflow_locked(writer *w, event_record *own, uint64_t own_number)
+{
+    size_t count = 0;
+    event_record *chain = event_queue_take_overflow_locked(&w->queue, &count);
+    uint64_t first = count > 0 ? w->overflow_first_sequence : own_number;
+    if (own != NULL) {
+        own->next = NULL;
+        if (chain == NULL) {
+            chain = own;
+        }
+        else {
+            event_record *tail = chain;
+            while (tail->next != NULL) {
+                tail = tail->next;
+            }
+            tail->next = own;
+        }
+        count++;
+    }
+    if (count == 0) {
+        return false;
+    }
+    pthread_mutex_unlock(&w->queue.lock);
+    size_t lines = 0;
+    qbel_error why = {0, ""};
+    if (writer_spool_chain(w, &w->own_spool, chain, "", &lines) < 0) {
+        spool_explain_error(w->config.spool_dir, errno, &why);
+    }
+    event_queue_free_chain(chain);
+    pthread_mutex_lock(&w->queue.lock);
+    if (own != NULL && lines > 0) {
+        w->stats.enqueued++; /* the overflow's were counted when accepted */
+    }
+    w->stats.spooled += lines;
+    if (lines > 0 && !w->own_spool_dirty) {
+        w->own_spool_dirty = true;
+        pthread_cond_signal(&w->queue.wake_writer); /* to fdatasync it */
+    }
+    if (lines < count) {
+        uint64_t lost = count - lines, lost_first = first + lines;
+        w->own_spool_pending -= lost < w->own_spool_pending ? lost : w->own_spool_pending;
+        writer_count_dropped_locked(w, lost);
+        /* out of order: not in `settled` (see "Settlement") */
+        w->dropped_settled += lost;
+        for (flush_waiter *waiter = w->flush_list; waiter != NULL; waiter = waiter->next) {
+            if (waiter->target > lost_first) {
+                uint64_t below = waiter->target - lost_first;
+                waiter->drops_below += below < lost ? below : lost;
+            }
+        }
+        writer_set_error_locked(w, "spooling an event", why.message);
+        pthread_cond_broadcast(&w->queue.progress);
+    }
+    return lines == count && own != NULL;
+}
+
 /* Caller thread, GIL released (it waits for spool_lock, held across file
  * appends). */
 int
@@ -130,7 +224,8 @@ writer_submit(writer *w, event_record *record)
     }
     /* Reserve the event's place in submission order before appending:
      * until it is in the file (or dropped) the thread neither leaves
-     * spool_mode nor takes the file over (it needs spool_lock for that). */
+     * spool_mode nor takes the file over (it needs spool_lock for that).
+     * The overflow goes first: its records are numbered before this one. */
     uint64_t sequence = w->submitted++;
     w->own_spool_pending++;
     if (!w->closing) {
@@ -139,40 +234,7 @@ writer_submit(writer *w, event_record *record)
             writer_start_thread_locked(w);
         }
     }
-    pthread_mutex_unlock(&w->queue.lock);
-
-    record->next = NULL;
-    size_t lines;
-    int status = writer_spool_chain(w, &w->own_spool, record, "", &lines);
-    qbel_error why = {0, ""};
-    if (status < 0) {
-        spool_explain_error(w->config.spool_dir, errno, &why);
-    }
-
-    pthread_mutex_lock(&w->queue.lock);
-    int result = 1;
-    if (status < 0) {
-        w->own_spool_pending--;
-        writer_count_dropped_locked(w, 1);
-        /* out of order: not in `settled` (see "Settlement") */
-        w->dropped_settled++;
-        for (flush_waiter *waiter = w->flush_list; waiter != NULL; waiter = waiter->next) {
-            if (sequence < waiter->target) {
-                waiter->drops_below++;
-            }
-        }
-        writer_set_error_locked(w, "spooling an event", why.message);
-        pthread_cond_broadcast(&w->queue.progress);
-        result = -1;
-    }
-    else {
-        w->stats.enqueued++;
-        w->stats.spooled++;
-        if (!w->own_spool_dirty) {
-            w->own_spool_dirty = true;
-            pthread_cond_signal(&w->queue.wake_writer); /* to fdatasync it */
-        }
-    }
+    int result = writer_spool_overflow_locked(w, record, sequence) ? 1 : -1;
     bool closed = w->closed; /* stable: close sets it under spool_lock */
     pthread_mutex_unlock(&w->queue.lock);
     spool_file finished;
@@ -185,7 +247,6 @@ writer_submit(writer *w, event_record *record)
         spool_file_init(&w->own_spool);
     }
     pthread_mutex_unlock(&w->spool_lock);
-    event_record_free(record);
     int sync_error = finished.fd >= 0 ? writer_sync_and_close_spool(&finished, false) : 0;
     if (sync_error != 0) {
         pthread_mutex_lock(&w->queue.lock);
