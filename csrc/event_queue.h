@@ -48,7 +48,7 @@ typedef struct event_queue {
 } event_queue;
 
 /* The overflow's share of the bound: an eighth, at most this much. */
-#define EVENT_QUEUE_OVERFLOW_MAX_BYTES ((size_t)1 << 20)
+#define EVENT_QUEUE_OVERFLOW_MAX_BYTES ((size_t)256 << 10)
 /* A queue that held this much is worth giving memory back for once empty. */
 #define EVENT_QUEUE_TRIM_BYTES ((size_t)2 << 20)
 

@@ -11,7 +11,7 @@
  * across file appends, so only threads without the GIL take it
  * (writer_submit's slow path, writer_close, the writer thread), and never
  * across more than one append (one event's, or the overflow's: at most
- * 1 MiB, see event_queue.h): writer_fork_prepare waits for it
+ * 256 KiB, see event_queue.h): writer_fork_prepare waits for it
  * with the GIL held, so a long hold would stall fork() (subprocess.Popen
  * included).  Lock order: spool_lock before queue.lock.  Fields marked (T)
  * belong to the writer thread while it is alive, and to whoever holds the
