@@ -166,13 +166,12 @@ event_queue_push_overflow_locked(event_queue *queue, event_record *record)
     return 0;
 }
 
-event_record *
-event_queue_take_overflow_locked(event_queue *queue, size_t *count_out)
+record_chain
+event_queue_take_overflow_locked(event_queue *queue)
 {
-    event_record *chain = queue->overflow.head;
-    *count_out = queue->overflow.count;
+    record_chain taken = queue->overflow;
     memset(&queue->overflow, 0, sizeof(queue->overflow));
-    return chain;
+    return taken;
 }
 
 bool

@@ -76,9 +76,9 @@ int event_queue_push_locked(event_queue *queue, event_record *record);
  * the spool from its caller. */
 int event_queue_push_overflow_locked(event_queue *queue, event_record *record);
 
-/* Mutex held.  Take the whole overflow (a chain, oldest first, NULL when
- * empty; *count_out records); the caller owns it. */
-event_record *event_queue_take_overflow_locked(event_queue *queue, size_t *count_out);
+/* Mutex held.  Take the whole overflow (a chain, oldest first; head NULL
+ * when empty); the caller owns it. */
+record_chain event_queue_take_overflow_locked(event_queue *queue);
 
 /* Mutex held.  True once when the queue and overflow are empty after the
  * queue held EVENT_QUEUE_TRIM_BYTES or more since the last true answer:

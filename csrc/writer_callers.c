@@ -151,8 +151,9 @@ writer_spool_chain(writer *w, spool_file *file, event_record *chain, const char 
 bool
 writer_spool_overflow_locked(writer *w, event_record *own, uint64_t own_number)
 {
-    size_t count = 0;
-    event_record *chain = event_queue_take_overflow_locked(&w->queue, &count);
+    record_chain taken = event_queue_take_overflow_locked(&w->queue);
+    event_record *chain = taken.head;
+    size_t count = taken.count;
     uint64_t first = count > 0 ? w->overflow_first_sequence : own_number;
     if (own != NULL) {
         own->next = NULL;
@@ -160,11 +161,7 @@ writer_spool_overflow_locked(writer *w, event_record *own, uint64_t own_number)
             chain = own;
         }
         else {
-            event_record *tail = chain;
-            while (tail->next != NULL) {
-                tail = tail->next;
-            }
-            tail->next = own;
+            taken.tail->next = own;
         }
         count++;
     }
