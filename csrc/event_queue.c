@@ -167,10 +167,27 @@ event_queue_push_overflow_locked(event_queue *queue, event_record *record)
 }
 
 record_chain
-event_queue_take_overflow_locked(event_queue *queue)
+event_queue_take_overflow_locked(event_queue *queue, size_t min_bytes)
 {
-    record_chain taken = queue->overflow;
-    memset(&queue->overflow, 0, sizeof(queue->overflow));
+    record_chain *overflow = &queue->overflow;
+    record_chain taken = *overflow;
+    if (min_bytes >= overflow->bytes) {
+        memset(overflow, 0, sizeof(*overflow));
+        return taken;
+    }
+    /* the records hold more than min_bytes: the walk stops before the end */
+    event_record *record = overflow->head;
+    taken.count = taken.bytes = 0;
+    while (taken.bytes < min_bytes) {
+        taken.tail = record;
+        taken.bytes += event_queue_footprint(record);
+        taken.count++;
+        record = record->next;
+    }
+    taken.tail->next = NULL;
+    overflow->head = record;
+    overflow->count -= taken.count;
+    overflow->bytes -= taken.bytes;
     return taken;
 }
 

@@ -49,6 +49,9 @@ typedef struct event_queue {
 
 /* The overflow's share of the bound: an eighth, at most this much. */
 #define EVENT_QUEUE_OVERFLOW_MAX_BYTES ((size_t)256 << 10)
+/* What one append of the overflow to the spool file takes at most, so that
+ * a caller waiting for the spool file waits for one short write. */
+#define EVENT_QUEUE_SPOOL_CHUNK_BYTES ((size_t)32 << 10)
 /* A queue that held this much is worth giving memory back for once empty. */
 #define EVENT_QUEUE_TRIM_BYTES ((size_t)2 << 20)
 
@@ -76,9 +79,10 @@ int event_queue_push_locked(event_queue *queue, event_record *record);
  * the spool from its caller. */
 int event_queue_push_overflow_locked(event_queue *queue, event_record *record);
 
-/* Mutex held.  Take the whole overflow (a chain, oldest first; head NULL
- * when empty); the caller owns it. */
-record_chain event_queue_take_overflow_locked(event_queue *queue);
+/* Mutex held.  Take the overflow's oldest records, as few as hold at least
+ * `min_bytes` (all when it holds less; SIZE_MAX: all), as a chain (head
+ * NULL when empty); the caller owns it.  O(records taken). */
+record_chain event_queue_take_overflow_locked(event_queue *queue, size_t min_bytes);
 
 /* Mutex held.  True once when the queue and overflow are empty after the
  * queue held EVENT_QUEUE_TRIM_BYTES or more since the last true answer:

@@ -49,8 +49,9 @@ accept_locked(writer *w)
  * overflow (numbered now; counted in `spooled` once it is in the file)
  * and make sure the writer thread will append it to the spool file. */
 static void
-accept_overflow_locked(writer *w)
+accept_overflow_locked(writer *w, size_t bytes_before)
 {
+    size_t half = w->queue.overflow_max_bytes / 2;
     if (w->queue.overflow.count == 1) {
         w->overflow_first_sequence = w->submitted;
     }
@@ -61,7 +62,10 @@ accept_overflow_locked(writer *w)
     if (!w->thread_started) {
         writer_start_thread_locked(w);
     }
-    else if (w->queue.overflow.count == 1) {
+    else if (w->queue.overflow.count == 1 ||
+             (bytes_before < half && w->queue.overflow.bytes >= half)) {
+        /* 1: it may sleep until a deadline; half full: it may have left
+         * the rest for later (see spool_overflow_locked) */
         pthread_cond_signal(&w->queue.wake_writer);
     }
 }
@@ -74,11 +78,12 @@ writer_try_enqueue(writer *w, event_record *record)
         pthread_mutex_unlock(&w->queue.lock);
         return 1;
     }
+    size_t bytes_before = w->queue.overflow.bytes;
     if (!w->spool_mode && event_queue_push_locked(&w->queue, record) == 0) {
         accept_locked(w);
     }
     else if (w->thread_alive && event_queue_push_overflow_locked(&w->queue, record) == 0) {
-        accept_overflow_locked(w);
+        accept_overflow_locked(w, bytes_before);
     }
     else {
         pthread_mutex_unlock(&w->queue.lock);
@@ -141,33 +146,16 @@ writer_spool_chain(writer *w, spool_file *file, event_record *chain, const char 
     return status;
 }
 
-/* spool_lock held, queue.lock held (released across the append).  The
- * overflow, then `own` (NULL, or a record the caller numbered `own_number`
- * just now, with nothing numbered in between: while the overflow holds
- * records, spool_mode keeps everything else out of the queue), goes to our
- * spool file, in number order; all of it is freed.  What made it is
- * counted in `spooled`, the rest in `dropped` (see "Settlement" for the
- * flush waiters).  True when `own` made it. */
-bool
-writer_spool_overflow_locked(writer *w, event_record *own, uint64_t own_number)
+/* spool_lock held, queue.lock held (released across the append).  Append
+ * `chain` (`count` records numbered first, first + 1, ...; the last one a
+ * caller's own, not yet counted as enqueued, when `own_last`) to our spool
+ * file and free it.  What made it is counted in `spooled`, the rest in
+ * `dropped` (see "Settlement" for the flush waiters).  True when all of it
+ * made it. */
+static bool
+spool_numbered_chain_locked(writer *w, event_record *chain, size_t count, uint64_t first,
+                            bool own_last)
 {
-    record_chain taken = event_queue_take_overflow_locked(&w->queue);
-    event_record *chain = taken.head;
-    size_t count = taken.count;
-    uint64_t first = count > 0 ? w->overflow_first_sequence : own_number;
-    if (own != NULL) {
-        own->next = NULL;
-        if (chain == NULL) {
-            chain = own;
-        }
-        else {
-            taken.tail->next = own;
-        }
-        count++;
-    }
-    if (count == 0) {
-        return false;
-    }
     pthread_mutex_unlock(&w->queue.lock);
     size_t lines = 0;
     qbel_error why = {0, ""};
@@ -176,7 +164,7 @@ writer_spool_overflow_locked(writer *w, event_record *own, uint64_t own_number)
     }
     event_queue_free_chain(chain);
     pthread_mutex_lock(&w->queue.lock);
-    if (own != NULL && lines > 0) {
+    if (own_last && lines == count) {
         w->stats.enqueued++; /* the overflow's were counted when accepted */
     }
     w->stats.spooled += lines;
@@ -199,7 +187,80 @@ writer_spool_overflow_locked(writer *w, event_record *own, uint64_t own_number)
         writer_set_error_locked(w, "spooling an event", why.message);
         pthread_cond_broadcast(&w->queue.progress);
     }
-    return lines == count && own != NULL;
+    return lines == count;
+}
+
+/* Mutex held.  Take the overflow's oldest records holding at least
+ * `min_bytes` (SIZE_MAX: all), with the number of the first. */
+static record_chain
+take_overflow_numbered_locked(writer *w, size_t min_bytes, uint64_t *first_out)
+{
+    record_chain taken = event_queue_take_overflow_locked(&w->queue, min_bytes);
+    *first_out = w->overflow_first_sequence;
+    w->overflow_first_sequence += taken.count;
+    return taken;
+}
+
+bool
+writer_spool_overflow_locked(writer *w, size_t min_bytes, event_record *own,
+                             uint64_t own_number)
+{
+    uint64_t first;
+    record_chain taken = take_overflow_numbered_locked(w, own ? SIZE_MAX : min_bytes, &first);
+    if (own != NULL) {
+        if (taken.count == 0) {
+            first = own_number;
+            taken.head = own;
+        }
+        else {
+            taken.tail->next = own;
+        }
+        own->next = NULL;
+        taken.count++;
+    }
+    if (taken.count == 0) {
+        return false;
+    }
+    return spool_numbered_chain_locked(w, taken.head, taken.count, first, own != NULL);
+}
+
+/* Caller thread, spool_lock and queue.lock held, the queue and the
+ * overflow full: make room by appending the overflow's oldest chunk to the
+ * spool file, and put `record` at the overflow's end (numbered now), so
+ * that this caller writes one short chunk, never the whole overflow.  True
+ * when it did (taking ownership). */
+static bool
+overflow_by_one_chunk_locked(writer *w, event_record *record)
+{
+    if (w->closing || !w->thread_alive) {
+        return false; /* nobody else would spool the overflow */
+    }
+    size_t bytes_before = w->queue.overflow.bytes;
+    if (event_queue_push_overflow_locked(&w->queue, record) == 0) {
+        accept_overflow_locked(w, bytes_before); /* the thread drained it meanwhile */
+        return true;
+    }
+    size_t footprint = event_queue_footprint(record);
+    if (footprint > w->queue.overflow_max_bytes) {
+        return false;
+    }
+    size_t need = w->queue.overflow.bytes + footprint - w->queue.overflow_max_bytes;
+    uint64_t first;
+    record_chain taken = take_overflow_numbered_locked(
+        w, need > EVENT_QUEUE_SPOOL_CHUNK_BYTES ? need : EVENT_QUEUE_SPOOL_CHUNK_BYTES, &first);
+    if (event_queue_push_overflow_locked(&w->queue, record) != 0) {
+        abort(); /* cannot happen: `need` bytes were just taken out */
+    }
+    if (w->queue.overflow.count == 1) {
+        w->overflow_first_sequence = w->submitted;
+    }
+    w->submitted++;
+    w->stats.enqueued++;
+    w->own_spool_pending++;
+    if (taken.count > 0) {
+        spool_numbered_chain_locked(w, taken.head, taken.count, first, false);
+    }
+    return true;
 }
 
 /* Caller thread, GIL released (it waits for spool_lock, held across file
@@ -219,19 +280,22 @@ writer_submit(writer *w, event_record *record)
         pthread_mutex_unlock(&w->spool_lock);
         return 0;
     }
-    /* Reserve the event's place in submission order before appending:
-     * until it is in the file (or dropped) the thread neither leaves
-     * spool_mode nor takes the file over (it needs spool_lock for that).
-     * The overflow goes first: its records are numbered before this one. */
-    uint64_t sequence = w->submitted++;
-    w->own_spool_pending++;
-    if (!w->closing) {
-        w->spool_mode = true;
-        if (!w->thread_started) {
-            writer_start_thread_locked(w);
+    int result = 1;
+    if (!overflow_by_one_chunk_locked(w, record)) {
+        /* Reserve the event's place in submission order before appending:
+         * until it is in the file (or dropped) the thread neither leaves
+         * spool_mode nor takes the file over (it needs spool_lock for
+         * that).  The whole overflow goes first: numbered before it. */
+        uint64_t sequence = w->submitted++;
+        w->own_spool_pending++;
+        if (!w->closing) {
+            w->spool_mode = true;
+            if (!w->thread_started) {
+                writer_start_thread_locked(w);
+            }
         }
+        result = writer_spool_overflow_locked(w, SIZE_MAX, record, sequence) ? 1 : -1;
     }
-    int result = writer_spool_overflow_locked(w, record, sequence) ? 1 : -1;
     bool closed = w->closed; /* stable: close sets it under spool_lock */
     pthread_mutex_unlock(&w->queue.lock);
     spool_file finished;

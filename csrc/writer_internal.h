@@ -174,9 +174,12 @@ int writer_append_spool(writer *w, spool_file *file, const char *data, size_t le
 int writer_spool_chain(writer *w, spool_file *file, event_record *chain, const char *batch_id,
                        size_t *lines_out);
 /* spool_lock and queue.lock held (queue.lock released across the append).
- * Append queue.overflow, then `own` (NULL, or a record just numbered
- * `own_number`), to own_spool in number order, free them, and count what
- * made it and what was dropped.  True when `own` made it. */
-bool writer_spool_overflow_locked(writer *w, event_record *own, uint64_t own_number);
+ * Append the overflow's oldest records holding at least `min_bytes`
+ * (SIZE_MAX: all of it) to own_spool, or with `own` (a caller's record
+ * just numbered `own_number`, with nothing numbered since the overflow's
+ * last) all of the overflow and then `own`; free them; count what made it
+ * (spooled) and what was dropped.  True when everything taken made it. */
+bool writer_spool_overflow_locked(writer *w, size_t min_bytes, event_record *own,
+                                  uint64_t own_number);
 
 #endif

@@ -21,22 +21,25 @@
 static void note_delivery_locked(writer *w);
 
 /* Writer thread, queue.lock held on entry and exit.  Append what callers
- * left in the queue's overflow to our spool file (callers never wait for
- * this: they only take queue.lock). */
+ * left in the queue's overflow to our spool file, one chunk per hold of
+ * spool_lock (a caller whose event found the overflow full waits for that
+ * lock: for one short write, not the whole overflow).  Stops after as many
+ * records as there were on entry, so that callers cannot keep it here. */
 static void
 spool_overflow_locked(writer *w)
 {
-    if (w->queue.overflow.count == 0) {
-        return;
+    /* each round takes at least a chunk, or all */
+    size_t rounds = w->queue.overflow.bytes / EVENT_QUEUE_SPOOL_CHUNK_BYTES + 1;
+    while (rounds-- > 0 && w->queue.overflow.count > 0) {
+        /* lock order: spool_lock first */
+        pthread_mutex_unlock(&w->queue.lock);
+        pthread_mutex_lock(&w->spool_lock);
+        pthread_mutex_lock(&w->queue.lock);
+        writer_spool_overflow_locked(w, EVENT_QUEUE_SPOOL_CHUNK_BYTES, NULL, 0);
+        pthread_mutex_unlock(&w->queue.lock);
+        pthread_mutex_unlock(&w->spool_lock);
+        pthread_mutex_lock(&w->queue.lock);
     }
-    /* lock order: spool_lock first */
-    pthread_mutex_unlock(&w->queue.lock);
-    pthread_mutex_lock(&w->spool_lock);
-    pthread_mutex_lock(&w->queue.lock);
-    writer_spool_overflow_locked(w, NULL, 0);
-    pthread_mutex_unlock(&w->queue.lock);
-    pthread_mutex_unlock(&w->spool_lock);
-    pthread_mutex_lock(&w->queue.lock);
 }
 
 /* Writer thread, queue.lock held on entry and exit.  Free records taken
@@ -256,7 +259,7 @@ replay_own_spool_locked(writer *w)
         pthread_mutex_unlock(&w->queue.lock);
         pthread_mutex_lock(&w->spool_lock);
         pthread_mutex_lock(&w->queue.lock);
-        writer_spool_overflow_locked(w, NULL, 0);
+        writer_spool_overflow_locked(w, SIZE_MAX, NULL, 0);
         bool take = !w->stop && w->own_spool.fd >= 0;
         if (!take && !w->stop) {
             /* nothing made it to a file; callers may have overflowed since */
