@@ -175,7 +175,8 @@ event_queue_take_overflow_locked(event_queue *queue, size_t min_bytes)
         memset(overflow, 0, sizeof(*overflow));
         return taken;
     }
-    /* the records hold more than min_bytes: the walk stops before the end */
+    /* the records hold more than min_bytes: the walk stops at the end at
+     * the latest */
     event_record *record = overflow->head;
     taken.count = taken.bytes = 0;
     while (taken.bytes < min_bytes) {
@@ -186,6 +187,9 @@ event_queue_take_overflow_locked(event_queue *queue, size_t min_bytes)
     }
     taken.tail->next = NULL;
     overflow->head = record;
+    if (record == NULL) {
+        overflow->tail = NULL; /* the last record held what was asked for */
+    }
     overflow->count -= taken.count;
     overflow->bytes -= taken.bytes;
     return taken;

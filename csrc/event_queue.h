@@ -51,7 +51,7 @@ typedef struct event_queue {
 #define EVENT_QUEUE_OVERFLOW_MAX_BYTES ((size_t)256 << 10)
 /* What one append of the overflow to the spool file takes at most, so that
  * a caller waiting for the spool file waits for one short write. */
-#define EVENT_QUEUE_SPOOL_CHUNK_BYTES ((size_t)32 << 10)
+#define EVENT_QUEUE_SPOOL_CHUNK_BYTES ((size_t)8 << 10)
 /* A queue that held this much is worth giving memory back for once empty. */
 #define EVENT_QUEUE_TRIM_BYTES ((size_t)2 << 20)
 
