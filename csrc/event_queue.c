@@ -212,12 +212,18 @@ event_queue_pop_batch_locked(event_queue *queue, event_record **out, size_t max_
     size_t taken = 0;
     size_t bytes = 0;
     event_record *record = queue->head;
+    bool all = queue->count <= max_count; /* no footprint to sum: the total is known */
     while (record != NULL && taken < max_count) {
         out[taken++] = record;
-        bytes += event_queue_footprint(record);
+        if (!all) {
+            bytes += event_queue_footprint(record);
+        }
         event_record *next = record->next;
         record->next = NULL;
         record = next;
+    }
+    if (all) {
+        bytes = queue->bytes;
     }
     queue->head = record;
     if (record == NULL) {

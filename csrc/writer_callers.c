@@ -225,10 +225,10 @@ writer_spool_overflow_locked(writer *w, size_t min_bytes, event_record *own,
 }
 
 /* Caller thread, spool_lock and queue.lock held, the queue and the
- * overflow full: make room by appending the overflow's oldest chunk to the
- * spool file, and put `record` at the overflow's end (numbered now), so
- * that this caller writes one short chunk, never the whole overflow.  True
- * when it did (taking ownership). */
+ * overflow full: make room by appending the overflow's oldest records to
+ * the spool file, as few as make room for `record`, and put `record` at
+ * the overflow's end (numbered now): this caller writes about one event,
+ * never the whole overflow.  True when it did (taking ownership). */
 static bool
 overflow_by_one_chunk_locked(writer *w, event_record *record)
 {
@@ -246,8 +246,10 @@ overflow_by_one_chunk_locked(writer *w, event_record *record)
     }
     size_t need = w->queue.overflow.bytes + footprint - w->queue.overflow_max_bytes;
     uint64_t first;
-    record_chain taken = take_overflow_numbered_locked(
-        w, need > EVENT_QUEUE_SPOOL_CHUNK_BYTES ? need : EVENT_QUEUE_SPOOL_CHUNK_BYTES, &first);
+    /* just enough for `record`: each such caller then writes about one
+     * event (what every overflowing caller used to write), the thread the
+     * rest */
+    record_chain taken = take_overflow_numbered_locked(w, need, &first);
     if (event_queue_push_overflow_locked(&w->queue, record) != 0) {
         abort(); /* cannot happen: `need` bytes were just taken out */
     }
