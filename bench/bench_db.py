@@ -1,5 +1,5 @@
 """DBEventLogger benchmark against a private MariaDB (tests/mariadb_server.py),
-side by side in one run.  Run from the repo root: python3 bench/bench_db.py [--quick]
+side by side in one run.  Run from the repo root: python3 bench/bench_db.py [--quick] [--memory-only]
 
 Every side gets its own fresh, varied Querybook-shaped events
 (bench/qb_events.py; uids 1..100, the users the schema holds), built before
@@ -28,10 +28,13 @@ and a target is met or not met by that median.
                Connector/C: one connection, pre-encoded rows, the writer's
                own statement and bulk array binding (STMT_ATTR_ARRAY_SIZE),
                2000 rows per execute and commit, nothing else.
-  memory   in a FRESH subprocess, the server unreachable (a port nobody
-           listens on), MEMORY_EVENTS fresh events logged with
-           max_queue_bytes 32 MiB: peak RSS growth vs max_queue_bytes, and
-           what was spooled and dropped.
+  memory   in a FRESH subprocess, MEMORY_EVENTS fresh events logged with
+           max_queue_bytes 32 MiB while the server is down: peak RSS growth
+           vs max_queue_bytes, what was spooled and dropped, and the RSS
+           growth left once memory is released: (a) server unreachable,
+           after close(timeout=0); (b) the server started after the fill,
+           after flush() drained the queue and again after close().
+           --memory-only prints this table alone.
 """
 
 import gc
@@ -293,9 +296,47 @@ def rss():
     return values.get("VmRSS", 0), values.get("RssAnon", 0)
 
 
-def memory_child(port, spool):
-    """Runs in a new interpreter: nothing but this happened in it before."""
-    url = f"mysql+pymysql://qbel:x@127.0.0.1:{port}/querybook?charset=utf8mb4"
+def settled_rss(seconds=2.0):
+    """RSS once it stops falling (the writer thread gives memory back just
+    after the queue empties), polled for at most `seconds`."""
+    value = rss()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        now = rss()
+        if now[0] >= value[0]:
+            return now
+        value = now
+    return value
+
+
+def memory_child(mode, spool):
+    """Runs in a new interpreter: nothing but this happened in it before.
+    mode "down": fill with the server unreachable, then close(timeout=0)
+    (the queue goes to the spool).  mode "drain": the same with a private
+    server that is stopped while filling, then started: flush() drains the
+    queue and replays the spool, then close()."""
+    server = None
+    if mode == "drain":
+        from mariadb_server import MariaDBServer
+
+        server = MariaDBServer()  # not started yet: its port refuses connections
+        server.start()
+        server.stop()
+        url = server.url
+    else:
+        with socket.socket() as probe:  # a port nobody listens on
+            probe.bind(("127.0.0.1", 0))
+            url = f"mysql+pymysql://qbel:x@127.0.0.1:{probe.getsockname()[1]}/querybook"
+    try:
+        result = fill_and_release(url, spool, server)
+    finally:
+        if server is not None:
+            server.cleanup()
+    print(json.dumps(result))
+
+
+def fill_and_release(url, spool, server):
     logger = qe.DBEventLogger(url, spool_dir=spool, max_queue_bytes=MEMORY_QUEUE)
     chunk_size, seed = 10_000, 1
     rows = fresh_rows(seed, chunk_size)
@@ -313,25 +354,38 @@ def memory_child(port, spool):
         seed += 1
         rows = None
         rows = fresh_rows(seed, min(chunk_size, MEMORY_EVENTS - logged))
+    rows = None
+    gc.collect()
     stats = logger.stats()
-    logger.close(timeout=0)
-    print(json.dumps({"logged": logged, "rss_growth": peak[0] - before[0],
-                      "anon_growth": peak[1] - before[1], "peak_queue_bytes": peak_queue,
-                      "spooled": stats["spooled"], "dropped": stats["dropped"],
-                      "enqueued": stats["enqueued"], "last_error": str(stats.get("last_error"))}))
+    drained = None
+    if server is not None:
+        server.start()
+        assert logger.flush(timeout=600), logger.stats()
+        drained = settled_rss()[0] - before[0]
+        assert server.count_events() == logged, (server.count_events(), logged)
+    logger.close(timeout=0 if server is None else 60)
+    closed = settled_rss()[0] - before[0]
+    return {"logged": logged, "rss_growth": peak[0] - before[0],
+            "anon_growth": peak[1] - before[1], "peak_queue_bytes": peak_queue,
+            "after_drain": drained, "after_close": closed,
+            "spooled": stats["spooled"], "dropped": stats["dropped"],
+            "enqueued": stats["enqueued"], "last_error": str(stats.get("last_error"))}
 
 
-def memory_while_down():
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    spool = tempfile.mkdtemp(prefix="qbel-bench-spool-")
-    try:
-        result = subprocess.run([sys.executable, os.path.abspath(__file__), "--memory-child",
-                                 str(port), spool], capture_output=True, text=True, check=True)
-    finally:
-        shutil.rmtree(spool, ignore_errors=True)
-    return json.loads(result.stdout.strip().splitlines()[-1])
+def memory_rows():
+    """The memory child in both modes, each in a fresh interpreter."""
+    results = {}
+    for mode in ("down", "drain"):
+        spool = tempfile.mkdtemp(prefix="qbel-bench-spool-")
+        try:
+            result = subprocess.run([sys.executable, os.path.abspath(__file__), "--memory-child",
+                                     mode, spool], capture_output=True, text=True)
+            if result.returncode != 0:
+                raise RuntimeError(f"memory child ({mode}) failed:\n{result.stderr}")
+        finally:
+            shutil.rmtree(spool, ignore_errors=True)
+        results[mode] = json.loads(result.stdout.strip().splitlines()[-1])
+    return results
 
 
 # ---- report -------------------------------------------------------------------
@@ -357,13 +411,37 @@ def verdict(ratios, target, higher=True):
             f"(target ≥ {target:g}×: **{'met' if met else 'NOT met'}**)")
 
 
+def print_memory(memory):
+    down, drain, limit = memory["down"], memory["drain"], MEMORY_QUEUE
+    mib = lambda value: f"{value / 2**20:.1f} MiB"  # noqa: E731
+    print("| memory, fresh process, max_queue_bytes 32 MiB | server unreachable "
+          "| server down, then started |")
+    print("|---|---:|---:|")
+    print(f"| events logged | {down['logged']:,} | {drain['logged']:,} |")
+    print(f"| peak RSS growth (anonymous part) | {mib(down['rss_growth'])} "
+          f"({mib(down['anon_growth'])}) | {mib(drain['rss_growth'])} "
+          f"({mib(drain['anon_growth'])}) |")
+    print(f"| peak queue_bytes seen | {mib(down['peak_queue_bytes'])} "
+          f"| {mib(drain['peak_queue_bytes'])} |")
+    print(f"| **peak RSS growth ÷ max_queue_bytes** | {down['rss_growth'] / limit:.2f} "
+          f"| {drain['rss_growth'] / limit:.2f} |")
+    print(f"| RSS growth left after the queue drained | — | {mib(drain['after_drain'])} |")
+    print(f"| RSS growth left after close() | {mib(down['after_close'])} "
+          f"| {mib(drain['after_close'])} |")
+    print(f"| spooled; dropped | {down['spooled']:,}; {down['dropped']:,} "
+          f"| {drain['spooled']:,}; {drain['dropped']:,} |")
+
+
 def main():
     if "--memory-child" in sys.argv:
         index = sys.argv.index("--memory-child")
-        memory_child(int(sys.argv[index + 1]), sys.argv[index + 2])
+        memory_child(sys.argv[index + 1], sys.argv[index + 2])
         return 0
     # the memory row first, while nothing else runs: its own fresh process
-    memory = memory_while_down()
+    memory = memory_rows()
+    if "--memory-only" in sys.argv:
+        print_memory(memory)
+        return 0
 
     from mariadb_server import MariaDBServer
 
@@ -465,16 +543,7 @@ def main():
             text = verdict(ratios, target)
         print(f"| {label} | {spread(results[name], rate)} | {text} |")
     print()
-    growth, limit = memory["rss_growth"], MEMORY_QUEUE
-    print("| memory, fresh process, server unreachable | value |")
-    print("|---|---:|")
-    print(f"| events logged | {memory['logged']:,} |")
-    print(f"| peak RSS growth (anonymous part) | {growth / 2**20:.1f} MiB "
-          f"({memory['anon_growth'] / 2**20:.1f} MiB) |")
-    print(f"| max_queue_bytes; peak queue_bytes seen | {limit / 2**20:.0f} MiB; "
-          f"{memory['peak_queue_bytes'] / 2**20:.1f} MiB |")
-    print(f"| RSS growth ÷ max_queue_bytes | {growth / limit:.2f} |")
-    print(f"| spooled; dropped | {memory['spooled']:,}; {memory['dropped']:,} |")
+    print_memory(memory)
     print(f"\n({time.perf_counter() - started:.0f} s)")
     return 0
 

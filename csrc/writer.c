@@ -161,7 +161,7 @@ writer_get_stats(writer *w, writer_stats *out)
 {
     pthread_mutex_lock(&w->queue.lock);
     *out = w->stats;
-    out->queue_bytes = w->queue.bytes;
+    out->queue_bytes = w->queue.bytes + w->queue.overflow.bytes;
     pthread_mutex_unlock(&w->queue.lock);
 }
 

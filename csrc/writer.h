@@ -8,7 +8,8 @@
  * Functions marked "caller thread" are called from Python threads with the
  * GIL RELEASED when they may block on a lock held across I/O or wait for
  * the thread (submit, flush, close), or held when they only ever take a
- * lock that is never held across I/O (try_enqueue, get_stats).
+ * lock that is never held across I/O (get_stats; try_enqueue, which also
+ * tries a lock held across I/O without waiting for it).
  */
 #ifndef QBEL_WRITER_H
 #define QBEL_WRITER_H
@@ -24,7 +25,8 @@ typedef struct writer_config {
     sink_factory sink; /* makes the sinks; its identity tags spool lines */
     size_t batch_size;        /* rows per transaction, default 2000 */
     double flush_interval_s;  /* max time an event waits in the queue, default 1.0 */
-    size_t max_queue_bytes;   /* memory bound of the queue, default 64 MiB */
+    size_t max_queue_bytes;   /* heap bound of queued records, allocator overhead
+                                 included (see event_queue.h), default 64 MiB */
     char *spool_dir;          /* NULL: no spool (overflow is dropped and counted) */
     double backoff_initial_s; /* reconnect backoff, default 0.1 */
     double backoff_max_s;     /* cap, default 30 */
@@ -40,7 +42,8 @@ typedef struct writer_stats {
     uint64_t replayed;      /* rows committed from spool files */
     uint64_t dead_lettered; /* rows the server rejected, kept in the dead-letter file */
     uint64_t dropped;       /* events lost because the spool could not be written */
-    uint64_t queue_bytes;   /* bytes in the queue now */
+    uint64_t queue_bytes;   /* heap bytes of the records in memory now (queue and
+                               overflow, allocator overhead included) */
     int delivery;           /* sink_delivery of the last connection: -1 unknown */
     qbel_error last_error;  /* code 0 and "" when none */
     double last_error_at;   /* when last_error was set (Unix time), 0 when none */
@@ -61,10 +64,15 @@ writer *writer_new(const writer_config *config);
  * the network. */
 int writer_submit(writer *w, event_record *record);
 
-/* Caller thread, GIL held: the non-blocking half of writer_submit.  Queues
- * `record` (taking ownership, starting the thread on first use) and returns
- * 0; or returns 1 and leaves the record with the caller when it must go to
- * the spool instead (then call writer_submit with the GIL released). */
+/* Caller thread, GIL held: the non-waiting half of writer_submit.  Queues
+ * `record`, or when the queue is full puts it in the queue's overflow for
+ * the writer thread to append to the spool file, taking ownership and
+ * returning 0.  When the overflow is full too, and the spool file's lock
+ * is free (tried, never waited for) and the file open, it appends the
+ * overflow's oldest event or so to the file itself (one small write() to a
+ * regular file) to make room, and returns 0.  Otherwise (the lock is busy,
+ * no file yet, the writer is closing) returns 1 and leaves the record with
+ * the caller: then call writer_submit with the GIL released. */
 int writer_try_enqueue(writer *w, event_record *record);
 
 /* Caller thread, GIL released.  Wait until every event submitted before the

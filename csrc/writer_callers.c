@@ -45,15 +45,72 @@ accept_locked(writer *w)
     }
 }
 
+/* Caller thread, queue.lock held: account for a record just put in the
+ * overflow (numbered now; counted in `spooled` once it is in the file)
+ * and make sure the writer thread will append it to the spool file. */
+static void
+accept_overflow_locked(writer *w, size_t bytes_before)
+{
+    size_t half = w->queue.overflow_max_bytes / 2;
+    if (w->queue.overflow.count == 1) {
+        w->overflow_first_sequence = w->submitted;
+    }
+    w->submitted++;
+    w->stats.enqueued++;
+    w->own_spool_pending++;
+    w->spool_mode = true;
+    if (!w->thread_started) {
+        writer_start_thread_locked(w);
+    }
+    else if (w->queue.overflow.count == 1 ||
+             (bytes_before < half && w->queue.overflow.bytes >= half)) {
+        /* 1: it may sleep until a deadline; half full: it may have left
+         * the rest for later (see spool_overflow_locked) */
+        pthread_cond_signal(&w->queue.wake_writer);
+    }
+}
+
+static bool overflow_by_one_chunk_locked(writer *w, event_record *record);
+
+/* Caller thread, GIL held, queue.lock held, the queue and the overflow
+ * full.  When spool_lock is free right now (never waited for: the GIL is
+ * held) and our spool file is open, make room in the overflow by
+ * appending about one event to the file here.  That is a small write()
+ * to a regular file we created and checked (page cache; it can stall
+ * only under dirty-page throttling), chosen over releasing the GIL: a
+ * thread that releases it while others run Python waits up to the switch
+ * interval (5 ms) to get it back, for every overflowing event.  True when
+ * it took the record. */
+static bool
+overflow_without_waiting_locked(writer *w, event_record *record)
+{
+    if (pthread_mutex_trylock(&w->spool_lock) != 0) {
+        return false; /* lock order holds: trylock never waits */
+    }
+    bool taken = w->own_spool.fd >= 0 && overflow_by_one_chunk_locked(w, record);
+    pthread_mutex_unlock(&w->spool_lock);
+    return taken;
+}
+
 int
 writer_try_enqueue(writer *w, event_record *record)
 {
     pthread_mutex_lock(&w->queue.lock);
-    if (w->spool_mode || w->closing || event_queue_push_locked(&w->queue, record) != 0) {
+    if (w->closing) {
         pthread_mutex_unlock(&w->queue.lock);
         return 1;
     }
-    accept_locked(w);
+    size_t bytes_before = w->queue.overflow.bytes;
+    if (!w->spool_mode && event_queue_push_locked(&w->queue, record) == 0) {
+        accept_locked(w);
+    }
+    else if (w->thread_alive && event_queue_push_overflow_locked(&w->queue, record) == 0) {
+        accept_overflow_locked(w, bytes_before);
+    }
+    else if (!w->thread_alive || !overflow_without_waiting_locked(w, record)) {
+        pthread_mutex_unlock(&w->queue.lock);
+        return 1;
+    }
     pthread_mutex_unlock(&w->queue.lock);
     return 0;
 }
@@ -111,6 +168,125 @@ writer_spool_chain(writer *w, spool_file *file, event_record *chain, const char 
     return status;
 }
 
+/* spool_lock held, queue.lock held (released across the append).  Append
+ * `chain` (`count` records numbered first, first + 1, ...; the last one a
+ * caller's own, not yet counted as enqueued, when `own_last`) to our spool
+ * file and free it.  What made it is counted in `spooled`, the rest in
+ * `dropped` (see "Settlement" for the flush waiters).  True when all of it
+ * made it. */
+static bool
+spool_numbered_chain_locked(writer *w, event_record *chain, size_t count, uint64_t first,
+                            bool own_last)
+{
+    pthread_mutex_unlock(&w->queue.lock);
+    size_t lines = 0;
+    qbel_error why = {0, ""};
+    if (writer_spool_chain(w, &w->own_spool, chain, "", &lines) < 0) {
+        spool_explain_error(w->config.spool_dir, errno, &why);
+    }
+    event_queue_free_chain(chain);
+    pthread_mutex_lock(&w->queue.lock);
+    if (own_last && lines == count) {
+        w->stats.enqueued++; /* the overflow's were counted when accepted */
+    }
+    w->stats.spooled += lines;
+    if (lines > 0 && !w->own_spool_dirty) {
+        w->own_spool_dirty = true;
+        pthread_cond_signal(&w->queue.wake_writer); /* to fdatasync it */
+    }
+    if (lines < count) {
+        uint64_t lost = count - lines, lost_first = first + lines;
+        w->own_spool_pending -= lost < w->own_spool_pending ? lost : w->own_spool_pending;
+        writer_count_dropped_locked(w, lost);
+        /* out of order: not in `settled` (see "Settlement") */
+        w->dropped_settled += lost;
+        for (flush_waiter *waiter = w->flush_list; waiter != NULL; waiter = waiter->next) {
+            if (waiter->target > lost_first) {
+                uint64_t below = waiter->target - lost_first;
+                waiter->drops_below += below < lost ? below : lost;
+            }
+        }
+        writer_set_error_locked(w, "spooling an event", why.message);
+        pthread_cond_broadcast(&w->queue.progress);
+    }
+    return lines == count;
+}
+
+/* Mutex held.  Take the overflow's oldest records holding at least
+ * `min_bytes` (SIZE_MAX: all), with the number of the first. */
+static record_chain
+take_overflow_numbered_locked(writer *w, size_t min_bytes, uint64_t *first_out)
+{
+    record_chain taken = event_queue_take_overflow_locked(&w->queue, min_bytes);
+    *first_out = w->overflow_first_sequence;
+    w->overflow_first_sequence += taken.count;
+    return taken;
+}
+
+bool
+writer_spool_overflow_locked(writer *w, size_t min_bytes, event_record *own,
+                             uint64_t own_number)
+{
+    uint64_t first;
+    record_chain taken = take_overflow_numbered_locked(w, own ? SIZE_MAX : min_bytes, &first);
+    if (own != NULL) {
+        if (taken.count == 0) {
+            first = own_number;
+            taken.head = own;
+        }
+        else {
+            taken.tail->next = own;
+        }
+        own->next = NULL;
+        taken.count++;
+    }
+    if (taken.count == 0) {
+        return false;
+    }
+    return spool_numbered_chain_locked(w, taken.head, taken.count, first, own != NULL);
+}
+
+/* Caller thread, spool_lock and queue.lock held, the queue and the
+ * overflow full: make room by appending the overflow's oldest records to
+ * the spool file, as few as make room for `record`, and put `record` at
+ * the overflow's end (numbered now): this caller writes about one event,
+ * never the whole overflow.  True when it did (taking ownership). */
+static bool
+overflow_by_one_chunk_locked(writer *w, event_record *record)
+{
+    if (w->closing || !w->thread_alive) {
+        return false; /* nobody else would spool the overflow */
+    }
+    size_t bytes_before = w->queue.overflow.bytes;
+    if (event_queue_push_overflow_locked(&w->queue, record) == 0) {
+        accept_overflow_locked(w, bytes_before); /* the thread drained it meanwhile */
+        return true;
+    }
+    size_t footprint = event_queue_footprint(record);
+    if (footprint > w->queue.overflow_max_bytes) {
+        return false;
+    }
+    size_t need = w->queue.overflow.bytes + footprint - w->queue.overflow_max_bytes;
+    uint64_t first;
+    /* just enough for `record`: each such caller then writes about one
+     * event (what every overflowing caller used to write), the thread the
+     * rest */
+    record_chain taken = take_overflow_numbered_locked(w, need, &first);
+    if (event_queue_push_overflow_locked(&w->queue, record) != 0) {
+        abort(); /* cannot happen: `need` bytes were just taken out */
+    }
+    if (w->queue.overflow.count == 1) {
+        w->overflow_first_sequence = w->submitted;
+    }
+    w->submitted++;
+    w->stats.enqueued++;
+    w->own_spool_pending++;
+    if (taken.count > 0) {
+        spool_numbered_chain_locked(w, taken.head, taken.count, first, false);
+    }
+    return true;
+}
+
 /* Caller thread, GIL released (it waits for spool_lock, held across file
  * appends). */
 int
@@ -128,50 +304,21 @@ writer_submit(writer *w, event_record *record)
         pthread_mutex_unlock(&w->spool_lock);
         return 0;
     }
-    /* Reserve the event's place in submission order before appending:
-     * until it is in the file (or dropped) the thread neither leaves
-     * spool_mode nor takes the file over (it needs spool_lock for that). */
-    uint64_t sequence = w->submitted++;
-    w->own_spool_pending++;
-    if (!w->closing) {
-        w->spool_mode = true;
-        if (!w->thread_started) {
-            writer_start_thread_locked(w);
-        }
-    }
-    pthread_mutex_unlock(&w->queue.lock);
-
-    record->next = NULL;
-    size_t lines;
-    int status = writer_spool_chain(w, &w->own_spool, record, "", &lines);
-    qbel_error why = {0, ""};
-    if (status < 0) {
-        spool_explain_error(w->config.spool_dir, errno, &why);
-    }
-
-    pthread_mutex_lock(&w->queue.lock);
     int result = 1;
-    if (status < 0) {
-        w->own_spool_pending--;
-        writer_count_dropped_locked(w, 1);
-        /* out of order: not in `settled` (see "Settlement") */
-        w->dropped_settled++;
-        for (flush_waiter *waiter = w->flush_list; waiter != NULL; waiter = waiter->next) {
-            if (sequence < waiter->target) {
-                waiter->drops_below++;
+    if (!overflow_by_one_chunk_locked(w, record)) {
+        /* Reserve the event's place in submission order before appending:
+         * until it is in the file (or dropped) the thread neither leaves
+         * spool_mode nor takes the file over (it needs spool_lock for
+         * that).  The whole overflow goes first: numbered before it. */
+        uint64_t sequence = w->submitted++;
+        w->own_spool_pending++;
+        if (!w->closing) {
+            w->spool_mode = true;
+            if (!w->thread_started) {
+                writer_start_thread_locked(w);
             }
         }
-        writer_set_error_locked(w, "spooling an event", why.message);
-        pthread_cond_broadcast(&w->queue.progress);
-        result = -1;
-    }
-    else {
-        w->stats.enqueued++;
-        w->stats.spooled++;
-        if (!w->own_spool_dirty) {
-            w->own_spool_dirty = true;
-            pthread_cond_signal(&w->queue.wake_writer); /* to fdatasync it */
-        }
+        result = writer_spool_overflow_locked(w, SIZE_MAX, record, sequence) ? 1 : -1;
     }
     bool closed = w->closed; /* stable: close sets it under spool_lock */
     pthread_mutex_unlock(&w->queue.lock);
@@ -185,7 +332,6 @@ writer_submit(writer *w, event_record *record)
         spool_file_init(&w->own_spool);
     }
     pthread_mutex_unlock(&w->spool_lock);
-    event_record_free(record);
     int sync_error = finished.fd >= 0 ? writer_sync_and_close_spool(&finished, false) : 0;
     if (sync_error != 0) {
         pthread_mutex_lock(&w->queue.lock);

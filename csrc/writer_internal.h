@@ -8,9 +8,11 @@
  * wait there would stall every thread and greenlet of the process.  The
  * writer thread takes batches out under it and talks to the sink with it
  * released.  spool_lock guards our own overflow spool file (S); it is held
- * across file appends, so only threads without the GIL take it
- * (writer_submit's slow path, writer_close, the writer thread), and never
- * across more than one event's append: writer_fork_prepare waits for it
+ * across file appends, so only threads without the GIL wait for it
+ * (writer_submit's slow path, writer_close, the writer thread; a caller
+ * with the GIL only tries it, in writer_try_enqueue), and never
+ * across more than one append (one event's, or the overflow's: at most
+ * 256 KiB, see event_queue.h): writer_fork_prepare waits for it
  * with the GIL held, so a long hold would stall fork() (subprocess.Popen
  * included).  Lock order: spool_lock before queue.lock.  Fields marked (T)
  * belong to the writer thread while it is alive, and to whoever holds the
@@ -53,6 +55,9 @@
 #define WRITER_STOP_GRACE_S 0.25
 /* How often the sink's housekeeping runs (MySQL: prune old marker rows). */
 #define WRITER_HOUSEKEEPING_INTERVAL_S 3600.0
+/* The writer gives memory back to the system (malloc_trim) at most this
+ * often, once the queue is empty after holding EVENT_QUEUE_TRIM_BYTES. */
+#define WRITER_TRIM_INTERVAL_S 1.0
 /* ".tmp-" spool files this old are leftovers of a process that died. */
 #define WRITER_STALE_TEMPORARY_S 3600.0
 
@@ -83,7 +88,9 @@ struct writer {
 
     /* (L) overflow */
     bool spool_mode;
-    uint64_t own_spool_pending; /* events sent to own_spool, not yet handed to replay */
+    uint64_t own_spool_pending; /* events sent to own_spool (or the queue's overflow),
+                                   not yet handed to replay */
+    uint64_t overflow_first_sequence; /* number of the oldest record in queue.overflow */
     bool own_spool_dirty;       /* own_spool appended since the thread last synced it */
 
     /* (T) */
@@ -95,6 +102,7 @@ struct writer {
     double next_orphan_scan;
     double next_housekeeping;
     double backoff_s;
+    double next_trim; /* memory goes back to the system at most this often */
 
     /* (L) settlement and stats (see "Settlement" above) */
     uint64_t submitted, settled;
@@ -166,5 +174,13 @@ int writer_append_spool(writer *w, spool_file *file, const char *data, size_t le
  * says how many made it.  0, or -1 (errno set). */
 int writer_spool_chain(writer *w, spool_file *file, event_record *chain, const char *batch_id,
                        size_t *lines_out);
+/* spool_lock and queue.lock held (queue.lock released across the append).
+ * Append the overflow's oldest records holding at least `min_bytes`
+ * (SIZE_MAX: all of it) to own_spool, or with `own` (a caller's record
+ * just numbered `own_number`, with nothing numbered since the overflow's
+ * last) all of the overflow and then `own`; free them; count what made it
+ * (spooled) and what was dropped.  True when everything taken made it. */
+bool writer_spool_overflow_locked(writer *w, size_t min_bytes, event_record *own,
+                                  uint64_t own_number);
 
 #endif

@@ -20,8 +20,73 @@
 
 static void note_delivery_locked(writer *w);
 
+/* Writer thread, queue.lock held on entry and exit.  Append what callers
+ * left in the queue's overflow to our spool file, one chunk per hold of
+ * spool_lock (a caller whose event found the overflow full waits for that
+ * lock: for one short write, not the whole overflow).  Stops after as many
+ * records as there were on entry, so that callers cannot keep it here. */
+static void
+spool_overflow_locked(writer *w)
+{
+    /* each round takes at least a chunk, or all */
+    size_t rounds = w->queue.overflow.bytes / EVENT_QUEUE_SPOOL_CHUNK_BYTES + 1;
+    while (rounds-- > 0 && w->queue.overflow.count > 0) {
+        /* lock order: spool_lock first */
+        pthread_mutex_unlock(&w->queue.lock);
+        pthread_mutex_lock(&w->spool_lock);
+        pthread_mutex_lock(&w->queue.lock);
+        writer_spool_overflow_locked(w, EVENT_QUEUE_SPOOL_CHUNK_BYTES, NULL, 0);
+        pthread_mutex_unlock(&w->queue.lock);
+        pthread_mutex_unlock(&w->spool_lock);
+        pthread_mutex_lock(&w->queue.lock);
+    }
+}
+
+/* Writer thread, queue.lock held on entry and exit.  Free records taken
+ * out of the queue with the lock released (a batch is thousands of
+ * free() calls: callers would wait for them), and give memory back to the
+ * system once the queue is empty after holding a lot (at most every
+ * WRITER_TRIM_INTERVAL_S: malloc_trim walks the heap).  True when the
+ * lock was released (the state may have changed). */
+static bool
+release_records_locked(writer *w, event_record *chain)
+{
+    bool trim = event_queue_should_trim_locked(&w->queue);
+    double now = trim ? event_queue_monotonic_now() : 0;
+    if (trim && now < w->next_trim) {
+        trim = false;
+        w->queue.peak_bytes = EVENT_QUEUE_TRIM_BYTES; /* try again next time */
+    }
+    if (chain == NULL && !trim) {
+        return false;
+    }
+    pthread_mutex_unlock(&w->queue.lock);
+    event_queue_free_chain(chain);
+    if (trim) {
+        event_queue_release_memory();
+        w->next_trim = now + WRITER_TRIM_INTERVAL_S;
+    }
+    pthread_mutex_lock(&w->queue.lock);
+    return true;
+}
+
+/* Writer thread, lock held: the in-flight batch as a chain (oldest first),
+ * emptied. */
+static event_record *
+take_batch_locked(writer *w)
+{
+    event_record *chain = NULL;
+    for (size_t i = w->batch_count; i-- > 0;) {
+        w->batch[i]->next = chain;
+        chain = w->batch[i];
+    }
+    w->batch_count = 0;
+    return chain;
+}
+
 /* Writer thread, lock held.  Sleep for the current backoff (cut short by
- * stop or a new flush request), then double it up to the cap. */
+ * stop or a new flush request; spooling callers' overflow meanwhile), then
+ * double it up to the cap. */
 static void
 wait_backoff_locked(writer *w)
 {
@@ -29,6 +94,7 @@ wait_backoff_locked(writer *w)
     uint64_t flushes_seen = w->flush_requests;
     while (!w->stop && w->flush_requests == flushes_seen &&
            event_queue_wait_until(&w->queue, &w->queue.wake_writer, deadline)) {
+        spool_overflow_locked(w);
     }
     w->backoff_s *= 2;
     if (w->backoff_s > w->config.backoff_max_s) {
@@ -69,14 +135,12 @@ settle_batch_locked(writer *w, size_t rejected, size_t kept, const qbel_error *w
     else {
         writer_clear_error_locked(w); /* recovered: a batch committed */
     }
-    for (size_t i = 0; i < count; i++) {
-        event_record_free(w->batch[i]);
-    }
-    w->batch_count = 0;
+    event_record *done = take_batch_locked(w);
     w->batch_ambiguous = false;
     w->backoff_s = w->config.backoff_initial_s;
     note_delivery_locked(w); /* before any flush() can return */
     pthread_cond_broadcast(&w->queue.progress);
+    release_records_locked(w, done);
 }
 
 /* Writer thread, lock NOT held: dead-letter the rows the server rejected
@@ -195,9 +259,11 @@ replay_own_spool_locked(writer *w)
         pthread_mutex_unlock(&w->queue.lock);
         pthread_mutex_lock(&w->spool_lock);
         pthread_mutex_lock(&w->queue.lock);
+        writer_spool_overflow_locked(w, SIZE_MAX, NULL, 0);
         bool take = !w->stop && w->own_spool.fd >= 0;
         if (!take && !w->stop) {
-            w->own_spool_pending = 0; /* nothing made it to a file */
+            /* nothing made it to a file; callers may have overflowed since */
+            w->own_spool_pending = w->queue.overflow.count;
         }
         if (take) {
             w->replaying_spool = w->own_spool;
@@ -381,6 +447,7 @@ writer_thread_main(void *argument)
     pthread_mutex_lock(&w->queue.lock);
     while (!w->stop) {
         note_delivery_locked(w);
+        spool_overflow_locked(w);
         sync_own_spool_locked(w);
         if (w->stop) {
             break;
@@ -418,6 +485,9 @@ writer_thread_main(void *argument)
             }
             /* queue drained and spool caught up: new events may queue again */
             w->spool_mode = false;
+            if (release_records_locked(w, NULL)) {
+                continue;
+            }
             double deadline = w->config.spool_dir != NULL ? w->next_orphan_scan : -1;
             if (deadline < 0 || deadline > w->next_housekeeping) {
                 deadline = w->next_housekeeping;
@@ -443,10 +513,7 @@ writer_thread_main(void *argument)
             /* the closer gave up on us and spooled the batch with its id; a
              * late commit is detected at replay by its marker */
             wait_closer_unpinned_locked(w);
-            for (size_t i = 0; i < w->batch_count; i++) {
-                event_record_free(w->batch[i]);
-            }
-            w->batch_count = 0;
+            release_records_locked(w, take_batch_locked(w));
         }
     }
     note_delivery_locked(w);
