@@ -8,8 +8,7 @@
  * Functions marked "caller thread" are called from Python threads with the
  * GIL RELEASED when they may block on a lock held across I/O or wait for
  * the thread (submit, flush, close), or held when they only ever take a
- * lock that is never held across I/O (get_stats; try_enqueue, which also
- * tries a lock held across I/O without waiting for it).
+ * lock that is never held across I/O (try_enqueue, get_stats).
  */
 #ifndef QBEL_WRITER_H
 #define QBEL_WRITER_H
@@ -64,15 +63,13 @@ writer *writer_new(const writer_config *config);
  * the network. */
 int writer_submit(writer *w, event_record *record);
 
-/* Caller thread, GIL held: the non-waiting half of writer_submit.  Queues
+/* Caller thread, GIL held: the non-blocking half of writer_submit.  Queues
  * `record`, or when the queue is full puts it in the queue's overflow for
- * the writer thread to append to the spool file, taking ownership and
- * returning 0.  When the overflow is full too, and the spool file's lock
- * is free (tried, never waited for) and the file open, it appends the
- * overflow's oldest event or so to the file itself (one small write() to a
- * regular file) to make room, and returns 0.  Otherwise (the lock is busy,
- * no file yet, the writer is closing) returns 1 and leaves the record with
- * the caller: then call writer_submit with the GIL released. */
+ * the writer thread to append to the spool file (no file I/O here), taking
+ * ownership and returning 0; or returns 1 and leaves the record with the
+ * caller when the overflow is full too (the thread is busy with the
+ * server) or the writer is closing: then call writer_submit with the GIL
+ * released. */
 int writer_try_enqueue(writer *w, event_record *record);
 
 /* Caller thread, GIL released.  Wait until every event submitted before the

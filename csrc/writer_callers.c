@@ -70,28 +70,6 @@ accept_overflow_locked(writer *w, size_t bytes_before)
     }
 }
 
-static bool overflow_by_one_chunk_locked(writer *w, event_record *record);
-
-/* Caller thread, GIL held, queue.lock held, the queue and the overflow
- * full.  When spool_lock is free right now (never waited for: the GIL is
- * held) and our spool file is open, make room in the overflow by
- * appending about one event to the file here.  That is a small write()
- * to a regular file we created and checked (page cache; it can stall
- * only under dirty-page throttling), chosen over releasing the GIL: a
- * thread that releases it while others run Python waits up to the switch
- * interval (5 ms) to get it back, for every overflowing event.  True when
- * it took the record. */
-static bool
-overflow_without_waiting_locked(writer *w, event_record *record)
-{
-    if (pthread_mutex_trylock(&w->spool_lock) != 0) {
-        return false; /* lock order holds: trylock never waits */
-    }
-    bool taken = w->own_spool.fd >= 0 && overflow_by_one_chunk_locked(w, record);
-    pthread_mutex_unlock(&w->spool_lock);
-    return taken;
-}
-
 int
 writer_try_enqueue(writer *w, event_record *record)
 {
@@ -107,7 +85,7 @@ writer_try_enqueue(writer *w, event_record *record)
     else if (w->thread_alive && event_queue_push_overflow_locked(&w->queue, record) == 0) {
         accept_overflow_locked(w, bytes_before);
     }
-    else if (!w->thread_alive || !overflow_without_waiting_locked(w, record)) {
+    else {
         pthread_mutex_unlock(&w->queue.lock);
         return 1;
     }

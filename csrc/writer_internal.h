@@ -8,9 +8,8 @@
  * wait there would stall every thread and greenlet of the process.  The
  * writer thread takes batches out under it and talks to the sink with it
  * released.  spool_lock guards our own overflow spool file (S); it is held
- * across file appends, so only threads without the GIL wait for it
- * (writer_submit's slow path, writer_close, the writer thread; a caller
- * with the GIL only tries it, in writer_try_enqueue), and never
+ * across file appends, so only threads without the GIL take it
+ * (writer_submit's slow path, writer_close, the writer thread), and never
  * across more than one append (one event's, or the overflow's: at most
  * 256 KiB, see event_queue.h): writer_fork_prepare waits for it
  * with the GIL held, so a long hold would stall fork() (subprocess.Popen
