@@ -154,8 +154,7 @@ dead_letter_write_raw(dead_letter *letters, const char *reason, const char *sour
         byte_buffer_append(&line, number, strlen(number)) < 0 ||
         byte_buffer_append_literal(&line, ",\"target\":\"") < 0 ||
         spool_append_json_string(&line, letters->target, strlen(letters->target)) < 0 ||
-        byte_buffer_append_literal(&line, "\"") < 0 ||
-        byte_buffer_append_literal(&line, ",\"raw\":\"") < 0 ||
+        byte_buffer_append_literal(&line, "\",\"raw\":\"") < 0 ||
         spool_append_json_string(&line, raw, length) < 0 ||
         byte_buffer_append_literal(&line, "\"}\n") < 0) {
         letters->error = errno = ENOMEM;

@@ -247,6 +247,20 @@ note_replay_locked(writer *w, const spool_replay_result *result)
     }
 }
 
+/* What a replay of this writer's spool needs: its sink, its target, its
+ * dead-letter file, and a way to stop early. */
+static spool_replay_context
+replay_context(writer *w)
+{
+    spool_replay_context context = {.sink = w->sink,
+                                    .target = sink_factory_identity(&w->config.sink),
+                                    .dir = w->config.spool_dir,
+                                    .letters = &w->letters,
+                                    .should_stop = writer_stop_requested,
+                                    .argument = w};
+    return context;
+}
+
 /* Writer thread, queue.lock held on entry and exit.  Replay our own
  * overflow spool: first hand the file callers append to over to the
  * thread (they start a new one), then replay it. */
@@ -287,12 +301,7 @@ replay_own_spool_locked(writer *w)
     uint64_t lines = w->replaying_spool.lines;
     pthread_mutex_unlock(&w->queue.lock);
 
-    spool_replay_context context = {.sink = w->sink,
-                                    .target = sink_factory_identity(&w->config.sink),
-                                    .dir = w->config.spool_dir,
-                                    .letters = &w->letters,
-                                    .should_stop = writer_stop_requested,
-                                    .argument = w};
+    spool_replay_context context = replay_context(w);
     spool_replay_result result;
     memset(&result, 0, sizeof(result));
     int status = spool_replay_fd(&context, w->replaying_spool.fd, w->replaying_spool.path,
@@ -327,12 +336,7 @@ replay_orphans_locked(writer *w)
     w->next_orphan_scan = event_queue_monotonic_now() + WRITER_ORPHAN_SCAN_INTERVAL_S;
     pthread_mutex_unlock(&w->queue.lock);
     spool_remove_stale_temporaries(w->config.spool_dir, WRITER_STALE_TEMPORARY_S);
-    spool_replay_context context = {.sink = w->sink,
-                                    .target = sink_factory_identity(&w->config.sink),
-                                    .dir = w->config.spool_dir,
-                                    .letters = &w->letters,
-                                    .should_stop = writer_stop_requested,
-                                    .argument = w};
+    spool_replay_context context = replay_context(w);
     spool_replay_result result;
     memset(&result, 0, sizeof(result));
     int status = spool_replay_directory(&context, w->config.spool_dir, &result);
