@@ -169,7 +169,8 @@ module_exec(PyObject *module)
     PyObject *base = (PyObject *)state->base_logger_type;
     if (add_type(module, null_logger_spec(), base, &state->null_logger_type) < 0 ||
         add_type(module, console_logger_spec(), base, &state->console_logger_type) < 0 ||
-        add_type(module, db_logger_spec(), base, &state->db_logger_type) < 0) {
+        add_type(module, db_logger_spec(), base, &state->db_logger_type) < 0 ||
+        add_type(module, kafka_logger_spec(), base, &state->kafka_logger_type) < 0) {
         return -1;
     }
     if (PyModule_AddIntConstant(module, "MAX_JSON_DEPTH", QBEL_MAX_JSON_DEPTH) < 0 ||
@@ -196,7 +197,7 @@ module_exec(PyObject *module)
 
 #define QBEL_STATE_OBJECTS(APPLY)                                                        \
     APPLY(base_logger_type) APPLY(null_logger_type) APPLY(console_logger_type)            \
-    APPLY(db_logger_type) APPLY(event_type_enum) APPLY(datetime_type) APPLY(date_type)    \
+    APPLY(db_logger_type) APPLY(kafka_logger_type) APPLY(event_type_enum) APPLY(datetime_type) APPLY(date_type)    \
     APPLY(time_type) APPLY(uuid_type) APPLY(enum_type) APPLY(decimal_type)                \
     APPLY(dataclass_fields) APPLY(abstract_log) APPLY(abstract_logger_name)               \
     APPLY(str_uid) APPLY(str_event_type) APPLY(str_event_data) APPLY(str_timestamp)       \

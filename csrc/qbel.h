@@ -31,6 +31,7 @@ typedef struct qbel_state {
     PyTypeObject *null_logger_type;
     PyTypeObject *console_logger_type;
     PyTypeObject *db_logger_type;
+    PyTypeObject *kafka_logger_type;
 
     /* querybook_eventlog._event_type.EventType and its members by code */
     PyObject *event_type_enum;
@@ -259,6 +260,7 @@ int base_logger_setup(PyObject *module, qbel_state *state);
 PyType_Spec *null_logger_spec(void);
 PyType_Spec *console_logger_spec(void);
 PyType_Spec *db_logger_spec(void);
+PyType_Spec *kafka_logger_spec(void); /* kafka_logger.c */
 
 /* ---- client_events.c ------------------------------------------------- */
 

@@ -1,0 +1,661 @@
+/* kafka_sink.c: the sink interface on librdkafka (see kafka_sink.h for the
+ * message format and the handle-replacement rule).
+ *
+ * Owns: the producer handle, the per-batch delivery slots (freed only after
+ * the handle that may still report into them is gone), the envelope
+ * buffer, the configuration copy.  Writer thread (or a replaying caller
+ * thread without the GIL); no lock: a sink has one user at a time, and
+ * librdkafka calls our callbacks only from inside rd_kafka_flush/poll on
+ * that same thread.
+ */
+#ifdef QBEL_HAVE_RDKAFKA
+
+#include "kafka_sink.h"
+
+#include <inttypes.h>
+#include <librdkafka/rdkafka.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "qbel_alloc.h"
+
+/* librdkafka's own default is 5 minutes: the spool should take over an
+ * outage sooner than that. */
+#define KAFKA_DEFAULT_MESSAGE_TIMEOUT_MS "30000"
+/* How long write_batch waits beyond message.timeout.ms for the reports. */
+#define KAFKA_FLUSH_GRACE_MS 5000
+/* produce() retries on a full local queue before giving the batch back. */
+#define KAFKA_QUEUE_FULL_RETRIES 50
+
+typedef struct delivery_slot {
+    bool done;
+    rd_kafka_resp_err_t error;
+    rd_kafka_msg_status_t status;
+} delivery_slot;
+
+typedef struct kafka_sink {
+    sink base;
+    kafka_sink_config config;
+    rd_kafka_t *producer;
+    int message_timeout_ms;
+    bool fatal; /* the handle reported a fatal error: never reuse it */
+    delivery_slot *slots; /* the current batch's; see free_slots */
+    size_t slot_capacity;
+    char *envelope;
+    size_t envelope_capacity;
+    qbel_error error;
+} kafka_sink;
+
+static const sink_ops kafka_sink_ops;
+
+/* ---- configuration ------------------------------------------------------ */
+
+static void
+free_strings(char **strings, size_t count)
+{
+    if (strings == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < count; i++) {
+        qbel_free(strings[i]);
+    }
+    qbel_free(strings);
+}
+
+static char **
+copy_strings(char *const *source, size_t count)
+{
+    char **copy = qbel_calloc(count > 0 ? count : 1, sizeof(char *));
+    if (copy == NULL) {
+        return NULL;
+    }
+    for (size_t i = 0; i < count; i++) {
+        copy[i] = qbel_strdup(source[i]);
+        if (copy[i] == NULL) {
+            free_strings(copy, count);
+            return NULL;
+        }
+    }
+    return copy;
+}
+
+void
+kafka_sink_config_free(kafka_sink_config *config)
+{
+    qbel_free(config->bootstrap_servers);
+    qbel_free(config->topic);
+    free_strings(config->setting_names, config->setting_count);
+    free_strings(config->setting_values, config->setting_count);
+    memset(config, 0, sizeof(*config));
+}
+
+int
+kafka_sink_config_copy(kafka_sink_config *target, const kafka_sink_config *source)
+{
+    memset(target, 0, sizeof(*target));
+    target->key_by_uid = source->key_by_uid;
+    target->connect_timeout_ms = source->connect_timeout_ms;
+    target->setting_count = source->setting_count;
+    target->bootstrap_servers = qbel_strdup(source->bootstrap_servers ? source->bootstrap_servers : "");
+    target->topic = qbel_strdup(source->topic ? source->topic : "");
+    target->setting_names = copy_strings(source->setting_names, source->setting_count);
+    target->setting_values = copy_strings(source->setting_values, source->setting_count);
+    if (target->bootstrap_servers == NULL || target->topic == NULL ||
+        target->setting_names == NULL || target->setting_values == NULL) {
+        kafka_sink_config_free(target);
+        return -1;
+    }
+    return 0;
+}
+
+int
+kafka_sink_check_setting(const char *name, const char *value, char *error, size_t size)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_res_t result = rd_kafka_conf_set(conf, name, value, error, size);
+    rd_kafka_conf_destroy(conf);
+    return result == RD_KAFKA_CONF_OK ? 0 : -1;
+}
+
+const char *
+kafka_sink_library_version(void)
+{
+    return rd_kafka_version_str();
+}
+
+/* ---- librdkafka callbacks (inside rd_kafka_flush/poll, writer thread) ---- */
+
+static void
+on_delivery(rd_kafka_t *producer, const rd_kafka_message_t *message, void *opaque)
+{
+    (void)producer;
+    (void)opaque;
+    delivery_slot *slot = message->_private;
+    if (slot != NULL) {
+        slot->done = true;
+        slot->error = message->err;
+        slot->status = rd_kafka_message_status(message);
+    }
+}
+
+static void
+on_error(rd_kafka_t *producer, int code, const char *reason, void *opaque)
+{
+    kafka_sink *self = opaque;
+    if (code == RD_KAFKA_RESP_ERR__FATAL) {
+        char fatal[256];
+        rd_kafka_resp_err_t original = rd_kafka_fatal_error(producer, fatal, sizeof(fatal));
+        self->fatal = true;
+        qbel_error_set(&self->error, original != 0 ? (int)original : code,
+                       "kafka: fatal producer error %s: %s (a new producer is made)",
+                       rd_kafka_err2name(original), fatal);
+        return;
+    }
+    qbel_error_set(&self->error, code, "kafka: %s: %s", rd_kafka_err2name(code), reason);
+}
+
+/* librdkafka would print to stderr; what matters reaches on_error. */
+static void
+on_log(const rd_kafka_t *producer, int level, const char *facility, const char *message)
+{
+    (void)producer;
+    (void)level;
+    (void)facility;
+    (void)message;
+}
+
+/* ---- the handle ------------------------------------------------------------ */
+
+static int
+set_property(rd_kafka_conf_t *conf, const char *name, const char *value, qbel_error *error)
+{
+    char reason[256];
+    if (rd_kafka_conf_set(conf, name, value, reason, sizeof(reason)) != RD_KAFKA_CONF_OK) {
+        qbel_error_set(error, QBEL_ERROR_OTHER, "kafka: config %s: %s", name, reason);
+        return -1;
+    }
+    return 0;
+}
+
+/* The producer's configuration: our defaults, then the user's settings. */
+static rd_kafka_conf_t *
+make_conf(kafka_sink *self)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    const kafka_sink_config *config = &self->config;
+    if (set_property(conf, "bootstrap.servers", config->bootstrap_servers, &self->error) < 0 ||
+        set_property(conf, "acks", "all", &self->error) < 0 ||
+        set_property(conf, "enable.idempotence", "true", &self->error) < 0 ||
+        set_property(conf, "message.timeout.ms", KAFKA_DEFAULT_MESSAGE_TIMEOUT_MS, &self->error) <
+            0 ||
+        set_property(conf, "linger.ms", "5", &self->error) < 0) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    for (size_t i = 0; i < config->setting_count; i++) {
+        if (set_property(conf, config->setting_names[i], config->setting_values[i],
+                         &self->error) < 0) {
+            rd_kafka_conf_destroy(conf);
+            return NULL;
+        }
+    }
+    char value[64];
+    size_t size = sizeof(value);
+    self->message_timeout_ms = 30000;
+    if (rd_kafka_conf_get(conf, "message.timeout.ms", value, &size) == RD_KAFKA_CONF_OK) {
+        self->message_timeout_ms = atoi(value);
+    }
+    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    rd_kafka_conf_set_error_cb(conf, on_error);
+    rd_kafka_conf_set_log_cb(conf, on_log);
+    rd_kafka_conf_set_opaque(conf, self);
+    return conf;
+}
+
+/* Forget every slot of the last batch: only once no handle can report
+ * into them (the handle is gone, or every report was served). */
+static void
+reset_slots(kafka_sink *self, size_t count)
+{
+    memset(self->slots, 0, count * sizeof(delivery_slot));
+}
+
+static void
+kafka_disconnect(sink *base)
+{
+    kafka_sink *self = (kafka_sink *)base;
+    if (self->producer == NULL) {
+        return;
+    }
+    /* purge what is queued, serve the purge reports into the slots, then
+     * destroy: no report arrives after this */
+    rd_kafka_purge(self->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    rd_kafka_flush(self->producer, 1000);
+    rd_kafka_destroy(self->producer);
+    self->producer = NULL;
+    self->fatal = false;
+}
+
+static bool
+kafka_is_connected(const sink *base)
+{
+    const kafka_sink *self = (const kafka_sink *)base;
+    return self->producer != NULL && !self->fatal;
+}
+
+static sink_status
+kafka_connect(sink *base)
+{
+    kafka_sink *self = (kafka_sink *)base;
+    if (kafka_is_connected(base)) {
+        return SINK_OK;
+    }
+    kafka_disconnect(base);
+    rd_kafka_conf_t *conf = make_conf(self);
+    if (conf == NULL) {
+        return SINK_SERVER_ERROR;
+    }
+    char reason[512];
+    self->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, reason, sizeof(reason));
+    if (self->producer == NULL) {
+        rd_kafka_conf_destroy(conf);
+        qbel_error_set(&self->error, QBEL_ERROR_OTHER, "kafka: cannot make a producer: %s",
+                       reason);
+        return SINK_SERVER_ERROR;
+    }
+    /* a bounded round trip, so that a broker that is down hands the batch
+     * to the spool within the connect timeout, not message.timeout.ms */
+    const struct rd_kafka_metadata *metadata = NULL;
+    rd_kafka_resp_err_t error =
+        rd_kafka_metadata(self->producer, 0, NULL, &metadata, (int)self->config.connect_timeout_ms);
+    if (error != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        qbel_error_set(&self->error, (int)error, "kafka: %s unreachable: %s",
+                       self->config.bootstrap_servers, rd_kafka_err2str(error));
+        kafka_disconnect(base);
+        return SINK_CONNECTION_ERROR;
+    }
+    rd_kafka_metadata_destroy(metadata);
+    return SINK_OK;
+}
+
+/* ---- one batch ------------------------------------------------------------- */
+
+static int
+reserve_slots(kafka_sink *self, size_t count)
+{
+    if (count > self->slot_capacity) {
+        delivery_slot *grown = qbel_realloc(self->slots, count * sizeof(delivery_slot));
+        if (grown == NULL) {
+            return -1;
+        }
+        self->slots = grown;
+        self->slot_capacity = count;
+    }
+    reset_slots(self, count);
+    return 0;
+}
+
+/* The envelope of `record` in self->envelope; its length, or -1 on OOM. */
+static long
+format_envelope(kafka_sink *self, const event_record *record)
+{
+    size_t need = record->json_length + 160;
+    if (need > self->envelope_capacity) {
+        char *grown = qbel_realloc(self->envelope, need);
+        if (grown == NULL) {
+            return -1;
+        }
+        self->envelope = grown;
+        self->envelope_capacity = need;
+    }
+    char created_at[33];
+    char uid[16];
+    event_time_format_iso(record->created_at_us, created_at);
+    if (record->uid_is_null) {
+        memcpy(uid, "null", 5);
+    }
+    else {
+        snprintf(uid, sizeof(uid), "%" PRId32, record->uid);
+    }
+    const char *type = event_type_name(record->event_type);
+    int head = snprintf(self->envelope, self->envelope_capacity,
+                        "{\"created_at\":\"%s\",\"uid\":%s,\"event_type\":\"%s\",\"event_data\":",
+                        created_at, uid, type != NULL ? type : "");
+    if (head < 0 || (size_t)head + record->json_length + 2 > self->envelope_capacity) {
+        return -1;
+    }
+    memcpy(self->envelope + head, record->json, record->json_length);
+    self->envelope[head + record->json_length] = '}';
+    return (long)(head + record->json_length + 1);
+}
+
+/* Rejected for good: sending again would fail again. */
+static bool
+is_permanent(rd_kafka_resp_err_t error)
+{
+    switch (error) {
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE:
+    case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+    case RD_KAFKA_RESP_ERR_INVALID_MSG:
+    case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
+    case RD_KAFKA_RESP_ERR_POLICY_VIOLATION:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* produce() one record into slot `slot`.  RD_KAFKA_RESP_ERR_NO_ERROR when
+ * queued; a permanent error (the record is rejected at once); or another
+ * error (the batch goes back to the writer). */
+static rd_kafka_resp_err_t
+produce_one(kafka_sink *self, const char *batch_id, size_t index, const event_record *record,
+            delivery_slot *slot)
+{
+    long length = format_envelope(self, record);
+    if (length < 0) {
+        qbel_error_set(&self->error, QBEL_ERROR_OTHER, "kafka: out of memory for a message");
+        return RD_KAFKA_RESP_ERR__FAIL;
+    }
+    char event_id[SINK_BATCH_ID_MAX + 24];
+    int id_length = snprintf(event_id, sizeof(event_id), "%s-%zu", batch_id, index);
+    char key[16];
+    int key_length = 0;
+    if (self->config.key_by_uid && !record->uid_is_null) {
+        key_length = snprintf(key, sizeof(key), "%" PRId32, record->uid);
+    }
+    const void *key_bytes = key_length > 0 ? (const void *)key : NULL;
+    rd_kafka_resp_err_t error = RD_KAFKA_RESP_ERR_NO_ERROR;
+    for (int attempt = 0; attempt <= KAFKA_QUEUE_FULL_RETRIES; attempt++) {
+        error = rd_kafka_producev(
+            self->producer, RD_KAFKA_V_TOPIC(self->config.topic),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_VALUE(self->envelope, (size_t)length),
+            RD_KAFKA_V_KEY(key_bytes, (size_t)key_length),
+            RD_KAFKA_V_HEADER("event_id", event_id, (ssize_t)id_length),
+            RD_KAFKA_V_OPAQUE(slot), RD_KAFKA_V_END);
+        if (error != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            break;
+        }
+        rd_kafka_poll(self->producer, 100); /* let the queue drain */
+    }
+    if (error != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        slot->done = true;
+        slot->error = error;
+        slot->status = RD_KAFKA_MSG_STATUS_NOT_PERSISTED;
+        qbel_error_set(&self->error, (int)error, "kafka: produce to %s: %s", self->config.topic,
+                       rd_kafka_err2str(error));
+    }
+    return error;
+}
+
+/* Wait for the reports of every queued message.  0 when all arrived, -1
+ * when some did not within message.timeout.ms and the grace. */
+static int
+await_reports(kafka_sink *self)
+{
+    rd_kafka_resp_err_t error =
+        rd_kafka_flush(self->producer, self->message_timeout_ms + KAFKA_FLUSH_GRACE_MS);
+    if (error != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        qbel_error_set(&self->error, (int)error, "kafka: no delivery report within %d ms",
+                       self->message_timeout_ms + KAFKA_FLUSH_GRACE_MS);
+        return -1;
+    }
+    return 0;
+}
+
+static void
+reject(const event_record *record, rd_kafka_resp_err_t error, sink_rejection_callback on_rejected,
+       void *context)
+{
+    sink_rejection rejection;
+    rejection.record = record;
+    snprintf(rejection.error, sizeof(rejection.error), "kafka: %s: %s", rd_kafka_err2name(error),
+             rd_kafka_err2str(error));
+    on_rejected(context, &rejection);
+}
+
+/* Each record whose slot failed permanently, again alone on a fresh handle
+ * (a broker rejection fails its whole request): rejected when it fails
+ * alone too.  SINK_OK, or SINK_CONNECTION_ERROR when one failed otherwise. */
+static sink_status
+resend_alone(kafka_sink *self, const char *batch_id, event_record *const *records, size_t count,
+             bool *retry, sink_rejection_callback on_rejected, void *context, size_t *rejected)
+{
+    delivery_slot slot;
+    for (size_t i = 0; i < count; i++) {
+        if (!retry[i]) {
+            continue;
+        }
+        kafka_disconnect(&self->base); /* the rejection may have fenced the handle */
+        sink_status status = kafka_connect(&self->base);
+        if (status != SINK_OK) {
+            return status;
+        }
+        memset(&slot, 0, sizeof(slot));
+        rd_kafka_resp_err_t error = produce_one(self, batch_id, i, records[i], &slot);
+        if (error == RD_KAFKA_RESP_ERR_NO_ERROR && await_reports(self) < 0) {
+            kafka_disconnect(&self->base);
+            return SINK_CONNECTION_ERROR;
+        }
+        if (slot.error == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            continue;
+        }
+        if (!is_permanent(slot.error)) {
+            kafka_disconnect(&self->base);
+            return SINK_CONNECTION_ERROR;
+        }
+        reject(records[i], slot.error, on_rejected, context);
+        (*rejected)++;
+    }
+    kafka_disconnect(&self->base);
+    return SINK_OK;
+}
+
+static sink_status
+kafka_write_batch(sink *base, const char *batch_id, event_record *const *records, size_t count,
+                  sink_rejection_callback on_rejected, void *context, size_t *rejected_count_out)
+{
+    kafka_sink *self = (kafka_sink *)base;
+    *rejected_count_out = 0;
+    sink_status status = kafka_connect(base);
+    if (status != SINK_OK) {
+        return status;
+    }
+    if (reserve_slots(self, count) < 0) {
+        qbel_error_set(&self->error, QBEL_ERROR_OTHER, "kafka: out of memory for a batch");
+        return SINK_SERVER_ERROR;
+    }
+    size_t rejected = 0;
+    bool failed = false; /* a message must be sent again: the batch goes back */
+    for (size_t i = 0; i < count && !failed; i++) {
+        rd_kafka_resp_err_t error = produce_one(self, batch_id, i, records[i], &self->slots[i]);
+        if (error != RD_KAFKA_RESP_ERR_NO_ERROR && is_permanent(error)) {
+            /* refused before it left (larger than message.max.bytes) */
+            reject(records[i], error, on_rejected, context);
+            self->slots[i].error = RD_KAFKA_RESP_ERR_NO_ERROR; /* settled */
+            rejected++;
+        }
+        else if (error != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            failed = true;
+        }
+    }
+    if (failed || await_reports(self) < 0) {
+        kafka_disconnect(base);
+        return SINK_CONNECTION_ERROR;
+    }
+    /* a permanent failure of a produce request: those messages again alone */
+    bool *retry = NULL;
+    size_t retry_count = 0;
+    for (size_t i = 0; i < count; i++) {
+        const delivery_slot *slot = &self->slots[i];
+        if (slot->error == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            continue;
+        }
+        if (!is_permanent(slot->error) || self->fatal) {
+            qbel_error_set(&self->error, (int)slot->error, "kafka: delivery to %s failed: %s (%s)",
+                           self->config.topic, rd_kafka_err2name(slot->error),
+                           slot->status == RD_KAFKA_MSG_STATUS_POSSIBLY_PERSISTED
+                               ? "possibly persisted: resent, at least once"
+                               : "not persisted: resent");
+            failed = true;
+            break;
+        }
+        if (retry == NULL) {
+            retry = qbel_calloc(count, sizeof(bool));
+            if (retry == NULL) {
+                failed = true;
+                break;
+            }
+        }
+        retry[i] = true;
+        retry_count++;
+    }
+    if (self->fatal) {
+        failed = true;
+    }
+    if (failed) {
+        qbel_free(retry);
+        kafka_disconnect(base);
+        return SINK_CONNECTION_ERROR;
+    }
+    if (retry_count > 0) {
+        status = resend_alone(self, batch_id, records, count, retry, on_rejected, context, &rejected);
+    }
+    qbel_free(retry);
+    *rejected_count_out = rejected;
+    return status;
+}
+
+static int
+kafka_batch_committed(sink *base, const char *batch_id, sink_status *status_out)
+{
+    (void)base;
+    (void)batch_id;
+    *status_out = SINK_OK;
+    return 0; /* at least once: nothing can tell */
+}
+
+static sink_status
+kafka_housekeeping(sink *base)
+{
+    kafka_sink *self = (kafka_sink *)base;
+    if (self->producer != NULL) {
+        rd_kafka_poll(self->producer, 0);
+    }
+    return SINK_OK;
+}
+
+static sink_delivery
+kafka_delivery(const sink *base)
+{
+    const kafka_sink *self = (const kafka_sink *)base;
+    return self->producer != NULL ? SINK_AT_LEAST_ONCE : SINK_DELIVERY_UNKNOWN;
+}
+
+static const qbel_error *
+kafka_last_error(const sink *base)
+{
+    return &((const kafka_sink *)base)->error;
+}
+
+static void
+free_fields(kafka_sink *self)
+{
+    kafka_sink_config_free(&self->config);
+    qbel_free(self->slots);
+    qbel_free(self->envelope);
+    qbel_free(self);
+}
+
+static void
+kafka_free(sink *base)
+{
+    kafka_disconnect(base);
+    free_fields((kafka_sink *)base);
+}
+
+/* Fork child: the handle's threads do not exist here; destroying it would
+ * wait for them.  It is left behind (librdkafka handles are not
+ * fork-safe) and the child's writer makes its own. */
+static void
+kafka_abandon(sink *base)
+{
+    ((kafka_sink *)base)->producer = NULL;
+    free_fields((kafka_sink *)base);
+}
+
+static const sink_ops kafka_sink_ops = {
+    .kind = "kafka",
+    .connect = kafka_connect,
+    .is_connected = kafka_is_connected,
+    .disconnect = kafka_disconnect,
+    .write_batch = kafka_write_batch,
+    .batch_committed = kafka_batch_committed,
+    .housekeeping = kafka_housekeeping,
+    .delivery = kafka_delivery,
+    .last_error = kafka_last_error,
+    .free = kafka_free,
+    .abandon = kafka_abandon,
+};
+
+/* ---- the factory ---------------------------------------------------------- */
+
+static sink *
+factory_make(const void *config)
+{
+    kafka_sink *self = qbel_calloc(1, sizeof(*self));
+    if (self == NULL) {
+        return NULL;
+    }
+    if (kafka_sink_config_copy(&self->config, config) < 0) {
+        qbel_free(self);
+        return NULL;
+    }
+    self->base.ops = &kafka_sink_ops;
+    self->message_timeout_ms = 30000;
+    return &self->base;
+}
+
+static void *
+factory_copy_config(const void *config)
+{
+    kafka_sink_config *copy = qbel_calloc(1, sizeof(*copy));
+    if (copy != NULL && kafka_sink_config_copy(copy, config) < 0) {
+        qbel_free(copy);
+        copy = NULL;
+    }
+    return copy;
+}
+
+static void
+factory_free_config(void *config)
+{
+    kafka_sink_config_free(config);
+    qbel_free(config);
+}
+
+int
+kafka_sink_factory(sink_factory *out, const kafka_sink_config *config)
+{
+    memset(out, 0, sizeof(*out));
+    char identity[SINK_IDENTITY_MAX];
+    snprintf(identity, sizeof(identity), "kafka://%s#%s",
+             config->bootstrap_servers ? config->bootstrap_servers : "",
+             config->topic ? config->topic : "");
+    out->make = factory_make;
+    out->copy_config = factory_copy_config;
+    out->free_config = factory_free_config;
+    out->config = factory_copy_config(config);
+    out->identity = qbel_strdup(identity);
+    if (out->config == NULL || out->identity == NULL) {
+        sink_factory_free(out);
+        return -1;
+    }
+    return 0;
+}
+
+#endif /* QBEL_HAVE_RDKAFKA */

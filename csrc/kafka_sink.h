@@ -1,0 +1,62 @@
+/* kafka_sink: the Kafka implementation of the sink interface (sink.h) on
+ * librdkafka: one idempotent producer (acks=all) that writes batches of
+ * event_records to one topic, at least once.
+ *
+ * Owns: the rd_kafka_t handle, the batch's delivery slots, the envelope
+ * buffer, and copies of every configuration string.  Pure C, no Python:
+ * every function runs on the writer thread (or on a caller thread that
+ * released the GIL for a replay), and a sink is never used by two threads
+ * at once.  Compiled only when setup.py found librdkafka (QBEL_HAVE_RDKAFKA).
+ *
+ * Message: value = the JSON envelope {"created_at": ISO 8601 UTC, "uid",
+ * "event_type", "event_data"} built from the record (event_data is the
+ * caller's JSON, copied as it is); key = the uid in decimal (none when
+ * key_by_uid is false or the uid is null); header "event_id" =
+ * "<batch id>-<index in the batch>", the same on every resend of the
+ * batch, so a consumer drops duplicates by it.
+ *
+ * A handle that saw a fatal error, a timed-out or fenced delivery, or a
+ * permanent broker rejection is never reused: it is destroyed and the next
+ * connect makes a new one (librdkafka's idempotent producer cannot recover
+ * from UNKNOWN_PRODUCER_ID after a broker restart).  Messages rejected for
+ * good (too large, topic authorization, INVALID_RECORD) are reported as
+ * rejections; a broker rejection fails its whole produce request, so each
+ * message it failed is sent again alone and only those that fail alone are
+ * rejected.
+ */
+#ifndef QBEL_KAFKA_SINK_H
+#define QBEL_KAFKA_SINK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "sink.h"
+
+typedef struct kafka_sink_config {
+    char *bootstrap_servers; /* "host:port,host:port" */
+    char *topic;
+    bool key_by_uid;         /* key = uid (per-user order); false: no key */
+    /* librdkafka properties applied after our defaults: names[i] = values[i] */
+    size_t setting_count;
+    char **setting_names;
+    char **setting_values;
+    unsigned int connect_timeout_ms; /* bound of the metadata request on connect */
+} kafka_sink_config;
+
+/* Deep-copy `source` into `target`.  0, or -1 on OOM (then `target` holds
+ * nothing that needs freeing). */
+int kafka_sink_config_copy(kafka_sink_config *target, const kafka_sink_config *source);
+void kafka_sink_config_free(kafka_sink_config *config);
+
+/* Does librdkafka accept property `name` = `value`?  0, or -1 with its
+ * message in `error` (size bytes).  Any thread. */
+int kafka_sink_check_setting(const char *name, const char *value, char *error, size_t size);
+
+/* A factory of sinks for `config` (deep-copied), with the identity
+ * "kafka://<bootstrap_servers>#<topic>".  0, or -1 on OOM. */
+int kafka_sink_factory(sink_factory *out, const kafka_sink_config *config);
+
+/* librdkafka's version string, e.g. "2.0.2". */
+const char *kafka_sink_library_version(void);
+
+#endif
