@@ -16,13 +16,16 @@ import threading
 from typing import List, Optional, Tuple
 
 from . import _settings
-from ._core import BaseEventLogger, ConsoleEventLogger, DBEventLogger, NullEventLogger
+from ._core import BaseEventLogger, ConsoleEventLogger, DBEventLogger, KafkaEventLogger, NullEventLogger
 
 PLUGIN_MODULE = _settings.PLUGIN_MODULE
 
 _lock = threading.RLock()
 # (querybook mode it was built for, builtins, plugins)
 _built: Optional[Tuple[bool, List[BaseEventLogger], List[BaseEventLogger]]] = None
+# The "kafka" logger (made on first lookup, for the mode it was made in).  It
+# is not in ALL_EVENT_LOGGERS, which stays exactly upstream's list.
+_extra: Optional[Tuple[bool, List[BaseEventLogger]]] = None
 
 
 def _import_plugin_event_loggers() -> List[BaseEventLogger]:
@@ -54,6 +57,25 @@ def _import_plugin_event_loggers() -> List[BaseEventLogger]:
             "%s.ALL_PLUGIN_EVENT_LOGGERS is not a list (%s); ignored", PLUGIN_MODULE,
             type(value).__name__)
         return []
+
+
+def _kafka_logger() -> List[BaseEventLogger]:
+    """[KafkaEventLogger()] (lazy: settings are read on its first log()), or []
+    in a build without librdkafka, where constructing it raises."""
+    try:
+        return [KafkaEventLogger()]
+    except RuntimeError as error:
+        _settings.package_logger().debug("no kafka logger: %s", error)
+        return []
+
+
+def _extra_builtins() -> List[BaseEventLogger]:
+    global _extra
+    mode = _settings.in_querybook()
+    with _lock:
+        if _extra is None or _extra[0] != mode:
+            _extra = (mode, _kafka_logger())
+        return _extra[1]
 
 
 def _registry() -> Tuple[List[BaseEventLogger], List[BaseEventLogger]]:
@@ -90,6 +112,9 @@ def get_event_logger_class(name: str) -> BaseEventLogger:
     for logger in builtins + plugins:
         if logger.logger_name == name:
             return logger
+    if name == "kafka":
+        for logger in _extra_builtins():
+            return logger
     raise ValueError(f"Unknown event logger name {name}")
 
 
@@ -100,6 +125,7 @@ def configured_logger_name() -> str:
 
 def _reset_for_tests() -> None:
     """Forget the built registry (tests switch plugin modules and settings)."""
-    global _built
+    global _built, _extra
     with _lock:
         _built = None
+        _extra = None

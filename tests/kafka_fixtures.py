@@ -1,0 +1,70 @@
+"""Kafka fixtures for tests/test_kafka_*.py and tests/test_fanout*.py (imported
+by those modules; conftest.py belongs to everyone): a session broker shared
+by the ordinary tests, each test on its own topic, and a function-scoped
+broker for the tests that kill or restart it.  Real Tansu broker
+(tests/kafka_broker.py), real librdkafka; nothing mocked."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+from kafka_broker import KafkaBroker
+
+__all__ = ["kafka", "fresh_kafka", "topic", "spool"]  # what a test module star-imports
+
+# librdkafka settings that make recovery after an outage take seconds, as
+# docs/kafka-groundwork.md recommends for tests.
+FAST_RECOVERY = {
+    "message.timeout.ms": 6000,
+    "reconnect.backoff.ms": 50,
+    "reconnect.backoff.max.ms": 500,
+    "topic.metadata.refresh.interval.ms": 1000,
+}
+
+
+@pytest.fixture(scope="session")
+def kafka():
+    broker = KafkaBroker()
+    broker.start()
+    yield broker
+    broker.cleanup()
+
+
+@pytest.fixture
+def fresh_kafka():
+    broker = KafkaBroker()
+    broker.start()
+    yield broker
+    broker.cleanup()
+
+
+@pytest.fixture
+def topic(kafka):
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    kafka.create_topic(name, partitions=3)
+    return name
+
+
+@pytest.fixture
+def spool(tmp_path):
+    path = tmp_path / "spool"
+    path.mkdir(mode=0o700)
+    return str(path)
+
+
+def event_ids(messages):
+    return [dict(message["headers"])["event_id"] for message in messages]
+
+
+def dead_letters(spool_dir):
+    import glob
+    import json
+
+    letters = []
+    for path in glob.glob(os.path.join(spool_dir, "qbel-dead-*.jsonl")):
+        with open(path) as lines:
+            letters += [json.loads(line) for line in lines]
+    return letters

@@ -1,0 +1,231 @@
+"""KafkaEventLogger against a real broker (Tansu, tests/kafka_broker.py),
+checked with a real confluent-kafka consumer: delivery, the message format,
+order per key, settings, dead letters, outages, the fatal producer error,
+fork."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from kafka_fixtures import *  # noqa: F401,F403  (the fixtures: kafka, fresh_kafka, topic, spool)
+from kafka_fixtures import FAST_RECOVERY, dead_letters, event_ids
+from querybook_eventlog import KafkaEventLogger
+
+
+def make_logger(broker, topic_name, spool_dir, **options):
+    config = dict(FAST_RECOVERY)
+    config.update(options.pop("config", {}))
+    options.setdefault("flush_interval", 0.05)
+    options.setdefault("connect_timeout", 2)
+    options.setdefault("backoff_max", 0.5)
+    return KafkaEventLogger(broker.bootstrap, topic_name, spool_dir=spool_dir, config=config,
+                            **options)
+
+
+def seqs(messages):
+    return [json.loads(message["value"])["event_data"]["seq"] for message in messages]
+
+
+def test_every_event_delivered_once_in_order_per_key(kafka, topic, spool):
+    logger = make_logger(kafka, topic, spool, batch_size=97)
+    for seq in range(600):
+        logger.log(uid=seq % 7 + 1, event_type="VIEW", event_data={"seq": seq, "s": "é" * (seq % 5)})
+    logger.log(uid=None, event_type="CLICK", event_data=None)
+    assert logger.flush(timeout=60)
+    stats = logger.stats()
+    assert stats["written"] == 601 and stats["enqueued"] == 601 and stats["dead_lettered"] == 0
+    messages = kafka.consume_all(topic, expected=601)
+    assert len(messages) == 601
+    assert len(set(event_ids(messages))) == 601  # a unique id per event
+    keyless = [m for m in messages if m["key"] is None]
+    assert len(keyless) == 1
+    assert json.loads(keyless[0]["value"]) == {
+        "created_at": json.loads(keyless[0]["value"])["created_at"], "uid": None,
+        "event_type": "CLICK", "event_data": None}
+    keyed = [m for m in messages if m["key"] is not None]
+    assert sorted(seqs(keyed)) == list(range(600))
+    for message in keyed:
+        envelope = json.loads(message["value"])
+        assert message["key"] == str(envelope["uid"]).encode()
+        assert envelope["event_type"] == "VIEW" and envelope["created_at"].endswith("+00:00")
+        assert envelope["event_data"]["s"] == "é" * (envelope["event_data"]["seq"] % 5)
+    per_key = {}
+    for message in keyed:  # consume_all returns each partition in offset order
+        per_key.setdefault(message["key"], []).append(message)
+    for key, in_key in per_key.items():
+        assert seqs(in_key) == sorted(seqs(in_key)), key
+        assert len({m["partition"] for m in in_key}) == 1, key
+    logger.close()
+    assert logger.closed
+    with pytest.raises(ValueError, match="closed"):
+        logger.log(uid=1, event_type="API", event_data={})
+
+
+def test_key_none_sends_no_key(kafka, topic, spool):
+    with make_logger(kafka, topic, spool, key=None) as logger:
+        for seq in range(30):
+            logger.log(uid=5, event_type="API", event_data={"seq": seq})
+        assert logger.flush(timeout=30)
+    messages = kafka.consume_all(topic, expected=30)
+    assert sorted(seqs(messages)) == list(range(30))
+    assert all(message["key"] is None for message in messages)
+
+
+def test_constructing_never_connects_and_bad_arguments_raise(spool):
+    # nothing listens on port 1: constructing and flushing an unused logger
+    # must not notice
+    logger = KafkaEventLogger("127.0.0.1:1", "t", spool_dir=spool)
+    assert logger.logger_name == "kafka"
+    assert logger.flush(timeout=0) is True
+    assert logger.stats()["enqueued"] == 0
+    assert "kafka://127.0.0.1:1#t" in repr(logger)
+    logger.close()
+    with pytest.raises(ValueError, match="no.such.property"):
+        KafkaEventLogger("127.0.0.1:1", config={"no.such.property": 1})
+    with pytest.raises(ValueError, match="acks"):
+        KafkaEventLogger("127.0.0.1:1", config={"acks": "sometimes"})
+    with pytest.raises(TypeError, match="config"):
+        KafkaEventLogger("127.0.0.1:1", config=[("acks", "all")])
+    with pytest.raises(TypeError):
+        KafkaEventLogger("127.0.0.1:1", config={"acks": ["all"]})
+    with pytest.raises(ValueError, match="key"):
+        KafkaEventLogger("127.0.0.1:1", key="user")
+    with pytest.raises(ValueError, match="batch_size"):
+        KafkaEventLogger("127.0.0.1:1", batch_size=0)
+
+
+def test_settings_from_the_environment_on_first_use(kafka, topic, spool, monkeypatch):
+    monkeypatch.setenv("EVENT_LOGGER_KAFKA_BOOTSTRAP_SERVERS", kafka.bootstrap)
+    monkeypatch.setenv("EVENT_LOGGER_KAFKA_TOPIC", topic)
+    monkeypatch.setenv("EVENT_LOGGER_KAFKA_CONFIG", json.dumps(FAST_RECOVERY))
+    logger = KafkaEventLogger(spool_dir=spool, flush_interval=0.05)
+    logger.log(uid=3, event_type="API", event_data={"seq": 0})
+    assert logger.flush(timeout=30)
+    assert kafka.bootstrap in repr(logger) and topic in repr(logger)
+    assert seqs(kafka.consume_all(topic, expected=1)) == [0]
+    logger.close()
+
+    monkeypatch.setenv("EVENT_LOGGER_KAFKA_CONFIG", "[1, 2]")
+    with pytest.raises(ValueError, match="JSON object"):
+        KafkaEventLogger(spool_dir=spool).log(uid=1, event_type="API", event_data={})
+    monkeypatch.delenv("EVENT_LOGGER_KAFKA_BOOTSTRAP_SERVERS")
+    with pytest.raises(RuntimeError, match="EVENT_LOGGER_KAFKA_BOOTSTRAP_SERVERS"):
+        KafkaEventLogger(spool_dir=spool).log(uid=1, event_type="API", event_data={})
+
+
+def test_a_message_too_large_is_a_dead_letter_and_the_rest_arrive(kafka, topic, spool):
+    logger = make_logger(kafka, topic, spool, config={"message.max.bytes": 10000})
+    for seq in range(40):
+        data = {"seq": seq, "blob": "x" * (20000 if seq in (7, 30) else 10)}
+        logger.log(uid=seq % 3 + 1, event_type="API", event_data=data)
+    assert logger.flush(timeout=30)
+    stats = logger.stats()
+    assert stats["dead_lettered"] == 2 and stats["written"] == 38
+    assert sorted(seqs(kafka.consume_all(topic, expected=38))) == [
+        s for s in range(40) if s not in (7, 30)]
+    letters = dead_letters(spool)
+    assert sorted(letter["event_data"]["seq"] for letter in letters) == [7, 30]
+    assert all("MSG_SIZE_TOO_LARGE" in letter["reason"] for letter in letters)
+    logger.close()
+
+
+def test_a_record_the_broker_rejects_is_a_dead_letter_alone(tmp_path, spool):
+    """The broker's schema rejects uid > 1000 with INVALID_RECORD, which fails
+    the whole produce request: only the bad records may become dead letters."""
+    from kafka_broker import KafkaBroker
+
+    schema = {"type": "object", "properties": {
+        "value": {"type": "object", "properties": {"uid": {"maximum": 1000}}}}}
+    with KafkaBroker(schemas={"strict": schema}) as broker:
+        broker.create_topic("strict", partitions=1)
+        logger = make_logger(broker, "strict", spool, batch_size=50)
+        bad = {5, 23}
+        for seq in range(30):
+            logger.log(uid=5000 if seq in bad else seq + 1, event_type="API",
+                       event_data={"seq": seq})
+        assert logger.flush(timeout=60)
+        stats = logger.stats()
+        assert stats["dead_lettered"] == 2, stats
+        letters = dead_letters(spool)
+        assert sorted(letter["event_data"]["seq"] for letter in letters) == sorted(bad)
+        assert all("INVALID_RECORD" in letter["reason"] for letter in letters)
+        delivered = seqs(broker.consume_all("strict", expected=28))
+        # at least once: the good records of a rejected request may arrive twice
+        assert set(delivered) == set(range(30)) - bad
+        logger.close()
+
+
+def test_broker_killed_mid_stream_spools_then_replays(fresh_kafka, spool):
+    broker = fresh_kafka
+    broker.create_topic("events", partitions=3)
+    logger = make_logger(broker, "events", spool, batch_size=100)
+    for seq in range(200):
+        logger.log(uid=seq % 5 + 1, event_type="API", event_data={"seq": seq})
+    assert logger.flush(timeout=30)
+    assert sorted(seqs(broker.consume_all("events", expected=200))) == list(range(200))
+    broker.kill()
+    for seq in range(200, 700):
+        logger.log(uid=seq % 5 + 1, event_type="API", event_data={"seq": seq})
+    assert not logger.flush(timeout=3)  # nothing can be acknowledged now
+    broker.restart()  # an empty broker: what was acked before the kill is gone
+    broker.create_topic("events", partitions=3)
+    assert logger.flush(timeout=90)
+    stats = logger.stats()
+    delivered = seqs(broker.consume_all("events", expected=500))
+    # none lost; duplicates allowed only as at-least-once resends (same event id)
+    assert set(range(200, 700)) <= set(delivered)
+    assert stats["retries"] >= 1 and stats["reconnects"] >= 1
+    assert stats["dropped"] == 0 and stats["dead_lettered"] == 0
+    logger.close()
+
+
+def test_restart_under_a_live_producer_makes_a_new_one(fresh_kafka, spool):
+    """A restart forgets the producer id: the old idempotent handle can never
+    deliver again (UNKNOWN_PRODUCER_ID / timeouts); the logger replaces it."""
+    broker = fresh_kafka
+    broker.create_topic("events", partitions=1)
+    logger = make_logger(broker, "events", spool, batch_size=50)
+    for seq in range(50):
+        logger.log(uid=1, event_type="API", event_data={"seq": seq})
+    assert logger.flush(timeout=30)
+    broker.restart()
+    broker.create_topic("events", partitions=1)
+    for seq in range(50, 150):
+        logger.log(uid=1, event_type="API", event_data={"seq": seq})
+    assert logger.flush(timeout=90)
+    stats = logger.stats()
+    assert stats["reconnects"] >= 1 and stats["retries"] >= 1, stats
+    delivered = seqs(broker.consume_all("events", expected=100))
+    assert set(range(50, 150)) <= set(delivered)
+    ordered = []
+    for seq in delivered:  # one key, one partition: in order, resends aside
+        if seq not in ordered:
+            ordered.append(seq)
+    assert ordered == sorted(ordered)
+    logger.close()
+
+
+def test_a_forked_child_logs_through_its_own_producer(kafka, topic, spool):
+    logger = make_logger(kafka, topic, spool)
+    logger.log(uid=1, event_type="API", event_data={"seq": 0, "who": "parent"})
+    assert logger.flush(timeout=30)
+    pid = os.fork()
+    if pid == 0:
+        status = 1
+        try:
+            for seq in range(1, 21):
+                logger.log(uid=2, event_type="API", event_data={"seq": seq, "who": "child"})
+            status = 0 if logger.flush(timeout=30) else 2
+            logger.close()
+        finally:
+            os._exit(status)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    logger.log(uid=1, event_type="API", event_data={"seq": 21, "who": "parent"})
+    assert logger.flush(timeout=30)
+    messages = kafka.consume_all(topic, expected=22)
+    assert sorted(seqs(messages)) == list(range(22))
+    logger.close()
