@@ -23,6 +23,8 @@ PLUGIN_MODULE = _settings.PLUGIN_MODULE
 _lock = threading.RLock()
 # (querybook mode it was built for, builtins, plugins)
 _built: Optional[Tuple[bool, List[BaseEventLogger], List[BaseEventLogger]]] = None
+# Fan-out loggers by the member names they were made for (same mode as _built).
+_fan_outs: "dict[tuple, BaseEventLogger]" = {}
 # The "kafka" logger (made on first lookup, for the mode it was made in).  It
 # is not in ALL_EVENT_LOGGERS, which stays exactly upstream's list.
 _extra: Optional[Tuple[bool, List[BaseEventLogger]]] = None
@@ -103,11 +105,28 @@ def all_event_loggers() -> List[BaseEventLogger]:
     return builtins + plugins
 
 
-def get_event_logger_class(name: str) -> BaseEventLogger:
+def get_event_logger_class(name: "str | list[str]") -> BaseEventLogger:
     """The logger instance whose logger_name is `name` (upstream's name for it).
+    Several names ("db,kafka", or a list) give one fan-out logger over them
+    (querybook_eventlog._fanout), the same instance each time.
 
     Raises ValueError("Unknown event logger name <name>") when none matches.
     """
+    from ._fanout import FanOutEventLogger, parse_logger_names
+
+    members = parse_logger_names(name)
+    if members is not None:
+        key = (_settings.in_querybook(), tuple(members))
+        with _lock:
+            fan_out = _fan_outs.get(key)
+            if fan_out is None:
+                fan_out = FanOutEventLogger([_single_logger(member) for member in members])
+                _fan_outs[key] = fan_out
+        return fan_out
+    return _single_logger(name)
+
+
+def _single_logger(name: str) -> BaseEventLogger:
     builtins, plugins = _registry()
     for logger in builtins + plugins:
         if logger.logger_name == name:
@@ -129,3 +148,4 @@ def _reset_for_tests() -> None:
     with _lock:
         _built = None
         _extra = None
+        _fan_outs.clear()
