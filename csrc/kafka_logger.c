@@ -48,6 +48,9 @@ typedef struct kafka_logger_object {
     bool closed;
     PyObject *warn;
     writer_loss_warnings loss_warnings;
+#ifdef QBEL_HAVE_RDKAFKA
+    kafka_sink_counters *counters; /* the sinks' reports; freed after the writer */
+#endif
 } kafka_logger_object;
 
 #ifdef QBEL_HAVE_RDKAFKA
@@ -130,6 +133,7 @@ make_writer(kafka_logger_object *self, PyObject *servers, PyObject *topic, PyObj
     }
     sink.key_by_uid = self->key_by_uid;
     sink.connect_timeout_ms = self->connect_timeout_ms;
+    sink.counters = self->counters;
     if (self->spool_dir == NULL) {
         spool_path = writer_logger_default_spool_dir();
         if (spool_path == NULL) {
@@ -431,6 +435,13 @@ kafka_logger_init(PyObject *op, PyObject *args, PyObject *kwargs)
     if (self->config == NULL) {
         return -1;
     }
+    if (self->counters == NULL) {
+        self->counters = kafka_sink_counters_new();
+        if (self->counters == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+    }
     self->key_by_uid = key_by_uid;
     self->connect_timeout_ms = (unsigned int)(connect_timeout * 1000);
     self->exit_timeout_s = exit_timeout;
@@ -518,9 +529,12 @@ PyDoc_STRVAR(kafka_stats_doc,
              "stats($self, /)\n--\n\n"
              "The DB logger's counters (enqueued, written, batches, retries, reconnects,\n"
              "spooled, replayed, dead_lettered, dropped, queue_bytes, last_error,\n"
-             "last_error_at): `written` counts acknowledged messages, `reconnects` new\n"
-             "producers (a producer that hit a fatal error such as UNKNOWN_PRODUCER_ID is\n"
-             "replaced; the error stays in last_error until a batch is acknowledged).");
+             "last_error_at; `written` counts acknowledged messages), and: producers\n"
+             "(producer handles made), producer_replacements (handles destroyed after an\n"
+             "error -- fatal such as UNKNOWN_PRODUCER_ID after a broker restart, timed\n"
+             "out, fenced, or a broker rejection -- and replaced by a new one),\n"
+             "last_producer_error and last_producer_error_at (why and when the last was;\n"
+             "None when none; kept after last_error clears).");
 
 static PyObject *
 kafka_logger_stats(PyObject *op, PyObject *unused)
@@ -534,7 +548,36 @@ kafka_logger_stats(PyObject *op, PyObject *unused)
     if (self->writer != NULL) {
         writer_get_stats(self->writer, &stats);
     }
-    return writer_logger_stats_dict(&stats);
+    PyObject *dict = writer_logger_stats_dict(&stats);
+#ifdef QBEL_HAVE_RDKAFKA
+    kafka_sink_report report;
+    kafka_sink_counters_read(self->counters, &report);
+    PyObject *last = NULL, *last_at = NULL, *made = NULL, *replaced = NULL;
+    if (dict == NULL) {
+        return NULL;
+    }
+    last = report.last_replacement.code != 0
+               ? PyUnicode_DecodeUTF8(report.last_replacement.message,
+                                      (Py_ssize_t)strlen(report.last_replacement.message),
+                                      "replace")
+               : Py_NewRef(Py_None);
+    last_at = report.last_replacement_at > 0 ? PyFloat_FromDouble(report.last_replacement_at)
+                                             : Py_NewRef(Py_None);
+    made = PyLong_FromUnsignedLongLong(report.producers);
+    replaced = PyLong_FromUnsignedLongLong(report.replacements);
+    if (last == NULL || last_at == NULL || made == NULL || replaced == NULL ||
+        PyDict_SetItemString(dict, "producers", made) < 0 ||
+        PyDict_SetItemString(dict, "producer_replacements", replaced) < 0 ||
+        PyDict_SetItemString(dict, "last_producer_error", last) < 0 ||
+        PyDict_SetItemString(dict, "last_producer_error_at", last_at) < 0) {
+        Py_CLEAR(dict);
+    }
+    Py_XDECREF(last);
+    Py_XDECREF(last_at);
+    Py_XDECREF(made);
+    Py_XDECREF(replaced);
+#endif
+    return dict;
 }
 
 static PyObject *
@@ -626,6 +669,10 @@ kafka_logger_dealloc(PyObject *op)
         writer_free(w);
         Py_END_ALLOW_THREADS
     }
+#ifdef QBEL_HAVE_RDKAFKA
+    kafka_sink_counters_free(self->counters); /* no sink is left to use them */
+    self->counters = NULL;
+#endif
     kafka_logger_clear(op);
     type->tp_free(op);
     Py_DECREF(type);

@@ -14,8 +14,10 @@
 
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "qbel_alloc.h"
 
@@ -47,6 +49,68 @@ typedef struct kafka_sink {
 } kafka_sink;
 
 static const sink_ops kafka_sink_ops;
+
+/* ---- counters shared with the caller side --------------------------------- */
+
+struct kafka_sink_counters {
+    pthread_mutex_t lock; /* held for a copy only */
+    kafka_sink_report report;
+};
+
+kafka_sink_counters *
+kafka_sink_counters_new(void)
+{
+    kafka_sink_counters *counters = qbel_calloc(1, sizeof(*counters));
+    if (counters != NULL && pthread_mutex_init(&counters->lock, NULL) != 0) {
+        qbel_free(counters);
+        counters = NULL;
+    }
+    return counters;
+}
+
+void
+kafka_sink_counters_free(kafka_sink_counters *counters)
+{
+    if (counters != NULL) {
+        pthread_mutex_destroy(&counters->lock);
+        qbel_free(counters);
+    }
+}
+
+void
+kafka_sink_counters_read(kafka_sink_counters *counters, kafka_sink_report *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (counters == NULL) {
+        return;
+    }
+    /* trylock: in a forked child the parent's writer may have held it */
+    if (pthread_mutex_trylock(&counters->lock) == 0) {
+        *out = counters->report;
+        pthread_mutex_unlock(&counters->lock);
+    }
+}
+
+/* Writer thread.  A handle was made (error NULL) or retired after `error`. */
+static void
+count_producer(kafka_sink_counters *counters, const qbel_error *error)
+{
+    if (counters == NULL) {
+        return;
+    }
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    pthread_mutex_lock(&counters->lock);
+    if (error == NULL) {
+        counters->report.producers++;
+    }
+    else {
+        counters->report.replacements++;
+        counters->report.last_replacement = *error;
+        counters->report.last_replacement_at = (double)now.tv_sec + now.tv_nsec / 1e9;
+    }
+    pthread_mutex_unlock(&counters->lock);
+}
 
 /* ---- configuration ------------------------------------------------------ */
 
@@ -95,6 +159,7 @@ kafka_sink_config_copy(kafka_sink_config *target, const kafka_sink_config *sourc
     memset(target, 0, sizeof(*target));
     target->key_by_uid = source->key_by_uid;
     target->connect_timeout_ms = source->connect_timeout_ms;
+    target->counters = source->counters;
     target->setting_count = source->setting_count;
     target->bootstrap_servers = qbel_strdup(source->bootstrap_servers ? source->bootstrap_servers : "");
     target->topic = qbel_strdup(source->topic ? source->topic : "");
@@ -236,6 +301,16 @@ kafka_disconnect(sink *base)
     self->fatal = false;
 }
 
+/* Destroy a handle that failed (see kafka_sink.h): counted, with the error. */
+static void
+retire_producer(kafka_sink *self)
+{
+    if (self->producer != NULL) {
+        count_producer(self->config.counters, &self->error);
+        kafka_disconnect(&self->base);
+    }
+}
+
 static bool
 kafka_is_connected(const sink *base)
 {
@@ -250,7 +325,7 @@ kafka_connect(sink *base)
     if (kafka_is_connected(base)) {
         return SINK_OK;
     }
-    kafka_disconnect(base);
+    retire_producer(self); /* fatal: never reused */
     rd_kafka_conf_t *conf = make_conf(self);
     if (conf == NULL) {
         return SINK_SERVER_ERROR;
@@ -275,6 +350,7 @@ kafka_connect(sink *base)
         return SINK_CONNECTION_ERROR;
     }
     rd_kafka_metadata_destroy(metadata);
+    count_producer(self->config.counters, NULL);
     return SINK_OK;
 }
 
@@ -426,11 +502,11 @@ resend_alone(kafka_sink *self, const char *batch_id, event_record *const *record
              bool *retry, sink_rejection_callback on_rejected, void *context, size_t *rejected)
 {
     delivery_slot slot;
+    retire_producer(self); /* a rejection fences the idempotent producer */
     for (size_t i = 0; i < count; i++) {
         if (!retry[i]) {
             continue;
         }
-        kafka_disconnect(&self->base); /* the rejection may have fenced the handle */
         sink_status status = kafka_connect(&self->base);
         if (status != SINK_OK) {
             return status;
@@ -438,20 +514,24 @@ resend_alone(kafka_sink *self, const char *batch_id, event_record *const *record
         memset(&slot, 0, sizeof(slot));
         rd_kafka_resp_err_t error = produce_one(self, batch_id, i, records[i], &slot);
         if (error == RD_KAFKA_RESP_ERR_NO_ERROR && await_reports(self) < 0) {
-            kafka_disconnect(&self->base);
+            retire_producer(self);
             return SINK_CONNECTION_ERROR;
         }
         if (slot.error == RD_KAFKA_RESP_ERR_NO_ERROR) {
             continue;
         }
+        qbel_error_set(&self->error, (int)slot.error, "kafka: %s rejected a message: %s",
+                       self->config.topic, rd_kafka_err2name(slot.error));
         if (!is_permanent(slot.error)) {
-            kafka_disconnect(&self->base);
+            retire_producer(self);
             return SINK_CONNECTION_ERROR;
         }
         reject(records[i], slot.error, on_rejected, context);
         (*rejected)++;
+        if (error == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            retire_producer(self); /* the broker rejected it: fenced again */
+        }
     }
-    kafka_disconnect(&self->base);
     return SINK_OK;
 }
 
@@ -484,7 +564,7 @@ kafka_write_batch(sink *base, const char *batch_id, event_record *const *records
         }
     }
     if (failed || await_reports(self) < 0) {
-        kafka_disconnect(base);
+        retire_producer(self);
         return SINK_CONNECTION_ERROR;
     }
     /* a permanent failure of a produce request: those messages again alone */
@@ -519,7 +599,7 @@ kafka_write_batch(sink *base, const char *batch_id, event_record *const *records
     }
     if (failed) {
         qbel_free(retry);
-        kafka_disconnect(base);
+        retire_producer(self);
         return SINK_CONNECTION_ERROR;
     }
     if (retry_count > 0) {

@@ -29,8 +29,30 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "sink.h"
+
+/* What the sinks of one logger report about their producers, for stats():
+ * shared by every sink its factory makes (the writer's, a replay's, a
+ * forked child's copy), read by the caller thread.  Its own mutex, held for
+ * a copy only, never across I/O. */
+typedef struct kafka_sink_counters kafka_sink_counters;
+
+typedef struct kafka_sink_report {
+    uint64_t producers;    /* producer handles made */
+    uint64_t replacements; /* handles destroyed after an error (fatal, timed out, fenced,
+                              rejected) and replaced by the next connect */
+    qbel_error last_replacement; /* why the last one was; code 0 when none */
+    double last_replacement_at;  /* Unix time, 0 when none */
+} kafka_sink_report;
+
+/* NULL on OOM. */
+kafka_sink_counters *kafka_sink_counters_new(void);
+/* Only once no sink that uses them is left (after writer_free). */
+void kafka_sink_counters_free(kafka_sink_counters *counters);
+/* Any thread, never blocks for long: a copy of the report. */
+void kafka_sink_counters_read(kafka_sink_counters *counters, kafka_sink_report *out);
 
 typedef struct kafka_sink_config {
     char *bootstrap_servers; /* "host:port,host:port" */
@@ -41,6 +63,7 @@ typedef struct kafka_sink_config {
     char **setting_names;
     char **setting_values;
     unsigned int connect_timeout_ms; /* bound of the metadata request on connect */
+    kafka_sink_counters *counters;   /* borrowed (copied as a pointer); NULL: none */
 } kafka_sink_config;
 
 /* Deep-copy `source` into `target`.  0, or -1 on OOM (then `target` holds

@@ -80,7 +80,9 @@ def test_constructing_never_connects_and_bad_arguments_raise(spool):
     logger = KafkaEventLogger("127.0.0.1:1", "t", spool_dir=spool)
     assert logger.logger_name == "kafka"
     assert logger.flush(timeout=0) is True
-    assert logger.stats()["enqueued"] == 0
+    stats = logger.stats()
+    assert stats["enqueued"] == 0 and stats["producers"] == 0
+    assert stats["producer_replacements"] == 0 and stats["last_producer_error"] is None
     assert "kafka://127.0.0.1:1#t" in repr(logger)
     logger.close()
     with pytest.raises(ValueError, match="no.such.property"):
@@ -149,6 +151,7 @@ def test_a_record_the_broker_rejects_is_a_dead_letter_alone(tmp_path, spool):
         assert logger.flush(timeout=60)
         stats = logger.stats()
         assert stats["dead_lettered"] == 2, stats
+        assert "INVALID_RECORD" in stats["last_producer_error"], stats  # a fenced handle retired
         letters = dead_letters(spool)
         assert sorted(letter["event_data"]["seq"] for letter in letters) == sorted(bad)
         assert all("INVALID_RECORD" in letter["reason"] for letter in letters)
@@ -198,6 +201,10 @@ def test_restart_under_a_live_producer_makes_a_new_one(fresh_kafka, spool):
     assert logger.flush(timeout=90)
     stats = logger.stats()
     assert stats["reconnects"] >= 1 and stats["retries"] >= 1, stats
+    # the old handle was retired with its error, which stays in stats()
+    assert stats["producer_replacements"] >= 1 and stats["producers"] >= 2, stats
+    assert stats["last_producer_error"].startswith("kafka:"), stats
+    assert stats["last_producer_error_at"] > 0 and stats["last_error"] is None, stats
     delivered = seqs(broker.consume_all("events", expected=100))
     assert set(range(50, 150)) <= set(delivered)
     ordered = []
