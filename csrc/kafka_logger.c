@@ -475,6 +475,20 @@ close_logger(kafka_logger_object *self, double timeout_s)
     }
 }
 
+/* The `timeout=None` argument of flush/close ("|O:flush"): None ->
+ * default_s.  0 or -1. */
+static int
+timeout_parameter(PyObject *args, PyObject *kwargs, const char *format, double default_s,
+                  double *out)
+{
+    static char *keywords[] = {"timeout", NULL};
+    PyObject *timeout = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, format, keywords, &timeout)) {
+        return -1;
+    }
+    return writer_logger_timeout_argument(timeout, default_s, out);
+}
+
 PyDoc_STRVAR(kafka_flush_doc,
              "flush($self, /, timeout=None)\n--\n\n"
              "Wait until every event logged before the call is acknowledged by the broker\n"
@@ -485,11 +499,8 @@ static PyObject *
 kafka_logger_flush(PyObject *op, PyObject *args, PyObject *kwargs)
 {
     kafka_logger_object *self = (kafka_logger_object *)op;
-    static char *keywords[] = {"timeout", NULL};
-    PyObject *timeout = Py_None;
     double seconds;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:flush", keywords, &timeout) ||
-        writer_logger_timeout_argument(timeout, -1, &seconds) < 0) {
+    if (timeout_parameter(args, kwargs, "|O:flush", -1, &seconds) < 0) {
         return NULL;
     }
     if (self->writer == NULL) {
@@ -513,11 +524,8 @@ static PyObject *
 kafka_logger_close(PyObject *op, PyObject *args, PyObject *kwargs)
 {
     kafka_logger_object *self = (kafka_logger_object *)op;
-    static char *keywords[] = {"timeout", NULL};
-    PyObject *timeout = Py_None;
     double seconds;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:close", keywords, &timeout) ||
-        writer_logger_timeout_argument(timeout, self->exit_timeout_s, &seconds) < 0) {
+    if (timeout_parameter(args, kwargs, "|O:close", self->exit_timeout_s, &seconds) < 0) {
         return NULL;
     }
     close_logger(self, seconds);
