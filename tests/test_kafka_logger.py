@@ -236,3 +236,25 @@ def test_a_forked_child_logs_through_its_own_producer(kafka, topic, spool):
     messages = kafka.consume_all(topic, expected=22)
     assert sorted(seqs(messages)) == list(range(22))
     logger.close()
+
+
+def test_what_a_closed_logger_spooled_is_sent_by_the_next_one(fresh_kafka, spool):
+    broker = fresh_kafka
+    broker.create_topic("events", partitions=3)
+    bootstrap = broker.bootstrap
+    broker.kill()
+    first = make_logger(broker, "events", spool, connect_timeout=0.5)
+    for seq in range(300):
+        first.log(uid=seq % 4 + 1, event_type="WEBSOCKET", event_data={"seq": seq})
+    first.close(timeout=0)  # nothing acknowledged: everything to the spool
+    assert first.stats()["written"] == 0
+    broker.restart()
+    broker.create_topic("events", partitions=3)
+    assert broker.bootstrap == bootstrap
+    second = make_logger(broker, "events", spool)  # same target: it adopts the spool
+    second.log(uid=1, event_type="API", event_data={"seq": 300})
+    assert second.flush(timeout=60)
+    delivered = seqs(broker.consume_all("events", expected=301))
+    assert set(delivered) == set(range(301))
+    assert second.stats()["replayed"] >= 300
+    second.close()
