@@ -215,6 +215,8 @@ def test_restart_under_a_live_producer_makes_a_new_one(fresh_kafka, spool):
     logger.close()
 
 
+@pytest.mark.filterwarnings(  # the point of the test: the writer's and librdkafka's threads
+    "ignore:This process .* is multi-threaded, use of fork:DeprecationWarning")
 def test_a_forked_child_logs_through_its_own_producer(kafka, topic, spool):
     logger = make_logger(kafka, topic, spool)
     logger.log(uid=1, event_type="API", event_data={"seq": 0, "who": "parent"})
