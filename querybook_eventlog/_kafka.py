@@ -25,10 +25,19 @@ _atexit_registered = False
 
 
 def _setting(name: str) -> Any:
-    """A setting as DATABASE_CONN is read: Querybook's inside Querybook, else
-    the environment, else the config yaml; None when unset or empty."""
+    """A setting as DATABASE_CONN is read: Querybook's inside Querybook (an
+    attribute of QuerybookSettings, else its env.get_env_config: the
+    environment, querybook_config, the default config -- these names are not
+    QuerybookSettings attributes upstream), else the environment, else the
+    config yaml; None when unset or empty."""
     if _settings.in_querybook():
         value = _settings._querybook_setting(name)
+        if value in (None, ""):
+            try:
+                from env import get_env_config  # type: ignore
+            except ImportError:
+                return None
+            value = get_env_config(name)
         return value if value not in (None, "") else None
     value = os.environ.get(name)
     if value:
