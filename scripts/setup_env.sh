@@ -15,7 +15,7 @@ as_root() {
         echo "need root to run: $*" >&2; return 1; fi
 }
 
-APT_PACKAGES=(gcc make pkg-config rsync libjansson-dev libmariadb-dev mariadb-server mariadb-client
+APT_PACKAGES=(gcc make pkg-config rsync libjansson-dev libmariadb-dev mariadb-server mariadb-client galera-4
               openssl)  # openssl: the TLS tests make their CA and server certificate with it
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
