@@ -191,7 +191,8 @@ class GaleraNode:
         """{event id: rows holding it} of the events in `table` (the id at JSON
         path `key`; only events whose $.run is `run`, when given)."""
         where = f" WHERE JSON_VALUE(event_data, '$.run') = '{run}'" if run else ""
-        rows = self.sql(f"SELECT JSON_VALUE(event_data, '{key}'), COUNT(*) FROM `{table}`"
+        rows = self.sql(f"SET SESSION wsrep_sync_wait = 1; "
+                        f"SELECT JSON_VALUE(event_data, '{key}'), COUNT(*) FROM `{table}`"
                         f"{where} GROUP BY 1", timeout=120)
         return {int(row[0]): int(row[1]) for row in rows if row[0] is not None}
 
