@@ -2044,11 +2044,60 @@ release_prune_lock(mysql_sink *sink)
     }
 }
 
+/* 1 when the first row of `sql` (a read) is "1" or any row at all
+ * (want_one false); 0 not; -1 error (status in *status_out).  Ends the
+ * read's transaction. */
+static int
+read_flag(mysql_sink *sink, const char *sql, bool want_one, mysql_sink_status *status_out)
+{
+    if (mysql_real_query(sink->mysql, sql, (unsigned long)strlen(sql)) != 0) {
+        *status_out = connection_failure(sink);
+        rollback_quietly(sink);
+        return -1;
+    }
+    MYSQL_RES *result = mysql_store_result(sink->mysql);
+    if (result == NULL) {
+        *status_out = connection_failure(sink);
+        return -1;
+    }
+    MYSQL_ROW row = mysql_fetch_row(result);
+    int flag = row != NULL && (!want_one || (row[0] != NULL && strcmp(row[0], "1") == 0));
+    mysql_free_result(result);
+    rollback_quietly(sink);
+    if (sink->mysql == NULL) {
+        *status_out = MYSQL_SINK_CONNECTION_ERROR;
+        return -1;
+    }
+    return flag;
+}
+
+/* On Galera, is the marker cleanup ours to run?  On the node of
+ * wsrep_local_index 0 only (one node of the cluster, so the DELETEs of two
+ * nodes never conflict in certification), or on any node once rows a day
+ * past the limit show that node 0 has nobody pruning.  Reads only.
+ * 1 yes, 0 no, -1 error (status in *status_out). */
+static int
+galera_prune_is_ours(mysql_sink *sink, int days, mysql_sink_status *status_out)
+{
+    int first = read_flag(sink,
+                          "SELECT VARIABLE_VALUE = '0' FROM information_schema.GLOBAL_STATUS "
+                          "WHERE VARIABLE_NAME = 'WSREP_LOCAL_INDEX'",
+                          true, status_out);
+    if (first != 0) {
+        return first;
+    }
+    char sql[sizeof(sink->marker_quoted) + 128];
+    snprintf(sql, sizeof(sql),
+             "SELECT 1 FROM %s WHERE committed_at < UTC_TIMESTAMP() - INTERVAL %d DAY LIMIT 1",
+             sink->marker_quoted, (days < 0 ? 0 : days) + 1);
+    return read_flag(sink, sql, false, status_out);
+}
+
 /* Delete marker rows older than `days` in small transactions (small write
- * sets, under wsrep_max_ws_rows), after a random pause of up to a second so
- * processes started together do not delete the same rows at once.  When
- * another node deletes them first, Galera refuses ours (ER_LOCK_DEADLOCK):
- * that is the work done, not an error, and last_error is left alone. */
+ * sets, under wsrep_max_ws_rows); on Galera after a random pause of up to a
+ * second.  Should another node delete them first anyway, Galera refuses
+ * ours (ER_LOCK_DEADLOCK): that is the work done, not an error, and
+ * last_error is left alone. */
 static mysql_sink_status
 delete_old_markers(mysql_sink *sink, int days)
 {
@@ -2115,6 +2164,12 @@ mysql_sink_prune_markers(mysql_sink *sink, int days)
         }
         if (sink->marker_state == MYSQL_SINK_MARKER_MISSING) {
             return MYSQL_SINK_OK;
+        }
+    }
+    if (sink->galera) {
+        int ours = galera_prune_is_ours(sink, days, &status);
+        if (ours <= 0) {
+            return ours == 0 ? MYSQL_SINK_OK : status;
         }
     }
     int lock = take_prune_lock(sink, &status);

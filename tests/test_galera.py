@@ -17,6 +17,7 @@ import uuid
 import pytest
 
 from querybook_eventlog import DBEventLogger
+from querybook_eventlog._sqlclient import Connection
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from galera_cluster import GaleraCluster, galera_available  # noqa: E402
@@ -101,6 +102,8 @@ def test_kill_9_of_the_node_in_use_fails_over_to_another(galera, tmp_path):
     # the logger writes to the first host of its list
     wait_for(lambda: landed(first, run) > 0, "events on the first node")
     first.kill()
+    # the CLI's connection (report, cleanup) takes the first host that answers
+    assert Connection(galera.url()).query("SELECT 1") == [(1,)]
     survivor = galera.nodes[1]
     before = landed(survivor, run)
     # events keep landing on another node while the first is down
@@ -205,10 +208,12 @@ def cluster_counters(cluster):
 def test_a_logger_per_node_with_worker_restarts_causes_no_certification_failures(
         galera, tmp_path):
     run, per_round, rounds = new_run(), 300, 4
-    # old markers for the start-up cleanup to delete (one process at a time)
+    # old markers (past the 7 days kept) for the start-up cleanup, which runs
+    # on one node (wsrep_local_index 0), one process at a time
     galera.nodes[0].sql(
         "INSERT INTO event_log_qbel_batches (batch_id, committed_at) VALUES "
-        + ", ".join(f"('old-{run}-{i}', UTC_TIMESTAMP() - INTERVAL 30 DAY)" for i in range(50)))
+        + ", ".join(f"('old-{run}-{i}', UTC_TIMESTAMP() - INTERVAL 7 DAY - INTERVAL {i} MINUTE"
+                    " - INTERVAL 1 HOUR)" for i in range(50)))
     galera.wait_synced()
     before = cluster_counters(galera)
     loggers = []
