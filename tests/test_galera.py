@@ -214,6 +214,29 @@ def test_batches_larger_than_wsrep_max_ws_rows_are_written_in_parts(galera, tmp_
     assert_exactly_once_everywhere(galera, run, total)
 
 
+def test_batches_larger_than_wsrep_max_ws_size_are_written_in_parts(galera, tmp_path):
+    run, total = new_run(), 1500
+    for node in galera.nodes:
+        node.sql("SET GLOBAL wsrep_max_ws_size = 65536", database=None)
+    try:
+        logger = DBEventLogger(galera.url(), spool_dir=str(tmp_path), batch_size=1000,
+                               flush_interval=0.5)
+        for n in range(total):  # ~300 bytes each: a 1000-event batch is ~300 KB
+            logger.log(uid=n % 100 + 1, event_type="VIEW",
+                       event_data={"run": run, "n": n, "pad": uuid.uuid4().hex * 8})
+        assert logger.flush(timeout=WAIT_S)
+        stats = logger.stats()
+        logger.close()
+        assert (stats["written"], stats["dropped"], stats["dead_lettered"]) == (total, 0, 0)
+    finally:
+        for node in galera.nodes:
+            node.sql("SET GLOBAL wsrep_max_ws_size = 2147483647", database=None)
+    parts = galera.nodes[2].sql(
+        "SELECT COUNT(*) FROM event_log_qbel_batches WHERE batch_id LIKE '%/%-%'")
+    assert int(parts[0][0]) >= 10  # ~450 KB in write sets of at most 32 KiB of rows
+    assert_exactly_once_everywhere(galera, run, total)
+
+
 def cluster_counters(cluster):
     names = ("wsrep_local_cert_failures", "wsrep_local_bf_aborts", "Com_create_table")
     return {(node.name, name): int(node.status(name)) for node in cluster.nodes for name in names}
