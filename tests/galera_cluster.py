@@ -19,6 +19,7 @@ a killed node leaves the component within a few seconds on a loaded machine.
 
 from __future__ import annotations
 
+import atexit
 import os
 import pwd
 import shutil
@@ -202,6 +203,7 @@ class GaleraCluster:
 
     def __init__(self, size: int = 3, extra_args: list | None = None):
         self.base_dir = tempfile.mkdtemp(prefix="qbel-galera-", dir="/tmp")
+        _live_clusters.add(self)
         self.extra_args = list(extra_args or [])
         self.nodes = []
         self.nodes = [GaleraNode(self, index) for index in range(size)]
@@ -262,12 +264,24 @@ class GaleraCluster:
         for node in self.nodes:
             node.kill()
         shutil.rmtree(self.base_dir, ignore_errors=True)
+        _live_clusters.discard(self)
 
     def __enter__(self):
         return self.start()
 
     def __exit__(self, *exc_info):
         self.cleanup()
+
+
+# Clusters not cleaned up by their fixture (a run that dies half-way) are
+# removed at exit; the nodes themselves die with this process (PDEATHSIG).
+_live_clusters: "set[GaleraCluster]" = set()
+
+
+@atexit.register
+def _remove_live_clusters() -> None:
+    for cluster in list(_live_clusters):
+        cluster.cleanup()
 
 
 def _chown_tree(path: str) -> None:
