@@ -20,9 +20,11 @@ a killed node leaves the component within a few seconds on a loaded machine.
 from __future__ import annotations
 
 import atexit
+import ctypes
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -124,7 +126,7 @@ class GaleraNode:
         self.process = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL, env=testing.tool_environment(), start_new_session=True,
-            preexec_fn=testing._die_with_parent)
+            preexec_fn=_become_run_as_user)
         return self
 
     def kill(self) -> None:
@@ -273,6 +275,8 @@ class GaleraCluster:
         self.cleanup()
 
 
+_LIBC = ctypes.CDLL(None, use_errno=True)
+
 # Clusters not cleaned up by their fixture (a run that dies half-way) are
 # removed at exit; the nodes themselves die with this process (PDEATHSIG).
 _live_clusters: "set[GaleraCluster]" = set()
@@ -282,6 +286,18 @@ _live_clusters: "set[GaleraCluster]" = set()
 def _remove_live_clusters() -> None:
     for cluster in list(_live_clusters):
         cluster.cleanup()
+
+
+def _become_run_as_user() -> None:
+    """In the forked child before exec: become user mysql, then ask to die
+    with the test process.  mariadbd --user=mysql would switch users itself,
+    and a switch of credentials clears the parent-death signal."""
+    entry = pwd.getpwnam(RUN_AS)
+    os.setgroups([])
+    os.setgid(entry.pw_gid)
+    os.setuid(entry.pw_uid)
+    # libc was loaded before: user mysql may not read this Python's files
+    _LIBC.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
 
 
 def _chown_tree(path: str) -> None:
