@@ -93,7 +93,7 @@ typedef struct mysql_sink mysql_sink;
 #define INSERT_COLUMNS "(created_at, uid, event_type, event_data)"
 /* Certification failures (ER_LOCK_DEADLOCK) retried at once, with a random
  * pause of up to CERTIFICATION_JITTER_MS << attempt between tries. */
-#define CERTIFICATION_RETRIES 6
+#define CERTIFICATION_RETRIES 8
 #define CERTIFICATION_JITTER_MS 4
 /* Old marker rows deleted this many per transaction (a small write set). */
 #define PRUNE_CHUNK_ROWS 1000
@@ -1545,6 +1545,35 @@ write_row_by_row(mysql_sink *sink, const char *batch_id, event_record *const *re
     }
 }
 
+static int mysql_sink_batch_committed(mysql_sink *sink, const char *batch_id,
+                                      mysql_sink_status *status_out);
+
+/* On Galera, after COMMIT said OK: is the marker there?  Under conflicts a
+ * transaction aborted by a replicated write (brute-force abort) has been
+ * seen to answer COMMIT with OK and leave nothing behind (MariaDB 10.11,
+ * galera-4 26.4): then it is reported as the certification failure it was
+ * (ER_LOCK_DEADLOCK) and written again; nothing committed, nothing
+ * doubles.  Elsewhere, or without the marker table, OK is OK. */
+static mysql_sink_status
+check_galera_commit(mysql_sink *sink, const char *batch_id)
+{
+    if (!sink->galera || sink->marker_state != MYSQL_SINK_MARKER_PRESENT) {
+        return MYSQL_SINK_OK;
+    }
+    mysql_sink_status status = MYSQL_SINK_OK;
+    int committed = mysql_sink_batch_committed(sink, batch_id, &status);
+    if (committed < 0) {
+        return status; /* a connection error: the writer's ambiguous-commit check decides */
+    }
+    if (committed == 0) {
+        set_error(sink, ER_LOCK_DEADLOCK, "40001",
+                  "COMMIT reported success but the cluster rolled the transaction back "
+                  "(Galera brute-force abort); writing it again");
+        return MYSQL_SINK_SERVER_ERROR;
+    }
+    return MYSQL_SINK_OK;
+}
+
 /* One transaction: the records and the marker `batch_id`, committed or not
  * at all (mysql_sink_write_batch's contract for one part). */
 static mysql_sink_status
@@ -1613,8 +1642,9 @@ write_transaction(mysql_sink *sink, const char *batch_id, event_record *const *r
     status = commit(sink);
     if (status != MYSQL_SINK_OK) {
         rollback_quietly(sink);
+        return status;
     }
-    return status;
+    return check_galera_commit(sink, batch_id);
 }
 
 /* ------------------------------------------------- retries and parts */

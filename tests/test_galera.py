@@ -314,7 +314,7 @@ def test_certification_failures_are_retried_at_once(galera, tmp_path):
                 except pymysql.err.OperationalError as error:
                     if error.args[0] != 1213:  # the logger's commit won: ours lost
                         raise
-                time.sleep(0.002)
+                time.sleep(0.01)
         connection.close()
 
     updater = threading.Thread(target=update_parent_rows)
