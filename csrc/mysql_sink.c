@@ -14,6 +14,17 @@
  * Rows: on MariaDB, one prepared INSERT executed with bulk array binding
  * (STMT_ATTR_ARRAY_SIZE, column-wise); elsewhere multi-row text INSERTs with
  * escaped values.  Either way each execution stays under max_allowed_packet.
+ *
+ * Several hosts (config.host "h1:p1,h2:p2", a Galera cluster): tried in
+ * order from the one last used; a lost connection or a node that is not
+ * ready (ER_UNKNOWN_COM_ERROR, Galera's 1047) moves on to the next.
+ *
+ * Galera (@@wsrep_on, read at connect): marker reads wait for the cluster
+ * (wsrep_sync_wait); a certification failure (ER_LOCK_DEADLOCK) is retried
+ * at once with jitter; a batch larger than @@wsrep_max_ws_rows or
+ * @@wsrep_max_ws_size, or refused with ER_ERROR_DURING_COMMIT, is written
+ * in parts, each with the marker "<batch id>/<first>-<last>", so a retry
+ * skips the parts that committed.
  */
 #include "mysql_sink.h"
 #include "defaults.h"
@@ -21,6 +32,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <time.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,6 +91,15 @@ typedef struct mysql_sink mysql_sink;
 /* Statements larger than this gain no speed, only client memory. */
 #define STATEMENT_SIZE_CAP (8UL * 1024 * 1024)
 #define INSERT_COLUMNS "(created_at, uid, event_type, event_data)"
+/* Certification failures (ER_LOCK_DEADLOCK) retried at once, with a random
+ * pause of up to CERTIFICATION_JITTER_MS << attempt between tries. */
+#define CERTIFICATION_RETRIES 8
+#define CERTIFICATION_JITTER_MS 4
+/* Old marker rows deleted this many per transaction (a small write set). */
+#define PRUNE_CHUNK_ROWS 1000
+#define PRUNE_MAX_CHUNKS 100
+/* Write sets keep this share of @@wsrep_max_ws_size for keys and headers. */
+#define WS_SIZE_SHARE 2
 
 struct mysql_sink {
     sink base; /* first: a mysql_sink is a sink */
@@ -122,9 +143,39 @@ struct mysql_sink {
     char *text;          /* multi-row INSERT being built (text path) */
     size_t text_length, text_capacity;
 
+    /* The hosts to try, in order (one unless config.host is a host list),
+     * and the index of the one to try first. */
+    char **hosts;
+    unsigned int *ports;
+    size_t host_count, host_next;
+    bool failover_pending; /* the connection was lost: start at the next host */
+
+    /* Galera facts of the current connection (0: no limit). */
+    bool galera;
+    unsigned long long max_ws_rows, max_ws_size;
+    /* A batch being written in parts: a retry of it goes the same way and
+     * skips the parts that committed (see write_in_parts). */
+    char split_batch_id[SINK_BATCH_ID_MAX + 1];
+    size_t split_rows;         /* rows per part after ER_ERROR_DURING_COMMIT; 0: none */
+    unsigned char *part_done;  /* per record of the split batch */
+    size_t part_done_capacity;
+    /* rejections of committed parts of split_batch_id, reported again on a retry */
+    struct part_rejection *part_rejections;
+    size_t part_rejection_count, part_rejection_capacity;
+    /* records reported through on_rejected during this write_batch call:
+     * a retried transaction does not report a row twice */
+    const event_record **reported;
+    size_t reported_count, reported_capacity;
+    unsigned int random_state;
+
     /* "<errno> (<sqlstate>): <message>"; code: the server's or client's
      * error number (ER_* / CR_*) */
     qbel_error error;
+};
+
+struct part_rejection {
+    size_t index; /* in the split batch */
+    char error[SINK_ERROR_MAX];
 };
 
 /* ------------------------------------------------------------------ config */
@@ -221,6 +272,7 @@ is_connection_error(unsigned int error_number)
     case ER_READ_ONLY_MODE:
     case ER_CONNECTION_KILLED:
     case ER_CLIENT_INTERACTION_TIMEOUT:
+    case ER_UNKNOWN_COM_ERROR: /* Galera: "WSREP has not yet prepared node" (08S01) */
         return true;
     default:
         return false;
@@ -268,6 +320,7 @@ classify(mysql_sink *sink, unsigned int error_number, const char *sqlstate, cons
     set_error(sink, error_number, sqlstate, message);
     if (is_connection_error(error_number)) {
         mysql_sink_close_connection(sink);
+        sink->failover_pending = true;
         return MYSQL_SINK_CONNECTION_ERROR;
     }
     return MYSQL_SINK_SERVER_ERROR;
@@ -307,6 +360,78 @@ mysql_sink_table_name_is_valid(const char *name)
     return true;
 }
 
+/* Split config.host into hosts[]/ports[]: a host list ("h1:p1,[v6]:p2",
+ * Connector/C's spelling, as parse_database_url writes it; a missing port
+ * is 3306), else the one host with config.port.  0, or -1 on OOM or a
+ * malformed list. */
+static int
+parse_host_list(mysql_sink *sink)
+{
+    const char *list = sink->config.host;
+    size_t count = 1;
+    for (const char *c = list; c != NULL && *c; c++) {
+        count += *c == ',';
+    }
+    sink->hosts = qbel_calloc(count, sizeof(char *));
+    sink->ports = qbel_calloc(count, sizeof(unsigned int));
+    if (sink->hosts == NULL || sink->ports == NULL) {
+        return -1;
+    }
+    sink->host_count = count;
+    if (count == 1) {
+        sink->ports[0] = sink->config.port;
+        return copy_string(&sink->hosts[0], list);
+    }
+    const char *entry = list;
+    for (size_t i = 0; i < count; i++) {
+        const char *end = strchr(entry, ',');
+        end = end != NULL ? end : entry + strlen(entry);
+        const char *host = entry, *host_end, *colon;
+        if (*entry == '[') {
+            host = entry + 1;
+            host_end = memchr(host, ']', (size_t)(end - host));
+            if (host_end == NULL || (host_end + 1 < end && host_end[1] != ':')) {
+                return -1;
+            }
+            colon = host_end + 1 < end ? host_end + 1 : NULL;
+        }
+        else {
+            colon = memchr(entry, ':', (size_t)(end - entry));
+            host_end = colon != NULL ? colon : end;
+        }
+        unsigned long port = 3306;
+        if (colon != NULL) {
+            char *stop;
+            port = strtoul(colon + 1, &stop, 10);
+            if (stop != end || stop == colon + 1 || port == 0 || port > 65535) {
+                return -1;
+            }
+        }
+        size_t length = (size_t)(host_end - host);
+        if (length == 0 || (sink->hosts[i] = qbel_malloc(length + 1)) == NULL) {
+            return -1;
+        }
+        memcpy(sink->hosts[i], host, length);
+        sink->hosts[i][length] = '\0';
+        sink->ports[i] = (unsigned int)port;
+        entry = end + 1;
+    }
+    return 0;
+}
+
+static void
+free_host_list(mysql_sink *sink)
+{
+    for (size_t i = 0; sink->hosts != NULL && i < sink->host_count; i++) {
+        qbel_free(sink->hosts[i]);
+    }
+    qbel_free(sink->hosts);
+    qbel_free(sink->ports);
+    sink->hosts = NULL;
+    sink->ports = NULL;
+    sink->host_count = 0;
+}
+
 static mysql_sink *
 mysql_sink_create(const mysql_sink_config *config)
 {
@@ -324,6 +449,16 @@ mysql_sink_create(const mysql_sink_config *config)
         return NULL;
     }
     sink->base.ops = &mysql_sink_ops;
+    if (parse_host_list(sink) < 0) {
+        free_host_list(sink);
+        mysql_sink_config_free(&sink->config);
+        qbel_free(sink);
+        return NULL;
+    }
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    sink->random_state = (unsigned int)now.tv_nsec ^ (unsigned int)getpid() ^
+                         (unsigned int)(uintptr_t)sink;
 #ifdef QBEL_TEST_HOOKS
     sink->bulk_enabled = !config->test_text_insert;
 #else
@@ -352,6 +487,9 @@ free_buffers(mysql_sink *sink)
     qbel_free(sink->rejected);
     qbel_free(sink->rejections);
     qbel_free(sink->text);
+    qbel_free(sink->part_done);
+    qbel_free(sink->part_rejections);
+    qbel_free(sink->reported);
 }
 
 int
@@ -368,6 +506,7 @@ mysql_sink_free(mysql_sink *sink)
     }
     mysql_sink_close_connection(sink);
     free_buffers(sink);
+    free_host_list(sink);
     mysql_sink_config_free(&sink->config);
     qbel_free(sink);
 }
@@ -458,6 +597,7 @@ rollback_quietly(mysql_sink *sink)
     if (sink->mysql != NULL && mysql_rollback(sink->mysql) != 0 &&
         is_connection_error(mysql_errno(sink->mysql))) {
         mysql_sink_close_connection(sink);
+        sink->failover_pending = true;
     }
 }
 
@@ -477,6 +617,40 @@ read_max_allowed_packet(mysql_sink *sink)
     mysql_free_result(result);
     sink->max_allowed_packet = value > 2 * PACKET_HEADROOM ? value : FALLBACK_MAX_ALLOWED_PACKET;
     return MYSQL_SINK_OK;
+}
+
+/* On a Galera node (@@wsrep_on): its write-set limits, and marker reads
+ * that wait until this node has applied what the cluster committed before
+ * (wsrep_sync_wait=1: reads only; a session setting, nothing replicated).
+ * MySQL has no wsrep variables: not Galera. */
+static mysql_sink_status
+read_galera_settings(mysql_sink *sink)
+{
+    static const char query[] = "SELECT @@wsrep_on, @@wsrep_max_ws_rows, @@wsrep_max_ws_size";
+    sink->galera = false;
+    sink->max_ws_rows = sink->max_ws_size = 0;
+    if (mysql_real_query(sink->mysql, query, sizeof(query) - 1) != 0) {
+        if (mysql_errno(sink->mysql) == ER_UNKNOWN_SYSTEM_VARIABLE) {
+            return MYSQL_SINK_OK;
+        }
+        return connection_failure(sink);
+    }
+    MYSQL_RES *result = mysql_store_result(sink->mysql);
+    if (result == NULL) {
+        return connection_failure(sink);
+    }
+    MYSQL_ROW row = mysql_fetch_row(result);
+    if (row != NULL && mysql_num_fields(result) == 3 && row[0] != NULL) {
+        sink->galera = strcmp(row[0], "1") == 0 || strcmp(row[0], "ON") == 0;
+        sink->max_ws_rows = row[1] != NULL ? strtoull(row[1], NULL, 10) : 0;
+        sink->max_ws_size = row[2] != NULL ? strtoull(row[2], NULL, 10) : 0;
+    }
+    mysql_free_result(result);
+    if (!sink->galera) {
+        sink->max_ws_rows = sink->max_ws_size = 0;
+        return MYSQL_SINK_OK;
+    }
+    return run_string(sink, "SET SESSION wsrep_sync_wait = 1");
 }
 
 static bool
@@ -743,9 +917,11 @@ set_up_session(mysql_sink *sink)
         MYSQL_SINK_OK) {
         return status;
     }
-    if ((status = read_max_allowed_packet(sink)) != MYSQL_SINK_OK) {
+    if ((status = read_max_allowed_packet(sink)) != MYSQL_SINK_OK ||
+        (status = read_galera_settings(sink)) != MYSQL_SINK_OK) {
         return status;
     }
+    sink->split_rows = 0;
     if (sink->config.create_table && (status = create_tables(sink)) != MYSQL_SINK_OK) {
         return status;
     }
@@ -763,12 +939,10 @@ set_up_session(mysql_sink *sink)
     return MYSQL_SINK_OK;
 }
 
+/* Connect to hosts[index]. */
 static mysql_sink_status
-mysql_sink_connect(mysql_sink *sink)
+connect_to(mysql_sink *sink, size_t index)
 {
-    if (sink->mysql != NULL) {
-        return MYSQL_SINK_OK;
-    }
     const mysql_sink_config *c = &sink->config;
     MYSQL *mysql = mysql_init(NULL);
     if (mysql == NULL) {
@@ -780,8 +954,8 @@ mysql_sink_connect(mysql_sink *sink)
         mysql_close(mysql);
         return status;
     }
-    if (mysql_real_connect(mysql, c->host, c->user, c->password, c->database, c->port,
-                           c->unix_socket, 0) == NULL) {
+    if (mysql_real_connect(mysql, sink->hosts[index], c->user, c->password, c->database,
+                           sink->ports[index], c->unix_socket, 0) == NULL) {
         unsigned int error_number = mysql_errno(mysql);
         set_error(sink, error_number, mysql_sqlstate(mysql), mysql_error(mysql));
         mysql_close(mysql);
@@ -801,6 +975,35 @@ mysql_sink_connect(mysql_sink *sink)
         return status;
     }
     return MYSQL_SINK_OK;
+}
+
+/* Connect, trying the hosts in order from the one last used (after a lost
+ * connection: from the next one).  A host that refuses, is gone or is not
+ * ready is passed over; any other error (bad credentials) stops the round. */
+static mysql_sink_status
+mysql_sink_connect(mysql_sink *sink)
+{
+    if (sink->mysql != NULL) {
+        return MYSQL_SINK_OK;
+    }
+    if (sink->failover_pending && sink->host_count > 1) {
+        sink->host_next = (sink->host_next + 1) % sink->host_count;
+    }
+    mysql_sink_status status = MYSQL_SINK_CONNECTION_ERROR;
+    for (size_t tried = 0; tried < sink->host_count; tried++) {
+        size_t index = (sink->host_next + tried) % sink->host_count;
+        sink->failover_pending = false;
+        status = connect_to(sink, index);
+        if (status == MYSQL_SINK_OK) {
+            sink->host_next = index;
+            break;
+        }
+        if (status != MYSQL_SINK_CONNECTION_ERROR) {
+            break;
+        }
+    }
+    sink->failover_pending = false;
+    return status;
 }
 
 /* --------------------------------------------------------------- buffers */
@@ -1342,11 +1545,42 @@ write_row_by_row(mysql_sink *sink, const char *batch_id, event_record *const *re
     }
 }
 
+static int mysql_sink_batch_committed(mysql_sink *sink, const char *batch_id,
+                                      mysql_sink_status *status_out);
+
+/* On Galera, after COMMIT said OK: is the marker there?  Under conflicts a
+ * transaction aborted by a replicated write (brute-force abort) has been
+ * seen to answer COMMIT with OK and leave nothing behind (MariaDB 10.11,
+ * galera-4 26.4): then it is reported as the certification failure it was
+ * (ER_LOCK_DEADLOCK) and written again; nothing committed, nothing
+ * doubles.  Elsewhere, or without the marker table, OK is OK. */
 static mysql_sink_status
-mysql_sink_write_batch(mysql_sink *sink, const char *batch_id, event_record *const *records,
-                       size_t count,
-                       void (*on_rejected)(void *context, const mysql_sink_rejection *rejection),
-                       void *context, size_t *rejected_count_out)
+check_galera_commit(mysql_sink *sink, const char *batch_id)
+{
+    if (!sink->galera || sink->marker_state != MYSQL_SINK_MARKER_PRESENT) {
+        return MYSQL_SINK_OK;
+    }
+    mysql_sink_status status = MYSQL_SINK_OK;
+    int committed = mysql_sink_batch_committed(sink, batch_id, &status);
+    if (committed < 0) {
+        return status; /* a connection error: the writer's ambiguous-commit check decides */
+    }
+    if (committed == 0) {
+        set_error(sink, ER_LOCK_DEADLOCK, "40001",
+                  "COMMIT reported success but the cluster rolled the transaction back "
+                  "(Galera brute-force abort); writing it again");
+        return MYSQL_SINK_SERVER_ERROR;
+    }
+    return MYSQL_SINK_OK;
+}
+
+/* One transaction: the records and the marker `batch_id`, committed or not
+ * at all (mysql_sink_write_batch's contract for one part). */
+static mysql_sink_status
+write_transaction(mysql_sink *sink, const char *batch_id, event_record *const *records,
+                  size_t count,
+                  void (*on_rejected)(void *context, const mysql_sink_rejection *rejection),
+                  void *context, size_t *rejected_count_out)
 {
     if (rejected_count_out != NULL) {
         *rejected_count_out = 0;
@@ -1408,8 +1642,331 @@ mysql_sink_write_batch(mysql_sink *sink, const char *batch_id, event_record *con
     status = commit(sink);
     if (status != MYSQL_SINK_OK) {
         rollback_quietly(sink);
+        return status;
     }
-    return status;
+    return check_galera_commit(sink, batch_id);
+}
+
+/* ------------------------------------------------- retries and parts */
+
+/* A uniformly random number in [0, bound). */
+static unsigned int
+random_below(mysql_sink *sink, unsigned int bound)
+{
+    return bound > 1 ? (unsigned int)rand_r(&sink->random_state) % bound : 0;
+}
+
+static void
+sleep_ms(unsigned int milliseconds)
+{
+    struct timespec pause = {milliseconds / 1000, (long)(milliseconds % 1000) * 1000000L};
+    while (nanosleep(&pause, &pause) != 0 && errno == EINTR) {
+    }
+}
+
+/* What on_rejected gets through forward_rejection: the caller's callback,
+ * called once per record however often a transaction is retried. */
+typedef struct rejection_forward {
+    mysql_sink *sink;
+    void (*on_rejected)(void *context, const mysql_sink_rejection *rejection);
+    void *context;
+} rejection_forward;
+
+static void
+forward_rejection(void *argument, const mysql_sink_rejection *rejection)
+{
+    rejection_forward *forward = argument;
+    mysql_sink *sink = forward->sink;
+    for (size_t i = 0; i < sink->reported_count; i++) {
+        if (sink->reported[i] == rejection->record) {
+            return;
+        }
+    }
+    if (sink->reported_count == sink->reported_capacity) {
+        size_t capacity = sink->reported_capacity ? sink->reported_capacity * 2 : 16;
+        if (grow_array(&sink->reported, capacity, sizeof(*sink->reported)) < 0) {
+            /* forwarding twice beats not forwarding: the caller counts rows */
+            forward->on_rejected(forward->context, rejection);
+            return;
+        }
+        sink->reported_capacity = capacity;
+    }
+    sink->reported[sink->reported_count++] = rejection->record;
+    forward->on_rejected(forward->context, rejection);
+}
+
+/* write_transaction, again at once (after a random pause of a few
+ * milliseconds) while Galera's certification refuses it: another node
+ * committed a conflicting write first, and nothing of ours committed.  Not
+ * the connection backoff: the cluster is healthy. */
+static mysql_sink_status
+write_certified(mysql_sink *sink, const char *batch_id, event_record *const *records,
+                size_t count, rejection_forward *forward, size_t *rejected_count_out)
+{
+    for (unsigned int attempt = 0;; attempt++) {
+        mysql_sink_status status =
+            write_transaction(sink, batch_id, records, count,
+                              forward->on_rejected != NULL ? forward_rejection : NULL, forward,
+                              rejected_count_out);
+        if (status != MYSQL_SINK_SERVER_ERROR || sink->error.code != ER_LOCK_DEADLOCK ||
+            attempt + 1 >= CERTIFICATION_RETRIES) {
+            return status;
+        }
+        sleep_ms(1 + random_below(sink, CERTIFICATION_JITTER_MS << attempt));
+    }
+}
+
+/* Rows per part: under @@wsrep_max_ws_rows with the marker row, and under
+ * what a refused commit taught (split_rows). */
+static size_t
+part_row_limit(const mysql_sink *sink)
+{
+    size_t limit = SIZE_MAX;
+    if (sink->max_ws_rows > 1 && sink->max_ws_rows - 1 < (unsigned long long)limit) {
+        limit = (size_t)(sink->max_ws_rows - 1);
+    }
+    if (sink->split_rows > 0 && sink->split_rows < limit) {
+        limit = sink->split_rows;
+    }
+    return limit;
+}
+
+static size_t
+part_byte_limit(const mysql_sink *sink)
+{
+    unsigned long long limit = sink->max_ws_size / WS_SIZE_SHARE;
+    return sink->max_ws_size == 0 || limit > SIZE_MAX ? SIZE_MAX : (size_t)limit;
+}
+
+/* The end of the part that starts at `first`: within the limits, and
+ * before the next record of a part that committed already. */
+static size_t
+part_end(const mysql_sink *sink, event_record *const *records, size_t count, size_t first)
+{
+    size_t rows = part_row_limit(sink), byte_limit = part_byte_limit(sink), bytes = 0;
+    size_t end = first;
+    while (end < count && end - first < rows && !sink->part_done[end]) {
+        size_t footprint = records[end]->json_length + ROW_OVERHEAD;
+        if (end > first && footprint > byte_limit - bytes) {
+            break;
+        }
+        bytes += footprint < byte_limit - bytes ? footprint : byte_limit - bytes;
+        end++;
+    }
+    return end;
+}
+
+/* Does the batch fit in one write set? */
+static bool
+fits_one_transaction(const mysql_sink *sink, event_record *const *records, size_t count)
+{
+    if (count > part_row_limit(sink)) {
+        return false;
+    }
+    size_t byte_limit = part_byte_limit(sink), bytes = 0;
+    for (size_t i = 0; i < count && byte_limit != SIZE_MAX; i++) {
+        bytes += records[i]->json_length + ROW_OVERHEAD;
+        if (bytes > byte_limit) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The SELECT of `batch_id`'s marker and its parts' ("<id>/<first>-<last>":
+ * between "<id>/" and "<id>0" in the binary collation). */
+static int
+format_marker_query(mysql_sink *sink, const char *batch_id, const char *suffix, char *sql,
+                    size_t size)
+{
+    char escaped[2 * MYSQL_SINK_BATCH_ID_MAX + 1];
+    mysql_real_escape_string(sink->mysql, escaped, batch_id, (unsigned long)strlen(batch_id));
+    return snprintf(sql, size,
+                    "SELECT batch_id FROM %s WHERE batch_id = '%s' OR "
+                    "(batch_id >= '%s/' AND batch_id < '%s0')%s",
+                    sink->marker_quoted, escaped, escaped, escaped, suffix);
+}
+
+/* Read which parts of `batch_id` committed: marks their records in
+ * part_done.  1 the whole batch committed (its own marker), 0 not (or only
+ * parts), -1 error (status in *status_out).  Ends the read's transaction. */
+static int
+read_committed_parts(mysql_sink *sink, const char *batch_id, size_t count,
+                     mysql_sink_status *status_out)
+{
+    char sql[6 * MYSQL_SINK_BATCH_ID_MAX + sizeof(sink->marker_quoted) + 128];
+    int length = format_marker_query(sink, batch_id, " LOCK IN SHARE MODE", sql, sizeof(sql));
+    int ran = run_on_marker_table(sink, sql, (size_t)length, status_out);
+    if (ran <= 0) {
+        if (ran == 0) {
+            rollback_quietly(sink);
+        }
+        return ran;
+    }
+    MYSQL_RES *result = mysql_store_result(sink->mysql);
+    if (result == NULL) {
+        *status_out = connection_failure(sink);
+        return -1;
+    }
+    size_t id_length = strlen(batch_id);
+    int whole = 0;
+    MYSQL_ROW row;
+    while ((row = mysql_fetch_row(result)) != NULL) {
+        if (row[0] == NULL) {
+            continue;
+        }
+        if (strcmp(row[0], batch_id) == 0) {
+            whole = 1;
+            continue;
+        }
+        size_t first, last;
+        char end;
+        if (strncmp(row[0], batch_id, id_length) == 0 && row[0][id_length] == '/' &&
+            sscanf(row[0] + id_length + 1, "%zu-%zu%c", &first, &last, &end) == 2 &&
+            first <= last && last < count) {
+            memset(sink->part_done + first, 1, last - first + 1);
+        }
+    }
+    mysql_free_result(result);
+    if (mysql_rollback(sink->mysql) != 0) {
+        *status_out = connection_failure(sink);
+        return -1;
+    }
+    return whole;
+}
+
+/* Keep the rejections of a part that committed (indices in the batch), to
+ * report them again if the batch is retried. */
+static int
+keep_part_rejections(mysql_sink *sink, event_record *const *records, size_t first, size_t rows)
+{
+    for (size_t r = 0; r < sink->rejection_count; r++) {
+        size_t index = first;
+        while (index < first + rows && records[index] != sink->rejections[r].record) {
+            index++;
+        }
+        if (sink->part_rejection_count == sink->part_rejection_capacity) {
+            size_t capacity = sink->part_rejection_capacity ? sink->part_rejection_capacity * 2 : 8;
+            if (grow_array(&sink->part_rejections, capacity, sizeof(struct part_rejection)) < 0) {
+                return -1;
+            }
+            sink->part_rejection_capacity = capacity;
+        }
+        struct part_rejection *kept = &sink->part_rejections[sink->part_rejection_count++];
+        kept->index = index;
+        memcpy(kept->error, sink->rejections[r].error, sizeof(kept->error));
+    }
+    return 0;
+}
+
+/* A batch too large for one write set, in parts of its own markers.  A
+ * retry of the same batch (after any error, or found by batch_committed
+ * in another process) reads which parts committed and writes the others,
+ * reporting the rejections of the committed ones again; a part refused with
+ * ER_ERROR_DURING_COMMIT is halved, down to one row. */
+static mysql_sink_status
+write_in_parts(mysql_sink *sink, const char *batch_id, event_record *const *records,
+               size_t count, rejection_forward *forward, size_t *rejected_count_out)
+{
+    size_t rejected = 0;
+    mysql_sink_status status = MYSQL_SINK_OK;
+    if (strcmp(sink->split_batch_id, batch_id) != 0) {
+        snprintf(sink->split_batch_id, sizeof(sink->split_batch_id), "%s", batch_id);
+        sink->part_rejection_count = 0;
+    }
+    if (count > sink->part_done_capacity) {
+        if (grow_array(&sink->part_done, count, 1) < 0) {
+            return out_of_memory(sink);
+        }
+        sink->part_done_capacity = count;
+    }
+    memset(sink->part_done, 0, count);
+    int whole = read_committed_parts(sink, batch_id, count, &status);
+    if (whole != 0) {
+        sink->split_batch_id[0] = '\0';
+        return whole < 0 ? status : MYSQL_SINK_OK;
+    }
+    for (size_t r = 0; r < sink->part_rejection_count; r++) {
+        struct part_rejection *kept = &sink->part_rejections[r];
+        if (kept->index < count && sink->part_done[kept->index]) {
+            mysql_sink_rejection again = {.record = records[kept->index]};
+            memcpy(again.error, kept->error, sizeof(again.error));
+            if (forward->on_rejected != NULL) {
+                forward_rejection(forward, &again);
+            }
+            rejected++;
+        }
+    }
+    size_t first = 0;
+    while (first < count) {
+        if (sink->part_done[first]) {
+            first++;
+            continue;
+        }
+        size_t end = part_end(sink, records, count, first);
+        char part_id[SINK_BATCH_ID_MAX + 1];
+        int length = snprintf(part_id, sizeof(part_id), "%s/%zu-%zu", batch_id, first, end - 1);
+        if (length < 0 || (size_t)length >= sizeof(part_id)) {
+            set_error(sink, ER_ERROR_DURING_COMMIT, "HY000",
+                      "the batch is larger than the cluster's write-set limit and its id is "
+                      "too long to name its parts");
+            return MYSQL_SINK_SERVER_ERROR;
+        }
+        size_t part_rejected = 0;
+        status = write_certified(sink, part_id, records + first, end - first, forward,
+                                 &part_rejected);
+        if (status == MYSQL_SINK_SERVER_ERROR && sink->error.code == ER_ERROR_DURING_COMMIT &&
+            end - first > 1) {
+            sink->split_rows = (end - first) / 2; /* smaller parts, at once */
+            continue;
+        }
+        if (status != MYSQL_SINK_OK) {
+            return status;
+        }
+        if (keep_part_rejections(sink, records, first, end - first) < 0) {
+            return out_of_memory(sink);
+        }
+        rejected += part_rejected;
+        memset(sink->part_done + first, 1, end - first);
+        first = end;
+    }
+    sink->split_batch_id[0] = '\0';
+    sink->part_rejection_count = 0;
+    if (rejected_count_out != NULL) {
+        *rejected_count_out = rejected;
+    }
+    return MYSQL_SINK_OK;
+}
+
+static mysql_sink_status
+mysql_sink_write_batch(mysql_sink *sink, const char *batch_id, event_record *const *records,
+                       size_t count,
+                       void (*on_rejected)(void *context, const mysql_sink_rejection *rejection),
+                       void *context, size_t *rejected_count_out)
+{
+    if (rejected_count_out != NULL) {
+        *rejected_count_out = 0;
+    }
+    sink->reported_count = 0;
+    rejection_forward forward = {sink, on_rejected, context};
+    mysql_sink_status status = mysql_sink_connect(sink);
+    if (status != MYSQL_SINK_OK) {
+        return status;
+    }
+    if (strcmp(sink->split_batch_id, batch_id) != 0 && fits_one_transaction(sink, records, count)) {
+        status = write_certified(sink, batch_id, records, count, &forward, rejected_count_out);
+        if (status != MYSQL_SINK_SERVER_ERROR || sink->error.code != ER_ERROR_DURING_COMMIT ||
+            count < 2) {
+            return status;
+        }
+        /* the write set was refused as too large: nothing committed */
+        sink->split_rows = count / 2;
+        status = mysql_sink_connect(sink);
+        if (status != MYSQL_SINK_OK) {
+            return status;
+        }
+    }
+    return write_in_parts(sink, batch_id, records, count, &forward, rejected_count_out);
 }
 
 /* ----------------------------------------------------------- housekeeping */
@@ -1432,15 +1989,14 @@ mysql_sink_batch_committed(mysql_sink *sink, const char *batch_id, mysql_sink_st
     if (sink->marker_state == MYSQL_SINK_MARKER_MISSING) {
         return 0; /* nothing can tell: write it again (at-least-once) */
     }
-    char escaped[2 * MYSQL_SINK_BATCH_ID_MAX + 1];
-    char sql[sizeof(escaped) + sizeof(sink->marker_quoted) + 64];
-    mysql_real_escape_string(sink->mysql, escaped, batch_id, (unsigned long)id_length);
+    char sql[6 * MYSQL_SINK_BATCH_ID_MAX + sizeof(sink->marker_quoted) + 128];
     /* A locking read waits for the old session's transaction if the server
      * is still finishing it; a plain read could say "not committed" just
-     * before that COMMIT lands. */
-    int length = snprintf(sql, sizeof(sql),
-                          "SELECT 1 FROM %s WHERE batch_id = '%s' LOCK IN SHARE MODE",
-                          sink->marker_quoted, escaped);
+     * before that COMMIT lands.  On Galera, wsrep_sync_wait makes it wait
+     * for what other nodes committed too.  Markers of parts mean the batch
+     * was being written in parts: the next write of it goes the same way
+     * and skips them. */
+    int length = format_marker_query(sink, batch_id, " LOCK IN SHARE MODE", sql, sizeof(sql));
     int ran = run_on_marker_table(sink, sql, (size_t)length, status_out);
     if (ran < 0) {
         return -1;
@@ -1452,8 +2008,21 @@ mysql_sink_batch_committed(mysql_sink *sink, const char *batch_id, mysql_sink_st
             *status_out = connection_failure(sink);
             return -1;
         }
-        found = mysql_num_rows(result) > 0;
+        MYSQL_ROW row;
+        bool parts = false;
+        while ((row = mysql_fetch_row(result)) != NULL) {
+            if (row[0] != NULL && strcmp(row[0], batch_id) == 0) {
+                found = 1;
+            }
+            else {
+                parts = true;
+            }
+        }
         mysql_free_result(result);
+        if (!found && parts && strcmp(sink->split_batch_id, batch_id) != 0) {
+            snprintf(sink->split_batch_id, sizeof(sink->split_batch_id), "%s", batch_id);
+            sink->part_rejection_count = 0;
+        }
     }
     /* End the read's transaction so no later read sees this snapshot. */
     if (mysql_rollback(sink->mysql) != 0) {
@@ -1462,6 +2031,149 @@ mysql_sink_batch_committed(mysql_sink *sink, const char *batch_id, mysql_sink_st
     }
     *status_out = MYSQL_SINK_OK;
     return found;
+}
+
+/* The marker table's prune lock (GET_LOCK, per server: one process of a
+ * node prunes at a time, the others skip).  1 taken, 0 held by another
+ * (or the function refused), -1 connection error (status in *status_out). */
+static int
+take_prune_lock(mysql_sink *sink, mysql_sink_status *status_out)
+{
+    char sql[sizeof(sink->marker_quoted) + 96];
+    int length = snprintf(sql, sizeof(sql), "SELECT GET_LOCK('qbel_prune:%s', 0)",
+                          sink->marker_quoted);
+    if (mysql_real_query(sink->mysql, sql, (unsigned long)length) != 0) {
+        if (is_connection_error(mysql_errno(sink->mysql))) {
+            *status_out = connection_failure(sink);
+            return -1;
+        }
+        rollback_quietly(sink);
+        return 0;
+    }
+    MYSQL_RES *result = mysql_store_result(sink->mysql);
+    if (result == NULL) {
+        *status_out = connection_failure(sink);
+        return -1;
+    }
+    MYSQL_ROW row = mysql_fetch_row(result);
+    int taken = row != NULL && row[0] != NULL && strcmp(row[0], "1") == 0;
+    mysql_free_result(result);
+    return taken;
+}
+
+static void
+release_prune_lock(mysql_sink *sink)
+{
+    char sql[sizeof(sink->marker_quoted) + 96];
+    int length = snprintf(sql, sizeof(sql), "DO RELEASE_LOCK('qbel_prune:%s')",
+                          sink->marker_quoted);
+    if (sink->mysql != NULL && mysql_real_query(sink->mysql, sql, (unsigned long)length) != 0 &&
+        is_connection_error(mysql_errno(sink->mysql))) {
+        mysql_sink_close_connection(sink); /* the server drops the lock with the session */
+        sink->failover_pending = true;
+    }
+}
+
+/* 1 when the first row of `sql` (a read) is "1" or any row at all
+ * (want_one false); 0 not; -1 error (status in *status_out).  Ends the
+ * read's transaction. */
+static int
+read_flag(mysql_sink *sink, const char *sql, bool want_one, mysql_sink_status *status_out)
+{
+    if (mysql_real_query(sink->mysql, sql, (unsigned long)strlen(sql)) != 0) {
+        *status_out = connection_failure(sink);
+        rollback_quietly(sink);
+        return -1;
+    }
+    MYSQL_RES *result = mysql_store_result(sink->mysql);
+    if (result == NULL) {
+        *status_out = connection_failure(sink);
+        return -1;
+    }
+    MYSQL_ROW row = mysql_fetch_row(result);
+    int flag = row != NULL && (!want_one || (row[0] != NULL && strcmp(row[0], "1") == 0));
+    mysql_free_result(result);
+    rollback_quietly(sink);
+    if (sink->mysql == NULL) {
+        *status_out = MYSQL_SINK_CONNECTION_ERROR;
+        return -1;
+    }
+    return flag;
+}
+
+/* On Galera, is the marker cleanup ours to run?  On the node of
+ * wsrep_local_index 0 only (one node of the cluster, so the DELETEs of two
+ * nodes never conflict in certification), or on any node once rows a day
+ * past the limit show that node 0 has nobody pruning.  Reads only.
+ * 1 yes, 0 no, -1 error (status in *status_out). */
+static int
+galera_prune_is_ours(mysql_sink *sink, int days, mysql_sink_status *status_out)
+{
+    int first = read_flag(sink,
+                          "SELECT VARIABLE_VALUE = '0' FROM information_schema.GLOBAL_STATUS "
+                          "WHERE VARIABLE_NAME = 'WSREP_LOCAL_INDEX'",
+                          true, status_out);
+    if (first != 0) {
+        return first;
+    }
+    char sql[sizeof(sink->marker_quoted) + 128];
+    snprintf(sql, sizeof(sql),
+             "SELECT 1 FROM %s WHERE committed_at < UTC_TIMESTAMP() - INTERVAL %d DAY LIMIT 1",
+             sink->marker_quoted, (days < 0 ? 0 : days) + 1);
+    return read_flag(sink, sql, false, status_out);
+}
+
+/* Delete marker rows older than `days` in small transactions (small write
+ * sets, under wsrep_max_ws_rows); on Galera after a random pause of up to a
+ * second.  Should another node delete them first anyway, Galera refuses
+ * ours (ER_LOCK_DEADLOCK): that is the work done, not an error, and
+ * last_error is left alone. */
+static mysql_sink_status
+delete_old_markers(mysql_sink *sink, int days)
+{
+    unsigned long long chunk = PRUNE_CHUNK_ROWS;
+    if (sink->max_ws_rows > 0 && sink->max_ws_rows < chunk) {
+        chunk = sink->max_ws_rows;
+    }
+    char sql[sizeof(sink->marker_quoted) + 160];
+    int length = snprintf(sql, sizeof(sql),
+                          "DELETE FROM %s WHERE committed_at < UTC_TIMESTAMP() - INTERVAL %d DAY "
+                          "LIMIT %llu",
+                          sink->marker_quoted, days < 0 ? 0 : days, chunk);
+    if (sink->galera) {
+        sleep_ms(random_below(sink, 1000));
+    }
+    for (int round = 0; round < PRUNE_MAX_CHUNKS; round++) {
+        if (mysql_real_query(sink->mysql, sql, (unsigned long)length) != 0) {
+            unsigned int error_number = mysql_errno(sink->mysql);
+            if (is_missing_marker_error(error_number) || error_number == ER_LOCK_DEADLOCK ||
+                error_number == ER_LOCK_WAIT_TIMEOUT) {
+                if (is_missing_marker_error(error_number)) {
+                    sink->marker_state = MYSQL_SINK_MARKER_MISSING;
+                }
+                rollback_quietly(sink);
+                return sink->mysql != NULL ? MYSQL_SINK_OK : MYSQL_SINK_CONNECTION_ERROR;
+            }
+            mysql_sink_status status = connection_failure(sink);
+            rollback_quietly(sink);
+            return status;
+        }
+        my_ulonglong deleted = mysql_affected_rows(sink->mysql);
+        if (mysql_commit(sink->mysql) != 0) {
+            unsigned int error_number = mysql_errno(sink->mysql);
+            if (error_number == ER_LOCK_DEADLOCK) { /* certification: another node pruned */
+                rollback_quietly(sink);
+                return sink->mysql != NULL ? MYSQL_SINK_OK : MYSQL_SINK_CONNECTION_ERROR;
+            }
+            mysql_sink_status status = connection_failure(sink);
+            rollback_quietly(sink);
+            return status;
+        }
+        if (deleted < chunk) {
+            break;
+        }
+    }
+    return MYSQL_SINK_OK;
 }
 
 static mysql_sink_status
@@ -1484,23 +2196,18 @@ mysql_sink_prune_markers(mysql_sink *sink, int days)
             return MYSQL_SINK_OK;
         }
     }
-    char sql[sizeof(sink->marker_quoted) + 128];
-    int length = snprintf(sql, sizeof(sql),
-                          "DELETE FROM %s WHERE committed_at < UTC_TIMESTAMP() - INTERVAL %d DAY",
-                          sink->marker_quoted, days < 0 ? 0 : days);
-    int ran = run_on_marker_table(sink, sql, (size_t)length, &status);
-    if (ran < 0) {
-        rollback_quietly(sink);
-        return status;
+    if (sink->galera) {
+        int ours = galera_prune_is_ours(sink, days, &status);
+        if (ours <= 0) {
+            return ours == 0 ? MYSQL_SINK_OK : status;
+        }
     }
-    if (ran == 0) {
-        rollback_quietly(sink); /* end the transaction the failed DELETE began */
-        return sink->mysql != NULL ? MYSQL_SINK_OK : MYSQL_SINK_CONNECTION_ERROR;
+    int lock = take_prune_lock(sink, &status);
+    if (lock <= 0) {
+        return lock == 0 ? MYSQL_SINK_OK : status;
     }
-    status = commit(sink);
-    if (status != MYSQL_SINK_OK) {
-        rollback_quietly(sink);
-    }
+    status = delete_old_markers(sink, days);
+    release_prune_lock(sink);
     return status;
 }
 
@@ -1635,7 +2342,9 @@ mysql_sink_identity(const mysql_sink_config *config, char *out, size_t size)
     const char *database = config->database != NULL ? config->database : "";
     const char *table = config->table != NULL ? config->table : QBEL_DEFAULT_TABLE;
     char port[16] = "";
-    if (config->unix_socket == NULL) {
+    /* a host list carries its ports and names the target whichever host
+     * is in use: spooled lines replay after a failover */
+    if (config->unix_socket == NULL && strchr(host, ',') == NULL) {
         snprintf(port, sizeof(port), ":%u", config->port != 0 ? config->port : 3306);
     }
     return snprintf(out, size, "mysql://%s%s%s%s/%s%s%s#%s", user, *user ? "@" : "", host, port,

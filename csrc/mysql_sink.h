@@ -51,7 +51,9 @@ typedef enum mysql_sink_ssl_mode {
 const char *mysql_sink_ssl_mode_name(mysql_sink_ssl_mode mode);
 
 typedef struct mysql_sink_config {
-    char *host;        /* NULL: localhost */
+    char *host;        /* NULL: localhost; or a host list "h1:p1,h2:p2,[v6]:p3" (every
+                        * port given: parse_database_url's spelling), tried in order,
+                        * failing over on a lost connection or a node not ready */
     unsigned int port; /* 0: default */
     char *user;
     char *password;    /* never printed, logged or put into an error */
@@ -95,7 +97,8 @@ sink *mysql_sink_new(const mysql_sink_config *config);
 
 /* A factory of sinks for `config` (deep-copied), with the identity
  * "mysql://user@host:port/database#table" (host "localhost" when unset,
- * port 3306 when unset; with a socket no port but "?unix_socket=PATH"
+ * port 3306 when unset; a host list as it is, "mysql://u@h1:p1,h2:p2/db#t",
+ * the same whichever host is in use; with a socket no port but "?unix_socket=PATH"
  * before the "#"; never the password).  0, or -1 on OOM or an invalid table name. */
 int mysql_sink_factory(sink_factory *out, const mysql_sink_config *config);
 

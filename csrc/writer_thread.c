@@ -84,21 +84,38 @@ take_batch_locked(writer *w)
     return chain;
 }
 
-/* Writer thread, lock held.  Sleep for the current backoff (cut short by
- * stop or a new flush request; spooling callers' overflow meanwhile), then
- * double it up to the cap. */
+/* While the sink is not connected (server down, restarting, failing over,
+ * a cluster node not ready) the backoff stops growing here: trying again
+ * costs one refused connect, and the server may be back any second.  A
+ * connected sink's errors (a missing table) grow to backoff_max_s. */
+#define WRITER_OUTAGE_BACKOFF_CAP_S 2.0
+
+/* Writer thread, lock held.  Sleep for the current backoff, give or take a
+ * quarter (loggers of many processes do not retry in step), cut short by
+ * stop or a new flush request (spooling callers' overflow meanwhile); then
+ * double it up to the cap: backoff_max_s, and at most
+ * WRITER_OUTAGE_BACKOFF_CAP_S while disconnected.  Reset to backoff_initial_s
+ * by every connect and every committed batch. */
 static void
 wait_backoff_locked(writer *w)
 {
-    double deadline = event_queue_monotonic_now() + w->backoff_s;
+    double now = event_queue_monotonic_now();
+    double spread = (now * 1e4 - (double)(long long)(now * 1e4)) - 0.5; /* -0.5 .. 0.5 */
+    double deadline = now + w->backoff_s * (1.0 + spread / 2);
     uint64_t flushes_seen = w->flush_requests;
     while (!w->stop && w->flush_requests == flushes_seen &&
            event_queue_wait_until(&w->queue, &w->queue.wake_writer, deadline)) {
         spool_overflow_locked(w);
     }
+    double cap = w->config.backoff_max_s;
+    if ((w->sink == NULL || !sink_is_connected(w->sink)) && cap > WRITER_OUTAGE_BACKOFF_CAP_S) {
+        cap = w->config.backoff_initial_s > WRITER_OUTAGE_BACKOFF_CAP_S
+                  ? w->config.backoff_initial_s
+                  : WRITER_OUTAGE_BACKOFF_CAP_S;
+    }
     w->backoff_s *= 2;
-    if (w->backoff_s > w->config.backoff_max_s) {
-        w->backoff_s = w->config.backoff_max_s;
+    if (w->backoff_s > cap) {
+        w->backoff_s = cap;
     }
 }
 

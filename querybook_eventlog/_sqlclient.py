@@ -58,15 +58,20 @@ class Connection:
             ssl = {key: parts[f"ssl_{key}"] for key in ("ca", "cert", "key") if parts[f"ssl_{key}"]}
             if parts["ssl_verify_cert"] is not None:
                 ssl["check_hostname"] = parts["ssl_verify_cert"]
-        try:
-            self._connection = pymysql.connect(
-                host=parts["host"] or "localhost", port=parts["port"] or 3306,
-                user=parts["user"], password=parts["password"] or "",
-                database=parts["database"], unix_socket=parts["unix_socket"],
-                charset=parts["charset"], ssl=ssl, autocommit=True,
-                connect_timeout=10, read_timeout=read_timeout, write_timeout=read_timeout)
-        except pymysql.MySQLError as error:
-            raise DatabaseError(f"cannot connect to {self.shown_url}: {error}") from None
+        # several hosts (a cluster): the first that answers
+        for host, port in parts["hosts"] or ((parts["host"], parts["port"]),):
+            try:
+                self._connection = pymysql.connect(
+                    host=host or "localhost", port=port or 3306,
+                    user=parts["user"], password=parts["password"] or "",
+                    database=parts["database"], unix_socket=parts["unix_socket"],
+                    charset=parts["charset"], ssl=ssl, autocommit=True,
+                    connect_timeout=10, read_timeout=read_timeout, write_timeout=read_timeout)
+                break
+            except pymysql.MySQLError as error:
+                failure = error
+        else:
+            raise DatabaseError(f"cannot connect to {self.shown_url}: {failure}") from None
         self._errors = pymysql.MySQLError
 
     def query(self, statement: str, params: Optional[Sequence[Any]] = None) -> list:

@@ -9,11 +9,11 @@ from __future__ import annotations
 import re
 import urllib.parse
 import warnings
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 SUPPORTED_SCHEMES = ("mysql", "mysql+pymysql", "mysql+mysqldb", "mysql+mysqlconnector",
                      "mariadb", "mariadb+pymysql", "mariadb+mysqldb", "mariadb+mariadbconnector")
-SUPPORTED_OPTIONS = ("charset", "unix_socket", "ssl_mode", "ssl_ca", "ssl_capath", "ssl_cert",
+SUPPORTED_OPTIONS = ("charset", "unix_socket", "host", "ssl_mode", "ssl_ca", "ssl_capath", "ssl_cert",
                      "ssl_key", "ssl_cipher", "ssl_verify_cert", "ssl_check_hostname")
 SSL_MODES = ("DISABLED", "PREFERRED", "REQUIRED", "VERIFY_CA", "VERIFY_IDENTITY")
 SSL_VALUE_OPTIONS = ("ssl_ca", "ssl_capath", "ssl_cert", "ssl_key", "ssl_cipher")  # passed on
@@ -23,6 +23,9 @@ SSL_VALUE_OPTIONS = ("ssl_ca", "ssl_capath", "ssl_cert", "ssl_key", "ssl_cipher"
 # emoji through utf8, a kanji through latin1) lands too.
 ACCEPTED_CHARSETS = ("utf8mb4", "utf8", "utf8mb3", "latin1")
 TRUE_WORDS = ("1", "true", "yes", "on")
+DEFAULT_PORT = 3306
+# A stand-in host put in place of a host list so urllib parses the rest.
+_HOST_LIST_PLACEHOLDER = "qbel-host-list.invalid"
 FALSE_WORDS = ("0", "false", "no", "off")
 
 
@@ -159,6 +162,60 @@ def _tls_settings(options: Dict[str, str], url: str) -> Dict[str, Any]:
     return settings
 
 
+def _host_port(entry: str, url: str) -> Tuple[str, int]:
+    """One "host", "host:port", "[v6]" or "[v6]:port" of a host list."""
+    text = urllib.parse.unquote(entry.strip())
+    if text.startswith("["):
+        close = text.find("]")
+        if close < 0 or (close + 1 < len(text) and text[close + 1] != ":"):
+            raise ValueError(f"malformed host {text!r} in the host list of {_redacted(url)}")
+        host, port_text = text[1:close], text[close + 2:]
+    elif text.count(":") > 1:
+        raise ValueError(f"an IPv6 host in a host list needs brackets ([{text}]:3306) in "
+                         f"{_redacted(url)}")
+    else:
+        host, _, port_text = text.partition(":")
+    if not host or any(mark in host for mark in "/?#@,[] "):
+        raise ValueError(f"malformed host {text!r} in the host list of {_redacted(url)}")
+    if port_text == "":
+        return host, DEFAULT_PORT
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(f"port {port_text!r} of host {host!r} is not 1..65535 in "
+                         f"{_redacted(url)}")
+    return host, int(port_text)
+
+
+def _host_list(entries: List[str], url: str) -> Tuple[Tuple[str, int], ...]:
+    if any(not entry.strip() for entry in entries):
+        raise ValueError(f"empty host in the host list of {_redacted(url)}")
+    hosts = tuple(_host_port(entry, url) for entry in entries)
+    if len(set(hosts)) != len(hosts):
+        raise ValueError(f"a host is listed twice in {_redacted(url)}")
+    return hosts
+
+
+def _split_host_list(url: str) -> Tuple[str, Optional[List[str]]]:
+    """`url` with a host list in its authority ("h1:p1,h2:p2", also
+    percent-encoded) replaced by a placeholder, and the list's entries; or
+    `url` unchanged and None for a single host."""
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        return url, None
+    cut = min((rest.find(mark) for mark in "/?#" if mark in rest), default=len(rest))
+    authority, tail = rest[:cut], rest[cut:]
+    credentials, at, hosts = authority.rpartition("@")
+    decoded = urllib.parse.unquote(hosts)
+    if "," not in decoded:
+        return url, None
+    return f"{scheme}://{credentials}{at}{_HOST_LIST_PLACEHOLDER}{tail}", decoded.split(",")
+
+
+def _connector_host_list(hosts: Tuple[Tuple[str, int], ...]) -> str:
+    """Connector/C's spelling of a host list, "h1:p1,[v6]:p2", every port given."""
+    return ",".join(f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+                    for host, port in hosts)
+
+
 def _query_options(query: str, url: str) -> Dict[str, str]:
     """The options this package understands.  An unknown ssl_* option is an
     error (ignoring it could weaken TLS); any other is ignored with a warning."""
@@ -177,6 +234,11 @@ def _query_options(query: str, url: str) -> Dict[str, str]:
                 f"it understands {', '.join(SUPPORTED_OPTIONS)}",
                 stacklevel=4,
             )
+            continue
+        if name == "host":
+            # SQLAlchemy's multi-host spelling (?host=h1:p1&host=h2:p2),
+            # gathered as one comma-separated list
+            options[name] = f"{options[name]},{value}" if name in options else value
             continue
         if name in options:
             raise ValueError(f"database URL option {name} is given twice in {_redacted(url)}")
@@ -205,6 +267,18 @@ def parse_database_url(url: str) -> Dict[str, Any]:
       a given CA).  Contradictory combinations, repeated options and
       unknown ssl_*/tls* options are a ValueError.
 
+    Several hosts (a MariaDB Galera cluster, or any servers sharing one
+    database) are written ``mysql://user:pw@h1:p1,h2:p2,h3:p3/db`` (a
+    missing port is 3306, IPv6 hosts in brackets: ``[::1]:3306``), or as
+    SQLAlchemy spells multiple hosts, ``mysql://user:pw@/db?host=h1:p1&host=h2:p2``
+    (``?host=h1:p1,h2:p2`` too); a percent-encoded list (``h1%3Ap1%2Ch2%3Ap2``)
+    means the same.  "hosts" holds the (host, port) pairs in order, always
+    (one pair for a single host); with more than one, "host" is the list in
+    Connector/C's spelling ("h1:p1,h2:p2", every port given) and "port" is
+    0.  The DB logger tries the hosts in order and fails over to the next on
+    a lost connection or a node that is not ready.  A host listed twice, an
+    empty entry, a bad port, or a list with unix_socket is a ValueError.
+
     Other query options are ignored with a warning.  Raises ValueError
     (without the password) for anything malformed, contradictory or an
     unsupported scheme.
@@ -216,8 +290,9 @@ def parse_database_url(url: str) -> Dict[str, Any]:
             f"malformed database URL {_redacted(url)}: the password (or user) holds an "
             "unencoded '/', '?' or '#'; percent-encode it "
             "(urllib.parse.quote(password, safe=''))")
+    url_to_split, listed = _split_host_list(url)
     try:
-        parts = urllib.parse.urlsplit(url)
+        parts = urllib.parse.urlsplit(url_to_split)
         port: Optional[int] = parts.port
     except ValueError as error:
         # urllib's message quotes the port it could not read, which must not
@@ -241,11 +316,28 @@ def parse_database_url(url: str) -> Dict[str, Any]:
         raise ValueError(f"database name may not contain '/': {_redacted(url)}")
     options = _query_options(parts.query, url)
     host = urllib.parse.unquote(parts.hostname) if parts.hostname else None
+    if "host" in options:
+        if host is not None or listed is not None:
+            raise ValueError(f"database URL names hosts both before the path and in ?host= "
+                             f"in {_redacted(url)}; use one of them")
+        listed = options.pop("host").split(",")
+    hosts: Tuple[Tuple[str, int], ...] = ()
+    if listed is not None:
+        hosts = _host_list(listed, url)
+        if len(hosts) == 1:
+            (host, port), listed = hosts[0], None
+        elif "unix_socket" in options:
+            raise ValueError(f"database URL has a host list and unix_socket: {_redacted(url)}")
+        else:
+            host, port = _connector_host_list(hosts), 0
+    elif host is not None:
+        hosts = ((host, port or DEFAULT_PORT),)
     if host is None and "unix_socket" not in options:
         raise ValueError(f"database URL has neither a host nor unix_socket: {_redacted(url)}")
     return {
         "host": host,
         "port": port or 0,
+        "hosts": hosts,
         "user": urllib.parse.unquote(parts.username) if parts.username is not None else None,
         "password": urllib.parse.unquote(parts.password) if parts.password is not None else None,
         "database": database,

@@ -16,6 +16,7 @@ as_root() {
 }
 
 APT_PACKAGES=(gcc make pkg-config rsync libjansson-dev libmariadb-dev mariadb-server mariadb-client
+              galera-4  # galera-4: the Galera tests' 3-node cluster
               openssl  # openssl: the TLS tests make their CA and server certificate with it
               librdkafka-dev)  # librdkafka-dev: KafkaEventLogger (pkg-config rdkafka)
 missing=()

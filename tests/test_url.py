@@ -1,5 +1,6 @@
 """DATABASE_CONN parsing: SQLAlchemy-style URLs into connection parts."""
 
+import re
 import warnings
 
 import pytest
@@ -203,3 +204,58 @@ def test_replay_takes_the_url_from_a_file_and_warns_about_argv(db, tmp_path):
                                capture_output=True, text=True, timeout=60)
     assert from_argv.returncode == 0, from_argv.stderr
     assert "shows its password to every user" in from_argv.stderr
+
+
+# ---- several hosts (a Galera cluster): the spellings, all without a server ----
+
+@pytest.mark.parametrize("url", [
+    "mysql+pymysql://u:p%40w@db1:3307,db2:3308,db3/qb",
+    "mysql://u:p%40w@/qb?host=db1:3307&host=db2:3308&host=db3",  # SQLAlchemy's spelling
+    "mysql://u:p%40w@/qb?host=db1:3307,db2:3308,db3:3306",
+    "mariadb://u:p%40w@db1%3A3307%2Cdb2%3A3308%2Cdb3/qb",  # percent-encoded list
+])
+def test_a_host_list_in_every_spelling_means_the_same(url):
+    parts = parse_database_url(url)
+    assert parts["hosts"] == (("db1", 3307), ("db2", 3308), ("db3", 3306))
+    # the C core gets Connector/C's spelling, every port given
+    assert (parts["host"], parts["port"]) == ("db1:3307,db2:3308,db3:3306", 0)
+    assert (parts["user"], parts["password"], parts["database"]) == ("u", "p@w", "qb")
+
+
+def test_a_single_host_keeps_host_and_port_and_lists_itself():
+    parts = parse_database_url("mysql://u:pw@db1:3310/qb")
+    assert (parts["host"], parts["port"], parts["hosts"]) == ("db1", 3310, (("db1", 3310),))
+    parts = parse_database_url("mysql://u:pw@/qb?host=db9")  # one ?host= is one host
+    assert (parts["host"], parts["port"], parts["hosts"]) == ("db9", 3306, (("db9", 3306),))
+    socket_only = parse_database_url("mysql://u@/qb?unix_socket=/run/m.sock")
+    assert socket_only["hosts"] == () and socket_only["host"] is None
+
+
+def test_ipv6_hosts_in_a_list_keep_their_brackets_for_connector_c():
+    parts = parse_database_url("mysql://u:pw@[::1]:3307,[fe80::2],db3:1/qb?charset=utf8mb4")
+    assert parts["hosts"] == (("::1", 3307), ("fe80::2", 3306), ("db3", 1))
+    assert parts["host"] == "[::1]:3307,[fe80::2]:3306,db3:1"
+
+
+@pytest.mark.parametrize("url, fragment", [
+    ("mysql://u:secret@db1:1,db1:1/qb", "listed twice"),
+    ("mysql://u:secret@db1:1,,db2/qb", "empty host"),
+    ("mysql://u:secret@db1:1,db2:0/qb", "is not 1..65535"),
+    ("mysql://u:secret@db1:1,db2:99999/qb", "is not 1..65535"),
+    ("mysql://u:secret@db1:1,db2:x/qb", "is not 1..65535"),
+    ("mysql://u:secret@db1,::1/qb", "needs brackets"),
+    ("mysql://u:secret@db1,[::1/qb", "malformed host"),
+    ("mysql://u:secret@db1,db2/qb?unix_socket=/s.sock", "host list and unix_socket"),
+    ("mysql://u:secret@db1/qb?host=db2", "both before the path and in ?host="),
+    ("mysql://u:secret@db1,db2/qb?host=db3", "both before the path and in ?host="),
+])
+def test_malformed_host_lists_raise_without_the_password(url, fragment):
+    with pytest.raises(ValueError, match=re.escape(fragment)) as raised:
+        parse_database_url(url)
+    assert "secret" not in str(raised.value)
+
+
+def test_a_host_list_with_an_unencoded_password_character_is_still_refused():
+    with pytest.raises(ValueError, match="percent-encode") as raised:
+        parse_database_url("mysql://u:se/cret@db1:1,db2:2/qb")
+    assert "se/cret" not in str(raised.value)

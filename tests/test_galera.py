@@ -1,0 +1,340 @@
+"""The DB logger on a real 3-node MariaDB Galera cluster on loopback
+(tests/galera_cluster.py, one cluster for the module): failover of a
+three-host URL when the node in use is killed with SIGKILL or refuses
+queries, a single host spooling until its node is back, batches larger
+than wsrep_max_ws_rows, and a logger per node with worker restarts.
+
+Every test ends by counting its events by id on every node: none lost, none
+doubled.  No timed assertions: waits are bounded, never measured.
+"""
+
+import os
+import sys
+import threading
+import time
+import uuid
+
+import pytest
+
+from querybook_eventlog import DBEventLogger
+from querybook_eventlog._sqlclient import Connection
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from galera_cluster import GaleraCluster, galera_available  # noqa: E402
+
+WAIT_S = 120.0
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    why = galera_available()
+    if why is not None:
+        pytest.skip(why)
+    made = GaleraCluster(3).start()
+    print(f"\n3-node Galera cluster Synced in {made.start_seconds:.1f} s")
+    yield made
+    made.cleanup()
+
+
+@pytest.fixture
+def galera(cluster):
+    """The cluster with every node running and Synced."""
+    cluster.ensure_all_synced()
+    yield cluster
+    cluster.ensure_all_synced()
+
+
+def new_run():
+    return uuid.uuid4().hex[:12]
+
+
+def log_range(logger, run, numbers):
+    for n in numbers:
+        logger.log(uid=n % 100 + 1, event_type="CLICK", event_data={"run": run, "n": n})
+
+
+def wait_for(predicate, what, timeout=WAIT_S):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"not within {timeout:.0f} s: {what}")
+
+
+def assert_exactly_once_everywhere(cluster, run, total):
+    """Each id 0..total-1 exactly once, on every node (after all are Synced;
+    the reads wait for the cluster with wsrep_sync_wait)."""
+    cluster.wait_synced()
+    for node in cluster.nodes:
+        counts = node.count_ids(run=run)
+        missing = sorted(set(range(total)) - set(counts))
+        doubled = sorted(n for n, seen in counts.items() if seen > 1)
+        extra = sorted(set(counts) - set(range(total)))
+        assert (missing, doubled, extra) == ([], [], []), (
+            f"{node.name}: missing {missing[:10]} ({len(missing)}), doubled {doubled[:10]} "
+            f"({len(doubled)}), unexpected {extra[:10]}")
+
+
+def landed(node, run):
+    try:
+        return sum(node.count_ids(run=run).values())
+    except Exception:  # noqa: BLE001 - a node that is down counts nothing
+        return -1
+
+
+def test_kill_9_of_the_node_in_use_fails_over_to_another(galera, tmp_path):
+    first = galera.nodes[0]
+    run, total, spooled = new_run(), 6000, 500
+    # lines spooled by a process that used the first node (closed before
+    # writing them) are replayed through another node after the kill: the
+    # target they are tagged with is the whole host list
+    shared = tmp_path / "shared"
+    spooler = DBEventLogger(galera.url(), spool_dir=str(shared), flush_interval=600,
+                            batch_size=100000)
+    log_range(spooler, run, range(total, total + spooled))
+    spooler.close(timeout=0)
+    assert spooler.stats()["spooled"] > 0
+    logger = DBEventLogger(galera.url(), spool_dir=str(tmp_path / "main"), batch_size=200,
+                           flush_interval=0.02, connect_timeout=2, read_timeout=5,
+                           write_timeout=5)
+    done = threading.Event()
+
+    def produce():
+        for start in range(0, total, 100):
+            log_range(logger, run, range(start, start + 100))
+            time.sleep(0.01)
+        done.set()
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    # the logger writes to the first host of its list
+    wait_for(lambda: landed(first, run) > 0, "events on the first node")
+    first.kill()
+    # the CLI's connection (report, cleanup) takes the first host that answers
+    assert Connection(galera.url()).query("SELECT 1") == [(1,)]
+    survivor = galera.nodes[1]
+    before = landed(survivor, run)
+    # events keep landing on another node while the first is down
+    wait_for(lambda: landed(survivor, run) > before + 200, "events on a surviving node")
+    replayer = DBEventLogger(galera.url(), spool_dir=str(shared), connect_timeout=2)
+    log_range(replayer, run, [total + spooled])  # starts its writer, which scans the spool
+    wait_for(lambda: replayer.stats()["replayed"] == spooler.stats()["spooled"],
+             "the spooled lines replayed through a surviving node")
+    replayer.close()
+    producer.join()
+    assert logger.flush(timeout=WAIT_S)
+    stats = logger.stats()
+    assert stats["written"] + stats["replayed"] == total
+    assert stats["reconnects"] >= 1
+    logger.close()
+    galera.restart(first)
+    assert_exactly_once_everywhere(galera, run, total + spooled + 1)
+
+
+def test_a_single_host_spools_while_its_node_is_down_then_replays(galera, tmp_path):
+    node = galera.nodes[2]
+    logger = DBEventLogger(node.url(), spool_dir=str(tmp_path), batch_size=100,
+                           flush_interval=0.02, connect_timeout=1, max_queue_bytes=16384)
+    run, total = new_run(), 1500
+    log_range(logger, run, range(500))
+    assert logger.flush(timeout=WAIT_S)
+    node.kill()
+    log_range(logger, run, range(500, total))  # past the queue's bound: spooled
+    assert not logger.flush(timeout=1)
+    assert logger.stats()["spooled"] > 0
+    galera.restart(node)
+    assert logger.flush(timeout=WAIT_S)
+    stats = logger.stats()
+    assert stats["written"] + stats["replayed"] == total
+    logger.close()
+    assert_exactly_once_everywhere(galera, run, total)
+
+
+def test_a_node_rejecting_queries_is_passed_over(galera, tmp_path):
+    rejecting = galera.nodes[0]
+    rejecting.sql("SET GLOBAL wsrep_reject_queries = ALL", database=None)
+    try:
+        # a fresh logger whose first host is up but not ready (1047) moves on
+        logger = DBEventLogger(galera.url(), spool_dir=str(tmp_path), batch_size=100,
+                               flush_interval=0.02, connect_timeout=2)
+        run, total = new_run(), 1000
+        log_range(logger, run, range(total))
+        assert logger.flush(timeout=WAIT_S)
+        assert logger.stats()["written"] == total
+        logger.close()
+    finally:
+        rejecting.sql("SET GLOBAL wsrep_reject_queries = NONE", database=None)
+    # and a logger connected to a node that starts refusing: ALL_KILL drops it
+    logger = DBEventLogger(galera.url(), spool_dir=str(tmp_path), batch_size=100,
+                           flush_interval=0.02, connect_timeout=2)
+    log_range(logger, run, range(total, total + 300))
+    assert logger.flush(timeout=WAIT_S)
+    rejecting.sql("SET GLOBAL wsrep_reject_queries = ALL_KILL", database=None)
+    try:
+        log_range(logger, run, range(total + 300, total + 1000))
+        assert logger.flush(timeout=WAIT_S)
+    finally:
+        rejecting.sql("SET GLOBAL wsrep_reject_queries = NONE", database=None)
+    logger.close()
+    assert_exactly_once_everywhere(galera, run, total + 1000)
+
+
+def set_max_ws_rows(cluster, rows):
+    for node in cluster.nodes:
+        node.sql(f"SET GLOBAL wsrep_max_ws_rows = {rows}", database=None)
+
+
+def test_batches_larger_than_wsrep_max_ws_rows_are_written_in_parts(galera, tmp_path):
+    run, total = new_run(), 2300
+    # connected before the limit is set: the first large batch is refused
+    # (1180) and split; a logger connected after reads the limit up front
+    early = DBEventLogger(galera.url(), spool_dir=str(tmp_path / "a"), batch_size=1000,
+                          flush_interval=0.5)
+    log_range(early, run, range(10))
+    assert early.flush(timeout=WAIT_S)
+    set_max_ws_rows(galera, 150)
+    try:
+        log_range(early, run, range(10, 1200))
+        assert early.flush(timeout=WAIT_S)
+        late = DBEventLogger(galera.url(), spool_dir=str(tmp_path / "b"), batch_size=1000,
+                             flush_interval=0.5)
+        log_range(late, run, range(1200, total))
+        assert late.flush(timeout=WAIT_S)
+        for logger in (early, late):
+            stats = logger.stats()
+            assert stats["dropped"] == 0 and stats["dead_lettered"] == 0
+            logger.close()
+        assert early.stats()["written"] + late.stats()["written"] == total
+    finally:
+        set_max_ws_rows(galera, 0)
+    parts = galera.nodes[0].sql(
+        "SELECT COUNT(*) FROM event_log_qbel_batches WHERE batch_id LIKE '%/%-%'")
+    assert int(parts[0][0]) >= 8  # 2290 rows in parts of at most 149
+    assert_exactly_once_everywhere(galera, run, total)
+
+
+def test_batches_larger_than_wsrep_max_ws_size_are_written_in_parts(galera, tmp_path):
+    run, total = new_run(), 1500
+    for node in galera.nodes:
+        node.sql("SET GLOBAL wsrep_max_ws_size = 65536", database=None)
+    try:
+        logger = DBEventLogger(galera.url(), spool_dir=str(tmp_path), batch_size=1000,
+                               flush_interval=0.5)
+        for n in range(total):  # ~300 bytes each: a 1000-event batch is ~300 KB
+            logger.log(uid=n % 100 + 1, event_type="VIEW",
+                       event_data={"run": run, "n": n, "pad": uuid.uuid4().hex * 8})
+        assert logger.flush(timeout=WAIT_S)
+        stats = logger.stats()
+        logger.close()
+        assert (stats["written"], stats["dropped"], stats["dead_lettered"]) == (total, 0, 0)
+    finally:
+        for node in galera.nodes:
+            node.sql("SET GLOBAL wsrep_max_ws_size = 2147483647", database=None)
+    parts = galera.nodes[2].sql(
+        "SELECT COUNT(*) FROM event_log_qbel_batches WHERE batch_id LIKE '%/%-%'")
+    assert int(parts[0][0]) >= 10  # ~450 KB in write sets of at most 32 KiB of rows
+    assert_exactly_once_everywhere(galera, run, total)
+
+
+def cluster_counters(cluster):
+    names = ("wsrep_local_cert_failures", "wsrep_local_bf_aborts", "Com_create_table")
+    return {(node.name, name): int(node.status(name)) for node in cluster.nodes for name in names}
+
+
+def test_a_logger_per_node_with_worker_restarts_causes_no_certification_failures(
+        galera, tmp_path):
+    run, per_round, rounds = new_run(), 300, 4
+    # old markers (past the 7 days kept) for the start-up cleanup, which runs
+    # on one node (wsrep_local_index 0), one process at a time
+    galera.nodes[0].sql(
+        "INSERT INTO event_log_qbel_batches (batch_id, committed_at) VALUES "
+        + ", ".join(f"('old-{run}-{i}', UTC_TIMESTAMP() - INTERVAL 7 DAY - INTERVAL {i} MINUTE"
+                    " - INTERVAL 1 HOUR)" for i in range(50)))
+    galera.wait_synced()
+    before = cluster_counters(galera)
+    loggers = []
+    n = 0
+    for _ in range(rounds):
+        # a worker restart: every node's logger replaced by a new process's
+        for logger in loggers:
+            logger.close()
+        loggers = [DBEventLogger(node.url(), spool_dir=str(tmp_path / f"{node.name}"),
+                                 batch_size=50, flush_interval=0.01)
+                   for node in galera.nodes]
+        threads = []
+        for index, logger in enumerate(loggers):
+            numbers = range(n + index * per_round, n + (index + 1) * per_round)
+            threads.append(threading.Thread(target=log_range, args=(logger, run, numbers)))
+        n += per_round * len(loggers)
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for logger in loggers:
+            assert logger.flush(timeout=WAIT_S)
+            assert logger.stats()["last_error"] is None
+    for logger in loggers:
+        logger.close()
+    galera.wait_synced()
+    after = cluster_counters(galera)
+    changed = {key: after[key] - before[key] for key in after if after[key] != before[key]}
+    assert changed == {}  # no certification failure, no brute-force abort, no DDL
+    old = galera.nodes[1].sql(
+        f"SELECT COUNT(*) FROM event_log_qbel_batches WHERE batch_id LIKE 'old-{run}-%'")
+    assert old == [["0"]]  # the cleanup ran
+    assert_exactly_once_everywhere(galera, run, n)
+
+
+def test_certification_failures_are_retried_at_once(galera, tmp_path):
+    """Another node keeps updating user 1, the parent row of every batch's
+    events (a foreign key: Galera certifies it as a shared key), so the
+    logger's transactions on node 1 lose certification or are aborted by the
+    replicated update now and then (1213).
+    Each is retried at once inside the sink: never a failed batch, never the
+    connection backoff, nothing lost or doubled."""
+    import pymysql
+
+    writer_node, other = galera.nodes[0], galera.nodes[1]
+
+    def aborts():  # lost certification, or aborted by a conflicting replicated write
+        return sum(int(writer_node.status(name))
+                   for name in ("wsrep_local_cert_failures", "wsrep_local_bf_aborts"))
+
+    before = aborts()
+    stop = threading.Event()
+
+    def update_parent_rows():
+        connection = pymysql.connect(unix_socket=other.socket, user="root",
+                                     database="querybook", autocommit=True)
+        with connection.cursor() as cursor:
+            while not stop.is_set():
+                try:
+                    cursor.execute("UPDATE user SET fullname = UUID() WHERE id = 1")
+                except pymysql.err.OperationalError as error:
+                    if error.args[0] != 1213:  # the logger's commit won: ours lost
+                        raise
+                time.sleep(0.01)
+        connection.close()
+
+    updater = threading.Thread(target=update_parent_rows)
+    updater.start()
+    logger = DBEventLogger(writer_node.url(), spool_dir=str(tmp_path), batch_size=50,
+                           flush_interval=0.01)
+    run, total = new_run(), 4000
+    try:
+        for start in range(0, total, 50):
+            logger.log(uid=1, event_type="CLICK", event_data={"run": run, "n": start})
+            log_range(logger, run, range(start + 1, start + 50))
+            time.sleep(0.01)
+        assert logger.flush(timeout=WAIT_S)
+    finally:
+        stop.set()
+        updater.join()
+    stats = logger.stats()
+    logger.close()
+    conflicts = aborts() - before
+    print(f"\n{conflicts} of the logger's transactions lost to the updates")
+    assert conflicts > 0  # the updates did conflict with the logger's commits
+    assert stats["retries"] == 0 and stats["last_error"] is None  # all retried inside the sink
+    assert_exactly_once_everywhere(galera, run, total)
