@@ -303,7 +303,9 @@ write_split_digits(char *out, uint64_t n, int length, int head)
 
 #ifdef DECIMAL_SWAR_DIGITS
 /* decimal_write_digits for width 1..17 that also returns the first 8
- * digits as the word stored for them (bytes past `width` zero). */
+ * digits as the word stored for them (bytes past `width` zero).  Width 16
+ * also writes a '0' at out[-1]: the caller has that byte and writes it
+ * after. */
 static FORCE_INLINE uint64_t
 write_digits_keeping_head(char *out, uint64_t n, int width)
 {
@@ -321,17 +323,20 @@ write_digits_keeping_head(char *out, uint64_t n, int width)
     middle = decimal_eight_digits((uint32_t)(rest / 100000000));
     last = decimal_eight_digits((uint32_t)(rest % 100000000));
 #endif
-    if (width <= 16) {
+    if (width < 16) {
         uint64_t first = middle >> (8 * (16 - width));
         memcpy(out, &first, 8);
         memcpy(out + width - 8, &last, 8);
         return first | ((last << (8 * (width - 9))) << 8); /* no shift by 64 */
     }
+    /* 16 or 17 digits, a coin toss for random doubles: no branch on which,
+     * the 17 (a leading '0' for 16) end at out + width */
     top += '0';
-    out[0] = (char)top;
-    memcpy(out + 1, &middle, 8);
-    memcpy(out + 9, &last, 8);
-    return top | (middle << 8);
+    out[width - 17] = (char)top;
+    memcpy(out + width - 16, &middle, 8);
+    memcpy(out + width - 8, &last, 8);
+    const uint64_t seventeen = (uint64_t)0 - (uint64_t)(width == 17);
+    return ((top | (middle << 8)) & seventeen) | (middle & ~seventeen);
 }
 
 /* The `length` digits of n with a '.' after the first `point` (1..7,
