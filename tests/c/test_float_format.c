@@ -7,6 +7,9 @@
  *
  * Environment:
  *   FLOAT_FORMAT_TEST_COUNT  random bit patterns to check (default 2000000)
+ *   FLOAT_FORMAT_TEST_QUICK_COUNT  more random bit patterns (default 0) to
+ *                            check by quick_check: round trip and no
+ *                            shorter decimal, for tens of millions
  *   FLOAT_FORMAT_TEST_SEED   seed of those (default fixed)
  *   FLOAT_FORMAT_BENCH=1     instead, time the formatter against snprintf
  *
@@ -440,6 +443,49 @@ test_random_bit_patterns(uint64_t *state, long count)
     return checked;
 }
 
+/* The bulk check, cheap enough for tens of millions of values: the text
+ * reads back as the value (so its digits are in the rounding interval R),
+ * and neither multiple of 10^(e+1) next to ours, digits * 10^e, does.
+ * That proves no shorter decimal reads back: one in R would put a
+ * multiple of 10^(e+1) in R (itself, or the power of ten between it and
+ * ours when it lies in a lower decade), and R, an interval holding ours,
+ * would then hold the nearer of those two.  That ours is the closest of
+ * its length is left to check_value's smaller sample. */
+static void
+quick_check(double value)
+{
+    char text[FLOAT_FORMAT_BUFFER_SIZE + 1];
+    size_t length = float_format_shortest(value, text);
+    text[length] = '\0';
+    int wrong = bits_of(strtod(text, NULL)) != bits_of(value);
+    float_decimal ours = float_format_decimal(value);
+    if (ours.digits >= 10) {
+        double magnitude = fabs(value);
+        uint64_t below = ours.digits / 10;
+        wrong |= reads_back(below, ours.exponent + 1, magnitude) ||
+                 reads_back(below + 1, ours.exponent + 1, magnitude);
+    }
+    if (wrong) {
+        fprintf(stderr, "quick check failed: %.17g (bits 0x%016" PRIx64 "): wrote \"%s\"\n",
+                value, bits_of(value), text);
+        failures++;
+    }
+}
+
+static long
+test_random_bit_patterns_quickly(uint64_t *state, long count)
+{
+    long checked = 0;
+    while (checked < count && failures < 100) {
+        double value = double_of(next_random(state));
+        if (isfinite(value)) {
+            quick_check(value);
+            checked++;
+        }
+    }
+    return checked;
+}
+
 static double
 seconds_now(void)
 {
@@ -496,6 +542,8 @@ main(void)
     const char *count_text = getenv("FLOAT_FORMAT_TEST_COUNT");
     const char *seed_text = getenv("FLOAT_FORMAT_TEST_SEED");
     long count = count_text != NULL ? atol(count_text) : 2000000;
+    const char *quick_text = getenv("FLOAT_FORMAT_TEST_QUICK_COUNT");
+    long quick_count = quick_text != NULL ? atol(quick_text) : 0;
     uint64_t state = seed_text != NULL ? strtoull(seed_text, NULL, 0) : 0x5eed5eed5eedu;
     if (getenv("FLOAT_FORMAT_BENCH") != NULL) {
         benchmark(&state);
@@ -509,11 +557,13 @@ main(void)
     test_digit_writers(&state, count >= 1000000 ? 1 : 101);
     test_random_short_decimals(&state, count / 4 + 1000);
     long checked = test_random_bit_patterns(&state, count);
+    long quickly = test_random_bit_patterns_quickly(&state, quick_count);
     if (failures != 0) {
         fprintf(stderr, "%ld checks failed\n", failures);
         return 1;
     }
-    printf("%ld random bit patterns, %ld short decimals, edges: all checks passed in %.1f s\n",
-           checked, count / 4 + 1000, seconds_now() - start);
+    printf("%ld random bit patterns fully and %ld quickly, %ld short decimals, edges: all "
+           "checks passed in %.1f s\n",
+           checked, quickly, count / 4 + 1000, seconds_now() - start);
     return 0;
 }
