@@ -33,8 +33,10 @@
 
 #if defined(__GNUC__) || defined(__clang__)
 #define FORCE_INLINE inline __attribute__((always_inline))
+#define UNLIKELY(x) __builtin_expect(!!(x), 0)
 #else
 #define FORCE_INLINE inline
+#define UNLIKELY(x) (x)
 #endif
 
 #define SIGNIFICAND_BITS 52
@@ -216,6 +218,64 @@ schubfach(uint64_t c, int q, bool irregular)
     return (counted_decimal){digits, k + shorter, 0};
 }
 
+/* schubfach() for a regular v = c * 2^q (not a power of two with the closer
+ * lower neighbour), from one product instead of three, after the "yy" and
+ * zmij formatters' idea; the error analysis here is ours.  With k as in
+ * schubfach(), V = v * 10^-k lies in [2^52, 10 * 2^53), and R is
+ * [V - H, V + H] with H = 2^q * 10^-k / 2 in [1/2, 5):
+ *   - a multiple of 10 in R is the shortest answer, and at most one fits
+ *     (2H < 10): 10 * floor(V / 10) when V mod 10 < H, the next one when
+ *     V mod 10 + H > 10;
+ *   - else the integer nearest V, always in R as |V - round(V)| <= 1/2 <= H.
+ * g * (c << (h + 1)) / 2^128 = V + e with 0 <= e < 2^-69 (g exceeds its
+ * exact value by at most 1, c << h < 2^58), so the high word is floor(V)
+ * and the middle one V's fraction, to within 2^-64 together; V mod 10 and
+ * H in 4.60 fixed point are then within 2^-59 of the exact values.  Where
+ * an exact comparison could go either way -- V mod 10 or 10 - V mod 10
+ * within 2^-56 of H, V's fraction within 2^-56 of 1/2 (ties included) --
+ * `decided` is false and schubfach() decides exactly; elsewhere the
+ * answer is schubfach()'s, so the ends' tie rules (c even or odd) never
+ * matter here.  Near a multiple of 10 the computed and exact V may fall
+ * on either side of it: both then choose that multiple. */
+typedef struct fast_decimal {
+    counted_decimal decimal;
+    bool decided;
+} fast_decimal;
+
+static FORCE_INLINE fast_decimal
+schubfach_regular(uint64_t c, int q)
+{
+    const int k = floor_log10_pow2(q);
+    const int h = q + floor_log2_pow10(-k) + 2;
+    const uint64_t *g = float_format_powers[k - FLOAT_FORMAT_K_MIN];
+    const uint64_t x = c << (h + 1);
+    uint64_t discarded, fraction;
+    const uint64_t low_product_high = multiply_full(g[1], x, &discarded);
+    uint64_t integral = multiply_full(g[0], x, &fraction);
+    fraction += low_product_high;
+    integral += fraction < low_product_high;
+
+    const uint64_t tens = integral / 10;
+    const uint64_t remainder = ((integral - tens * 10) << 60) | (fraction >> 4);
+    /* H * 2^60 = g * 2^(h - 68), 2 <= h <= 5 */
+    const uint64_t half_width = ((g[0] << 1) | (g[1] >> 63)) >> (5 - h);
+    const uint64_t ten = (uint64_t)10 << 60;
+    const uint64_t half = (uint64_t)1 << 63;
+    /* |a - b| <= m as (a - b + m) <= 2m in wrapping arithmetic */
+    const uint64_t margin = 16, tie_margin = 256;
+    const bool undecided = (remainder - half_width + margin <= 2 * margin) |
+                           (remainder + half_width - ten + margin <= 2 * margin) |
+                           (fraction - half + tie_margin <= 2 * tie_margin);
+    const bool low_in = remainder < half_width;
+    const bool high_in = remainder + half_width > ten;
+    const bool shorter = low_in | high_in;
+    /* selected by a mask, as in schubfach() (shorter is a coin toss) */
+    const uint64_t shorter_mask = (uint64_t)0 - shorter;
+    const uint64_t digits =
+        ((tens + high_in) & shorter_mask) | ((integral + (fraction > half)) & ~shorter_mask);
+    return (fast_decimal){{digits, k + shorter, 0}, !undecided};
+}
+
 /* The shortest decimal of |value| (finite, not zero) and its length.  A
  * normal double's Schubfach digits number 15 to 17 before stripping (v *
  * 10^-k lies in [2^52, 10 * 2^53), one digit fewer when shorter), so two
@@ -240,7 +300,12 @@ shortest_decimal(uint64_t bits)
             return strip_trailing_zeros(integer, 0, decimal_digit_count(integer));
         }
     }
-    counted_decimal normal = schubfach(c, q, fraction == 0 && biased_exponent > 1);
+    const bool irregular = fraction == 0 && biased_exponent > 1;
+    fast_decimal fast = schubfach_regular(c, q);
+    counted_decimal normal = fast.decimal;
+    if (UNLIKELY(irregular | !fast.decided)) {
+        normal = schubfach(c, q, irregular);
+    }
     const int length = 15 + (normal.digits >= 1000000000000000u) +
                        (normal.digits >= 10000000000000000u);
     return strip_trailing_zeros(normal.digits, normal.exponent, length);

@@ -443,6 +443,39 @@ test_random_bit_patterns(uint64_t *state, long count)
     return checked;
 }
 
+/* schubfach_regular (the one-product path) against schubfach wherever it
+ * decides, on random regular doubles; and the ties it must leave to
+ * schubfach: v = c / 4 with c odd near 2^52, where V = 2.5c is a
+ * half-integer.  Those are then checked in full through the formatter. */
+static void
+test_one_product_path(uint64_t *state, long count)
+{
+    long undecided = 0;
+    for (long i = 0; i < 20000; i++) {
+        uint64_t c = HIDDEN_BIT + 2 * (uint64_t)i + 1;
+        double value = ldexp((double)c, -2);
+        fast_decimal fast = schubfach_regular(c, -2);
+        undecided += !fast.decided;
+        check_value(value);
+    }
+    CHECK(undecided == 20000);
+    for (long i = 0; i < count; i++) {
+        uint64_t bits = next_random(state);
+        int biased_exponent = (int)((bits >> SIGNIFICAND_BITS) & EXPONENT_MASK);
+        uint64_t fraction = bits & (HIDDEN_BIT - 1);
+        if (biased_exponent == 0 || biased_exponent == EXPONENT_MASK || fraction == 0) {
+            continue; /* subnormals, non-finite values and powers of two go elsewhere */
+        }
+        uint64_t c = fraction | HIDDEN_BIT;
+        int q = biased_exponent - EXPONENT_BIAS;
+        fast_decimal fast = schubfach_regular(c, q);
+        if (fast.decided) {
+            counted_decimal exact = schubfach(c, q, false);
+            CHECK(fast.decimal.digits == exact.digits && fast.decimal.exponent == exact.exponent);
+        }
+    }
+}
+
 /* The bulk check, cheap enough for tens of millions of values: the text
  * reads back as the value (so its digits are in the rounding interval R),
  * and neither multiple of 10^(e+1) next to ours, digits * 10^e, does.
@@ -556,6 +589,7 @@ main(void)
     test_edges();
     test_digit_writers(&state, count >= 1000000 ? 1 : 101);
     test_random_short_decimals(&state, count / 4 + 1000);
+    test_one_product_path(&state, count);
     long checked = test_random_bit_patterns(&state, count);
     long quickly = test_random_bit_patterns_quickly(&state, quick_count);
     if (failures != 0) {
