@@ -135,31 +135,45 @@ typedef struct counted_decimal {
     int length;
 } counted_decimal;
 
+/* Granlund and Montgomery's test: n is a multiple of 10^j exactly when
+ * n * 5^-j (mod 2^64), which is then n / 5^j, has j low zero bits and,
+ * rotated right by j, is at most (2^64 - 1) / 10^j; it is then n / 10^j.
+ * One multiplication tests and divides, and a step that fails costs no
+ * branch. */
+static const struct {
+    uint64_t inverse_of_power_of_5; /* 5^j * this == 1 (mod 2^64) */
+    uint64_t largest_quotient;      /* (2^64 - 1) / 10^j */
+} trailing_zero_steps[4] = {
+    {0xc767074b22e90e21u, 184467440737u},        /* j = 8 */
+    {0xd288ce703afb7e91u, 1844674407370955u},    /* j = 4 */
+    {0x8f5c28f5c28f5c29u, 184467440737095516u},  /* j = 2 */
+    {0xcccccccccccccccdu, 1844674407370955161u}, /* j = 1 */
+};
+
+static inline uint64_t
+rotate_right(uint64_t x, int bits)
+{
+    return (x >> bits) | (x << (64 - bits)); /* 1 <= bits <= 8 */
+}
+
 /* n * 10^exponent (n > 0, `length` digits) with n's trailing zeros moved
  * into the exponent. */
 static FORCE_INLINE counted_decimal
 strip_trailing_zeros(uint64_t n, int exponent, int length)
 {
-    if (n % 10 != 0) {
+    uint64_t tenth = rotate_right(n * trailing_zero_steps[3].inverse_of_power_of_5, 1);
+    if (tenth > trailing_zero_steps[3].largest_quotient) {
         return (counted_decimal){n, exponent, length}; /* the usual case */
     }
-    int removed = 0;
-    /* big steps first: 1e22 reaches here as 1000000000000000 * 10^7 */
-    while (n % 100000000 == 0) {
-        n /= 100000000;
-        removed += 8;
-    }
-    if (n % 10000 == 0) {
-        n /= 10000;
-        removed += 4;
-    }
-    if (n % 100 == 0) {
-        n /= 100;
-        removed += 2;
-    }
-    if (n % 10 == 0) {
-        n /= 10;
-        removed += 1;
+    /* then up to 15 more zeros (17 digits, at least one not zero) */
+    n = tenth;
+    int removed = 1;
+    for (int step = 0; step < 4; step++) {
+        int j = 8 >> step;
+        uint64_t quotient = rotate_right(n * trailing_zero_steps[step].inverse_of_power_of_5, j);
+        bool divides = quotient <= trailing_zero_steps[step].largest_quotient;
+        n = divides ? quotient : n;
+        removed += divides ? j : 0;
     }
     return (counted_decimal){n, exponent + removed, length - removed};
 }

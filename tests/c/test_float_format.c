@@ -410,6 +410,31 @@ test_digit_writers(uint64_t *state, long step)
     }
 }
 
+/* strip_trailing_zeros's constants, and the function on n * 10^z for
+ * every z it can meet (up to 16 zeros, n up to 17 digits). */
+static void
+test_trailing_zeros(uint64_t *state)
+{
+    for (int step = 0; step < 4; step++) {
+        int j = 8 >> step;
+        uint64_t power_of_five = power_of_ten(j) >> j;
+        CHECK(power_of_five * trailing_zero_steps[step].inverse_of_power_of_5 == 1);
+        CHECK(trailing_zero_steps[step].largest_quotient == UINT64_MAX / power_of_ten(j));
+    }
+    for (int i = 0; i < 200000; i++) {
+        int zeros = i % 17;
+        uint64_t n = next_random(state) % power_of_ten(17 - zeros);
+        if (n == 0) {
+            n = 1;
+        }
+        n -= (n % 10 == 0); /* no zero of its own: n * 10^zeros has exactly `zeros` */
+        uint64_t value = n * power_of_ten(zeros);
+        counted_decimal stripped = strip_trailing_zeros(value, 3, digit_count(value));
+        CHECK(stripped.digits == n && stripped.exponent == 3 + zeros &&
+              stripped.length == digit_count(n));
+    }
+}
+
 /* Random decimals of 1 to 17 digits: values whose shortest form is short, so
  * that the "one digit fewer" branch and the zero stripping work hard. */
 static void
@@ -589,6 +614,7 @@ main(void)
     test_edges();
     test_digit_writers(&state, count >= 1000000 ? 1 : 101);
     test_random_short_decimals(&state, count / 4 + 1000);
+    test_trailing_zeros(&state);
     test_one_product_path(&state, count);
     long checked = test_random_bit_patterns(&state, count);
     long quickly = test_random_bit_patterns_quickly(&state, quick_count);
