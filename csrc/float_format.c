@@ -20,6 +20,10 @@
  *     and s + 1, the one in R, or the closer when both are (the even one on
  *     a tie), which is what David Gay's dtoa (CPython's repr) returns.
  *
+ * A regular double first tries schubfach_regular(): one product instead of
+ * three, the same digits wherever it decides (it declines, with a proved
+ * margin, where it cannot), Schubfach proper for the rest.
+ *
  * The layout follows CPython's float_repr_style 'short': fixed notation with
  * ".0" for integers when the decimal point falls within -4 < decpt <= 16,
  * "d.ddde+XX" otherwise.
