@@ -20,6 +20,10 @@
  *     and s + 1, the one in R, or the closer when both are (the even one on
  *     a tie), which is what David Gay's dtoa (CPython's repr) returns.
  *
+ * A regular double first tries schubfach_regular(): one product instead of
+ * three, the same digits wherever it decides (it declines, with a proved
+ * margin, where it cannot), Schubfach proper for the rest.
+ *
  * The layout follows CPython's float_repr_style 'short': fixed notation with
  * ".0" for integers when the decimal point falls within -4 < decpt <= 16,
  * "d.ddde+XX" otherwise.
@@ -33,8 +37,10 @@
 
 #if defined(__GNUC__) || defined(__clang__)
 #define FORCE_INLINE inline __attribute__((always_inline))
+#define UNLIKELY(x) __builtin_expect(!!(x), 0)
 #else
 #define FORCE_INLINE inline
+#define UNLIKELY(x) (x)
 #endif
 
 #define SIGNIFICAND_BITS 52
@@ -133,31 +139,45 @@ typedef struct counted_decimal {
     int length;
 } counted_decimal;
 
+/* Granlund and Montgomery's test: n is a multiple of 10^j exactly when
+ * n * 5^-j (mod 2^64), which is then n / 5^j, has j low zero bits and,
+ * rotated right by j, is at most (2^64 - 1) / 10^j; it is then n / 10^j.
+ * One multiplication tests and divides, and a step that fails costs no
+ * branch. */
+static const struct {
+    uint64_t inverse_of_power_of_5; /* 5^j * this == 1 (mod 2^64) */
+    uint64_t largest_quotient;      /* (2^64 - 1) / 10^j */
+} trailing_zero_steps[4] = {
+    {0xc767074b22e90e21u, 184467440737u},        /* j = 8 */
+    {0xd288ce703afb7e91u, 1844674407370955u},    /* j = 4 */
+    {0x8f5c28f5c28f5c29u, 184467440737095516u},  /* j = 2 */
+    {0xcccccccccccccccdu, 1844674407370955161u}, /* j = 1 */
+};
+
+static inline uint64_t
+rotate_right(uint64_t x, int bits)
+{
+    return (x >> bits) | (x << (64 - bits)); /* 1 <= bits <= 8 */
+}
+
 /* n * 10^exponent (n > 0, `length` digits) with n's trailing zeros moved
  * into the exponent. */
 static FORCE_INLINE counted_decimal
 strip_trailing_zeros(uint64_t n, int exponent, int length)
 {
-    if (n % 10 != 0) {
+    uint64_t tenth = rotate_right(n * trailing_zero_steps[3].inverse_of_power_of_5, 1);
+    if (tenth > trailing_zero_steps[3].largest_quotient) {
         return (counted_decimal){n, exponent, length}; /* the usual case */
     }
-    int removed = 0;
-    /* big steps first: 1e22 reaches here as 1000000000000000 * 10^7 */
-    while (n % 100000000 == 0) {
-        n /= 100000000;
-        removed += 8;
-    }
-    if (n % 10000 == 0) {
-        n /= 10000;
-        removed += 4;
-    }
-    if (n % 100 == 0) {
-        n /= 100;
-        removed += 2;
-    }
-    if (n % 10 == 0) {
-        n /= 10;
-        removed += 1;
+    /* then up to 15 more zeros (17 digits, at least one not zero) */
+    n = tenth;
+    int removed = 1;
+    for (int step = 0; step < 4; step++) {
+        int j = 8 >> step;
+        uint64_t quotient = rotate_right(n * trailing_zero_steps[step].inverse_of_power_of_5, j);
+        bool divides = quotient <= trailing_zero_steps[step].largest_quotient;
+        n = divides ? quotient : n;
+        removed += divides ? j : 0;
     }
     return (counted_decimal){n, exponent + removed, length - removed};
 }
@@ -216,6 +236,64 @@ schubfach(uint64_t c, int q, bool irregular)
     return (counted_decimal){digits, k + shorter, 0};
 }
 
+/* schubfach() for a regular v = c * 2^q (not a power of two with the closer
+ * lower neighbour), from one product instead of three, after the "yy" and
+ * zmij formatters' idea; the error analysis here is ours.  With k as in
+ * schubfach(), V = v * 10^-k lies in [2^52, 10 * 2^53), and R is
+ * [V - H, V + H] with H = 2^q * 10^-k / 2 in [1/2, 5):
+ *   - a multiple of 10 in R is the shortest answer, and at most one fits
+ *     (2H < 10): 10 * floor(V / 10) when V mod 10 < H, the next one when
+ *     V mod 10 + H > 10;
+ *   - else the integer nearest V, always in R as |V - round(V)| <= 1/2 <= H.
+ * g * (c << (h + 1)) / 2^128 = V + e with 0 <= e < 2^-69 (g exceeds its
+ * exact value by at most 1, c << h < 2^58), so the high word is floor(V)
+ * and the middle one V's fraction, to within 2^-64 together; V mod 10 and
+ * H in 4.60 fixed point are then within 2^-59 of the exact values.  Where
+ * an exact comparison could go either way -- V mod 10 or 10 - V mod 10
+ * within 2^-56 of H, V's fraction within 2^-56 of 1/2 (ties included) --
+ * `decided` is false and schubfach() decides exactly; elsewhere the
+ * answer is schubfach()'s, so the ends' tie rules (c even or odd) never
+ * matter here.  Near a multiple of 10 the computed and exact V may fall
+ * on either side of it: both then choose that multiple. */
+typedef struct fast_decimal {
+    counted_decimal decimal;
+    bool decided;
+} fast_decimal;
+
+static FORCE_INLINE fast_decimal
+schubfach_regular(uint64_t c, int q)
+{
+    const int k = floor_log10_pow2(q);
+    const int h = q + floor_log2_pow10(-k) + 2;
+    const uint64_t *g = float_format_powers[k - FLOAT_FORMAT_K_MIN];
+    const uint64_t x = c << (h + 1);
+    uint64_t discarded, fraction;
+    const uint64_t low_product_high = multiply_full(g[1], x, &discarded);
+    uint64_t integral = multiply_full(g[0], x, &fraction);
+    fraction += low_product_high;
+    integral += fraction < low_product_high;
+
+    const uint64_t tens = integral / 10;
+    const uint64_t remainder = ((integral - tens * 10) << 60) | (fraction >> 4);
+    /* H * 2^60 = g * 2^(h - 68), 2 <= h <= 5 */
+    const uint64_t half_width = ((g[0] << 1) | (g[1] >> 63)) >> (5 - h);
+    const uint64_t ten = (uint64_t)10 << 60;
+    const uint64_t half = (uint64_t)1 << 63;
+    /* |a - b| <= m as (a - b + m) <= 2m in wrapping arithmetic */
+    const uint64_t margin = 16, tie_margin = 256;
+    const bool undecided = (remainder - half_width + margin <= 2 * margin) |
+                           (remainder + half_width - ten + margin <= 2 * margin) |
+                           (fraction - half + tie_margin <= 2 * tie_margin);
+    const bool low_in = remainder < half_width;
+    const bool high_in = remainder + half_width > ten;
+    const bool shorter = low_in | high_in;
+    /* selected by a mask, as in schubfach() (shorter is a coin toss) */
+    const uint64_t shorter_mask = (uint64_t)0 - shorter;
+    const uint64_t digits =
+        ((tens + high_in) & shorter_mask) | ((integral + (fraction > half)) & ~shorter_mask);
+    return (fast_decimal){{digits, k + shorter, 0}, !undecided};
+}
+
 /* The shortest decimal of |value| (finite, not zero) and its length.  A
  * normal double's Schubfach digits number 15 to 17 before stripping (v *
  * 10^-k lies in [2^52, 10 * 2^53), one digit fewer when shorter), so two
@@ -240,7 +318,12 @@ shortest_decimal(uint64_t bits)
             return strip_trailing_zeros(integer, 0, decimal_digit_count(integer));
         }
     }
-    counted_decimal normal = schubfach(c, q, fraction == 0 && biased_exponent > 1);
+    const bool irregular = fraction == 0 && biased_exponent > 1;
+    fast_decimal fast = schubfach_regular(c, q);
+    counted_decimal normal = fast.decimal;
+    if (UNLIKELY(irregular | !fast.decided)) {
+        normal = schubfach(c, q, irregular);
+    }
     const int length = 15 + (normal.digits >= 1000000000000000u) +
                        (normal.digits >= 10000000000000000u);
     return strip_trailing_zeros(normal.digits, normal.exponent, length);
@@ -303,7 +386,9 @@ write_split_digits(char *out, uint64_t n, int length, int head)
 
 #ifdef DECIMAL_SWAR_DIGITS
 /* decimal_write_digits for width 1..17 that also returns the first 8
- * digits as the word stored for them (bytes past `width` zero). */
+ * digits as the word stored for them (bytes past `width` zero).  Width 16
+ * also writes a '0' at out[-1]: the caller has that byte and writes it
+ * after. */
 static FORCE_INLINE uint64_t
 write_digits_keeping_head(char *out, uint64_t n, int width)
 {
@@ -321,17 +406,20 @@ write_digits_keeping_head(char *out, uint64_t n, int width)
     middle = decimal_eight_digits((uint32_t)(rest / 100000000));
     last = decimal_eight_digits((uint32_t)(rest % 100000000));
 #endif
-    if (width <= 16) {
+    if (width < 16) {
         uint64_t first = middle >> (8 * (16 - width));
         memcpy(out, &first, 8);
         memcpy(out + width - 8, &last, 8);
         return first | ((last << (8 * (width - 9))) << 8); /* no shift by 64 */
     }
+    /* 16 or 17 digits, a coin toss for random doubles: no branch on which,
+     * the 17 (a leading '0' for 16) end at out + width */
     top += '0';
-    out[0] = (char)top;
-    memcpy(out + 1, &middle, 8);
-    memcpy(out + 9, &last, 8);
-    return top | (middle << 8);
+    out[width - 17] = (char)top;
+    memcpy(out + width - 16, &middle, 8);
+    memcpy(out + width - 8, &last, 8);
+    const uint64_t seventeen = (uint64_t)0 - (uint64_t)(width == 17);
+    return ((top | (middle << 8)) & seventeen) | (middle & ~seventeen);
 }
 
 /* The `length` digits of n with a '.' after the first `point` (1..7,

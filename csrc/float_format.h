@@ -76,9 +76,14 @@ decimal_eight_digits(uint32_t x)
 static inline void
 decimal_sixteen_digits(uint64_t n, uint64_t *first8, uint64_t *last8)
 {
-    uint32_t high = (uint32_t)(n / 100000000), low = (uint32_t)(n % 100000000);
-    __m128i quarters = _mm_set_epi16(0, 0, 0, 0, (short)(low % 10000), (short)(low / 10000),
-                                     (short)(high % 10000), (short)(high / 10000));
+    uint64_t high = n / 100000000, low = n % 100000000;
+    /* the halves' 4-digit quarters in 16-bit lanes 0..3, split in 64-bit
+     * lanes (u/10^4 = (u * 3518437209) >> 45 for u < 10^8), then gathered */
+    __m128i halves = _mm_set_epi64x((long long)low, (long long)high);
+    __m128i upper = _mm_srli_epi64(_mm_mul_epu32(halves, _mm_set1_epi32((int)3518437209u)), 45);
+    __m128i lower = _mm_sub_epi64(halves, _mm_mul_epu32(upper, _mm_set1_epi32(10000)));
+    __m128i quarters = _mm_shuffle_epi32(_mm_or_si128(upper, _mm_slli_epi64(lower, 16)),
+                                         _MM_SHUFFLE(3, 1, 2, 0));
     __m128i hundreds = _mm_srli_epi16(_mm_mulhi_epu16(quarters, _mm_set1_epi16(5243)), 3);
     __m128i rest = _mm_sub_epi16(quarters, _mm_mullo_epi16(hundreds, _mm_set1_epi16(100)));
     __m128i pairs = _mm_unpacklo_epi16(hundreds, rest);

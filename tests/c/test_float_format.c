@@ -7,6 +7,9 @@
  *
  * Environment:
  *   FLOAT_FORMAT_TEST_COUNT  random bit patterns to check (default 2000000)
+ *   FLOAT_FORMAT_TEST_QUICK_COUNT  more random bit patterns (default 0) to
+ *                            check by quick_check: round trip and no
+ *                            shorter decimal, for tens of millions
  *   FLOAT_FORMAT_TEST_SEED   seed of those (default fixed)
  *   FLOAT_FORMAT_BENCH=1     instead, time the formatter against snprintf
  *
@@ -407,6 +410,31 @@ test_digit_writers(uint64_t *state, long step)
     }
 }
 
+/* strip_trailing_zeros's constants, and the function on n * 10^z for
+ * every z it can meet (up to 16 zeros, n up to 17 digits). */
+static void
+test_trailing_zeros(uint64_t *state)
+{
+    for (int step = 0; step < 4; step++) {
+        int j = 8 >> step;
+        uint64_t power_of_five = power_of_ten(j) >> j;
+        CHECK(power_of_five * trailing_zero_steps[step].inverse_of_power_of_5 == 1);
+        CHECK(trailing_zero_steps[step].largest_quotient == UINT64_MAX / power_of_ten(j));
+    }
+    for (int i = 0; i < 200000; i++) {
+        int zeros = i % 17;
+        uint64_t n = next_random(state) % power_of_ten(17 - zeros);
+        if (n == 0) {
+            n = 1;
+        }
+        n -= (n % 10 == 0); /* no zero of its own: n * 10^zeros has exactly `zeros` */
+        uint64_t value = n * power_of_ten(zeros);
+        counted_decimal stripped = strip_trailing_zeros(value, 3, digit_count(value));
+        CHECK(stripped.digits == n && stripped.exponent == 3 + zeros &&
+              stripped.length == digit_count(n));
+    }
+}
+
 /* Random decimals of 1 to 17 digits: values whose shortest form is short, so
  * that the "one digit fewer" branch and the zero stripping work hard. */
 static void
@@ -434,6 +462,82 @@ test_random_bit_patterns(uint64_t *state, long count)
         double value = double_of(next_random(state));
         if (isfinite(value)) {
             check_value(value);
+            checked++;
+        }
+    }
+    return checked;
+}
+
+/* schubfach_regular (the one-product path) against schubfach wherever it
+ * decides, on random regular doubles; and the ties it must leave to
+ * schubfach: v = c / 4 with c odd near 2^52, where V = 2.5c is a
+ * half-integer.  Those are then checked in full through the formatter. */
+static void
+test_one_product_path(uint64_t *state, long count)
+{
+    long undecided = 0;
+    for (long i = 0; i < 20000; i++) {
+        uint64_t c = HIDDEN_BIT + 2 * (uint64_t)i + 1;
+        double value = ldexp((double)c, -2);
+        fast_decimal fast = schubfach_regular(c, -2);
+        undecided += !fast.decided;
+        check_value(value);
+    }
+    CHECK(undecided == 20000);
+    for (long i = 0; i < count; i++) {
+        uint64_t bits = next_random(state);
+        int biased_exponent = (int)((bits >> SIGNIFICAND_BITS) & EXPONENT_MASK);
+        uint64_t fraction = bits & (HIDDEN_BIT - 1);
+        if (biased_exponent == 0 || biased_exponent == EXPONENT_MASK || fraction == 0) {
+            continue; /* subnormals, non-finite values and powers of two go elsewhere */
+        }
+        uint64_t c = fraction | HIDDEN_BIT;
+        int q = biased_exponent - EXPONENT_BIAS;
+        fast_decimal fast = schubfach_regular(c, q);
+        if (fast.decided) {
+            counted_decimal exact = schubfach(c, q, false);
+            CHECK(fast.decimal.digits == exact.digits && fast.decimal.exponent == exact.exponent);
+        }
+    }
+}
+
+/* The bulk check, cheap enough for tens of millions of values: the text
+ * reads back as the value (so its digits are in the rounding interval R),
+ * and neither multiple of 10^(e+1) next to ours, digits * 10^e, does.
+ * That proves no shorter decimal reads back: one in R would put a
+ * multiple of 10^(e+1) in R (itself, or the power of ten between it and
+ * ours when it lies in a lower decade), and R, an interval holding ours,
+ * would then hold the nearer of those two.  That ours is the closest of
+ * its length is left to check_value's smaller sample. */
+static void
+quick_check(double value)
+{
+    char text[FLOAT_FORMAT_BUFFER_SIZE + 1];
+    size_t length = float_format_shortest(value, text);
+    text[length] = '\0';
+    int wrong = bits_of(strtod(text, NULL)) != bits_of(value);
+    float_decimal ours = float_format_decimal(value);
+    if (ours.digits >= 10) {
+        double magnitude = fabs(value);
+        uint64_t below = ours.digits / 10;
+        wrong |= reads_back(below, ours.exponent + 1, magnitude) ||
+                 reads_back(below + 1, ours.exponent + 1, magnitude);
+    }
+    if (wrong) {
+        fprintf(stderr, "quick check failed: %.17g (bits 0x%016" PRIx64 "): wrote \"%s\"\n",
+                value, bits_of(value), text);
+        failures++;
+    }
+}
+
+static long
+test_random_bit_patterns_quickly(uint64_t *state, long count)
+{
+    long checked = 0;
+    while (checked < count && failures < 100) {
+        double value = double_of(next_random(state));
+        if (isfinite(value)) {
+            quick_check(value);
             checked++;
         }
     }
@@ -496,6 +600,8 @@ main(void)
     const char *count_text = getenv("FLOAT_FORMAT_TEST_COUNT");
     const char *seed_text = getenv("FLOAT_FORMAT_TEST_SEED");
     long count = count_text != NULL ? atol(count_text) : 2000000;
+    const char *quick_text = getenv("FLOAT_FORMAT_TEST_QUICK_COUNT");
+    long quick_count = quick_text != NULL ? atol(quick_text) : 0;
     uint64_t state = seed_text != NULL ? strtoull(seed_text, NULL, 0) : 0x5eed5eed5eedu;
     if (getenv("FLOAT_FORMAT_BENCH") != NULL) {
         benchmark(&state);
@@ -508,12 +614,16 @@ main(void)
     test_edges();
     test_digit_writers(&state, count >= 1000000 ? 1 : 101);
     test_random_short_decimals(&state, count / 4 + 1000);
+    test_trailing_zeros(&state);
+    test_one_product_path(&state, count);
     long checked = test_random_bit_patterns(&state, count);
+    long quickly = test_random_bit_patterns_quickly(&state, quick_count);
     if (failures != 0) {
         fprintf(stderr, "%ld checks failed\n", failures);
         return 1;
     }
-    printf("%ld random bit patterns, %ld short decimals, edges: all checks passed in %.1f s\n",
-           checked, count / 4 + 1000, seconds_now() - start);
+    printf("%ld random bit patterns fully and %ld quickly, %ld short decimals, edges: all "
+           "checks passed in %.1f s\n",
+           checked, quickly, count / 4 + 1000, seconds_now() - start);
     return 0;
 }
