@@ -11,6 +11,8 @@ call (perf_counter_ns around it) on fresh, varied Querybook-shaped events
   orjson    orjson.dumps(event_data), for scale
   log       DBEventLogger(url).log(uid, event_type, event_data), server up,
             default options (the writer thread drains concurrently)
+  log-process  the same with durability="process" (the queue mirrored in
+            memory-mapped journal chunks: survives kill -9), beside `log`
   log-full  the same with the server unreachable and max_queue_bytes 1 MiB:
             once the queue is full every call goes to the spool: into the
             queue's in-memory overflow, which the writer thread appends to
@@ -61,7 +63,8 @@ def percentiles(samples_ns):
     def at(fraction):
         return ordered[min(count - 1, int(fraction * count))] / 1000.0
 
-    return {"n": count, "p50": at(0.5), "p99": at(0.99), "p999": at(0.999), "max": ordered[-1] / 1000.0}
+    return {"n": count, "mean": sum(ordered) / count / 1000.0, "p50": at(0.5), "p99": at(0.99),
+            "p999": at(0.999), "max": ordered[-1] / 1000.0}
 
 
 def make_call(side, url, spool):
@@ -75,7 +78,9 @@ def make_call(side, url, spool):
 
         return (lambda uid, event_type, data: orjson.dumps(data)), (lambda: None)
     if side == "log":
-        logger = qe.DBEventLogger(url, spool_dir=spool)
+        logger = qe.DBEventLogger(url, spool_dir=spool, durability="memory")
+    elif side == "log-process":
+        logger = qe.DBEventLogger(url, spool_dir=spool, durability="process")
     else:  # log-full: nobody listens on the URL's port
         logger = qe.DBEventLogger(url, spool_dir=spool, max_queue_bytes=FULL_QUEUE_BYTES)
     logger.log(1, qe.EventType.CLICK, {"warm": 1})
@@ -85,7 +90,7 @@ def make_call(side, url, spool):
         logger.log(uid, types[event_type], data)
 
     def close():
-        logger.flush(timeout=120 if side == "log" else 0.1)
+        logger.flush(timeout=0.1 if side == "log-full" else 120)
         logger.close(timeout=5)
 
     return call, close
@@ -167,9 +172,9 @@ def main():
         return 0
     try:
         import orjson  # noqa: F401
-        sides = ["dumps", "orjson", "log", "log-full"]
+        sides = ["dumps", "orjson", "log", "log-process", "log-full"]
     except ImportError:
-        sides = ["dumps", "log", "log-full"]
+        sides = ["dumps", "log", "log-process", "log-full"]
     from mariadb_server import MariaDBServer
 
     server = MariaDBServer()
@@ -210,6 +215,14 @@ def main():
         ratio99 = figures["p99"] / base["p99"] if base["p99"] else float("nan")
         print(f"| {load_name} | {side} | {figures['p50']:.2f} | {figures['p99']:.2f} | "
               f"{figures['p999']:.2f} | {figures['max']:.1f} | {ratio99:.2f}× | {ratio:.2f}× |")
+    print()
+    print('| load | durability="process" ÷ "memory": mean | p50 | p99 | p99.9 |')
+    print("|---|---:|---:|---:|---:|")
+    for load_name in dict.fromkeys(row[0] for row in rows):
+        memory = next(f for name, s, f in rows if name == load_name and s == "log")
+        process = next(f for name, s, f in rows if name == load_name and s == "log-process")
+        print(f"| {load_name} | " + " | ".join(
+            f"{process[key] / memory[key]:.2f}×" for key in ("mean", "p50", "p99", "p999")) + " |")
     return 0
 
 

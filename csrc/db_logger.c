@@ -806,6 +806,12 @@ db_logger_init(PyObject *op, PyObject *args, PyObject *kwargs)
     }
     /* a path-like becomes its str/bytes now (a TypeError here, not later);
      * the directory itself is only created when first written to */
+    if (durability_code == WRITER_DURABILITY_PROCESS && spool_dir == Py_None) {
+        PyErr_SetString(PyExc_ValueError,
+                        "durability='process' keeps the queue in spool_dir: spool_dir=None "
+                        "cannot have it");
+        goto done;
+    }
     if (spool_dir != NULL && spool_dir != Py_None) {
         spool_path = PyOS_FSPath(spool_dir);
         if (spool_path == NULL || writer_logger_check_spool_dir(spool_path) < 0) {

@@ -271,6 +271,31 @@ reset_chunk(journal_chunk *chunk, const char *target)
     prefault(chunk);
 }
 
+/* No lock.  Give the file `size` bytes of real zeros and sync them: its
+ * blocks are allocated and written now (not fallocate's unwritten extents,
+ * or delayed allocation, which make the filesystem do work in the page
+ * fault of a later store, under the queue lock).  0, or -1 (errno). */
+static int
+write_zeros(int fd, size_t size)
+{
+    static const char zeros[65536];
+    for (size_t offset = 0; offset < size;) {
+        size_t length = size - offset < sizeof(zeros) ? size - offset : sizeof(zeros);
+        ssize_t written = pwrite(fd, zeros, length, (off_t)offset);
+        if (written < 0 && errno == EINTR) {
+            continue;
+        }
+        if (written <= 0) {
+            if (written == 0) {
+                errno = ENOSPC;
+            }
+            return -1;
+        }
+        offset += (size_t)written;
+    }
+    return fdatasync(fd);
+}
+
 /* No lock.  Create, lock, size and map a new chunk file in `journal->dir`.
  * NULL with errno set. */
 static journal_chunk *
@@ -299,10 +324,8 @@ create_chunk(const durable_journal *journal)
     if (chunk->fd < 0) {
         goto error_unnamed;
     }
-    int error = posix_fallocate(chunk->fd, 0, (off_t)chunk->size);
-    if (error != 0) {
-        errno = error; /* ENOSPC: no chunk, rather than SIGBUS in log() later */
-        goto error_temporary;
+    if (write_zeros(chunk->fd, chunk->size) < 0) {
+        goto error_temporary; /* ENOSPC: no chunk, rather than SIGBUS in log() later */
     }
     void *base = mmap(NULL, chunk->size, PROT_READ | PROT_WRITE, MAP_SHARED, chunk->fd, 0);
     if (base == MAP_FAILED) {
@@ -358,11 +381,17 @@ durable_journal_provide_spare_locked(durable_journal *journal, pthread_mutex_t *
         spool_explain_error(journal->dir, saved, error);
         return -1;
     }
+    chunk->next = NULL;
     if (journal->active == NULL) {
         journal->active = chunk; /* the first: appends go straight to it */
     }
-    else {
+    else if (journal->spare == NULL) {
         journal->spare = chunk;
+    }
+    else {
+        /* two makers raced (the first log() and the thread): keep it */
+        chunk->next = journal->retired;
+        journal->retired = chunk;
     }
     return 0;
 }

@@ -16,9 +16,11 @@
  *
  * Chunk file "qbel-<yyyymmddHHMMSS>-<pid>-<random>.journal" (created as
  * ".tmp-..." and renamed once locked, like spool files), flock'ed by its
- * writer for as long as it is open, posix_fallocate'd (no SIGBUS on a full
- * disk later) and pre-faulted by the writer thread, never under the queue
- * lock.  Layout, little-endian, host-aligned:
+ * writer for as long as it is open, filled with zeros and synced when made
+ * (no SIGBUS on a full disk later, no block allocation in a page fault),
+ * and pre-faulted for writing, by the writer thread (or by a caller with
+ * the GIL released, when the thread is busy sending), never under the
+ * queue lock.  Layout, little-endian, host-aligned:
  *   page 0: header — magic "QBELJRN1", uint32 version, uint32 generation,
  *           char chunk_id[24] (hex, NUL-terminated), char target[512]
  *           (the sink's identity; never a password).

@@ -294,8 +294,12 @@ writer_submit(writer *w, event_record *record)
         return 0;
     }
     pthread_mutex_lock(&w->queue.lock);
-    if (w->journal != NULL && w->journal->active == NULL && !w->closing) {
-        /* the first event: make the first chunk here (GIL released) */
+    if (w->journal != NULL && !w->closing && !w->spool_mode &&
+        (w->journal->active == NULL ||
+         durable_journal_wants_spare_locked(w->journal, event_queue_monotonic_now()))) {
+        /* the first chunk, or the thread (busy sending) has not made the
+         * next one yet: make it here (GIL released) rather than send this
+         * event and every later one to the spool file */
         writer_provide_journal_chunk_locked(w);
     }
     pthread_mutex_unlock(&w->queue.lock);

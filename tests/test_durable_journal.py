@@ -198,6 +198,8 @@ def test_durability_option(tmp_path, monkeypatch):
         DBEventLogger(url, spool_dir=str(tmp_path), durability="disk")
     with pytest.raises(TypeError, match="durability must be a str"):
         DBEventLogger(url, spool_dir=str(tmp_path), durability=1)
+    with pytest.raises(ValueError, match="spool_dir=None"):
+        DBEventLogger(url, spool_dir=None, durability="process")
     monkeypatch.setenv("QBEL_DURABILITY", "nonsense")
     with pytest.raises(ValueError, match="'nonsense'"):
         DBEventLogger(url, spool_dir=str(tmp_path))
