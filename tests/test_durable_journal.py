@@ -207,3 +207,35 @@ def test_durability_option(tmp_path, monkeypatch):
     DBEventLogger(url, spool_dir=str(tmp_path)).close()
     monkeypatch.delenv("QBEL_DURABILITY")
     DBEventLogger(url, spool_dir=str(tmp_path), durability="memory").close()
+
+
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded, use of fork:DeprecationWarning")
+def test_fork_child_never_touches_the_parents_chunks(db, tmp_path):
+    spool = str(tmp_path / "spool")
+    logger = DBEventLogger(db.url, spool_dir=spool, durability="process", flush_interval=3600,
+                           batch_size=100000)
+    logger.log(uid=1, event_type="CLICK", event_data={"seq": -1})
+    assert logger.flush(timeout=30)
+    for seq in range(300):
+        logger.log(uid=1, event_type="CLICK", event_data={"seq": seq})
+    parent_chunks = set(journals(spool))
+    before = {path: entries(path) for path in parent_chunks}
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            for seq in range(1000, 1100):
+                logger.log(uid=1, event_type="VIEW", event_data={"seq": seq})
+            code = 0 if logger.flush(timeout=60) and logger.stats()["written"] == 100 else 2
+            logger.close()
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    # the parent's chunks are as they were: the child made and removed its own
+    assert {path: entries(path) for path in parent_chunks} == before
+    assert sum(len(found) for found in before.values()) == 301  # -1 (settled) too
+    assert logger.flush(timeout=60)
+    logger.close()
+    assert seqs_in_table(db) == [-1, *range(300), *range(1000, 1100)]
+    assert not journals(spool)
