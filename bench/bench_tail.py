@@ -18,6 +18,11 @@ call (perf_counter_ns around it) on fresh, varied Querybook-shaped events
             queue's in-memory overflow, which the writer thread appends to
             the spool file, or (overflow full) appended by the caller itself
 
+(`--burst` instead: one thread logs BURST fresh events as fast as it can
+into a queue that only grows, durability "memory" and "process"
+alternating, three pairs; prints the median µs per log() of each and their
+ratio: the sustained cost, chunk making included.)
+
 under three loads: one thread; THREADS threads (each its own events; a
 thread's call may include waiting for the GIL, which the dumps row shows
 too); and GREENLETS gevent greenlets in a monkey-patched subprocess (as under
@@ -47,6 +52,7 @@ GREENLETS = 200
 PER_WORKER = 1_000 if QUICK else 5_000
 SINGLE = 20_000 if QUICK else 100_000
 FULL_QUEUE_BYTES = 1 << 20
+BURST = 50_000 if QUICK else 200_000
 
 
 def fresh_rows(seed, count):
@@ -158,6 +164,49 @@ def run_greenlets(side, url, spool, seed):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def burst_main():
+    import statistics
+
+    import querybook_eventlog as qe
+    from mariadb_server import MariaDBServer
+
+    server = MariaDBServer()
+    server.start()
+    workdir = tempfile.mkdtemp(prefix="qbel-bench-burst-")
+    per_call = {"memory": [], "process": []}
+    seed = 9_000_001
+    try:
+        for pair in range(3):
+            for mode in (("memory", "process") if pair % 2 == 0 else ("process", "memory")):
+                seed += 1
+                rows = fresh_rows(seed, BURST)
+                server.reset_events()
+                logger = qe.DBEventLogger(server.url, spool_dir=os.path.join(workdir, str(seed)),
+                                          durability=mode)
+                logger.log(1, "CLICK", {"warm": 1})
+                gc.collect()
+                started = time.perf_counter()
+                for uid, event_type, data in rows:
+                    logger.log(uid, event_type, data)
+                elapsed = time.perf_counter() - started
+                assert logger.flush(timeout=600)
+                stats = logger.stats()
+                logger.close()
+                assert stats["spooled"] == 0 and stats["dropped"] == 0, stats
+                per_call[mode].append(elapsed / len(rows) * 1e6)
+                print(f"  {mode:<8} {per_call[mode][-1]:.2f} us/log", flush=True)
+    finally:
+        server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    memory, process = (statistics.median(per_call[m]) for m in ("memory", "process"))
+    print()
+    print('| burst (1 thread, queue growing) | "memory" µs/log | "process" µs/log | ratio |')
+    print("|---|---:|---:|---:|")
+    print(f"| {BURST} events × 3 pairs, medians | {memory:.2f} | {process:.2f} | "
+          f"{process / memory:.2f}× |")
+    return 0
+
+
 def unused_port():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -170,6 +219,8 @@ def main():
         side, url, spool, seed = sys.argv[index + 1:index + 5]
         greenlet_child(side, url, spool, int(seed))
         return 0
+    if "--burst" in sys.argv:
+        return burst_main()
     try:
         import orjson  # noqa: F401
         sides = ["dumps", "orjson", "log", "log-process", "log-full"]
