@@ -807,6 +807,13 @@ db_logger_init(PyObject *op, PyObject *args, PyObject *kwargs)
     /* a path-like becomes its str/bytes now (a TypeError here, not later);
      * the directory itself is only created when first written to */
     if (durability_code == WRITER_DURABILITY_PROCESS && spool_dir == Py_None) {
+        if (durability == NULL || durability == Py_None) {
+            /* from the environment: a logger that disabled spooling keeps
+             * the in-memory queue rather than failing */
+            durability_code = WRITER_DURABILITY_MEMORY;
+        }
+    }
+    if (durability_code == WRITER_DURABILITY_PROCESS && spool_dir == Py_None) {
         PyErr_SetString(PyExc_ValueError,
                         "durability='process' keeps the queue in spool_dir: spool_dir=None "
                         "cannot have it");

@@ -205,6 +205,7 @@ def test_durability_option(tmp_path, monkeypatch):
         DBEventLogger(url, spool_dir=str(tmp_path))
     monkeypatch.setenv("QBEL_DURABILITY", "Process")
     DBEventLogger(url, spool_dir=str(tmp_path)).close()
+    DBEventLogger(url, spool_dir=None).close()  # spooling off: the environment yields
     monkeypatch.delenv("QBEL_DURABILITY")
     DBEventLogger(url, spool_dir=str(tmp_path), durability="memory").close()
 
