@@ -11,10 +11,17 @@ call (perf_counter_ns around it) on fresh, varied Querybook-shaped events
   orjson    orjson.dumps(event_data), for scale
   log       DBEventLogger(url).log(uid, event_type, event_data), server up,
             default options (the writer thread drains concurrently)
+  log-process  the same with durability="process" (the queue mirrored in
+            memory-mapped journal chunks: survives kill -9), beside `log`
   log-full  the same with the server unreachable and max_queue_bytes 1 MiB:
             once the queue is full every call goes to the spool: into the
             queue's in-memory overflow, which the writer thread appends to
             the spool file, or (overflow full) appended by the caller itself
+
+(`--burst` instead: one thread logs BURST fresh events as fast as it can
+into a queue that only grows, durability "memory" and "process"
+alternating, three pairs; prints the median µs per log() of each and their
+ratio: the sustained cost, chunk making included.)
 
 under three loads: one thread; THREADS threads (each its own events; a
 thread's call may include waiting for the GIL, which the dumps row shows
@@ -45,6 +52,7 @@ GREENLETS = 200
 PER_WORKER = 1_000 if QUICK else 5_000
 SINGLE = 20_000 if QUICK else 100_000
 FULL_QUEUE_BYTES = 1 << 20
+BURST = 50_000 if QUICK else 200_000
 
 
 def fresh_rows(seed, count):
@@ -61,7 +69,8 @@ def percentiles(samples_ns):
     def at(fraction):
         return ordered[min(count - 1, int(fraction * count))] / 1000.0
 
-    return {"n": count, "p50": at(0.5), "p99": at(0.99), "p999": at(0.999), "max": ordered[-1] / 1000.0}
+    return {"n": count, "mean": sum(ordered) / count / 1000.0, "p50": at(0.5), "p99": at(0.99),
+            "p999": at(0.999), "max": ordered[-1] / 1000.0}
 
 
 def make_call(side, url, spool):
@@ -75,7 +84,9 @@ def make_call(side, url, spool):
 
         return (lambda uid, event_type, data: orjson.dumps(data)), (lambda: None)
     if side == "log":
-        logger = qe.DBEventLogger(url, spool_dir=spool)
+        logger = qe.DBEventLogger(url, spool_dir=spool, durability="memory")
+    elif side == "log-process":
+        logger = qe.DBEventLogger(url, spool_dir=spool, durability="process")
     else:  # log-full: nobody listens on the URL's port
         logger = qe.DBEventLogger(url, spool_dir=spool, max_queue_bytes=FULL_QUEUE_BYTES)
     logger.log(1, qe.EventType.CLICK, {"warm": 1})
@@ -85,7 +96,7 @@ def make_call(side, url, spool):
         logger.log(uid, types[event_type], data)
 
     def close():
-        logger.flush(timeout=120 if side == "log" else 0.1)
+        logger.flush(timeout=0.1 if side == "log-full" else 120)
         logger.close(timeout=5)
 
     return call, close
@@ -153,6 +164,49 @@ def run_greenlets(side, url, spool, seed):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def burst_main():
+    import statistics
+
+    import querybook_eventlog as qe
+    from mariadb_server import MariaDBServer
+
+    server = MariaDBServer()
+    server.start()
+    workdir = tempfile.mkdtemp(prefix="qbel-bench-burst-")
+    per_call = {"memory": [], "process": []}
+    seed = 9_000_001
+    try:
+        for pair in range(3):
+            for mode in (("memory", "process") if pair % 2 == 0 else ("process", "memory")):
+                seed += 1
+                rows = fresh_rows(seed, BURST)
+                server.reset_events()
+                logger = qe.DBEventLogger(server.url, spool_dir=os.path.join(workdir, str(seed)),
+                                          durability=mode)
+                logger.log(1, "CLICK", {"warm": 1})
+                gc.collect()
+                started = time.perf_counter()
+                for uid, event_type, data in rows:
+                    logger.log(uid, event_type, data)
+                elapsed = time.perf_counter() - started
+                assert logger.flush(timeout=600)
+                stats = logger.stats()
+                logger.close()
+                assert stats["spooled"] == 0 and stats["dropped"] == 0, stats
+                per_call[mode].append(elapsed / len(rows) * 1e6)
+                print(f"  {mode:<8} {per_call[mode][-1]:.2f} us/log", flush=True)
+    finally:
+        server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    memory, process = (statistics.median(per_call[m]) for m in ("memory", "process"))
+    print()
+    print('| burst (1 thread, queue growing) | "memory" µs/log | "process" µs/log | ratio |')
+    print("|---|---:|---:|---:|")
+    print(f"| {BURST} events × 3 pairs, medians | {memory:.2f} | {process:.2f} | "
+          f"{process / memory:.2f}× |")
+    return 0
+
+
 def unused_port():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -165,11 +219,13 @@ def main():
         side, url, spool, seed = sys.argv[index + 1:index + 5]
         greenlet_child(side, url, spool, int(seed))
         return 0
+    if "--burst" in sys.argv:
+        return burst_main()
     try:
         import orjson  # noqa: F401
-        sides = ["dumps", "orjson", "log", "log-full"]
+        sides = ["dumps", "orjson", "log", "log-process", "log-full"]
     except ImportError:
-        sides = ["dumps", "log", "log-full"]
+        sides = ["dumps", "log", "log-process", "log-full"]
     from mariadb_server import MariaDBServer
 
     server = MariaDBServer()
@@ -210,6 +266,14 @@ def main():
         ratio99 = figures["p99"] / base["p99"] if base["p99"] else float("nan")
         print(f"| {load_name} | {side} | {figures['p50']:.2f} | {figures['p99']:.2f} | "
               f"{figures['p999']:.2f} | {figures['max']:.1f} | {ratio99:.2f}× | {ratio:.2f}× |")
+    print()
+    print('| load | durability="process" ÷ "memory": mean | p50 | p99 | p99.9 |')
+    print("|---|---:|---:|---:|---:|")
+    for load_name in dict.fromkeys(row[0] for row in rows):
+        memory = next(f for name, s, f in rows if name == load_name and s == "log")
+        process = next(f for name, s, f in rows if name == load_name and s == "log-process")
+        print(f"| {load_name} | " + " | ".join(
+            f"{process[key] / memory[key]:.2f}×" for key in ("mean", "p50", "p99", "p999")) + " |")
     return 0
 
 

@@ -658,6 +658,46 @@ max_event_bytes_argument(PyObject *value, size_t *out, bool *explicit_out)
     return 0;
 }
 
+/* durability=: "memory" or "process"; None (or absent) asks
+ * querybook_eventlog._settings.durability() (env QBEL_DURABILITY, else
+ * QBEL_DEFAULT_DURABILITY).  0, or -1 (ValueError/TypeError). */
+static int
+durability_argument(PyObject *value, int *code_out)
+{
+    PyObject *owned = NULL;
+    if (value == NULL || value == Py_None) {
+        PyObject *resolve = writer_logger_settings_attribute("durability");
+        if (resolve == NULL) {
+            return -1;
+        }
+        owned = PyObject_CallOneArg(resolve, Py_None);
+        Py_DECREF(resolve);
+        if (owned == NULL) {
+            return -1;
+        }
+        value = owned;
+    }
+    int status = -1;
+    if (!PyUnicode_Check(value)) {
+        PyErr_Format(PyExc_TypeError, "durability must be a str, not %.100s",
+                     Py_TYPE(value)->tp_name);
+    }
+    else if (PyUnicode_CompareWithASCIIString(value, "memory") == 0) {
+        *code_out = WRITER_DURABILITY_MEMORY;
+        status = 0;
+    }
+    else if (PyUnicode_CompareWithASCIIString(value, "process") == 0) {
+        *code_out = WRITER_DURABILITY_PROCESS;
+        status = 0;
+    }
+    else {
+        PyErr_Format(PyExc_ValueError, "durability must be 'memory' or 'process', not %R",
+                     value);
+    }
+    Py_XDECREF(owned);
+    return status;
+}
+
 static int
 db_logger_init(PyObject *op, PyObject *args, PyObject *kwargs)
 {
@@ -667,7 +707,7 @@ db_logger_init(PyObject *op, PyObject *args, PyObject *kwargs)
                                "spool_dir",     "sync",            "create_table",
                                "connect_timeout", "read_timeout",  "write_timeout",
                                "exit_timeout",  "backoff_initial", "backoff_max",
-                               "sync_timeout",  NULL};
+                               "sync_timeout",  "durability",      NULL};
     PyObject *url = Py_None, *table = NULL, *spool_dir = NULL, *max_event_bytes = NULL;
     Py_ssize_t batch_size = QBEL_DEFAULT_BATCH_SIZE;
     double flush_interval = QBEL_DEFAULT_FLUSH_INTERVAL_S;
@@ -679,7 +719,8 @@ db_logger_init(PyObject *op, PyObject *args, PyObject *kwargs)
     double exit_timeout = QBEL_DEFAULT_EXIT_TIMEOUT_S;
     double backoff_initial = QBEL_DEFAULT_BACKOFF_INITIAL_S;
     double backoff_max = QBEL_DEFAULT_BACKOFF_MAX_S;
-    PyObject *sync_timeout = NULL;
+    PyObject *sync_timeout = NULL, *durability = NULL;
+    int durability_code;
     double sync_timeout_s = QBEL_DEFAULT_SYNC_TIMEOUT_S;
     size_t max_event_bytes_value;
     bool max_event_bytes_explicit;
@@ -688,12 +729,15 @@ db_logger_init(PyObject *op, PyObject *args, PyObject *kwargs)
         refuse_reinit();
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O$UndnOOppiiidddO:DBEventLogger",
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O$UndnOOppiiidddOO:DBEventLogger",
                                      keywords, &url, &table, &batch_size, &flush_interval,
                                      &max_queue_bytes, &max_event_bytes, &spool_dir, &sync,
                                      &create_table, &connect_timeout, &read_timeout,
                                      &write_timeout, &exit_timeout, &backoff_initial,
-                                     &backoff_max, &sync_timeout)) {
+                                     &backoff_max, &sync_timeout, &durability)) {
+        return -1;
+    }
+    if (durability_argument(durability, &durability_code) < 0) {
         return -1;
     }
     if (sync_timeout == Py_None) {
@@ -750,6 +794,7 @@ db_logger_init(PyObject *op, PyObject *args, PyObject *kwargs)
     options.max_queue_bytes = (size_t)max_queue_bytes;
     options.backoff_initial_s = backoff_initial;
     options.backoff_max_s = backoff_max;
+    options.durability = durability_code;
 
     PyObject *table_name = table ? Py_NewRef(table) : PyUnicode_FromString("event_log");
     PyObject *parts = NULL, *description = NULL, *spool_path = NULL;
@@ -761,6 +806,19 @@ db_logger_init(PyObject *op, PyObject *args, PyObject *kwargs)
     }
     /* a path-like becomes its str/bytes now (a TypeError here, not later);
      * the directory itself is only created when first written to */
+    if (durability_code == WRITER_DURABILITY_PROCESS && spool_dir == Py_None) {
+        if (durability == NULL || durability == Py_None) {
+            /* from the environment: a logger that disabled spooling keeps
+             * the in-memory queue rather than failing */
+            durability_code = WRITER_DURABILITY_MEMORY;
+        }
+    }
+    if (durability_code == WRITER_DURABILITY_PROCESS && spool_dir == Py_None) {
+        PyErr_SetString(PyExc_ValueError,
+                        "durability='process' keeps the queue in spool_dir: spool_dir=None "
+                        "cannot have it");
+        goto done;
+    }
     if (spool_dir != NULL && spool_dir != Py_None) {
         spool_path = PyOS_FSPath(spool_dir);
         if (spool_path == NULL || writer_logger_check_spool_dir(spool_path) < 0) {
@@ -1112,7 +1170,7 @@ PyDoc_STRVAR(db_logger_doc,
              "              max_event_bytes=None, spool_dir=<default>, sync=False,\n"
              "              create_table=False, connect_timeout=5, read_timeout=30,\n"
              "              write_timeout=30, exit_timeout=5.0, backoff_initial=0.1,\n"
-             "              backoff_max=30.0, sync_timeout=30.0)\n--\n\n"
+             "              backoff_max=30.0, sync_timeout=30.0, durability=None)\n--\n\n"
              "The logger named 'db': events into Querybook's MySQL table `table` from a\n"
              "writer thread, in batches, exactly once (with the marker table, see\n"
              "marker_table_ddl).  url: an SQLAlchemy-style MySQL URL; None: DATABASE_CONN,\n"
@@ -1129,7 +1187,12 @@ PyDoc_STRVAR(db_logger_doc,
              "flush at interpreter exit and close()'s default; sync_timeout (None: no\n"
              "limit) bounds how long a sync=True log() waits before raising TimeoutError\n"
              "(the event stays queued and is still written).  __init__ runs once:\n"
-             "calling it again on a logger with a database URL raises TypeError.");
+             "calling it again on a logger with a database URL raises TypeError.\n"
+             "durability: 'memory' (the queue is in memory only) or 'process' (queued\n"
+             "events are mirrored in memory-mapped journal chunks in spool_dir, so a\n"
+             "process killed with SIGKILL loses none of them: the next logger for the\n"
+             "same target, or `python -m querybook_eventlog replay`, writes them exactly\n"
+             "once); None: env QBEL_DURABILITY, else the default.");
 
 static PyType_Slot db_logger_slots[] = {
     {Py_tp_doc, (void *)db_logger_doc},
@@ -1188,7 +1251,7 @@ db_logger_defaults(PyObject *module, PyObject *unused)
     (void)module;
     (void)unused;
     return Py_BuildValue(
-        "{s:s,s:n,s:d,s:n,s:i,s:i,s:i,s:d,s:d,s:d,s:d,s:i,s:s}", "table", QBEL_DEFAULT_TABLE,
+        "{s:s,s:n,s:d,s:n,s:i,s:i,s:i,s:d,s:d,s:d,s:d,s:i,s:s,s:s}", "table", QBEL_DEFAULT_TABLE,
         "batch_size", (Py_ssize_t)QBEL_DEFAULT_BATCH_SIZE, "flush_interval",
         QBEL_DEFAULT_FLUSH_INTERVAL_S, "max_queue_bytes", (Py_ssize_t)QBEL_DEFAULT_MAX_QUEUE_BYTES,
         "connect_timeout", QBEL_DEFAULT_CONNECT_TIMEOUT_S, "read_timeout",
@@ -1196,7 +1259,7 @@ db_logger_defaults(PyObject *module, PyObject *unused)
         "exit_timeout", QBEL_DEFAULT_EXIT_TIMEOUT_S, "sync_timeout", QBEL_DEFAULT_SYNC_TIMEOUT_S,
         "backoff_initial", QBEL_DEFAULT_BACKOFF_INITIAL_S, "backoff_max",
         QBEL_DEFAULT_BACKOFF_MAX_S, "max_table_name", MYSQL_SINK_TABLE_NAME_MAX,
-        "spool_dir_name", QBEL_DEFAULT_SPOOL_DIR_NAME);
+        "spool_dir_name", QBEL_DEFAULT_SPOOL_DIR_NAME, "durability", QBEL_DEFAULT_DURABILITY);
 }
 
 /* _replay_spool(url_parts, spool_dir, table, adopt_all=False) -> int: the

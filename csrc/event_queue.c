@@ -117,17 +117,24 @@ event_queue_destroy(event_queue *queue)
     pthread_mutex_destroy(&queue->lock);
 }
 
-int
-event_queue_push_locked(event_queue *queue, event_record *record)
+bool
+event_queue_fits_locked(const event_queue *queue, const event_record *record)
 {
     size_t footprint = event_queue_footprint(record);
     /* An empty queue takes one record of any size: events may be as large
      * as the server accepts (up to 1 GiB), and one bigger than the bound
      * should not have to go through the spool (or be dropped without one). */
-    if (queue->count > 0 &&
-        (footprint > queue->max_bytes || queue->bytes > queue->max_bytes - footprint)) {
+    return queue->count == 0 ||
+           (footprint <= queue->max_bytes && queue->bytes <= queue->max_bytes - footprint);
+}
+
+int
+event_queue_push_locked(event_queue *queue, event_record *record)
+{
+    if (!event_queue_fits_locked(queue, record)) {
         return 1;
     }
+    size_t footprint = event_queue_footprint(record);
     record->next = NULL;
     if (queue->tail != NULL) {
         queue->tail->next = record;

@@ -67,6 +67,9 @@ size_t event_queue_footprint(const event_record *record);
 /* Free every queued record and destroy the lock and condition variables. */
 void event_queue_destroy(event_queue *queue);
 
+/* Mutex held.  Would event_queue_push_locked take `record` now? */
+bool event_queue_fits_locked(const event_queue *queue, const event_record *record);
+
 /* Mutex held.  Append `record` when it fits: returns 0 and takes ownership.
  * Returns 1 (full) when bytes + footprint would exceed max_bytes; the
  * caller keeps the record.  An empty queue takes any one record, so the

@@ -205,6 +205,14 @@ typedef struct spool_replay_context {
 int spool_replay_fd(spool_replay_context *context, int fd, const char *name,
                     spool_replay_result *result);
 
+/* Write `count` records as batch `batch_id` exactly once: skipped when its
+ * marker exists; after an ambiguous connection error, reconnect once and
+ * look again; rejected rows dead-lettered (or counted as dropped).  The
+ * records stay the caller's.  0, or -1 (context->error set). */
+int spool_replay_write_batch(spool_replay_context *context, const char *batch_id,
+                             event_record *const *records, size_t count,
+                             spool_replay_result *result);
+
 /* Claim and replay every spool file in `dir` not locked by anyone (oldest
  * first), unlinking each once complete.  `dir` must pass
  * spool_check_directory (else -1, error says why; a missing `dir` is 0).

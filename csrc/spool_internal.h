@@ -51,4 +51,12 @@ event_record *spool_parse_line(const char *line, size_t length,
                                char batch_id[SINK_BATCH_ID_MAX + 1],
                                char target[SINK_IDENTITY_MAX], char *why, size_t why_size);
 
+/* ---- spool_replay.c ---- */
+
+/* Open (read-only, O_NOFOLLOW|O_NONBLOCK) and flock `path` without
+ * waiting, after fstat shows a regular file of ours.  The tracked fd; or
+ * -1: someone holds it, it vanished or was replayed meanwhile, or it is
+ * not to be trusted (then *why says why). */
+int spool_claim_file(const char *path, const char **why);
+
 #endif

@@ -64,35 +64,33 @@ describe_failure(spool_replay_context *context, const char *what)
              sink_error && *sink_error ? sink_error : "unknown error");
 }
 
-/* Write `group` exactly once: skip it when its marker exists; after an
- * ambiguous connection error, reconnect once and look again.  0 or -1. */
-static int
-replay_group_write(spool_replay_context *context, replay_group *group,
-                   spool_replay_result *result)
+int
+spool_replay_write_batch(spool_replay_context *context, const char *batch_id,
+                         event_record *const *records, size_t count,
+                         spool_replay_result *result)
 {
-    if (group->count == 0) {
+    if (count == 0) {
         return 0;
     }
     sink_status status;
-    int committed = sink_batch_committed(context->sink, group->batch_id, &status);
+    int committed = sink_batch_committed(context->sink, batch_id, &status);
     if (committed < 0) {
         describe_failure(context, "checking a replayed batch");
         return -1;
     }
     if (committed == 1) {
-        result->skipped += group->count;
-        replay_group_reset(group);
+        result->skipped += count;
         return 0;
     }
     rejection_list rejections = {NULL, 0, 0};
     size_t rejected = 0;
-    status = sink_write_batch(context->sink, group->batch_id, group->records, group->count,
-                                    rejection_list_collect, &rejections, &rejected);
+    status = sink_write_batch(context->sink, batch_id, records, count, rejection_list_collect,
+                              &rejections, &rejected);
     if (status == SINK_CONNECTION_ERROR) {
         describe_failure(context, "replaying a batch");
         sink_disconnect(context->sink);
         if (sink_connect(context->sink) == SINK_OK &&
-            sink_batch_committed(context->sink, group->batch_id, &status) == 1) {
+            sink_batch_committed(context->sink, batch_id, &status) == 1) {
             status = SINK_OK;
         }
         else {
@@ -106,11 +104,23 @@ replay_group_write(spool_replay_context *context, replay_group *group,
         rejection_list_free(&rejections);
         return -1;
     }
-    size_t kept = dead_letter_write_rejections(context->letters, &rejections, group->batch_id);
+    size_t kept = dead_letter_write_rejections(context->letters, &rejections, batch_id);
     result->dead_lettered += kept;
     result->dropped += rejected - kept; /* rejected and not kept: counted, never silent */
-    result->replayed += group->count - rejected;
+    result->replayed += count - rejected;
     rejection_list_free(&rejections);
+    return 0;
+}
+
+/* Write `group` exactly once (spool_replay_write_batch), then empty it. */
+static int
+replay_group_write(spool_replay_context *context, replay_group *group,
+                   spool_replay_result *result)
+{
+    if (spool_replay_write_batch(context, group->batch_id, group->records, group->count,
+                                 result) < 0) {
+        return -1;
+    }
     replay_group_reset(group);
     return 0;
 }
@@ -602,8 +612,8 @@ note_skip(char *message, size_t message_size, size_t *new_skips, const char *pat
 /* *why is set (and -1 returned) when the entry is not one to trust: not a
  * regular file (a symlink, a FIFO, a directory...) or not ours.  O_NONBLOCK
  * so that a FIFO never blocks open; fstat before any read. */
-static int
-claim_file(const char *path, const char **why)
+int
+spool_claim_file(const char *path, const char **why)
 {
     *why = NULL;
     int fd = spool_fd_open_tracked(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0);
@@ -722,7 +732,7 @@ replay_scanned_file(spool_replay_context *context, directory_scan *scan, const c
 {
     char *path = spool_join_path(scan->dir, "", name, "");
     const char *why = NULL;
-    int fd = path ? claim_file(path, &why) : -1;
+    int fd = path ? spool_claim_file(path, &why) : -1;
     if (fd < 0) {
         if (why != NULL) {
             note_skip(scan->skip_message, sizeof(scan->skip_message), &scan->new_skips, path,

@@ -127,6 +127,21 @@ writer_new(const writer_config *config)
         errno = error;
         goto error;
     }
+    if (w->config.durability == WRITER_DURABILITY_PROCESS && w->config.spool_dir != NULL) {
+        w->journal = durable_journal_new(w->config.spool_dir,
+                                         sink_factory_identity(&w->config.sink),
+                                         config->max_queue_bytes);
+        if (w->journal == NULL) {
+            event_queue_destroy(&w->queue);
+            pthread_mutex_destroy(&w->spool_lock);
+            errno = ENOMEM;
+            goto error;
+        }
+        /* no overflow in memory: what the queue cannot take goes to the
+         * spool file in its caller, where a kill cannot lose it */
+        w->queue.max_bytes += w->queue.overflow_max_bytes;
+        w->queue.overflow_max_bytes = 0;
+    }
     spool_file_init(&w->own_spool);
     spool_file_init(&w->replaying_spool);
     w->backoff_s = w->config.backoff_initial_s;
@@ -166,6 +181,15 @@ writer_get_stats(writer *w, writer_stats *out)
 }
 
 void
+writer_provide_journal_chunk_locked(writer *w)
+{
+    qbel_error why;
+    if (durable_journal_provide_spare_locked(w->journal, &w->queue.lock, &why) < 0) {
+        writer_set_error_locked(w, "making a journal chunk", why.message);
+    }
+}
+
+void
 writer_destroy(writer *w)
 {
     for (size_t i = 0; i < w->batch_count; i++) {
@@ -180,6 +204,7 @@ writer_destroy(writer *w)
     (void)writer_sync_and_close_spool(&w->own_spool, false); /* no one left to tell */
     dead_letter_close(&w->letters);
     rejection_list_free(&w->rejections);
+    durable_journal_free(w->journal); /* unsettled chunks stay for a replay */
     event_queue_destroy(&w->queue);
     pthread_mutex_destroy(&w->spool_lock);
     sink_factory_free(&w->config.sink);

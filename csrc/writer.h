@@ -29,7 +29,14 @@ typedef struct writer_config {
     char *spool_dir;          /* NULL: no spool (overflow is dropped and counted) */
     double backoff_initial_s; /* reconnect backoff, default 0.1 */
     double backoff_max_s;     /* cap, default 30 */
+    int durability;           /* writer_durability; PROCESS needs a spool_dir */
 } writer_config;
+
+/* What a queued event survives (see durable_journal.h). */
+typedef enum writer_durability {
+    WRITER_DURABILITY_MEMORY = 0,  /* the queue is in memory only */
+    WRITER_DURABILITY_PROCESS = 1, /* mirrored in memory-mapped chunks: survives kill -9 */
+} writer_durability;
 
 typedef struct writer_stats {
     uint64_t enqueued;      /* events accepted (queued or spooled) */

@@ -70,6 +70,26 @@ accept_overflow_locked(writer *w, size_t bytes_before)
     }
 }
 
+/* Caller thread, queue.lock held.  Queue `record` (0, taking it) or not
+ * (1: full; with a journal, also when the journal has no room for it): a
+ * record is queued only once its journal entry is complete. */
+static int
+push_locked(writer *w, event_record *record)
+{
+    if (w->journal == NULL) {
+        return event_queue_push_locked(&w->queue, record);
+    }
+    bool wake = false;
+    if (!event_queue_fits_locked(&w->queue, record) ||
+        durable_journal_append_locked(w->journal, record, &wake) != 0) {
+        return 1;
+    }
+    if (wake && w->thread_started) {
+        pthread_cond_signal(&w->queue.wake_writer); /* to make the next spare */
+    }
+    return event_queue_push_locked(&w->queue, record);
+}
+
 int
 writer_try_enqueue(writer *w, event_record *record)
 {
@@ -79,7 +99,7 @@ writer_try_enqueue(writer *w, event_record *record)
         return 1;
     }
     size_t bytes_before = w->queue.overflow.bytes;
-    if (!w->spool_mode && event_queue_push_locked(&w->queue, record) == 0) {
+    if (!w->spool_mode && push_locked(w, record) == 0) {
         accept_locked(w);
     }
     else if (w->thread_alive && event_queue_push_overflow_locked(&w->queue, record) == 0) {
@@ -273,10 +293,20 @@ writer_submit(writer *w, event_record *record)
     if (writer_try_enqueue(w, record) == 0) {
         return 0;
     }
+    pthread_mutex_lock(&w->queue.lock);
+    if (w->journal != NULL && !w->closing && !w->spool_mode &&
+        (w->journal->active == NULL ||
+         durable_journal_wants_spare_locked(w->journal, event_queue_monotonic_now()))) {
+        /* the first chunk, or the thread (busy sending) has not made the
+         * next one yet: make it here (GIL released) rather than send this
+         * event and every later one to the spool file */
+        writer_provide_journal_chunk_locked(w);
+    }
+    pthread_mutex_unlock(&w->queue.lock);
     pthread_mutex_lock(&w->spool_lock);
     pthread_mutex_lock(&w->queue.lock);
     /* the thread may have caught up meanwhile */
-    if (!w->spool_mode && !w->closing && event_queue_push_locked(&w->queue, record) == 0) {
+    if (!w->spool_mode && !w->closing && push_locked(w, record) == 0) {
         accept_locked(w);
         pthread_mutex_unlock(&w->queue.lock);
         pthread_mutex_unlock(&w->spool_lock);

@@ -24,6 +24,8 @@ typedef struct close_leftovers {
     event_record *queued;      /* the queue, oldest first */
     spool_file file;           /* our overflow file, appended to */
     size_t batch_spooled, queue_count, queue_spooled;
+    size_t journaled;          /* left in the journal's chunks (not spooled again) */
+    event_record *journal_copies; /* their in-memory copies, to free */
     int batch_errno, queue_errno, sync_errno;
 } close_leftovers;
 
@@ -60,6 +62,37 @@ stop_thread(writer *w, double timeout_s)
     return joined;
 }
 
+/* Both locks held, journal set.  The in-flight batch and the queue are in
+ * the journal's chunks already (the batch marked with its id): they stay
+ * there for a replay, exactly once, and nothing is spooled twice.  Take
+ * their memory copies to free; a stuck thread keeps its batch. */
+static void
+take_journaled_locked(writer *w, close_leftovers *left)
+{
+    left->journaled = w->queue.count;
+    if (w->batch_count > 0) {
+        left->journaled += w->batch_count;
+        if (!w->thread_alive) {
+            for (size_t i = w->batch_count; i-- > 0;) {
+                w->batch[i]->next = left->journal_copies;
+                left->journal_copies = w->batch[i];
+            }
+            w->batch_count = 0;
+        }
+    }
+    event_record *queued = event_queue_take_all_locked(&w->queue);
+    if (left->journal_copies == NULL) {
+        left->journal_copies = queued;
+    }
+    else {
+        event_record *last = left->journal_copies;
+        while (last->next != NULL) {
+            last = last->next;
+        }
+        last->next = queued;
+    }
+}
+
 /* Take the in-flight batch (with its id), the queue and our overflow file
  * out under both locks (spool_lock: no submitter is mid-append to the
  * file).  A stuck thread keeps its batch: its records are pinned and
@@ -71,7 +104,10 @@ take_leftovers(writer *w, close_leftovers *left)
     pthread_mutex_lock(&w->spool_lock);
     pthread_mutex_lock(&w->queue.lock);
     memcpy(left->batch_id, w->batch_id, sizeof(left->batch_id));
-    if (w->batch_count > 0 && !w->batch_spooled_by_closer) {
+    if (w->journal != NULL) {
+        take_journaled_locked(w, left);
+    }
+    else if (w->batch_count > 0 && !w->batch_spooled_by_closer) {
         left->batch_count = w->batch_count;
         if (w->thread_alive) {
             pinned = qbel_malloc(left->batch_count * sizeof(*pinned));
@@ -169,7 +205,7 @@ account_for_leftovers(writer *w, const close_leftovers *left, bool *thread_gone_
     }
     pthread_mutex_lock(&w->spool_lock);
     pthread_mutex_lock(&w->queue.lock);
-    w->stats.spooled += left->batch_spooled + left->queue_spooled;
+    w->stats.spooled += left->batch_spooled + left->queue_spooled + left->journaled;
     writer_count_dropped_locked(w, (left->batch_count - left->batch_spooled) +
                                        (left->queue_count - left->queue_spooled));
     if (spool_errno != 0) {
@@ -221,6 +257,7 @@ writer_close(writer *w, double timeout_s)
     }
     spool_leftovers(w, &left);
     byte_buffer_release(&left.batch_lines);
+    event_queue_free_chain(left.journal_copies);
 
     bool thread_gone;
     spool_file late = account_for_leftovers(w, &left, &thread_gone);
@@ -235,7 +272,13 @@ writer_close(writer *w, double timeout_s)
         pthread_join(w->thread, NULL);
     }
     if (thread_gone) {
-        /* (T) fields are ours now */
+        /* (T) fields are ours now; the journal's chunks are closed (their
+         * locks released) so that a replay can take what is left in them */
+        pthread_mutex_lock(&w->queue.lock);
+        durable_journal *journal = w->journal;
+        w->journal = NULL;
+        pthread_mutex_unlock(&w->queue.lock);
+        durable_journal_free(journal);
         spool_file_close(&w->replaying_spool, false); /* left for a later replay */
         if (w->sink != NULL) {
             sink_free(w->sink);

@@ -67,6 +67,10 @@ writer_fork_child(void)
             sink_abandon(w->sink);
             w->sink = NULL;
         }
+        if (w->journal != NULL) {
+            durable_journal_forget_in_child(w->journal); /* starts again, chunkless */
+        }
+        w->batch_chunk = NULL;
         spool_file_forget_in_child(&w->own_spool);
         spool_file_forget_in_child(&w->replaying_spool);
         dead_letter_forget_in_child(&w->letters);

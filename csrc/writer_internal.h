@@ -41,6 +41,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "durable_journal.h"
 #include "event_queue.h"
 #include "sink.h"
 #include "spool.h"
@@ -91,6 +92,11 @@ struct writer {
                                    not yet handed to replay */
     uint64_t overflow_first_sequence; /* number of the oldest record in queue.overflow */
     bool own_spool_dirty;       /* own_spool appended since the thread last synced it */
+
+    /* (L) durability="process": every queued record is in the journal too
+     * (NULL otherwise, and after close once the thread is gone) */
+    durable_journal *journal;
+    journal_chunk *batch_chunk; /* (T) the chunk the in-flight batch came from */
 
     /* (T) */
     sink *sink;
@@ -151,6 +157,10 @@ bool writer_stop_requested(void *argument);
 void writer_make_process_hex(writer *w);
 /* Free everything; the thread is gone (or never was). */
 void writer_destroy(writer *w);
+
+/* Lock held, journal set: make its spare (or first) chunk, the file I/O
+ * with the lock released; a failure goes to last_error. */
+void writer_provide_journal_chunk_locked(writer *w);
 
 /* ---- writer_thread.c ---- */
 

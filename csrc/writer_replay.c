@@ -42,7 +42,8 @@ writer_replay_directory(const writer_config *config, bool adopt_all, qbel_error 
                                     .letters = &letters};
     spool_replay_result result;
     memset(&result, 0, sizeof(result));
-    if (spool_replay_directory(&context, config->spool_dir, &result) < 0) {
+    if (spool_replay_directory(&context, config->spool_dir, &result) < 0 ||
+        durable_replay_directory(&context, config->spool_dir, &result) < 0) {
         *error = context.error;
         goto done;
     }

@@ -152,6 +152,10 @@ settle_batch_locked(writer *w, size_t rejected, size_t kept, const qbel_error *w
     else {
         writer_clear_error_locked(w); /* recovered: a batch committed */
     }
+    if (w->journal != NULL && w->batch_chunk != NULL) {
+        durable_journal_settle_locked(w->journal, count);
+    }
+    w->batch_chunk = NULL;
     event_record *done = take_batch_locked(w);
     w->batch_ambiguous = false;
     w->backoff_s = w->config.backoff_initial_s;
@@ -357,6 +361,15 @@ replay_orphans_locked(writer *w)
     spool_replay_result result;
     memset(&result, 0, sizeof(result));
     int status = spool_replay_directory(&context, w->config.spool_dir, &result);
+    if (status == 0 || context.error.code == QBEL_ERROR_NOTICE) {
+        /* chunks of dead processes' journals (ours are locked: skipped) */
+        spool_replay_context journals = replay_context(w);
+        int journal_status = durable_replay_directory(&journals, w->config.spool_dir, &result);
+        if (journal_status < 0) {
+            status = journal_status;
+            context.error = journals.error;
+        }
+    }
     pthread_mutex_lock(&w->queue.lock);
     note_replay_locked(w, &result);
     if (status < 0 && !w->stop) {
@@ -459,6 +472,35 @@ note_delivery_locked(writer *w)
     }
 }
 
+/* Writer thread, lock held on entry and exit.  Take the next batch out of
+ * the queue and give it its id.  With a journal the batch stays within one
+ * chunk, takes its id from its place there, and is marked in the chunk
+ * (with the lock released) before anything is sent. */
+static void
+pop_batch_locked(writer *w)
+{
+    size_t limit = w->config.batch_size;
+    journal_chunk *chunk = NULL;
+    if (w->journal != NULL) {
+        chunk = durable_journal_pop_chunk_locked(w->journal, limit, &limit);
+        if (chunk == NULL) {
+            limit = w->config.batch_size; /* cannot be: every queued record is journaled */
+        }
+    }
+    w->batch_count = event_queue_pop_batch_locked(&w->queue, w->batch, limit);
+    if (chunk == NULL) {
+        snprintf(w->batch_id, sizeof(w->batch_id), "%s-%ld-%llu", w->process_hex,
+                 (long)getpid(), (unsigned long long)++w->batch_sequence);
+        return;
+    }
+    durable_journal_note_pop_locked(chunk, w->batch_count, w->batch_id);
+    w->batch_chunk = chunk;
+    size_t count = w->batch_count;
+    pthread_mutex_unlock(&w->queue.lock);
+    durable_journal_mark_batch(chunk, count); /* ours (T); walks `count` entries */
+    pthread_mutex_lock(&w->queue.lock);
+}
+
 /* Writer thread: the whole loop.  Runs with every signal blocked and never
  * touches Python. */
 static void *
@@ -470,6 +512,10 @@ writer_thread_main(void *argument)
         note_delivery_locked(w);
         spool_overflow_locked(w);
         sync_own_spool_locked(w);
+        if (w->journal != NULL &&
+            durable_journal_wants_spare_locked(w->journal, event_queue_monotonic_now())) {
+            writer_provide_journal_chunk_locked(w);
+        }
         if (w->stop) {
             break;
         }
@@ -524,9 +570,7 @@ writer_thread_main(void *argument)
             event_queue_wait_until(&w->queue, &w->queue.wake_writer, due);
             continue;
         }
-        w->batch_count = event_queue_pop_batch_locked(&w->queue, w->batch, w->config.batch_size);
-        snprintf(w->batch_id, sizeof(w->batch_id), "%s-%ld-%llu", w->process_hex,
-                 (long)getpid(), (unsigned long long)++w->batch_sequence);
+        pop_batch_locked(w);
         w->batch_ambiguous = false;
         w->batch_spooled_by_closer = false;
         write_in_flight_locked(w);

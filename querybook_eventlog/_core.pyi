@@ -82,6 +82,7 @@ class DBEventLogger(BaseEventLogger):
         spool_dir: Optional[str] = ...,
         sync: bool = False,
         sync_timeout: Optional[float] = 30.0,
+        durability: Optional[str] = None,
         create_table: bool = False,
         connect_timeout: float = ...,
         read_timeout: float = ...,

@@ -151,6 +151,22 @@ def configured_logger_name() -> str:
     return "null"
 
 
+DURABILITY_ENV = "QBEL_DURABILITY"
+
+
+def durability(default: Optional[str] = None) -> str:
+    """DBEventLogger's durability when none is passed: env QBEL_DURABILITY,
+    else ``default``, else the built-in default (``_core._db_defaults()``)."""
+    value = os.environ.get(DURABILITY_ENV, "").strip().lower()
+    if value:
+        return value
+    if default is not None:
+        return default
+    from querybook_eventlog import _core
+
+    return str(_core._db_defaults()["durability"])
+
+
 def database_conn() -> Optional[str]:
     """DATABASE_CONN: Querybook's setting inside Querybook (env or yaml), else
     the environment variable, else the config yaml; None when unset."""

@@ -377,6 +377,49 @@ def test_replay_cli_entry_point(live, db, tmp_path):
     assert_balanced(live, replay_spool, repeat=2)
 
 
+def test_durable_journal_log_reuse_close(live, db, tmp_path):
+    """durability="process": chunks made, filled, reused and released."""
+    seeds = iter(range(10**9))
+
+    def durable_round_trip():
+        logger = qe.DBEventLogger(db.url, **db_options(
+            tmp_path, durability="process", batch_size=50, max_queue_bytes=65536))
+        for _ in range(3):
+            seed = next(seeds)
+            logger.log(uid=uid(seed), event_type="CLICK", event_data=large_event(seed))
+            for i in range(300):
+                logger.log(uid(i), "VIEW", small_event(seed * 1000 + i))
+            assert logger.flush(timeout=60)
+        assert logger.stats()["dropped"] == 0
+        close_and_drop(logger)
+        assert not glob.glob(str(tmp_path / "spool" / "qbel-*.journal"))
+
+    assert_balanced(live, durable_round_trip, repeat=3)
+
+
+def test_durable_journal_left_at_close_then_replayed(live, db, tmp_path):
+    """Unsent events stay in the journal at close; the replay takes them."""
+    seeds = iter(range(10**9))
+    spool = tmp_path / "spool"
+    from querybook_eventlog._url import parse_database_url
+
+    def journal_then_replay():
+        dead = qe.DBEventLogger("mysql://u:p@127.0.0.1:1/qb", **db_options(
+            tmp_path, durability="process", connect_timeout=1, backoff_max=0.2))
+        seed = next(seeds)
+        dead.log(uid=uid(seed), event_type="CLICK", event_data=large_event(seed))
+        for i in range(50):
+            dead.log(uid(i), "VIEW", small_event(seed * 1000 + i))
+        close_and_drop(dead, timeout=0)
+        assert glob.glob(str(spool / "qbel-*.journal"))
+        # written for the dead server, replayed into `db` on purpose: adopt_all
+        assert _core._replay_spool(parse_database_url(db.url), str(spool), "event_log",
+                                   True) == 51
+        assert not glob.glob(str(spool / "qbel-*.journal"))
+
+    assert_balanced(live, journal_then_replay, repeat=2)
+
+
 # ---- every allocation goes through the counted door ------------------------
 
 RAW_ALLOCATION = re.compile(r"(?<![\w.>])(malloc|calloc|realloc|free|strdup|strndup)\s*\(")

@@ -1,0 +1,242 @@
+"""The journal behind durability="process" (csrc/durable_journal.h): torn
+entries, chunk reuse, a kill between COMMIT and a chunk's release, and the
+option itself.  Real MariaDB; chunk files read and damaged by hand with the
+layout durable_journal.h documents."""
+
+import glob
+import json
+import os
+import signal
+import struct
+import subprocess
+import sys
+import time
+
+import pytest
+
+from querybook_eventlog import DBEventLogger
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = {**os.environ, "PYTHONPATH": REPO}
+
+HEADER_SIZE = 4096
+ENTRY = struct.Struct("<IIIIqiBB2x")  # commit, length, batch_count, json_length, ...
+
+
+def journals(spool):
+    return sorted(glob.glob(os.path.join(spool, "qbel-*.journal")))
+
+
+def entries(path):
+    """(offset, commit, length, batch_count, event_data) of each complete entry."""
+    with open(path, "rb") as file:
+        data = file.read()
+    generation = struct.unpack_from("<I", data, 12)[0]
+    found, offset = [], HEADER_SIZE
+    while offset + ENTRY.size <= len(data):
+        commit, length, batch_count, json_length, *_ = ENTRY.unpack_from(data, offset)
+        if commit != generation or length < ENTRY.size + json_length:
+            break
+        body = data[offset + ENTRY.size: offset + ENTRY.size + json_length]
+        found.append((offset, commit, length, batch_count, json.loads(body)))
+        offset += length
+    return found
+
+
+def seqs_in_table(server):
+    return sorted(json.loads(row[0])["seq"] for row in server.sql("SELECT event_data FROM event_log"))
+
+
+def run_and_kill(script, *args, ready_marker="ready"):
+    """Run `script`, wait for it to print `ready_marker`, SIGKILL it."""
+    child = subprocess.Popen([sys.executable, "-c", script, *args], cwd=REPO, env=ENV,
+                             stdout=subprocess.PIPE, text=True)
+    line = child.stdout.readline()
+    assert line.strip() == ready_marker, line
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    child.stdout.close()
+
+
+def replay(server, spool):
+    result = subprocess.run([sys.executable, "-m", "querybook_eventlog", "replay", "--spool-dir",
+                             spool], cwd=REPO, env={**ENV, "DATABASE_CONN": server.url},
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+# Queues `count` events it never sends (batch_size and flush_interval too
+# large), then waits to be killed.
+HOLD = r"""
+import sys
+import querybook_eventlog as qe
+url, spool, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+logger = qe.DBEventLogger(url, spool_dir=spool, durability="process", batch_size=100000,
+                          flush_interval=3600)
+for seq in range(count):
+    logger.log(uid=1, event_type="VIEW", event_data={"seq": seq, "tab": "x" * (seq % 50)})
+print("ready", flush=True)
+sys.stdin = None
+import time
+time.sleep(3600)
+"""
+
+
+def test_torn_last_entry_is_left_out_and_the_rest_replayed(db, tmp_path):
+    spool = str(tmp_path / "spool")
+    run_and_kill(HOLD, db.url, spool, "300")
+    [chunk] = [path for path in journals(spool) if entries(path)]
+    found = entries(chunk)
+    assert [entry[4]["seq"] for entry in found] == list(range(300))
+    assert all(entry[3] == 0 for entry in found)  # never sent: no batch marked
+    # a kill in the middle of the last copy: half its bytes, no commit word
+    offset, _, length, _, _ = found[-1]
+    with open(chunk, "r+b") as file:
+        file.seek(offset)
+        file.write(b"\0" * 4)  # the commit word, stored last, never came
+        file.seek(offset + ENTRY.size + 5)
+        file.write(b"\xff" * (length - ENTRY.size - 5))  # the rest of the copy torn
+    assert len(entries(chunk)) == 299
+    out = replay(db, spool)
+    assert "replayed 299 events" in out, out
+    assert seqs_in_table(db) == list(range(299))
+    assert not journals(spool)
+
+
+def test_garbage_after_a_stale_commit_word_is_never_read(db, tmp_path):
+    spool = str(tmp_path / "spool")
+    run_and_kill(HOLD, db.url, spool, "50")
+    [chunk] = [path for path in journals(spool) if entries(path)]
+    found = entries(chunk)
+    offset, _, length, _, _ = found[10]
+    with open(chunk, "r+b") as file:  # entry 10 from an older use of the chunk
+        file.seek(offset)
+        file.write(struct.pack("<I", 0xDEAD))
+    out = replay(db, spool)
+    assert "replayed 10 events" in out, out
+    assert seqs_in_table(db) == list(range(10))
+
+
+# Logs `count` events, flushes (every batch committed, its marker written),
+# then waits to be killed: the chunk still holds them all, marked.
+COMMITTED = r"""
+import sys
+import querybook_eventlog as qe
+url, spool, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+logger = qe.DBEventLogger(url, spool_dir=spool, durability="process", batch_size=64,
+                          flush_interval=0.01)
+for seq in range(count):
+    logger.log(uid=1, event_type="API", event_data={"seq": seq})
+assert logger.flush(timeout=60)
+print("ready", flush=True)
+import time
+time.sleep(3600)
+"""
+
+
+def test_kill_between_commit_and_release_writes_nothing_twice(db, tmp_path):
+    spool = str(tmp_path / "spool")
+    run_and_kill(COMMITTED, db.url, spool, "500")
+    assert seqs_in_table(db) == list(range(500))
+    found = [entry for path in journals(spool) for entry in entries(path)]
+    assert len(found) == 500  # the chunk is still there: it was never released
+    marked = [entry[3] for entry in found if entry[3]]
+    assert sum(marked) == 500 and max(marked) <= 64
+    out = replay(db, spool)
+    assert "replayed 0 events" in out, out
+    assert seqs_in_table(db) == list(range(500))
+    assert not journals(spool)
+
+
+def test_chunks_are_reused_not_multiplied(db, tmp_path):
+    spool = str(tmp_path / "spool")
+    # 64 KiB chunks (the smallest), at most three of them
+    logger = DBEventLogger(db.url, spool_dir=spool, durability="process", batch_size=50,
+                           flush_interval=0.005, max_queue_bytes=65536)
+    seen = set()
+    count = 6000
+    for seq in range(count):
+        logger.log(uid=1, event_type="CLICK", event_data={"seq": seq, "pad": "y" * 80})
+        if seq % 500 == 0:
+            seen.update(journals(spool))
+            assert logger.flush(timeout=60)
+    assert logger.flush(timeout=60)
+    seen.update(journals(spool))
+    stats = logger.stats()
+    logger.close()
+    # ~900 KB of entries went through files of 64 KiB: the same few, reused
+    assert 1 <= len(seen) <= 3, seen
+    assert seqs_in_table(db) == list(range(count))
+    assert stats["dropped"] == 0
+    assert not journals(spool)  # everything settled: nothing left at close
+
+
+def test_close_leaves_unsent_events_in_the_journal_for_the_next_logger(db, tmp_path):
+    spool = str(tmp_path / "spool")
+    logger = DBEventLogger(db.url, spool_dir=spool, durability="process", batch_size=100000,
+                           flush_interval=3600)
+    for seq in range(200):
+        logger.log(uid=1, event_type="CLICK", event_data={"seq": seq})
+    logger.close(timeout=0)
+    assert logger.stats()["spooled"] == 200
+    assert sum(len(entries(path)) for path in journals(spool)) == 200
+    assert not glob.glob(os.path.join(spool, "qbel-*.spool"))  # not written twice
+    second = DBEventLogger(db.url, spool_dir=spool, durability="process", flush_interval=0.01)
+    second.log(uid=1, event_type="CLICK", event_data={"seq": 200})
+    deadline = time.monotonic() + 60
+    while len(seqs_in_table(db)) < 201 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    second.close()
+    assert seqs_in_table(db) == list(range(201))
+    assert not journals(spool)
+
+
+def test_durability_option(tmp_path, monkeypatch):
+    url = "mysql://u@127.0.0.1:1/db"
+    with pytest.raises(ValueError, match="durability must be 'memory' or 'process'"):
+        DBEventLogger(url, spool_dir=str(tmp_path), durability="disk")
+    with pytest.raises(TypeError, match="durability must be a str"):
+        DBEventLogger(url, spool_dir=str(tmp_path), durability=1)
+    with pytest.raises(ValueError, match="spool_dir=None"):
+        DBEventLogger(url, spool_dir=None, durability="process")
+    monkeypatch.setenv("QBEL_DURABILITY", "nonsense")
+    with pytest.raises(ValueError, match="'nonsense'"):
+        DBEventLogger(url, spool_dir=str(tmp_path))
+    monkeypatch.setenv("QBEL_DURABILITY", "Process")
+    DBEventLogger(url, spool_dir=str(tmp_path)).close()
+    DBEventLogger(url, spool_dir=None).close()  # spooling off: the environment yields
+    monkeypatch.delenv("QBEL_DURABILITY")
+    DBEventLogger(url, spool_dir=str(tmp_path), durability="memory").close()
+
+
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded, use of fork:DeprecationWarning")
+def test_fork_child_never_touches_the_parents_chunks(db, tmp_path):
+    spool = str(tmp_path / "spool")
+    logger = DBEventLogger(db.url, spool_dir=spool, durability="process", flush_interval=3600,
+                           batch_size=100000)
+    logger.log(uid=1, event_type="CLICK", event_data={"seq": -1})
+    assert logger.flush(timeout=30)
+    for seq in range(300):
+        logger.log(uid=1, event_type="CLICK", event_data={"seq": seq})
+    parent_chunks = set(journals(spool))
+    before = {path: entries(path) for path in parent_chunks}
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            for seq in range(1000, 1100):
+                logger.log(uid=1, event_type="VIEW", event_data={"seq": seq})
+            code = 0 if logger.flush(timeout=60) and logger.stats()["written"] == 100 else 2
+            logger.close()
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    # the parent's chunks are as they were: the child made and removed its own
+    assert {path: entries(path) for path in parent_chunks} == before
+    assert sum(len(found) for found in before.values()) == 301  # -1 (settled) too
+    assert logger.flush(timeout=60)
+    logger.close()
+    assert seqs_in_table(db) == [-1, *range(300), *range(1000, 1100)]
+    assert not journals(spool)
