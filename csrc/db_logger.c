@@ -10,8 +10,10 @@
  * only ever lives in the writer's sink configuration.
  *
  * It is the MySQL sink's Python type: the sink is mysql_sink.c, and what
- * any writer-backed logger needs on the Python side (flush, stats, spool
- * dir, operator warnings) is shared in writer_logger.c.
+ * any writer-backed logger needs on the Python side (the encode-and-queue
+ * step, flush, close, stats, repr, dealloc, spool dir, operator warnings)
+ * is shared in writer_logger.c; this file gives it the DB's own parts
+ * through db_logger_kind.
  *
  * Nothing happens at construction beyond checking the arguments: with
  * url=None the URL is resolved on the first log() through
@@ -33,30 +35,25 @@
 
 typedef struct db_logger_object {
     base_logger_object base;
-    writer *writer;        /* NULL until there is a database URL */
-    PyObject *description; /* str: "mysql://user@host:port/db table='t'", no password */
+    /* writer: NULL until there is a database URL; description:
+     * "mysql://user@host:port/db table='t'", no password */
+    writer_logger logger;
     /* For the writer made on first use (url=None): every option but the
      * URL.  `options` and `sink_options` hold numbers only (no strings, no
-     * sink factory), `table_name` a checked str, `spool_dir` the argument
-     * (NULL: the default, None: no spool, else a path-like). */
+     * sink factory), `table_name` a checked str, logger.spool_dir the
+     * argument (NULL: the default, None: no spool, else a path-like). */
     writer_config options;
     mysql_sink_config sink_options;
     PyObject *table_name;
-    PyObject *spool_dir;
-    bool configured;       /* __init__ succeeded */
-    PyObject *warn;        /* querybook_eventlog._settings.warn, imported on first need */
     bool marker_warned;    /* the missing-marker-table warning was given */
-    writer_loss_warnings loss_warnings;
     size_t max_event_bytes;
     bool max_event_bytes_explicit;
-    double exit_timeout_s;
     double sync_timeout_s; /* < 0: sync log() waits without limit */
     bool sync;
-    bool closed;
 } db_logger_object;
 
 static writer *ensure_writer(db_logger_object *self, qbel_state *state);
-static void warn_operator(db_logger_object *self);
+static const writer_logger_kind db_logger_kind;
 
 /* Caller thread, GIL held.  Encoding may run user code (isoformat of a date
  * subclass, a dict subclass's items()), which may call close() or try
@@ -67,58 +64,17 @@ static int
 db_log_fields(base_logger_object *base, qbel_state *state, const event_fields *fields)
 {
     db_logger_object *self = (db_logger_object *)base;
-    if (self->closed) {
+    if (self->logger.closed) {
         PyErr_SetString(PyExc_ValueError, "logger is closed");
         return -1;
     }
     if (ensure_writer(self, state) == NULL) {
         return -1;
     }
-    /* encoded after room for the record's header, so that a heap block
-     * becomes the record as it is (no second copy of a large event) */
-    char inline_block[2048];
-    byte_buffer buffer;
-    byte_buffer_init(&buffer, inline_block, sizeof(inline_block));
-    buffer.length = EVENT_RECORD_HEADER_SIZE;
-    if (event_fields_encode_data(state, fields, &buffer) < 0) {
-        byte_buffer_release(&buffer);
+    if (writer_logger_queue_event((PyObject *)self, state, fields, self->max_event_bytes) < 0) {
         return -1;
     }
-    size_t json_length = buffer.length - EVENT_RECORD_HEADER_SIZE;
-    if (json_length > self->max_event_bytes) {
-        if (self->max_event_bytes_explicit) {
-            PyErr_Format(PyExc_ValueError,
-                         "event_data is %zu bytes of JSON, more than max_event_bytes=%zu",
-                         json_length, self->max_event_bytes);
-        }
-        else {
-            PyErr_Format(PyExc_ValueError,
-                         "event_data is %zu bytes of JSON, more than the %zu-byte hard cap "
-                         "(1 GiB, MariaDB's largest max_allowed_packet)",
-                         json_length, self->max_event_bytes);
-        }
-        byte_buffer_release(&buffer);
-        return -1;
-    }
-    /* user code ran during encoding: look again */
-    writer *w = self->writer;
-    if (self->closed || w == NULL) {
-        PyErr_SetString(PyExc_ValueError, "logger is closed");
-        byte_buffer_release(&buffer);
-        return -1;
-    }
-    event_record *record = event_record_from_buffer_take(
-        fields->created_at_us, fields->uid, fields->uid_is_null, fields->event_type, &buffer);
-    if (record == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    if (writer_try_enqueue(w, record) != 0) {
-        /* overflow: a local file append, without the GIL */
-        Py_BEGIN_ALLOW_THREADS
-        writer_submit(w, record);
-        Py_END_ALLOW_THREADS
-    }
+    writer *w = self->logger.writer;
     if (self->sync) {
         double timeout_s = self->sync_timeout_s;
         int done = writer_logger_flush(w, timeout_s);
@@ -138,8 +94,25 @@ db_log_fields(base_logger_object *base, qbel_state *state, const event_fields *f
             return -1;
         }
     }
-    warn_operator(self);
+    writer_logger_warn_operator((PyObject *)self);
     return 0;
+}
+
+static void
+db_raise_too_large(PyObject *op, size_t json_length)
+{
+    db_logger_object *self = (db_logger_object *)op;
+    if (self->max_event_bytes_explicit) {
+        PyErr_Format(PyExc_ValueError,
+                     "event_data is %zu bytes of JSON, more than max_event_bytes=%zu",
+                     json_length, self->max_event_bytes);
+    }
+    else {
+        PyErr_Format(PyExc_ValueError,
+                     "event_data is %zu bytes of JSON, more than the %zu-byte hard cap "
+                     "(1 GiB, MariaDB's largest max_allowed_packet)",
+                     json_length, self->max_event_bytes);
+    }
 }
 
 /* Upstream's DB logger denies these on top of the default list (they
@@ -175,6 +148,7 @@ db_logger_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     }
     PyObject *self = base_logger_alloc(type, state->db_logger_type, db_log_fields);
     if (self != NULL) {
+        WRITER_LOGGER(self)->kind = &db_logger_kind;
         base_logger_set_deny_rules((base_logger_object *)self, &db_deny_table);
     }
     return self;
@@ -385,21 +359,6 @@ refuse_reinit(void)
     PyErr_SetString(PyExc_TypeError, "DBEventLogger is already initialised");
 }
 
-/* dealloc only: nothing else can be using the writer once `self` is gone
- * (a thread inside log/flush/close holds a reference to `self`). */
-static void
-release_writer(db_logger_object *self, double timeout_s)
-{
-    writer *w = self->writer;
-    self->writer = NULL;
-    if (w != NULL) {
-        Py_BEGIN_ALLOW_THREADS
-        writer_close(w, timeout_s);
-        writer_free(w);
-        Py_END_ALLOW_THREADS
-    }
-}
-
 /* Caller thread, GIL held.  A writer for the parsed URL `parts` with the
  * numeric `options`, table `table_name` and spool_dir argument `spool_dir`
  * (see db_logger_object); *description_out gets the password-free target.
@@ -538,10 +497,10 @@ parse_configured_url(qbel_state *state, PyObject *url)
 static writer *
 ensure_writer(db_logger_object *self, qbel_state *state)
 {
-    if (self->writer != NULL) {
-        return self->writer;
+    if (self->logger.writer != NULL) {
+        return self->logger.writer;
     }
-    if (!self->configured) {
+    if (!self->logger.configured) {
         PyErr_SetString(PyExc_RuntimeError, "DBEventLogger.__init__ was not called");
         return NULL;
     }
@@ -549,7 +508,7 @@ ensure_writer(db_logger_object *self, qbel_state *state)
     writer_config options = self->options;
     mysql_sink_config sink_options = self->sink_options;
     PyObject *table_name = Py_NewRef(self->table_name);
-    PyObject *spool_dir = Py_XNewRef(self->spool_dir);
+    PyObject *spool_dir = Py_XNewRef(self->logger.spool_dir);
     PyObject *url = NULL, *parts = NULL, *description = NULL;
     writer *made = NULL;
     url = resolve_database_conn();
@@ -564,10 +523,10 @@ ensure_writer(db_logger_object *self, qbel_state *state)
     if (made == NULL) {
         goto done;
     }
-    if (self->writer == NULL) {
-        self->writer = made;
+    if (self->logger.writer == NULL) {
+        self->logger.writer = made;
         made = NULL;
-        Py_XSETREF(self->description, Py_NewRef(description));
+        Py_XSETREF(self->logger.description, Py_NewRef(description));
     }
 
 done:
@@ -577,7 +536,7 @@ done:
     Py_XDECREF(url);
     Py_XDECREF(spool_dir);
     Py_DECREF(table_name);
-    return self->writer;
+    return self->logger.writer;
 }
 
 /* Caller thread, GIL held, no exception set.  Once per logger, as soon as
@@ -585,16 +544,17 @@ done:
  * which table and the one statement that creates it.  The writer thread
  * only sets a flag; this is the cheap check on the caller side. */
 static void
-warn_marker_table_once(db_logger_object *self)
+warn_marker_table_once(PyObject *op)
 {
-    writer *w = self->writer;
+    db_logger_object *self = (db_logger_object *)op;
+    writer *w = self->logger.writer;
     if (self->marker_warned || w == NULL || self->table_name == NULL ||
         !writer_at_least_once_seen(w)) {
         return;
     }
     self->marker_warned = true; /* first: the warning may log events again */
     PyObject *table_name = Py_NewRef(self->table_name);
-    PyObject *description = Py_XNewRef(self->description);
+    PyObject *description = Py_XNewRef(self->logger.description);
     PyObject *message = NULL;
     const char *table_text = PyUnicode_AsUTF8(table_name);
     char ddl[512];
@@ -611,19 +571,9 @@ warn_marker_table_once(db_logger_object *self)
             "hour: %s;",
             description ? description : Py_None, table_text, table_name, ddl);
     }
-    writer_logger_warn((PyObject *)self, &self->warn, message);
+    writer_logger_warn((PyObject *)self, &self->logger.warn, message);
     Py_XDECREF(description);
     Py_DECREF(table_name);
-}
-
-/* Caller thread, GIL held, no exception set: the warnings the writer
- * thread cannot give itself. */
-static void
-warn_operator(db_logger_object *self)
-{
-    warn_marker_table_once(self);
-    writer_logger_warn_losses((PyObject *)self, self->writer, self->description,
-                              &self->loss_warnings, &self->warn);
 }
 
 /* max_event_bytes: None (the default) -> the 1 GiB cap; an int 64..1 GiB. */
@@ -724,7 +674,7 @@ db_logger_init(PyObject *op, PyObject *args, PyObject *kwargs)
     double sync_timeout_s = QBEL_DEFAULT_SYNC_TIMEOUT_S;
     size_t max_event_bytes_value;
     bool max_event_bytes_explicit;
-    if (self->writer != NULL) {
+    if (self->logger.writer != NULL) {
         /* log/flush/close in other threads may be using it; see db_log_fields */
         refuse_reinit();
         return -1;
@@ -854,26 +804,26 @@ db_logger_init(PyObject *op, PyObject *args, PyObject *kwargs)
         goto done;
     }
     Py_DECREF(added);
-    if (self->writer != NULL) {
+    if (self->logger.writer != NULL) {
         /* another __init__ (or a first log()) finished while this one ran
          * Python code */
         refuse_reinit();
         goto done;
     }
-    self->writer = new_writer;
+    self->logger.writer = new_writer;
     new_writer = NULL;
-    Py_XSETREF(self->description, Py_NewRef(description));
+    Py_XSETREF(self->logger.description, Py_NewRef(description));
     self->options = options;
     self->sink_options = sink_options;
     Py_XSETREF(self->table_name, Py_NewRef(table_name));
-    Py_XSETREF(self->spool_dir, Py_XNewRef(spool_path));
+    Py_XSETREF(self->logger.spool_dir, Py_XNewRef(spool_path));
     self->max_event_bytes = max_event_bytes_value;
     self->max_event_bytes_explicit = max_event_bytes_explicit;
-    self->exit_timeout_s = exit_timeout;
+    self->logger.exit_timeout_s = exit_timeout;
     self->sync = sync != 0;
     self->sync_timeout_s = sync_timeout_s;
-    self->closed = false;
-    self->configured = true;
+    self->logger.closed = false;
+    self->logger.configured = true;
     status = 0;
 
 done:
@@ -891,65 +841,12 @@ PyDoc_STRVAR(db_flush_doc,
              "dead-letter file because the server rejected it).  timeout: seconds, None\n"
              "waits without limit.  Returns True when done, False on timeout.");
 
-static PyObject *
-db_logger_flush(PyObject *op, PyObject *args, PyObject *kwargs)
-{
-    db_logger_object *self = (db_logger_object *)op;
-    static char *keywords[] = {"timeout", NULL};
-    PyObject *timeout = Py_None;
-    double seconds;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:flush", keywords, &timeout) ||
-        writer_logger_timeout_argument(timeout, -1, &seconds) < 0) {
-        return NULL;
-    }
-    if (self->writer == NULL) {
-        Py_RETURN_TRUE; /* nothing was ever logged */
-    }
-    int done = writer_logger_flush(self->writer, seconds);
-    if (done < 0) {
-        return NULL;
-    }
-    warn_operator(self);
-    return PyBool_FromLong(done);
-}
-
-static void
-close_logger(db_logger_object *self, double timeout_s)
-{
-    if (self->closed) {
-        return;
-    }
-    self->closed = true;
-    writer *w = self->writer;
-    if (w != NULL) {
-        Py_BEGIN_ALLOW_THREADS
-        writer_close(w, timeout_s);
-        Py_END_ALLOW_THREADS
-    }
-}
-
 PyDoc_STRVAR(db_close_doc,
              "close($self, /, timeout=None)\n--\n\n"
              "Flush for at most `timeout` seconds (None: the logger's exit_timeout), stop\n"
              "the writer thread and move whatever is not committed to the spool directory,\n"
              "where the next process (or `python -m querybook_eventlog replay`) picks it\n"
              "up.  Idempotent; log() raises ValueError afterwards.");
-
-static PyObject *
-db_logger_close(PyObject *op, PyObject *args, PyObject *kwargs)
-{
-    db_logger_object *self = (db_logger_object *)op;
-    static char *keywords[] = {"timeout", NULL};
-    PyObject *timeout = Py_None;
-    double seconds;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:close", keywords, &timeout) ||
-        writer_logger_timeout_argument(timeout, self->exit_timeout_s, &seconds) < 0) {
-        return NULL;
-    }
-    close_logger(self, seconds);
-    warn_operator(self);
-    Py_RETURN_NONE;
-}
 
 PyDoc_STRVAR(db_stats_doc,
              "stats($self, /)\n--\n\n"
@@ -965,15 +862,8 @@ static PyObject *
 db_logger_stats(PyObject *op, PyObject *unused)
 {
     (void)unused;
-    db_logger_object *self = (db_logger_object *)op;
     writer_stats stats;
-    memset(&stats, 0, sizeof(stats));
-    stats.delivery = SINK_DELIVERY_UNKNOWN;
-    warn_operator(self);
-    if (self->writer != NULL) {
-        writer_get_stats(self->writer, &stats);
-    }
-    PyObject *dict = writer_logger_stats_dict(&stats);
+    PyObject *dict = writer_logger_stats(op, &stats);
     if (dict == NULL) {
         return NULL;
     }
@@ -1047,61 +937,15 @@ db_logger_marker_table_ddl_function(PyObject *module, PyObject *table)
     return ddl;
 }
 
-static PyObject *
-db_logger_enter(PyObject *self, PyObject *unused)
-{
-    (void)unused;
-    return Py_NewRef(self);
-}
-
-static PyObject *
-db_logger_exit(PyObject *op, PyObject *args)
-{
-    (void)args;
-    db_logger_object *self = (db_logger_object *)op;
-    close_logger(self, self->exit_timeout_s);
-    Py_RETURN_NONE;
-}
-
-static PyObject *
-db_logger_get_logger_name(PyObject *self, void *closure)
-{
-    (void)self;
-    (void)closure;
-    return PyUnicode_FromString("db");
-}
-
-static PyObject *
-db_logger_get_closed(PyObject *self, void *closure)
-{
-    (void)closure;
-    return PyBool_FromLong(((db_logger_object *)self)->closed);
-}
-
-static PyObject *
-db_logger_repr(PyObject *op)
-{
-    db_logger_object *self = (db_logger_object *)op;
-    PyObject *name = PyType_GetName(Py_TYPE(op));
-    if (name == NULL) {
-        return NULL;
-    }
-    PyObject *repr = self->description
-                         ? PyUnicode_FromFormat("<%U %U%s>", name, self->description,
-                                                self->closed ? " closed" : "")
-                         : PyUnicode_FromFormat("<%U>", name);
-    Py_DECREF(name);
-    return repr;
-}
-
 static int
 db_logger_traverse(PyObject *op, visitproc visit, void *arg)
 {
     db_logger_object *self = (db_logger_object *)op;
-    Py_VISIT(self->description);
     Py_VISIT(self->table_name);
-    Py_VISIT(self->spool_dir);
-    Py_VISIT(self->warn);
+    int status = writer_logger_traverse(&self->logger, visit, arg);
+    if (status != 0) {
+        return status;
+    }
     return base_logger_traverse((base_logger_object *)op, visit, arg);
 }
 
@@ -1109,28 +953,18 @@ static int
 db_logger_clear(PyObject *op)
 {
     db_logger_object *self = (db_logger_object *)op;
-    Py_CLEAR(self->description);
     Py_CLEAR(self->table_name);
-    Py_CLEAR(self->spool_dir);
-    Py_CLEAR(self->warn);
+    writer_logger_clear(&self->logger);
     return base_logger_clear(op); /* the instance __dict__ */
 }
 
-static void
-db_logger_dealloc(PyObject *op)
-{
-    db_logger_object *self = (db_logger_object *)op;
-    PyTypeObject *type = Py_TYPE(op);
-    PyObject_GC_UnTrack(op);
-    if (self->base.weakreflist != NULL) {
-        PyObject_ClearWeakRefs(op);
-    }
-    /* timeout 0: spool what is pending rather than wait for the server */
-    release_writer(self, 0);
-    db_logger_clear(op);
-    type->tp_free(op);
-    Py_DECREF(type);
-}
+static const writer_logger_kind db_logger_kind = {
+    .logger_name = "db",
+    .warn_operator = warn_marker_table_once,
+    .raise_too_large = db_raise_too_large,
+    .clear = db_logger_clear,
+    .after_writer_freed = NULL,
+};
 
 PyDoc_STRVAR(db_log_doc,
              "log($self, /, uid, event_type, event_data, timestamp=None)\n--\n\n"
@@ -1146,21 +980,21 @@ PyDoc_STRVAR(db_log_doc,
 static PyMethodDef db_logger_methods[] = {
     {"log", (PyCFunction)(void (*)(void))base_logger_builtin_log, METH_FASTCALL | METH_KEYWORDS,
      db_log_doc},
-    {"flush", (PyCFunction)(void (*)(void))db_logger_flush, METH_VARARGS | METH_KEYWORDS,
+    {"flush", (PyCFunction)(void (*)(void))writer_logger_flush_method, METH_VARARGS | METH_KEYWORDS,
      db_flush_doc},
-    {"close", (PyCFunction)(void (*)(void))db_logger_close, METH_VARARGS | METH_KEYWORDS,
+    {"close", (PyCFunction)(void (*)(void))writer_logger_close_method, METH_VARARGS | METH_KEYWORDS,
      db_close_doc},
     {"stats", db_logger_stats, METH_NOARGS, db_stats_doc},
     {"marker_table_ddl", (PyCFunction)(void (*)(void))db_logger_marker_table_ddl,
      METH_VARARGS | METH_KEYWORDS | METH_STATIC, db_marker_table_ddl_doc},
-    {"__enter__", db_logger_enter, METH_NOARGS, NULL},
-    {"__exit__", db_logger_exit, METH_VARARGS, NULL},
+    {"__enter__", writer_logger_enter, METH_NOARGS, NULL},
+    {"__exit__", writer_logger_exit, METH_VARARGS, NULL},
     {NULL, NULL, 0, NULL},
 };
 
 static PyGetSetDef db_logger_getset[] = {
-    {"logger_name", db_logger_get_logger_name, NULL, "'db'", NULL},
-    {"closed", db_logger_get_closed, NULL, "True once close() was called", NULL},
+    {"logger_name", writer_logger_get_logger_name, NULL, "'db'", NULL},
+    {"closed", writer_logger_get_closed, NULL, "True once close() was called", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -1198,10 +1032,10 @@ static PyType_Slot db_logger_slots[] = {
     {Py_tp_doc, (void *)db_logger_doc},
     {Py_tp_new, db_logger_new},
     {Py_tp_init, db_logger_init},
-    {Py_tp_dealloc, db_logger_dealloc},
+    {Py_tp_dealloc, writer_logger_dealloc},
     {Py_tp_traverse, db_logger_traverse},
     {Py_tp_clear, db_logger_clear},
-    {Py_tp_repr, db_logger_repr},
+    {Py_tp_repr, writer_logger_repr},
     {Py_tp_methods, db_logger_methods},
     {Py_tp_getset, db_logger_getset},
     {0, NULL},
@@ -1237,8 +1071,8 @@ db_logger_atexit(PyObject *module, PyObject *unused)
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(loggers); i++) {
         PyObject *item = PyList_GET_ITEM(loggers, i);
         if (PyObject_TypeCheck(item, state->db_logger_type)) {
-            db_logger_object *self = (db_logger_object *)item;
-            close_logger(self, self->exit_timeout_s);
+            writer_logger *logger = WRITER_LOGGER(item);
+            writer_logger_close(logger, logger->exit_timeout_s);
         }
     }
     Py_DECREF(loggers);

@@ -6,7 +6,9 @@
  *
  * Owns: the writer (and through it the queue, thread, producer, spool),
  * the arguments a writer made on first use needs, the cached warning
- * function.  The shared Python-side pieces are writer_logger.c's.
+ * function.  The shared Python-side pieces (encode-and-queue, flush,
+ * close, stats, repr, dealloc) are writer_logger.c's, given this type's
+ * own parts through kafka_logger_kind.
  *
  * Lazy like the DB logger: constructing checks the arguments and connects
  * to nothing; the settings given as None (bootstrap servers, topic,
@@ -34,24 +36,19 @@
 
 typedef struct kafka_logger_object {
     base_logger_object base;
-    writer *writer;        /* NULL until the first log() */
-    PyObject *description; /* str, for repr(): "kafka://servers#topic" */
+    writer_logger logger;  /* writer, description "kafka://servers#topic", spool_dir ... */
     writer_config options; /* numbers only: no sink factory, no spool_dir */
     PyObject *bootstrap_servers; /* str or None (from the settings) */
     PyObject *topic;             /* str or None */
     PyObject *config;            /* dict or None */
-    PyObject *spool_dir;         /* NULL: the default, None: no spool, else a path */
     bool key_by_uid;
     unsigned int connect_timeout_ms;
-    double exit_timeout_s;
-    bool configured;
-    bool closed;
-    PyObject *warn;
-    writer_loss_warnings loss_warnings;
 #ifdef QBEL_HAVE_RDKAFKA
     kafka_sink_counters *counters; /* the sinks' reports; freed after the writer */
 #endif
 } kafka_logger_object;
+
+static const writer_logger_kind kafka_logger_kind;
 
 #ifdef QBEL_HAVE_RDKAFKA
 
@@ -134,14 +131,14 @@ make_writer(kafka_logger_object *self, PyObject *servers, PyObject *topic, PyObj
     sink.key_by_uid = self->key_by_uid;
     sink.connect_timeout_ms = self->connect_timeout_ms;
     sink.counters = self->counters;
-    if (self->spool_dir == NULL) {
+    if (self->logger.spool_dir == NULL) {
         spool_path = writer_logger_default_spool_dir();
         if (spool_path == NULL) {
             goto done;
         }
     }
-    else if (self->spool_dir != Py_None) {
-        spool_path = Py_NewRef(self->spool_dir);
+    else if (self->logger.spool_dir != Py_None) {
+        spool_path = Py_NewRef(self->logger.spool_dir);
     }
     if (spool_path != NULL && !PyUnicode_FSConverter(spool_path, &spool_bytes)) {
         goto done;
@@ -180,10 +177,10 @@ done:
 static writer *
 ensure_writer(kafka_logger_object *self)
 {
-    if (self->writer != NULL) {
-        return self->writer;
+    if (self->logger.writer != NULL) {
+        return self->logger.writer;
     }
-    if (!self->configured) {
+    if (!self->logger.configured) {
         PyErr_SetString(PyExc_RuntimeError, "KafkaEventLogger.__init__ was not called");
         return NULL;
     }
@@ -207,9 +204,9 @@ ensure_writer(kafka_logger_object *self)
     if (made == NULL) {
         return NULL;
     }
-    if (self->writer == NULL) { /* another thread may have won while Python code ran */
-        self->writer = made;
-        Py_XSETREF(self->description, description);
+    if (self->logger.writer == NULL) { /* another thread may have won while Python code ran */
+        self->logger.writer = made;
+        Py_XSETREF(self->logger.description, description);
     }
     else {
         Py_DECREF(description);
@@ -217,24 +214,16 @@ ensure_writer(kafka_logger_object *self)
         writer_free(made);
         Py_END_ALLOW_THREADS
     }
-    return self->writer;
+    return self->logger.writer;
 }
 
 #endif /* QBEL_HAVE_RDKAFKA */
-
-/* Caller thread, GIL held, no exception set. */
-static void
-warn_operator(kafka_logger_object *self)
-{
-    writer_logger_warn_losses((PyObject *)self, self->writer, self->description,
-                              &self->loss_warnings, &self->warn);
-}
 
 static int
 kafka_log_fields(base_logger_object *base, qbel_state *state, const event_fields *fields)
 {
     kafka_logger_object *self = (kafka_logger_object *)base;
-    if (self->closed) {
+    if (self->logger.closed) {
         PyErr_SetString(PyExc_ValueError, "logger is closed");
         return -1;
     }
@@ -246,38 +235,10 @@ kafka_log_fields(base_logger_object *base, qbel_state *state, const event_fields
     PyErr_SetString(PyExc_RuntimeError, "KafkaEventLogger.__init__ was not called");
     return -1;
 #endif
-    char inline_block[2048];
-    byte_buffer buffer;
-    byte_buffer_init(&buffer, inline_block, sizeof(inline_block));
-    buffer.length = EVENT_RECORD_HEADER_SIZE;
-    if (event_fields_encode_data(state, fields, &buffer) < 0) {
-        byte_buffer_release(&buffer);
+    if (writer_logger_queue_event((PyObject *)self, state, fields, KAFKA_MAX_EVENT_BYTES) < 0) {
         return -1;
     }
-    if (buffer.length - EVENT_RECORD_HEADER_SIZE > KAFKA_MAX_EVENT_BYTES) {
-        PyErr_Format(PyExc_ValueError, "event_data is %zu bytes of JSON, more than 1 GiB",
-                     buffer.length - EVENT_RECORD_HEADER_SIZE);
-        byte_buffer_release(&buffer);
-        return -1;
-    }
-    writer *w = self->writer; /* user code ran during encoding: look again */
-    if (self->closed || w == NULL) {
-        PyErr_SetString(PyExc_ValueError, "logger is closed");
-        byte_buffer_release(&buffer);
-        return -1;
-    }
-    event_record *record = event_record_from_buffer_take(
-        fields->created_at_us, fields->uid, fields->uid_is_null, fields->event_type, &buffer);
-    if (record == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    if (writer_try_enqueue(w, record) != 0) {
-        Py_BEGIN_ALLOW_THREADS
-        writer_submit(w, record);
-        Py_END_ALLOW_THREADS
-    }
-    warn_operator(self);
+    writer_logger_warn_operator((PyObject *)self);
     return 0;
 }
 
@@ -290,7 +251,11 @@ kafka_logger_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     if (state == NULL) {
         return NULL;
     }
-    return base_logger_alloc(type, state->kafka_logger_type, kafka_log_fields);
+    PyObject *self = base_logger_alloc(type, state->kafka_logger_type, kafka_log_fields);
+    if (self != NULL) {
+        WRITER_LOGGER(self)->kind = &kafka_logger_kind;
+    }
+    return self;
 }
 
 #ifndef QBEL_HAVE_RDKAFKA
@@ -345,7 +310,7 @@ kafka_logger_init(PyObject *op, PyObject *args, PyObject *kwargs)
     double backoff_initial = QBEL_DEFAULT_BACKOFF_INITIAL_S;
     double backoff_max = QBEL_DEFAULT_BACKOFF_MAX_S;
     bool key_by_uid = true;
-    if (self->writer != NULL || self->configured) {
+    if (self->logger.writer != NULL || self->logger.configured) {
         PyErr_SetString(PyExc_TypeError, "KafkaEventLogger is already initialised");
         return -1;
     }
@@ -430,8 +395,8 @@ kafka_logger_init(PyObject *op, PyObject *args, PyObject *kwargs)
     Py_XSETREF(self->bootstrap_servers, Py_NewRef(servers));
     Py_XSETREF(self->topic, Py_NewRef(topic));
     Py_XSETREF(self->config, config == Py_None ? Py_NewRef(Py_None) : PyDict_Copy(config));
-    Py_XSETREF(self->spool_dir, spool_path);
-    Py_XSETREF(self->description, description);
+    Py_XSETREF(self->logger.spool_dir, spool_path);
+    Py_XSETREF(self->logger.description, description);
     if (self->config == NULL) {
         return -1;
     }
@@ -444,9 +409,9 @@ kafka_logger_init(PyObject *op, PyObject *args, PyObject *kwargs)
     }
     self->key_by_uid = key_by_uid;
     self->connect_timeout_ms = (unsigned int)(connect_timeout * 1000);
-    self->exit_timeout_s = exit_timeout;
-    self->closed = false;
-    self->configured = true;
+    self->logger.exit_timeout_s = exit_timeout;
+    self->logger.closed = false;
+    self->logger.configured = true;
     /* flushed and closed at interpreter exit, as the DB logger is */
     PyObject *module = PyImport_ImportModule("querybook_eventlog._kafka");
     PyObject *tracked = module ? PyObject_CallMethod(module, "track", "O", op) : NULL;
@@ -460,78 +425,17 @@ kafka_logger_init(PyObject *op, PyObject *args, PyObject *kwargs)
 
 #endif /* QBEL_HAVE_RDKAFKA */
 
-static void
-close_logger(kafka_logger_object *self, double timeout_s)
-{
-    if (self->closed) {
-        return;
-    }
-    self->closed = true;
-    writer *w = self->writer;
-    if (w != NULL) {
-        Py_BEGIN_ALLOW_THREADS
-        writer_close(w, timeout_s);
-        Py_END_ALLOW_THREADS
-    }
-}
-
-/* The `timeout=None` argument of flush/close ("|O:flush"): None ->
- * default_s.  0 or -1. */
-static int
-timeout_parameter(PyObject *args, PyObject *kwargs, const char *format, double default_s,
-                  double *out)
-{
-    static char *keywords[] = {"timeout", NULL};
-    PyObject *timeout = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, format, keywords, &timeout)) {
-        return -1;
-    }
-    return writer_logger_timeout_argument(timeout, default_s, out);
-}
-
 PyDoc_STRVAR(kafka_flush_doc,
              "flush($self, /, timeout=None)\n--\n\n"
              "Wait until every event logged before the call is acknowledged by the broker\n"
              "(acks=all) or kept in the dead-letter file.  timeout: seconds, None waits\n"
              "without limit.  Returns True when done, False on timeout.");
 
-static PyObject *
-kafka_logger_flush(PyObject *op, PyObject *args, PyObject *kwargs)
-{
-    kafka_logger_object *self = (kafka_logger_object *)op;
-    double seconds;
-    if (timeout_parameter(args, kwargs, "|O:flush", -1, &seconds) < 0) {
-        return NULL;
-    }
-    if (self->writer == NULL) {
-        Py_RETURN_TRUE;
-    }
-    int done = writer_logger_flush(self->writer, seconds);
-    if (done < 0) {
-        return NULL;
-    }
-    warn_operator(self);
-    return PyBool_FromLong(done);
-}
-
 PyDoc_STRVAR(kafka_close_doc,
              "close($self, /, timeout=None)\n--\n\n"
              "Flush for at most `timeout` seconds (None: exit_timeout), stop the writer\n"
              "thread and move what the broker has not acknowledged to the spool directory.\n"
              "Idempotent; log() raises ValueError afterwards.");
-
-static PyObject *
-kafka_logger_close(PyObject *op, PyObject *args, PyObject *kwargs)
-{
-    kafka_logger_object *self = (kafka_logger_object *)op;
-    double seconds;
-    if (timeout_parameter(args, kwargs, "|O:close", self->exit_timeout_s, &seconds) < 0) {
-        return NULL;
-    }
-    close_logger(self, seconds);
-    warn_operator(self);
-    Py_RETURN_NONE;
-}
 
 PyDoc_STRVAR(kafka_stats_doc,
              "stats($self, /)\n--\n\n"
@@ -548,16 +452,10 @@ static PyObject *
 kafka_logger_stats(PyObject *op, PyObject *unused)
 {
     (void)unused;
-    kafka_logger_object *self = (kafka_logger_object *)op;
     writer_stats stats;
-    memset(&stats, 0, sizeof(stats));
-    stats.delivery = SINK_DELIVERY_UNKNOWN;
-    warn_operator(self);
-    if (self->writer != NULL) {
-        writer_get_stats(self->writer, &stats);
-    }
-    PyObject *dict = writer_logger_stats_dict(&stats);
+    PyObject *dict = writer_logger_stats(op, &stats);
 #ifdef QBEL_HAVE_RDKAFKA
+    kafka_logger_object *self = (kafka_logger_object *)op;
     kafka_sink_report report;
     kafka_sink_counters_read(self->counters, &report);
     PyObject *last = NULL, *last_at = NULL, *made = NULL, *replaced = NULL;
@@ -588,56 +486,8 @@ kafka_logger_stats(PyObject *op, PyObject *unused)
     return dict;
 }
 
-static PyObject *
-kafka_logger_enter(PyObject *self, PyObject *unused)
-{
-    (void)unused;
-    return Py_NewRef(self);
-}
-
-static PyObject *
-kafka_logger_exit(PyObject *op, PyObject *args)
-{
-    (void)args;
-    kafka_logger_object *self = (kafka_logger_object *)op;
-    close_logger(self, self->exit_timeout_s);
-    Py_RETURN_NONE;
-}
-
-static PyObject *
-kafka_logger_get_logger_name(PyObject *self, void *closure)
-{
-    (void)self;
-    (void)closure;
-    return PyUnicode_FromString("kafka");
-}
-
-static PyObject *
-kafka_logger_get_closed(PyObject *self, void *closure)
-{
-    (void)closure;
-    return PyBool_FromLong(((kafka_logger_object *)self)->closed);
-}
-
-static PyObject *
-kafka_logger_repr(PyObject *op)
-{
-    kafka_logger_object *self = (kafka_logger_object *)op;
-    PyObject *name = PyType_GetName(Py_TYPE(op));
-    if (name == NULL) {
-        return NULL;
-    }
-    PyObject *repr = self->description
-                         ? PyUnicode_FromFormat("<%U %U%s>", name, self->description,
-                                                self->closed ? " closed" : "")
-                         : PyUnicode_FromFormat("<%U>", name);
-    Py_DECREF(name);
-    return repr;
-}
-
 #define KAFKA_LOGGER_OBJECTS(APPLY)                                                        \
-    APPLY(description) APPLY(bootstrap_servers) APPLY(topic) APPLY(config) APPLY(spool_dir) \
-    APPLY(warn)
+    APPLY(bootstrap_servers) APPLY(topic) APPLY(config)
 
 static int
 kafka_logger_traverse(PyObject *op, visitproc visit, void *arg)
@@ -646,6 +496,10 @@ kafka_logger_traverse(PyObject *op, visitproc visit, void *arg)
 #define VISIT(field) Py_VISIT(self->field);
     KAFKA_LOGGER_OBJECTS(VISIT)
 #undef VISIT
+    int status = writer_logger_traverse(&self->logger, visit, arg);
+    if (status != 0) {
+        return status;
+    }
     return base_logger_traverse((base_logger_object *)op, visit, arg);
 }
 
@@ -656,35 +510,38 @@ kafka_logger_clear(PyObject *op)
 #define CLEAR(field) Py_CLEAR(self->field);
     KAFKA_LOGGER_OBJECTS(CLEAR)
 #undef CLEAR
+    writer_logger_clear(&self->logger);
     return base_logger_clear(op);
 }
 
+/* After the writer: no sink is left to use them. */
 static void
-kafka_logger_dealloc(PyObject *op)
+kafka_logger_free_counters(PyObject *op)
 {
-    kafka_logger_object *self = (kafka_logger_object *)op;
-    PyTypeObject *type = Py_TYPE(op);
-    PyObject_GC_UnTrack(op);
-    if (self->base.weakreflist != NULL) {
-        PyObject_ClearWeakRefs(op);
-    }
-    writer *w = self->writer;
-    self->writer = NULL;
-    if (w != NULL) {
-        /* timeout 0: spool what is pending rather than wait for the broker */
-        Py_BEGIN_ALLOW_THREADS
-        writer_close(w, 0);
-        writer_free(w);
-        Py_END_ALLOW_THREADS
-    }
 #ifdef QBEL_HAVE_RDKAFKA
-    kafka_sink_counters_free(self->counters); /* no sink is left to use them */
+    kafka_logger_object *self = (kafka_logger_object *)op;
+    kafka_sink_counters_free(self->counters);
     self->counters = NULL;
+#else
+    (void)op;
 #endif
-    kafka_logger_clear(op);
-    type->tp_free(op);
-    Py_DECREF(type);
 }
+
+static void
+kafka_raise_too_large(PyObject *self, size_t json_length)
+{
+    (void)self;
+    PyErr_Format(PyExc_ValueError, "event_data is %zu bytes of JSON, more than 1 GiB",
+                 json_length);
+}
+
+static const writer_logger_kind kafka_logger_kind = {
+    .logger_name = "kafka",
+    .warn_operator = NULL,
+    .raise_too_large = kafka_raise_too_large,
+    .clear = kafka_logger_clear,
+    .after_writer_freed = kafka_logger_free_counters,
+};
 
 PyDoc_STRVAR(kafka_log_doc,
              "log($self, /, uid, event_type, event_data, timestamp=None)\n--\n\n"
@@ -694,19 +551,19 @@ PyDoc_STRVAR(kafka_log_doc,
 static PyMethodDef kafka_logger_methods[] = {
     {"log", (PyCFunction)(void (*)(void))base_logger_builtin_log, METH_FASTCALL | METH_KEYWORDS,
      kafka_log_doc},
-    {"flush", (PyCFunction)(void (*)(void))kafka_logger_flush, METH_VARARGS | METH_KEYWORDS,
+    {"flush", (PyCFunction)(void (*)(void))writer_logger_flush_method, METH_VARARGS | METH_KEYWORDS,
      kafka_flush_doc},
-    {"close", (PyCFunction)(void (*)(void))kafka_logger_close, METH_VARARGS | METH_KEYWORDS,
+    {"close", (PyCFunction)(void (*)(void))writer_logger_close_method, METH_VARARGS | METH_KEYWORDS,
      kafka_close_doc},
     {"stats", kafka_logger_stats, METH_NOARGS, kafka_stats_doc},
-    {"__enter__", kafka_logger_enter, METH_NOARGS, NULL},
-    {"__exit__", kafka_logger_exit, METH_VARARGS, NULL},
+    {"__enter__", writer_logger_enter, METH_NOARGS, NULL},
+    {"__exit__", writer_logger_exit, METH_VARARGS, NULL},
     {NULL, NULL, 0, NULL},
 };
 
 static PyGetSetDef kafka_logger_getset[] = {
-    {"logger_name", kafka_logger_get_logger_name, NULL, "'kafka'", NULL},
-    {"closed", kafka_logger_get_closed, NULL, "True once close() was called", NULL},
+    {"logger_name", writer_logger_get_logger_name, NULL, "'kafka'", NULL},
+    {"closed", writer_logger_get_closed, NULL, "True once close() was called", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -732,10 +589,10 @@ static PyType_Slot kafka_logger_slots[] = {
     {Py_tp_doc, (void *)kafka_logger_doc},
     {Py_tp_new, kafka_logger_new},
     {Py_tp_init, kafka_logger_init},
-    {Py_tp_dealloc, kafka_logger_dealloc},
+    {Py_tp_dealloc, writer_logger_dealloc},
     {Py_tp_traverse, kafka_logger_traverse},
     {Py_tp_clear, kafka_logger_clear},
-    {Py_tp_repr, kafka_logger_repr},
+    {Py_tp_repr, writer_logger_repr},
     {Py_tp_methods, kafka_logger_methods},
     {Py_tp_getset, kafka_logger_getset},
     {0, NULL},

@@ -1,11 +1,15 @@
 /* writer_logger.c: what every logger type built on the writer shares on
  * the Python side (writer_logger.h): the interruptible flush, the stats
- * dict, the default and checked spool directory, timeouts, and the
- * operator warnings the writer thread cannot give itself (it has no GIL).
- * A new sink's Python type (issue: Kafka) uses these as db_logger.c does.
+ * dict, the default and checked spool directory, timeouts, the operator
+ * warnings the writer thread cannot give itself (it has no GIL), and the
+ * writer_logger part of such a type with its methods (log's encode-and-
+ * queue step, flush, close, __enter__/__exit__, stats, repr, dealloc).
+ * db_logger.c and kafka_logger.c hold only what differs, in a
+ * writer_logger_kind.
  *
- * Owns nothing; every function runs on a caller thread with the GIL held
- * (and releases it while waiting). */
+ * Owns the writer_logger part's objects and its writer's lifetime (freed
+ * by dealloc only); every function runs on a caller thread with the GIL
+ * held (and releases it while waiting). */
 #include "writer_logger.h"
 
 #include <string.h>
@@ -258,4 +262,228 @@ writer_logger_stats_dict(const writer_stats *stats)
 error:
     Py_DECREF(dict);
     return NULL;
+}
+
+/* ---- the shared part of a writer-backed Python type ------------------- */
+
+void
+writer_logger_warn_operator(PyObject *self)
+{
+    writer_logger *logger = WRITER_LOGGER(self);
+    if (logger->kind->warn_operator != NULL) {
+        logger->kind->warn_operator(self);
+    }
+    writer_logger_warn_losses(self, logger->writer, logger->description, &logger->loss_warnings,
+                              &logger->warn);
+}
+
+/* Encoding may run user code (isoformat of a date subclass, a dict
+ * subclass's items()), which may call close(); close() never frees the
+ * writer (only dealloc does), so the writer read afterwards is the one
+ * the caller ensured and stays valid for as long as `self` does. */
+int
+writer_logger_queue_event(PyObject *self, qbel_state *state, const event_fields *fields,
+                          size_t max_json_bytes)
+{
+    writer_logger *logger = WRITER_LOGGER(self);
+    /* encoded after room for the record's header, so that a heap block
+     * becomes the record as it is (no second copy of a large event) */
+    char inline_block[2048];
+    byte_buffer buffer;
+    byte_buffer_init(&buffer, inline_block, sizeof(inline_block));
+    buffer.length = EVENT_RECORD_HEADER_SIZE;
+    if (event_fields_encode_data(state, fields, &buffer) < 0) {
+        byte_buffer_release(&buffer);
+        return -1;
+    }
+    size_t json_length = buffer.length - EVENT_RECORD_HEADER_SIZE;
+    if (json_length > max_json_bytes) {
+        logger->kind->raise_too_large(self, json_length);
+        byte_buffer_release(&buffer);
+        return -1;
+    }
+    /* user code ran during encoding: look again */
+    writer *w = logger->writer;
+    if (logger->closed || w == NULL) {
+        PyErr_SetString(PyExc_ValueError, "logger is closed");
+        byte_buffer_release(&buffer);
+        return -1;
+    }
+    event_record *record = event_record_from_buffer_take(
+        fields->created_at_us, fields->uid, fields->uid_is_null, fields->event_type, &buffer);
+    if (record == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (writer_try_enqueue(w, record) != 0) {
+        /* overflow: a local file append, without the GIL */
+        Py_BEGIN_ALLOW_THREADS
+        writer_submit(w, record);
+        Py_END_ALLOW_THREADS
+    }
+    return 0;
+}
+
+void
+writer_logger_close(writer_logger *logger, double timeout_s)
+{
+    if (logger->closed) {
+        return;
+    }
+    logger->closed = true;
+    writer *w = logger->writer;
+    if (w != NULL) {
+        Py_BEGIN_ALLOW_THREADS
+        writer_close(w, timeout_s);
+        Py_END_ALLOW_THREADS
+    }
+}
+
+PyObject *
+writer_logger_stats(PyObject *self, writer_stats *stats)
+{
+    writer_logger *logger = WRITER_LOGGER(self);
+    memset(stats, 0, sizeof(*stats));
+    stats->delivery = SINK_DELIVERY_UNKNOWN;
+    writer_logger_warn_operator(self);
+    if (logger->writer != NULL) {
+        writer_get_stats(logger->writer, stats);
+    }
+    return writer_logger_stats_dict(stats);
+}
+
+int
+writer_logger_traverse(writer_logger *logger, visitproc visit, void *arg)
+{
+    Py_VISIT(logger->description);
+    Py_VISIT(logger->spool_dir);
+    Py_VISIT(logger->warn);
+    return 0;
+}
+
+void
+writer_logger_clear(writer_logger *logger)
+{
+    Py_CLEAR(logger->description);
+    Py_CLEAR(logger->spool_dir);
+    Py_CLEAR(logger->warn);
+}
+
+/* The `timeout=None` argument of flush/close ("|O:flush"): None ->
+ * default_s.  0 or -1. */
+static int
+timeout_parameter(PyObject *args, PyObject *kwargs, const char *format, double default_s,
+                  double *out)
+{
+    static char *keywords[] = {"timeout", NULL};
+    PyObject *timeout = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, format, keywords, &timeout)) {
+        return -1;
+    }
+    return writer_logger_timeout_argument(timeout, default_s, out);
+}
+
+PyObject *
+writer_logger_flush_method(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    writer_logger *logger = WRITER_LOGGER(self);
+    double seconds;
+    if (timeout_parameter(args, kwargs, "|O:flush", -1, &seconds) < 0) {
+        return NULL;
+    }
+    if (logger->writer == NULL) {
+        Py_RETURN_TRUE; /* nothing was ever logged */
+    }
+    int done = writer_logger_flush(logger->writer, seconds);
+    if (done < 0) {
+        return NULL;
+    }
+    writer_logger_warn_operator(self);
+    return PyBool_FromLong(done);
+}
+
+PyObject *
+writer_logger_close_method(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    writer_logger *logger = WRITER_LOGGER(self);
+    double seconds;
+    if (timeout_parameter(args, kwargs, "|O:close", logger->exit_timeout_s, &seconds) < 0) {
+        return NULL;
+    }
+    writer_logger_close(logger, seconds);
+    writer_logger_warn_operator(self);
+    Py_RETURN_NONE;
+}
+
+PyObject *
+writer_logger_enter(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    return Py_NewRef(self);
+}
+
+PyObject *
+writer_logger_exit(PyObject *self, PyObject *args)
+{
+    (void)args;
+    writer_logger *logger = WRITER_LOGGER(self);
+    writer_logger_close(logger, logger->exit_timeout_s);
+    Py_RETURN_NONE;
+}
+
+PyObject *
+writer_logger_get_logger_name(PyObject *self, void *closure)
+{
+    (void)closure;
+    return PyUnicode_FromString(WRITER_LOGGER(self)->kind->logger_name);
+}
+
+PyObject *
+writer_logger_get_closed(PyObject *self, void *closure)
+{
+    (void)closure;
+    return PyBool_FromLong(WRITER_LOGGER(self)->closed);
+}
+
+PyObject *
+writer_logger_repr(PyObject *self)
+{
+    writer_logger *logger = WRITER_LOGGER(self);
+    PyObject *name = PyType_GetName(Py_TYPE(self));
+    if (name == NULL) {
+        return NULL;
+    }
+    PyObject *repr = logger->description
+                         ? PyUnicode_FromFormat("<%U %U%s>", name, logger->description,
+                                                logger->closed ? " closed" : "")
+                         : PyUnicode_FromFormat("<%U>", name);
+    Py_DECREF(name);
+    return repr;
+}
+
+/* Nothing else can be using the writer once `self` is gone (a thread
+ * inside log/flush/close holds a reference to `self`). */
+void
+writer_logger_dealloc(PyObject *self)
+{
+    writer_logger *logger = WRITER_LOGGER(self);
+    PyTypeObject *type = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    if (((base_logger_object *)self)->weakreflist != NULL) {
+        PyObject_ClearWeakRefs(self);
+    }
+    writer *w = logger->writer;
+    logger->writer = NULL;
+    if (w != NULL) {
+        Py_BEGIN_ALLOW_THREADS
+        writer_close(w, 0);
+        writer_free(w);
+        Py_END_ALLOW_THREADS
+    }
+    if (logger->kind->after_writer_freed != NULL) {
+        logger->kind->after_writer_freed(self);
+    }
+    logger->kind->clear(self);
+    type->tp_free(self);
+    Py_DECREF(type);
 }

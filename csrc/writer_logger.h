@@ -58,4 +58,80 @@ void writer_logger_warn(PyObject *owner, PyObject **warn_cache, PyObject *messag
 void writer_logger_warn_losses(PyObject *owner, writer *w, PyObject *description,
                                writer_loss_warnings *warned, PyObject **warn_cache);
 
+/* ---- the shared part of a writer-backed Python type ------------------- */
+
+/* What differs between writer-backed types, in static storage. */
+typedef struct writer_logger_kind {
+    const char *logger_name; /* the logger_name property ("db") */
+    /* Warnings of the type's own given before the loss warnings (no
+     * exception set on entry or exit), or NULL. */
+    void (*warn_operator)(PyObject *self);
+    /* Raise ValueError: `json_length` bytes of JSON are more than the
+     * type's limit. */
+    void (*raise_too_large)(PyObject *self, size_t json_length);
+    /* The type's tp_clear (dealloc runs it). */
+    int (*clear)(PyObject *self);
+    /* Frees what the sink used, after the writer is gone, or NULL. */
+    void (*after_writer_freed)(PyObject *self);
+} writer_logger_kind;
+
+/* The fields every writer-backed type holds, right after its base. */
+typedef struct writer_logger {
+    const writer_logger_kind *kind;
+    writer *writer;        /* NULL until first needed; freed by dealloc only */
+    PyObject *description; /* str for repr(), or NULL */
+    PyObject *spool_dir;   /* NULL: the default, None: no spool, else a path */
+    PyObject *warn;        /* querybook_eventlog._settings.warn, once needed */
+    writer_loss_warnings loss_warnings;
+    double exit_timeout_s;
+    bool configured; /* __init__ succeeded */
+    bool closed;
+} writer_logger;
+
+/* The layout every writer-backed type's object starts with. */
+typedef struct writer_logger_object {
+    base_logger_object base;
+    writer_logger logger;
+} writer_logger_object;
+
+#define WRITER_LOGGER(op) (&((writer_logger_object *)(op))->logger)
+
+/* The operator warnings (the kind's, then losses).  No exception set. */
+void writer_logger_warn_operator(PyObject *self);
+
+/* Encode `fields` (after room for the record header), refuse more than
+ * `max_json_bytes` of JSON (kind->raise_too_large), and queue the record
+ * on the logger's writer (spooled without the GIL when the queue is full).
+ * The caller made sure the writer exists; user code may run while
+ * encoding, so a close() meanwhile raises ValueError "logger is closed".
+ * 0, or -1 with an exception set and nothing queued. */
+int writer_logger_queue_event(PyObject *self, qbel_state *state, const event_fields *fields,
+                              size_t max_json_bytes);
+
+/* Stop the writer (flush for at most timeout_s, spool the rest) once;
+ * later calls do nothing.  No exception set. */
+void writer_logger_close(writer_logger *logger, double timeout_s);
+
+/* writer_logger_stats_dict of the logger's writer (zeros before it
+ * exists), after the operator warnings; *stats gets the numbers.  New
+ * reference, or NULL. */
+PyObject *writer_logger_stats(PyObject *self, writer_stats *stats);
+
+/* Visit / clear the logger's objects (not the base's). */
+int writer_logger_traverse(writer_logger *logger, visitproc visit, void *arg);
+void writer_logger_clear(writer_logger *logger);
+
+/* Methods and slots shared as they are (METH_VARARGS | METH_KEYWORDS for
+ * flush/close, METH_NOARGS / METH_VARARGS for __enter__ / __exit__). */
+PyObject *writer_logger_flush_method(PyObject *self, PyObject *args, PyObject *kwargs);
+PyObject *writer_logger_close_method(PyObject *self, PyObject *args, PyObject *kwargs);
+PyObject *writer_logger_enter(PyObject *self, PyObject *unused);
+PyObject *writer_logger_exit(PyObject *self, PyObject *args);
+PyObject *writer_logger_get_logger_name(PyObject *self, void *closure);
+PyObject *writer_logger_get_closed(PyObject *self, void *closure);
+PyObject *writer_logger_repr(PyObject *self);
+/* tp_dealloc: the writer is closed with timeout 0 (what is pending goes to
+ * the spool rather than wait for the server) and freed. */
+void writer_logger_dealloc(PyObject *self);
+
 #endif
