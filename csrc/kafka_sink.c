@@ -26,6 +26,9 @@
 #define KAFKA_DEFAULT_MESSAGE_TIMEOUT_MS "30000"
 /* How long write_batch waits beyond message.timeout.ms for the reports. */
 #define KAFKA_FLUSH_GRACE_MS 5000
+/* Longest single wait for delivery reports: a writer closing past its
+ * deadline is noticed within this. */
+#define KAFKA_WAIT_SLICE_MS 100
 /* produce() retries on a full local queue before giving the batch back. */
 #define KAFKA_QUEUE_FULL_RETRIES 50
 
@@ -292,10 +295,18 @@ kafka_disconnect(sink *base)
     if (self->producer == NULL) {
         return;
     }
-    /* purge what is queued, serve the purge reports into the slots, then
-     * destroy: no report arrives after this */
+    /* purge what is queued or in flight (a broker that stops answering
+     * would otherwise keep them for message.timeout.ms), then destroy: no
+     * report arrives after this, and the slots outlive the handle.  A
+     * purged message may still have reached the broker: at least once.
+     * The purge reports are served for a moment only (they are not needed
+     * once the batch goes back), and not at all when the writer is closing
+     * past its deadline.  Destroying a purged handle does not wait for the
+     * broker: its threads only close their sockets. */
     rd_kafka_purge(self->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-    rd_kafka_flush(self->producer, 1000);
+    if (!sink_should_give_up(base)) {
+        rd_kafka_flush(self->producer, 1000);
+    }
     rd_kafka_destroy(self->producer);
     self->producer = NULL;
     self->fatal = false;
@@ -453,7 +464,7 @@ produce_one(kafka_sink *self, const char *batch_id, size_t index, const event_re
             RD_KAFKA_V_KEY(key_bytes, (size_t)key_length),
             RD_KAFKA_V_HEADER("event_id", event_id, (ssize_t)id_length),
             RD_KAFKA_V_OPAQUE(slot), RD_KAFKA_V_END);
-        if (error != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+        if (error != RD_KAFKA_RESP_ERR__QUEUE_FULL || sink_should_give_up(&self->base)) {
             break;
         }
         rd_kafka_poll(self->producer, 100); /* let the queue drain */
@@ -468,19 +479,41 @@ produce_one(kafka_sink *self, const char *batch_id, size_t index, const event_re
     return error;
 }
 
-/* Wait for the reports of every queued message.  0 when all arrived, -1
- * when some did not within message.timeout.ms and the grace. */
+/* Wait for the reports of every queued message, in slices so that a
+ * writer closing past its deadline is noticed within one.  0 when all
+ * arrived; -1 when some did not within message.timeout.ms and the grace,
+ * or the writer gave up (then the batch goes back to it, to the spool). */
 static int
 await_reports(kafka_sink *self)
 {
-    rd_kafka_resp_err_t error =
-        rd_kafka_flush(self->producer, self->message_timeout_ms + KAFKA_FLUSH_GRACE_MS);
-    if (error != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        qbel_error_set(&self->error, (int)error, "kafka: no delivery report within %d ms",
-                       self->message_timeout_ms + KAFKA_FLUSH_GRACE_MS);
-        return -1;
+    int budget_ms = self->message_timeout_ms + KAFKA_FLUSH_GRACE_MS;
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        if (sink_should_give_up(&self->base)) {
+            qbel_error_set(&self->error, RD_KAFKA_RESP_ERR__TIMED_OUT,
+                           "kafka: closing past the exit timeout with %d messages unacknowledged "
+                           "(their batch goes to the spool)",
+                           rd_kafka_outq_len(self->producer));
+            return -1;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long waited_ms = (long)(now.tv_sec - start.tv_sec) * 1000 +
+                         (now.tv_nsec - start.tv_nsec) / 1000000;
+        long slice_ms = budget_ms - waited_ms;
+        if (slice_ms > KAFKA_WAIT_SLICE_MS) {
+            slice_ms = KAFKA_WAIT_SLICE_MS;
+        }
+        if (rd_kafka_flush(self->producer, slice_ms > 0 ? (int)slice_ms : 0) ==
+            RD_KAFKA_RESP_ERR_NO_ERROR) {
+            return 0;
+        }
+        if (slice_ms <= 0) {
+            qbel_error_set(&self->error, RD_KAFKA_RESP_ERR__TIMED_OUT,
+                           "kafka: no delivery report within %d ms", budget_ms);
+            return -1;
+        }
     }
-    return 0;
 }
 
 static void

@@ -99,10 +99,22 @@ typedef struct sink_ops {
     void (*abandon)(sink *self);
 } sink_ops;
 
-/* Every implementation's struct starts with this. */
+/* Every implementation's struct starts with this (zeroed, then ops set). */
 struct sink {
     const sink_ops *ops;
+    /* Set by the sink's user, NULL for none (the writer: its stop flag).
+     * Nonzero (read atomically) once the user is closing past its deadline:
+     * a wait longer than a short slice gives up then, returning
+     * SINK_CONNECTION_ERROR, and the batch goes back to the user. */
+    const int *give_up;
 };
+
+/* Any thread: has the sink's user asked it to give up its waits? */
+static inline bool
+sink_should_give_up(const sink *self)
+{
+    return self->give_up != NULL && __atomic_load_n(self->give_up, __ATOMIC_ACQUIRE) != 0;
+}
 
 static inline sink_status
 sink_connect(sink *self)

@@ -439,6 +439,9 @@ connect_locked(writer *w)
     pthread_mutex_unlock(&w->queue.lock);
     if (w->sink == NULL) {
         w->sink = sink_factory_make(&w->config.sink);
+        if (w->sink != NULL) {
+            w->sink->give_up = &w->stop_flag; /* set by writer_close past its deadline */
+        }
     }
     sink_status status = w->sink ? sink_connect(w->sink) : SINK_SERVER_ERROR;
     pthread_mutex_lock(&w->queue.lock);

@@ -260,3 +260,113 @@ def test_what_a_closed_logger_spooled_is_sent_by_the_next_one(fresh_kafka, spool
     assert set(delivered) == set(range(301))
     assert second.stats()["replayed"] >= 300
     second.close()
+
+
+def _paused_mid_stream(broker, logger, first, last):
+    """Pause the broker (SIGSTOP: connections stay open, nothing answered)
+    and log events first..last-1, so that a batch waits for its delivery
+    reports when the logger closes."""
+    broker.pause()
+    for seq in range(first, last):
+        logger.log(uid=seq % 5 + 1, event_type="API", event_data={"seq": seq})
+    assert not logger.flush(timeout=0.5)  # in flight: nothing can be acknowledged
+
+
+def _replayed_by_the_next_logger(broker, spool, expected):
+    second = make_logger(broker, "events", spool)
+    second.log(uid=1, event_type="API", event_data={"seq": expected})
+    assert second.flush(timeout=90)
+    messages = broker.consume_all("events", expected=expected + 1)
+    # none missing: every event once at least (a purged in-flight message
+    # may have reached the broker too: at least once, with the same event_id)
+    assert set(seqs(messages)) == set(range(expected + 1))
+    ids_per_seq = {}
+    for seq, event_id in zip(seqs(messages), event_ids(messages)):
+        ids_per_seq.setdefault(seq, set()).add(event_id)
+    assert all(len(ids) == 1 for ids in ids_per_seq.values()), ids_per_seq
+    assert second.stats()["dropped"] == 0
+    second.close()
+
+
+def test_close_with_the_broker_paused_returns_within_its_timeout(fresh_kafka, spool):
+    """message.timeout.ms is 30 s here: the writer thread would wait 35 s
+    for delivery reports.  close(timeout=1) makes the sink give up, purge
+    and destroy its producer, and the in-flight batch goes to the spool."""
+    import time
+
+    broker = fresh_kafka
+    broker.create_topic("events", partitions=3)
+    logger = make_logger(broker, "events", spool, batch_size=100,
+                         config={"message.timeout.ms": 30000})
+    for seq in range(50):
+        logger.log(uid=seq % 5 + 1, event_type="API", event_data={"seq": seq})
+    assert logger.flush(timeout=30)
+    _paused_mid_stream(broker, logger, 50, 350)
+    started = time.monotonic()
+    logger.close(timeout=1)
+    took = time.monotonic() - started
+    stats = logger.stats()
+    broker.resume()
+    assert took < 10, took  # a correctness bound, not a benchmark
+    # the thread gave up its wait and handed the batch back (not left
+    # behind, detached, still waiting)
+    assert "closing past the exit timeout" in (stats["last_error"] or ""), stats
+    assert stats["dropped"] == 0 and stats["written"] == 50, stats
+    assert stats["spooled"] >= 300 - 100, stats  # the batch and the queue behind it
+    _replayed_by_the_next_logger(broker, spool, 350)
+
+
+EXIT_CHILD = r"""
+import atexit, json, sys
+from querybook_eventlog import KafkaEventLogger
+bootstrap, spool, config = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+# registered before the logger's own exit hook, so it runs after it
+atexit.register(lambda: print(json.dumps(logger.stats()), flush=True))
+logger = KafkaEventLogger(bootstrap, "events", spool_dir=spool, config=config, exit_timeout=1,
+                          flush_interval=0.05, connect_timeout=2, batch_size=100)
+for seq in range(50):
+    logger.log(uid=seq % 5 + 1, event_type="API", event_data={"seq": seq})
+assert logger.flush(timeout=30)
+print("ready", flush=True)
+sys.stdin.readline()  # the broker is paused now
+for seq in range(50, 350):
+    logger.log(uid=seq % 5 + 1, event_type="API", event_data={"seq": seq})
+assert not logger.flush(timeout=0.5)
+print("exiting", flush=True)
+"""
+
+
+def test_interpreter_exit_with_the_broker_paused_is_bounded_by_exit_timeout(fresh_kafka,
+                                                                           spool):
+    import subprocess
+    import sys
+    import time
+
+    broker = fresh_kafka
+    broker.create_topic("events", partitions=3)
+    config = dict(FAST_RECOVERY, **{"message.timeout.ms": 30000})
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": repo}
+    child = subprocess.Popen(
+        [sys.executable, "-c", EXIT_CHILD, broker.bootstrap, spool, json.dumps(config)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        broker.pause()
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        assert child.stdout.readline().strip() == "exiting"
+        started = time.monotonic()
+        output, _ = child.communicate(timeout=60)
+        took = time.monotonic() - started
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        broker.resume()
+    assert child.returncode == 0
+    assert took < 10, took  # a correctness bound, not a benchmark
+    stats = json.loads(output.strip().splitlines()[-1])
+    assert "closing past the exit timeout" in (stats["last_error"] or ""), stats
+    assert stats["dropped"] == 0 and stats["written"] == 50, stats
+    _replayed_by_the_next_logger(broker, spool, 350)
