@@ -2127,7 +2127,12 @@ galera_prune_is_ours(mysql_sink *sink, int days, mysql_sink_status *status_out)
  * sets, under wsrep_max_ws_rows); on Galera after a random pause of up to a
  * second.  Should another node delete them first anyway, Galera refuses
  * ours (ER_LOCK_DEADLOCK): that is the work done, not an error, and
- * last_error is left alone. */
+ * last_error is left alone.
+ *
+ * Each DELETE runs at READ COMMITTED: at the default REPEATABLE READ a
+ * range DELETE (or the full scan the optimizer picks on a small table)
+ * takes gap locks over the marker table, and the markers other nodes
+ * commit meanwhile, applied here, must then brute-force abort it. */
 static mysql_sink_status
 delete_old_markers(mysql_sink *sink, int days)
 {
@@ -2143,8 +2148,14 @@ delete_old_markers(mysql_sink *sink, int days)
     if (sink->galera) {
         sleep_ms(random_below(sink, 1000));
     }
+    static const char read_committed[] = "SET TRANSACTION ISOLATION LEVEL READ COMMITTED";
+    rollback_quietly(sink); /* SET TRANSACTION is refused inside a transaction */
+    if (sink->mysql == NULL) {
+        return MYSQL_SINK_CONNECTION_ERROR;
+    }
     for (int round = 0; round < PRUNE_MAX_CHUNKS; round++) {
-        if (mysql_real_query(sink->mysql, sql, (unsigned long)length) != 0) {
+        if (mysql_real_query(sink->mysql, read_committed, sizeof(read_committed) - 1) != 0 ||
+            mysql_real_query(sink->mysql, sql, (unsigned long)length) != 0) {
             unsigned int error_number = mysql_errno(sink->mysql);
             if (is_missing_marker_error(error_number) || error_number == ER_LOCK_DEADLOCK ||
                 error_number == ER_LOCK_WAIT_TIMEOUT) {

@@ -17,11 +17,22 @@ MAIN_PY="$PY"
 export QBEL_QUERYBOOK_VENV="$ROOT/.venv-querybook"
 bash scripts/querybook_venv.sh "$ROOT" >/dev/null
 
+# Arguments go to pytest.  When they name test files or node ids, only those
+# run (in every pass); otherwise (none, or only options such as -x or -k)
+# the whole tests/ directory does.
+PYTEST_TARGETS=(tests "$@")
+for argument in "$@"; do
+    case "$argument" in
+        -*) ;;
+        *) if [ -e "${argument%%::*}" ]; then PYTEST_TARGETS=("$@"); break; fi ;;
+    esac
+done
+
 echo "== lint (ruff)"
 "$(dirname "$PY")/ruff" check querybook_eventlog tests bench scripts
 
 echo "== tests ($("$PY" -V), -Wall -Wextra -Werror)"
-"$PY" -m pytest -q -p no:cacheprovider tests "$@"
+"$PY" -m pytest -q -p no:cacheprovider "${PYTEST_TARGETS[@]}"
 
 if [ "${QBEL_SKIP_SANITIZERS:-0}" = 1 ]; then
     echo "== sanitizer run skipped (QBEL_SKIP_SANITIZERS=1)"
@@ -52,7 +63,7 @@ else
         LSAN_OPTIONS="suppressions=$ASAN_TREE/tests/lsan.supp:print_suppressions=0" \
         UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$REPORTS/ubsan" \
         QBEL_SANITIZED=1 QBEL_SANITIZED_TREE="$ASAN_TREE" QBEL_REQUIRE_TEST_HOOKS=1 \
-        "$PY" -m pytest -q -p no:cacheprovider tests "$@") || status=$?
+        "$PY" -m pytest -q -p no:cacheprovider "${PYTEST_TARGETS[@]}") || status=$?
     echo "== sanitizer pass took $((SECONDS - sanitizer_start)) s"
     if compgen -G "$REPORTS/*" >/dev/null; then
         echo "== sanitizer reports" >&2
@@ -94,7 +105,7 @@ for candidate in "${other_pythons[@]}"; do
     QBEL_PYTHON="$candidate" QBEL_VENV=".venv-$version" source scripts/setup_env.sh
     if [ "$version" = 3.10 ] || [ "$candidate" = "$newest" ]; then
         echo "== tests (Python $version, the whole suite)"
-        "$PY" -m pytest -q -p no:cacheprovider tests "$@"
+        "$PY" -m pytest -q -p no:cacheprovider "${PYTEST_TARGETS[@]}"
     else
         echo "== import-and-smoke (Python $version)"
         PYTHONPATH="$ROOT" "$PY" scripts/smoke.py
