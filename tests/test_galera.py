@@ -286,6 +286,69 @@ def test_a_logger_per_node_with_worker_restarts_causes_no_certification_failures
     assert_exactly_once_everywhere(galera, run, n)
 
 
+def test_marker_cleanup_is_not_aborted_by_markers_other_nodes_commit(galera, tmp_path):
+    """The start-up marker cleanup DELETEs old markers on the node of
+    wsrep_local_index 0 while the other nodes' loggers commit new markers.
+    At REPEATABLE READ that DELETE (a full scan on a small table) holds gap
+    locks across the marker table, so every marker applied from another
+    node meanwhile brute-force aborts it (the flake seen in CI).  Here the
+    DELETE is held mid-scan by a row lock on the old marker that sorts last,
+    while a logger on another node commits batches: at READ COMMITTED the
+    applied markers go in, nothing is aborted, and the cleanup finishes."""
+    import pymysql
+
+    run = new_run()
+    pruner = next(node for node in galera.nodes if node.status("wsrep_local_index") == "0")
+    other = next(node for node in galera.nodes if node is not pruner)
+    held_id = f"zzzz-old-{run}"  # sorts after every batch id: the scan's last row
+    # past the 7 days kept but not a day past it: only the node of index 0 prunes
+    pruner.sql("INSERT INTO event_log_qbel_batches (batch_id, committed_at) VALUES "
+               + ", ".join(f"('{batch_id}', UTC_TIMESTAMP() - INTERVAL 7 DAY - INTERVAL 1 HOUR)"
+                           for batch_id in [f"old-{run}-{i}" for i in range(20)] + [held_id]))
+    galera.wait_synced()
+    before = int(pruner.status("wsrep_local_bf_aborts"))
+
+    holder = pymysql.connect(unix_socket=pruner.socket, user="root", database="querybook")
+    pruning_logger = other_logger = None
+    try:
+        with holder.cursor() as cursor:
+            cursor.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+            cursor.execute("BEGIN")
+            cursor.execute("SELECT batch_id FROM event_log_qbel_batches WHERE batch_id = %s "
+                           "FOR UPDATE", (held_id,))
+        pruning_logger = DBEventLogger(pruner.url(), spool_dir=str(tmp_path / "pruner"))
+        pruning_logger.log(uid=1, event_type="CLICK", event_data={"run": run, "n": 0})
+
+        def cleanup_waits_on_the_held_row():
+            return pruner.sql("SELECT COUNT(*) FROM information_schema.INNODB_TRX "
+                              "WHERE trx_state = 'LOCK WAIT' "
+                              "AND trx_query LIKE 'DELETE FROM %qbel_batches%'") != [["0"]]
+        wait_for(cleanup_waits_on_the_held_row, "the cleanup DELETE waiting on the held row",
+                 timeout=30)
+
+        other_logger = DBEventLogger(other.url(), spool_dir=str(tmp_path / "other"),
+                                     batch_size=10, flush_interval=0.01)
+        log_range(other_logger, run, range(1, 201))
+        assert other_logger.flush(timeout=WAIT_S)
+        galera.wait_synced()
+        assert cleanup_waits_on_the_held_row()  # still waiting: not aborted meanwhile
+    finally:
+        try:
+            holder.rollback()
+        except pymysql.err.OperationalError:
+            pass  # aborted along with the cleanup (the failure this test is about)
+        holder.close()
+    assert pruning_logger.flush(timeout=WAIT_S)
+    wait_for(lambda: pruner.sql("SELECT COUNT(*) FROM event_log_qbel_batches "
+                                f"WHERE batch_id LIKE '%old-{run}%'") == [["0"]],
+             "the cleanup to delete the old markers", timeout=60)
+    for logger in (pruning_logger, other_logger):
+        assert logger.stats()["last_error"] is None
+        logger.close()
+    assert int(pruner.status("wsrep_local_bf_aborts")) == before
+    assert_exactly_once_everywhere(galera, run, 201)
+
+
 def test_certification_failures_are_retried_at_once(galera, tmp_path):
     """Another node keeps updating user 1, the parent row of every batch's
     events (a foreign key: Galera certifies it as a shared key), so the
