@@ -41,7 +41,6 @@ import gc
 import json
 import os
 import queue
-import random
 import shutil
 import socket
 import statistics
@@ -52,14 +51,10 @@ import tempfile
 import threading
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
-sys.path[:0] = [REPO, HERE, os.path.join(REPO, "tests")]
+from _common import HERE, QUICK, fresh_events  # first: it sets up the import path
 
-import querybook_eventlog as qe  # noqa: E402
-import qb_events  # noqa: E402
+import querybook_eventlog as qe
 
-QUICK = "--quick" in sys.argv
 RUNS = 3 if QUICK else 9
 INGEST_ROWS = 30_000 if QUICK else 100_000
 ORM_ROWS = 100 if QUICK else 300
@@ -73,9 +68,8 @@ INSERT_COLUMNS = "(created_at, uid, event_type, event_data)"
 
 def fresh_rows(seed, count):
     """[(uid, EventType, event_data)], new objects on every call."""
-    rng = random.Random(seed)
-    return [(rng.randint(1, 100), qe.EventType[event_type], data)
-            for _, event_type, data in qb_events.mix(rng, count)]
+    return [(uid, qe.EventType[event_type], data)
+            for uid, event_type, data in fresh_events(seed, count)]
 
 
 def utc_now_text():

@@ -23,30 +23,17 @@ cores: the cluster's numbers are a floor, not what separate machines give.
 """
 
 import os
-import random
 import statistics
-import sys
 import threading
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
-sys.path[:0] = [REPO, HERE, os.path.join(REPO, "tests")]
+from _common import QUICK, fresh_events  # first: it sets up the import path
+from galera_cluster import GaleraCluster, galera_available
+from mariadb_server import MariaDBServer
+from querybook_eventlog import DBEventLogger
 
-from querybook_eventlog import DBEventLogger  # noqa: E402
-import qb_events  # noqa: E402
-from galera_cluster import GaleraCluster, galera_available  # noqa: E402
-from mariadb_server import MariaDBServer  # noqa: E402
-
-QUICK = "--quick" in sys.argv
 RUNS = 3 if QUICK else 5
 EVENTS = 8000 if QUICK else 30000
-
-
-def fresh_events(seed, count):
-    rng = random.Random(seed)
-    return [(rng.randint(1, 100), event_type, data)
-            for _, event_type, data in qb_events.mix(rng, count)]
 
 
 def ingest(urls, events):

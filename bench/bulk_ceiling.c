@@ -1,7 +1,7 @@
 /* bench/bulk_ceiling.c: the ingest ceiling for bench_db.py.
  *
  * A bare loop on one connection doing what DBEventLogger's writer does on
- * MariaDB (csrc/mysql_sink.c, bulk path), minus everything else: one
+ * MariaDB (csrc/mysql_insert.c, bulk path), minus everything else: one
  * prepared INSERT INTO event_log (created_at, uid, event_type, event_data)
  * VALUES (?,?,?,?), executed with MariaDB's column-wise array binding
  * (STMT_ATTR_ARRAY_SIZE) over batches of pre-encoded rows, one COMMIT per

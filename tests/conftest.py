@@ -1,5 +1,7 @@
 """Shared fixtures: a real MariaDB server started by the tests themselves
-(see mariadb_server.py); QBEL_TEST_MYSQL_URL points them at another server.
+(querybook_eventlog.testing, through the package's pytest plugin, whose
+qbel_mariadb and qbel_event_log are `mariadb` and `db` here);
+QBEL_TEST_MYSQL_URL points them at another server.
 
     mariadb        session: the shared server (restarted/resumed if a test killed or paused it)
     db             function: `mariadb`, running, with event_log and its marker table emptied
@@ -30,6 +32,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from app_event_type import QuerybookEventType  # noqa: E402
 from mariadb_server import MariaDBServer  # noqa: E402
+
+from querybook_eventlog import pytest_plugin  # noqa: E402
 
 # ---- no silent skips ---------------------------------------------------------
 
@@ -191,22 +195,21 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 
 # ---- MariaDB fixtures -----------------------------------------------------------
 
+# The package's pytest plugin owns the shared server and the emptied table;
+# bound here, its fixtures are this conftest's whether or not the plugin is
+# loaded, and the suite knows them as `mariadb` and `db`.
+qbel_mariadb = pytest_plugin.qbel_mariadb
+qbel_event_log = pytest_plugin.qbel_event_log
+
 
 @pytest.fixture(scope="session")
-def mariadb():
-    server = MariaDBServer.from_environment()
-    try:
-        server.start()
-        yield server
-    finally:
-        server.cleanup()
+def mariadb(qbel_mariadb):
+    return qbel_mariadb
 
 
 @pytest.fixture
-def db(mariadb):
-    mariadb.ensure_running()
-    mariadb.reset_events()
-    yield mariadb
+def db(qbel_event_log):
+    return qbel_event_log
 
 
 @pytest.fixture
