@@ -21,6 +21,7 @@
 #include <longintrepr.h> /* ob_digit; Python.h includes it itself from 3.11 */
 #endif
 
+#include "encode_ascii.h"
 #include "float_format.h"
 #include "qbel_alloc.h"
 
@@ -381,32 +382,6 @@ copy16_needs_escape(char *to, const unsigned char *from)
 #endif
 }
 
-/* As copy16_needs_escape for 64 bytes, with one test at the end: long
- * strings move at close to memcpy speed. */
-static inline bool
-copy64_needs_escape(char *to, const unsigned char *from)
-{
-#if defined(__SSE2__)
-    const __m128i space = _mm_set1_epi8(0x20), quote = _mm_set1_epi8('"'),
-                  backslash = _mm_set1_epi8('\\');
-    __m128i special = _mm_setzero_si128();
-    for (int part = 0; part < 4; part++) {
-        __m128i bytes = _mm_loadu_si128((const __m128i *)(const void *)(from + 16 * part));
-        _mm_storeu_si128((__m128i *)(void *)(to + 16 * part), bytes);
-        special = _mm_or_si128(special, _mm_cmplt_epi8(bytes, space));
-        special = _mm_or_si128(special, _mm_cmpeq_epi8(bytes, quote));
-        special = _mm_or_si128(special, _mm_cmpeq_epi8(bytes, backslash));
-    }
-    return _mm_movemask_epi8(special) != 0;
-#else
-    bool special = false;
-    for (int part = 0; part < 4; part++) {
-        special |= copy16_needs_escape(to + 16 * part, from + 16 * part);
-    }
-    return special;
-#endif
-}
-
 /* Index of the first byte of ASCII text `s` that needs escaping, or n.
  * Eight bytes at a time; the tail as one last overlapping word (or two
  * overlapping halves), so clean short strings never loop byte by byte. */
@@ -641,7 +616,7 @@ make_str_ready(PyObject *str)
 
 /* Any str (or str subclass: its content) as a JSON string, then `suffix`
  * unless it is 0 (':' after a key, ',' after a member).  ASCII text is
- * copied and checked in one pass, 64 then 16 bytes a step, the last step
+ * copied and checked in one pass, 64 (encode_ascii.c) then 16 bytes a step, the last step
  * ending at the string's end, into room reserved once for the whole
  * string; escapes, if any, reserve more as they are met. */
 static ALWAYS_INLINE int
@@ -697,10 +672,10 @@ write_str_then(json_encoder *encoder, PyObject *str, char suffix)
         }
         goto escaped;
     }
-    for (; i + 64 <= n; i += 64) {
-        if (UNLIKELY(copy64_needs_escape(out + i, s + i))) {
-            break; /* the 16-byte steps find where */
-        }
+    if (n >= 64) {
+        /* whole 64-byte blocks in wide vectors; the 16-byte steps find the
+         * escape in the block it stopped at, if any */
+        i = (Py_ssize_t)ascii_copy_clean_blocks(out, s, (size_t)n);
     }
     for (; i + 16 <= n; i += 16) {
         if (UNLIKELY(copy16_needs_escape(out + i, s + i))) {

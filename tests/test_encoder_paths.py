@@ -47,6 +47,18 @@ def test_escape_at_every_position(length):
         check(char * length)
 
 
+@pytest.mark.parametrize("length", [63, 64, 65, 127, 128, 129, 191, 200, 255, 256, 257, 320])
+def test_escape_at_every_position_across_wide_blocks(length):
+    # the 64-byte vector blocks (encode_ascii.c) must stop at the block that
+    # holds the escape, wherever it sits, and leave the rest to the tail steps
+    for char in ['"', "\\", "\n", "\x00", "\x1f"]:
+        for position in range(length):
+            text = "x" * position + char + "y" * (length - position - 1)
+            check(text)
+            check([text, 1])
+    check("z" * length + "\u00e9")  # ASCII blocks ahead of a non-ASCII tail take the slow path
+
+
 def test_every_control_char_alone_and_embedded():
     for code in range(0x20):
         char = chr(code)
