@@ -1,6 +1,8 @@
 """event_data encoding: qe.dumps vs json, orjson and msgspec, side by side.
 
-Run from the repo root: python3 bench/bench_dumps.py [--quick]
+Run from the repo root: python3 bench/bench_dumps.py [--quick] [--no-sizes]
+  --quick     7 repeats of 500 events (default: 25 of 1,500)
+  --no-sizes  skip the per-size table (long strings, nested dicts)
 
 Data: fresh, varied Querybook-shaped events (bench/qb_events.py).  In every
 repeat each encoder gets its own freshly built batch (same seed, so equal
@@ -173,6 +175,9 @@ def main_sizes():
 
 
 def main():
+    if "--help" in sys.argv or "-h" in sys.argv:
+        print(__doc__)
+        return
     check_agreement()
     started = time.perf_counter()
     versions = (f"orjson {orjson.__version__ if orjson else 'n/a'}, "
