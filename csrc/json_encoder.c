@@ -905,7 +905,8 @@ write_float(json_encoder *encoder, double value)
     return write_float_then(encoder, value, 0);
 }
 
-static int
+/* inline: the call would cost about as much as the float's own layout */
+static ALWAYS_INLINE int
 write_float_then_comma(json_encoder *encoder, double value)
 {
     return write_float_then(encoder, value, ',');
