@@ -93,6 +93,25 @@ def test_non_ascii_around_boundaries(char):
             check(base[:position] + char + '"' + base[position:])
 
 
+@pytest.mark.parametrize("kind_char", ["\u00e9", "\u65e5", "\U0001f680"])
+def test_wide_text_every_special_at_every_position(kind_char):
+    # text of each storage kind (Latin-1, UCS-2, UCS-4) goes 8 characters a
+    # step while they are clean ASCII: whatever stops a step (an escape, a
+    # C1 control, U+2028, any non-ASCII character) must be found at every
+    # place in the 8, and what follows it, ASCII or not, written right
+    specials = ['"', "\\", "\n", "\x00", "\x1f", "\x85", "\u00ff", kind_char]
+    if kind_char != "\u00e9":
+        specials += ["\u2028", "\u0800", "\uffff"]
+    if kind_char == "\U0001f680":
+        specials += ["\U0010ffff", "\U00010000"]
+    for length in range(0, 26):
+        for special in specials:
+            for position in range(length + 1):
+                base = "abcdefghijklmnopqrstuvwxyz"[:length]
+                check(kind_char + base[:position] + special + base[position:])
+                check(base[:position] + special + special + kind_char + base[position:])
+
+
 def test_one_megabyte_strings():
     check("abcdefgh" * 131072)
     check("abcdefgh" * 131071 + 'a"\\\n\x01xyz')
