@@ -17,22 +17,6 @@
 
 #define BLOCK 64
 
-#if !defined(__SSE2__)
-/* True when one of the 8 ASCII bytes in `word` needs escaping ("has a byte
- * less than N" and "has a zero byte" word tests, exact for ASCII). */
-static inline bool
-word_needs_escape(uint64_t word)
-{
-    const uint64_t ones = 0x0101010101010101ULL;
-    const uint64_t highs = 0x8080808080808080ULL;
-    uint64_t control = (word - ones * 0x20) & ~word;
-    uint64_t quote = word ^ (ones * '"');
-    quote = (quote - ones) & ~quote;
-    uint64_t backslash = word ^ (ones * '\\');
-    backslash = (backslash - ones) & ~backslash;
-    return ((control | quote | backslash) & highs) != 0;
-}
-#endif
 
 #if defined(ENCODE_ASCII_X86)
 

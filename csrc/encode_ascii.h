@@ -11,6 +11,7 @@
 #ifndef QBEL_ENCODE_ASCII_H
 #define QBEL_ENCODE_ASCII_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #if defined(__SSE2__)
@@ -24,6 +25,22 @@
  * Writes only to[0..n) (the block at k may be copied as well); the buffers
  * must not overlap. */
 size_t ascii_copy_clean_blocks(char *to, const unsigned char *from, size_t n);
+
+/* True when one of the 8 ASCII bytes in `word` needs escaping.  Every byte
+ * is < 0x80, so the classic "has a byte less than N" and "has a zero byte"
+ * word tests are exact. */
+static inline bool
+word_needs_escape(uint64_t word)
+{
+    const uint64_t ones = 0x0101010101010101ULL;
+    const uint64_t highs = 0x8080808080808080ULL;
+    uint64_t control = (word - ones * 0x20) & ~word;
+    uint64_t quote = word ^ (ones * '"');
+    quote = (quote - ones) & ~quote;
+    uint64_t backslash = word ^ (ones * '\\');
+    backslash = (backslash - ones) & ~backslash;
+    return ((control | quote | backslash) & highs) != 0;
+}
 
 /* ascii_clean8_ucs1/2/4: narrow the 8 characters at `s` to bytes at
  * out[0..8) and return how many of them, from
@@ -49,14 +66,20 @@ ascii_clean8_ucs1(unsigned char *out, const uint8_t *s)
     return ascii_clean_prefix_of_mask(_mm_movemask_epi8(bad) & 0xFF, 1);
 }
 
-static inline __m128i
-ascii_bad_lanes16(__m128i c)
-{
-    return _mm_or_si128(_mm_or_si128(_mm_cmplt_epi16(c, _mm_set1_epi16(0x20)),
-                                     _mm_cmpgt_epi16(c, _mm_set1_epi16(0x7F))),
-                        _mm_or_si128(_mm_cmpeq_epi16(c, _mm_set1_epi16('"')),
-                                     _mm_cmpeq_epi16(c, _mm_set1_epi16('\\'))));
-}
+/* All ones in each W-bit lane of `c` that is not clean ASCII: < 0x20 or
+ * > 0x7F (signed compares, so 16-bit lanes >= 0x8000 count as < 0x20), '"'
+ * or '\\'. */
+#define ASCII_BAD_LANES(W)                                                                 \
+    static inline __m128i ascii_bad_lanes##W(__m128i c)                                    \
+    {                                                                                      \
+        return _mm_or_si128(_mm_or_si128(_mm_cmplt_epi##W(c, _mm_set1_epi##W(0x20)),      \
+                                         _mm_cmpgt_epi##W(c, _mm_set1_epi##W(0x7F))),      \
+                            _mm_or_si128(_mm_cmpeq_epi##W(c, _mm_set1_epi##W('"')),        \
+                                         _mm_cmpeq_epi##W(c, _mm_set1_epi##W('\\'))));     \
+    }
+ASCII_BAD_LANES(16)
+ASCII_BAD_LANES(32)
+#undef ASCII_BAD_LANES
 
 static inline int
 ascii_clean8_ucs2(unsigned char *out, const uint16_t *s)
@@ -64,15 +87,6 @@ ascii_clean8_ucs2(unsigned char *out, const uint16_t *s)
     __m128i c = _mm_loadu_si128((const __m128i *)(const void *)s);
     _mm_storel_epi64((__m128i *)(void *)out, _mm_packus_epi16(c, c));
     return ascii_clean_prefix_of_mask(_mm_movemask_epi8(ascii_bad_lanes16(c)), 2);
-}
-
-static inline __m128i
-ascii_bad_lanes32(__m128i c)
-{
-    return _mm_or_si128(_mm_or_si128(_mm_cmplt_epi32(c, _mm_set1_epi32(0x20)),
-                                     _mm_cmpgt_epi32(c, _mm_set1_epi32(0x7F))),
-                        _mm_or_si128(_mm_cmpeq_epi32(c, _mm_set1_epi32('"')),
-                                     _mm_cmpeq_epi32(c, _mm_set1_epi32('\\'))));
 }
 
 static inline int

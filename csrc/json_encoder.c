@@ -342,22 +342,6 @@ write_escape(char *out, unsigned char c)
     return out + 6;
 }
 
-/* True when one of the 8 ASCII bytes in `word` needs escaping.  Every byte
- * is < 0x80, so the classic "has a byte less than N" and "has a zero byte"
- * word tests are exact. */
-static inline bool
-word_needs_escape(uint64_t word)
-{
-    const uint64_t ones = 0x0101010101010101ULL;
-    const uint64_t highs = 0x8080808080808080ULL;
-    uint64_t control = (word - ones * 0x20) & ~word;
-    uint64_t quote = word ^ (ones * '"');
-    quote = (quote - ones) & ~quote;
-    uint64_t backslash = word ^ (ones * '\\');
-    backslash = (backslash - ones) & ~backslash;
-    return ((control | quote | backslash) & highs) != 0;
-}
-
 /* Copy 16 ASCII bytes from `from` to `to` (either unaligned); true when one
  * of them needs escaping.  SSE2 where the target has it (every x86-64): the
  * signed compare for < 0x20 is exact since every byte is < 0x80. */
