@@ -516,9 +516,19 @@ write_one_character(json_encoder *encoder, unsigned char *out, Py_UCS4 c, Py_ssi
                     }                                                                  \
                 }                                                                      \
                 do {                                                                   \
-                    out = write_one_character(encoder, out, s[i], i);                  \
-                    if (UNLIKELY(out == NULL)) {                                       \
-                        return -1;                                                     \
+                    Py_UCS4 c = s[i];                                                  \
+                    if (c >= 0x800 && c < 0xD800 && (c | 1) != 0x2029) {              \
+                        /* CJK and most scripts beyond Latin: 3 bytes */               \
+                        out[0] = (unsigned char)(0xE0 | (c >> 12));                    \
+                        out[1] = (unsigned char)(0x80 | ((c >> 6) & 0x3F));            \
+                        out[2] = (unsigned char)(0x80 | (c & 0x3F));                   \
+                        out += 3;                                                      \
+                    }                                                                  \
+                    else {                                                             \
+                        out = write_one_character(encoder, out, c, i);                 \
+                        if (UNLIKELY(out == NULL)) {                                   \
+                            return -1;                                                 \
+                        }                                                              \
                     }                                                                  \
                     i++;                                                               \
                 } while (i < end && s[i] >= 0x80);                                     \
