@@ -1,6 +1,9 @@
 """event_data encoding: qe.dumps vs json, orjson and msgspec, side by side.
 
-Run from the repo root: python3 bench/bench_dumps.py [--quick]
+Run from the repo root: python3 bench/bench_dumps.py [--quick] [--no-sizes]
+  --quick     7 repeats of 500 events (default: 25 of 1,500)
+  --no-sizes  skip the per-size table (long ASCII and non-ASCII strings,
+              nested dicts)
 
 Data: fresh, varied Querybook-shaped events (bench/qb_events.py).  In every
 repeat each encoder gets its own freshly built batch (same seed, so equal
@@ -115,6 +118,17 @@ def long_string(rng, size):
     return (word * (size // 64 + 1))[:size - 2]
 
 
+NON_ASCII_WORDS = ["查询结果", "数据表", "search", "日本語のテキスト", "table", "用户", "données"]
+
+
+def long_text_non_ascii(rng, size):
+    """One fresh str of about `size` bytes of UTF-8: CJK words between
+    ASCII ones (stored 2 bytes a character), nothing to escape."""
+    words = " ".join(rng.choice(NON_ASCII_WORDS) for _ in range(24))
+    text = words * (size // len(words.encode()) + 1)
+    return text[:max(1, size // 2)]  # about 2 bytes of UTF-8 a character
+
+
 def _leaf(rng, i):
     # about 100 bytes of JSON: ints, a str, a random float, a list
     return {"id": rng.randint(1, 10**9), "name": f"item {i} {rng.choice(qb_events.WORDS)}",
@@ -161,7 +175,9 @@ def main_sizes():
     print("\nPer size (fresh objects, encode-then-drop; json skipped from 100 KB):\n")
     print("| data | size | qe.dumps ns | orjson ns | msgspec ns | qe vs the faster |")
     print("|---|---:|---:|---:|---:|---:|")
-    for label, generate in (("one long string", long_string), ("nested dicts", nested_dicts)):
+    for label, generate in (("one long string", long_string),
+                            ("one long non-ASCII string (CJK words)", long_text_non_ascii),
+                            ("nested dicts", nested_dicts)):
         for size in SIZES:
             medians = measure_size(generate, size)
             ours = medians["qe"]
@@ -173,6 +189,9 @@ def main_sizes():
 
 
 def main():
+    if "--help" in sys.argv or "-h" in sys.argv:
+        print(__doc__)
+        return
     check_agreement()
     started = time.perf_counter()
     versions = (f"orjson {orjson.__version__ if orjson else 'n/a'}, "

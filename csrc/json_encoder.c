@@ -21,6 +21,7 @@
 #include <longintrepr.h> /* ob_digit; Python.h includes it itself from 3.11 */
 #endif
 
+#include "encode_ascii.h"
 #include "float_format.h"
 #include "qbel_alloc.h"
 
@@ -341,22 +342,6 @@ write_escape(char *out, unsigned char c)
     return out + 6;
 }
 
-/* True when one of the 8 ASCII bytes in `word` needs escaping.  Every byte
- * is < 0x80, so the classic "has a byte less than N" and "has a zero byte"
- * word tests are exact. */
-static inline bool
-word_needs_escape(uint64_t word)
-{
-    const uint64_t ones = 0x0101010101010101ULL;
-    const uint64_t highs = 0x8080808080808080ULL;
-    uint64_t control = (word - ones * 0x20) & ~word;
-    uint64_t quote = word ^ (ones * '"');
-    quote = (quote - ones) & ~quote;
-    uint64_t backslash = word ^ (ones * '\\');
-    backslash = (backslash - ones) & ~backslash;
-    return ((control | quote | backslash) & highs) != 0;
-}
-
 /* Copy 16 ASCII bytes from `from` to `to` (either unaligned); true when one
  * of them needs escaping.  SSE2 where the target has it (every x86-64): the
  * signed compare for < 0x20 is exact since every byte is < 0x80. */
@@ -378,32 +363,6 @@ copy16_needs_escape(char *to, const unsigned char *from)
     memcpy(to, &low, 8);
     memcpy(to + 8, &high, 8);
     return word_needs_escape(low) || word_needs_escape(high);
-#endif
-}
-
-/* As copy16_needs_escape for 64 bytes, with one test at the end: long
- * strings move at close to memcpy speed. */
-static inline bool
-copy64_needs_escape(char *to, const unsigned char *from)
-{
-#if defined(__SSE2__)
-    const __m128i space = _mm_set1_epi8(0x20), quote = _mm_set1_epi8('"'),
-                  backslash = _mm_set1_epi8('\\');
-    __m128i special = _mm_setzero_si128();
-    for (int part = 0; part < 4; part++) {
-        __m128i bytes = _mm_loadu_si128((const __m128i *)(const void *)(from + 16 * part));
-        _mm_storeu_si128((__m128i *)(void *)(to + 16 * part), bytes);
-        special = _mm_or_si128(special, _mm_cmplt_epi8(bytes, space));
-        special = _mm_or_si128(special, _mm_cmpeq_epi8(bytes, quote));
-        special = _mm_or_si128(special, _mm_cmpeq_epi8(bytes, backslash));
-    }
-    return _mm_movemask_epi8(special) != 0;
-#else
-    bool special = false;
-    for (int part = 0; part < 4; part++) {
-        special |= copy16_needs_escape(to + 16 * part, from + 16 * part);
-    }
-    return special;
 #endif
 }
 
@@ -493,7 +452,51 @@ write_unicode_escape(unsigned char *out, Py_UCS4 c)
  * worst case (6 bytes a character) a chunk at a time, so a huge string does
  * not reserve six times its size at once.  Lone surrogates raise. */
 #define STRING_CHUNK 1024
-#define DEFINE_WRITE_UNICODE(NAME, CHAR_TYPE)                                           \
+/* One character that is not clean ASCII (or any, in the last 7), to UTF-8
+ * or an escape at `out`; the new end, or NULL after raising for a lone
+ * surrogate at index `i`. */
+static ALWAYS_INLINE unsigned char *
+write_one_character(json_encoder *encoder, unsigned char *out, Py_UCS4 c, Py_ssize_t i)
+{
+    if (c < 0x80) {
+        if (LIKELY(!escape_table[c])) {
+            *out = (unsigned char)c;
+            return out + 1;
+        }
+        return (unsigned char *)write_escape((char *)out, (unsigned char)c);
+    }
+    if (c < 0x800) {
+        if (UNLIKELY(c < 0xA0)) {
+            return write_unicode_escape(out, c); /* C1 control */
+        }
+        out[0] = (unsigned char)(0xC0 | (c >> 6));
+        out[1] = (unsigned char)(0x80 | (c & 0x3F));
+        return out + 2;
+    }
+    if (c < 0x10000) {
+        if (UNLIKELY(c >= 0xD800 && c <= 0xDFFF)) {
+            encoder->cursor = (char *)out;
+            raise_lone_surrogate(encoder, c, i);
+            return NULL;
+        }
+        if (UNLIKELY(c == 0x2028 || c == 0x2029)) {
+            return write_unicode_escape(out, c);
+        }
+        out[0] = (unsigned char)(0xE0 | (c >> 12));
+        out[1] = (unsigned char)(0x80 | ((c >> 6) & 0x3F));
+        out[2] = (unsigned char)(0x80 | (c & 0x3F));
+        return out + 3;
+    }
+    out[0] = (unsigned char)(0xF0 | (c >> 18));
+    out[1] = (unsigned char)(0x80 | ((c >> 12) & 0x3F));
+    out[2] = (unsigned char)(0x80 | ((c >> 6) & 0x3F));
+    out[3] = (unsigned char)(0x80 | (c & 0x3F));
+    return out + 4;
+}
+
+/* ASCII stretches go 8 characters a step (encode_ascii.h); a character
+ * that stops one, and the non-ASCII ones after it, one at a time. */
+#define DEFINE_WRITE_UNICODE(NAME, CHAR_TYPE, CLEAN8)                                  \
     static int NAME(json_encoder *encoder, const CHAR_TYPE *s, Py_ssize_t n)           \
     {                                                                                  \
         for (Py_ssize_t start = 0; start < n; start += STRING_CHUNK) {                 \
@@ -502,113 +505,42 @@ write_unicode_escape(unsigned char *out, Py_UCS4 c)
                 return -1;                                                             \
             }                                                                          \
             unsigned char *out = (unsigned char *)encoder->cursor;                     \
-            for (Py_ssize_t i = start; i < end; i++) {                                 \
-                if (end - i >= 4) {                                                    \
-                    /* four ASCII characters that need no escape at once */            \
-                    Py_UCS4 c0 = s[i], c1 = s[i + 1], c2 = s[i + 2], c3 = s[i + 3];    \
-                    if ((c0 | c1 | c2 | c3) < 0x80 &&                                  \
-                        !(escape_table[c0] | escape_table[c1] | escape_table[c2] |     \
-                          escape_table[c3])) {                                         \
-                        out[0] = (unsigned char)c0;                                    \
-                        out[1] = (unsigned char)c1;                                    \
-                        out[2] = (unsigned char)c2;                                    \
-                        out[3] = (unsigned char)c3;                                    \
-                        out += 4;                                                      \
-                        i += 3;                                                        \
+            Py_ssize_t i = start;                                                      \
+            while (i < end) {                                                          \
+                if (end - i >= 8) {                                                    \
+                    int clean = CLEAN8(out, s + i);                                    \
+                    out += clean;                                                      \
+                    i += clean;                                                        \
+                    if (clean == 8) {                                                  \
                         continue;                                                      \
                     }                                                                  \
                 }                                                                      \
-                Py_UCS4 c = s[i];                                                      \
-                if (c < 0x80) {                                                        \
-                    if (LIKELY(!escape_table[c])) {                                    \
-                        *out++ = (unsigned char)c;                                     \
+                do {                                                                   \
+                    Py_UCS4 c = s[i];                                                  \
+                    if (c >= 0x800 && c < 0xD800 && (c | 1) != 0x2029) {              \
+                        /* CJK and most scripts beyond Latin: 3 bytes */               \
+                        out[0] = (unsigned char)(0xE0 | (c >> 12));                    \
+                        out[1] = (unsigned char)(0x80 | ((c >> 6) & 0x3F));            \
+                        out[2] = (unsigned char)(0x80 | (c & 0x3F));                   \
+                        out += 3;                                                      \
                     }                                                                  \
                     else {                                                             \
-                        out = (unsigned char *)write_escape((char *)out,               \
-                                                            (unsigned char)c);         \
+                        out = write_one_character(encoder, out, c, i);                 \
+                        if (UNLIKELY(out == NULL)) {                                   \
+                            return -1;                                                 \
+                        }                                                              \
                     }                                                                  \
-                }                                                                      \
-                else if (c < 0x800) {                                                  \
-                    if (UNLIKELY(c < 0xA0)) {                                          \
-                        out = write_unicode_escape(out, c);                            \
-                        continue;                                                      \
-                    }                                                                  \
-                    *out++ = (unsigned char)(0xC0 | (c >> 6));                         \
-                    *out++ = (unsigned char)(0x80 | (c & 0x3F));                       \
-                }                                                                      \
-                else if (c < 0x10000) {                                                \
-                    if (UNLIKELY(c >= 0xD800 && c <= 0xDFFF)) {                        \
-                        encoder->cursor = (char *)out;                                 \
-                        return raise_lone_surrogate(encoder, c, i);                    \
-                    }                                                                  \
-                    if (UNLIKELY(c == 0x2028 || c == 0x2029)) {                        \
-                        out = write_unicode_escape(out, c);                            \
-                        continue;                                                      \
-                    }                                                                  \
-                    *out++ = (unsigned char)(0xE0 | (c >> 12));                        \
-                    *out++ = (unsigned char)(0x80 | ((c >> 6) & 0x3F));                \
-                    *out++ = (unsigned char)(0x80 | (c & 0x3F));                       \
-                }                                                                      \
-                else {                                                                 \
-                    *out++ = (unsigned char)(0xF0 | (c >> 18));                        \
-                    *out++ = (unsigned char)(0x80 | ((c >> 12) & 0x3F));               \
-                    *out++ = (unsigned char)(0x80 | ((c >> 6) & 0x3F));                \
-                    *out++ = (unsigned char)(0x80 | (c & 0x3F));                       \
-                }                                                                      \
+                    i++;                                                               \
+                } while (i < end && s[i] >= 0x80);                                     \
             }                                                                          \
             encoder->cursor = (char *)out;                                             \
         }                                                                              \
         return encoder_append_char(encoder, '"');                                      \
     }
 
-/* Latin-1 text (kind 1, not all ASCII): as the macro's loop, but runs of
- * ASCII that need no escape move 8 bytes at a time. */
-static int
-write_latin1(json_encoder *encoder, const Py_UCS1 *s, Py_ssize_t n)
-{
-    const uint64_t highs = 0x8080808080808080ULL;
-    for (Py_ssize_t start = 0; start < n; start += STRING_CHUNK) {
-        Py_ssize_t end = n - start > STRING_CHUNK ? start + STRING_CHUNK : n;
-        if (encoder_reserve(encoder, (size_t)(end - start) * 6 + 1) < 0) {
-            return -1;
-        }
-        unsigned char *out = (unsigned char *)encoder->cursor;
-        Py_ssize_t i = start;
-        while (i < end) {
-            if (end - i >= 8) {
-                uint64_t word;
-                memcpy(&word, s + i, 8);
-                if ((word & highs) == 0 && !word_needs_escape(word)) {
-                    memcpy(out, &word, 8);
-                    out += 8;
-                    i += 8;
-                    continue;
-                }
-            }
-            Py_UCS1 c = s[i++];
-            if (c < 0x80) {
-                if (LIKELY(!escape_table[c])) {
-                    *out++ = c;
-                }
-                else {
-                    out = (unsigned char *)write_escape((char *)out, c);
-                }
-            }
-            else if (c < 0xA0) {
-                out = write_unicode_escape(out, c); /* C1 control */
-            }
-            else {
-                *out++ = (unsigned char)(0xC0 | (c >> 6));
-                *out++ = (unsigned char)(0x80 | (c & 0x3F));
-            }
-        }
-        encoder->cursor = (char *)out;
-    }
-    return encoder_append_char(encoder, '"');
-}
-
-DEFINE_WRITE_UNICODE(write_ucs2, Py_UCS2)
-DEFINE_WRITE_UNICODE(write_ucs4, Py_UCS4)
+DEFINE_WRITE_UNICODE(write_latin1, Py_UCS1, ascii_clean8_ucs1)
+DEFINE_WRITE_UNICODE(write_ucs2, Py_UCS2, ascii_clean8_ucs2)
+DEFINE_WRITE_UNICODE(write_ucs4, Py_UCS4, ascii_clean8_ucs4)
 
 /* Not cold: Querybook's search terms and titles are often non-ASCII.  Out
  * of line so that write_str stays small where it is inlined. */
@@ -641,7 +573,7 @@ make_str_ready(PyObject *str)
 
 /* Any str (or str subclass: its content) as a JSON string, then `suffix`
  * unless it is 0 (':' after a key, ',' after a member).  ASCII text is
- * copied and checked in one pass, 64 then 16 bytes a step, the last step
+ * copied and checked in one pass, 64 (encode_ascii.c) then 16 bytes a step, the last step
  * ending at the string's end, into room reserved once for the whole
  * string; escapes, if any, reserve more as they are met. */
 static ALWAYS_INLINE int
@@ -697,10 +629,10 @@ write_str_then(json_encoder *encoder, PyObject *str, char suffix)
         }
         goto escaped;
     }
-    for (; i + 64 <= n; i += 64) {
-        if (UNLIKELY(copy64_needs_escape(out + i, s + i))) {
-            break; /* the 16-byte steps find where */
-        }
+    if (n >= 64) {
+        /* whole 64-byte blocks in wide vectors; the 16-byte steps find the
+         * escape in the block it stopped at, if any */
+        i = (Py_ssize_t)ascii_copy_clean_blocks(out, s, (size_t)n);
     }
     for (; i + 16 <= n; i += 16) {
         if (UNLIKELY(copy16_needs_escape(out + i, s + i))) {
@@ -930,7 +862,8 @@ write_float(json_encoder *encoder, double value)
     return write_float_then(encoder, value, 0);
 }
 
-static int
+/* inline: the call would cost about as much as the float's own layout */
+static ALWAYS_INLINE int
 write_float_then_comma(json_encoder *encoder, double value)
 {
     return write_float_then(encoder, value, ',');

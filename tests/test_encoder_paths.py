@@ -47,6 +47,18 @@ def test_escape_at_every_position(length):
         check(char * length)
 
 
+@pytest.mark.parametrize("length", [63, 64, 65, 127, 128, 129, 191, 200, 255, 256, 257, 320])
+def test_escape_at_every_position_across_wide_blocks(length):
+    # the 64-byte vector blocks (encode_ascii.c) must stop at the block that
+    # holds the escape, wherever it sits, and leave the rest to the tail steps
+    for char in ['"', "\\", "\n", "\x00", "\x1f"]:
+        for position in range(length):
+            text = "x" * position + char + "y" * (length - position - 1)
+            check(text)
+            check([text, 1])
+    check("z" * length + "\u00e9")  # ASCII blocks ahead of a non-ASCII tail take the slow path
+
+
 def test_every_control_char_alone_and_embedded():
     for code in range(0x20):
         char = chr(code)
@@ -79,6 +91,25 @@ def test_non_ascii_around_boundaries(char):
             base = "a" * length
             check(base[:position] + char + base[position:])
             check(base[:position] + char + '"' + base[position:])
+
+
+@pytest.mark.parametrize("kind_char", ["\u00e9", "\u65e5", "\U0001f680"])
+def test_wide_text_every_special_at_every_position(kind_char):
+    # text of each storage kind (Latin-1, UCS-2, UCS-4) goes 8 characters a
+    # step while they are clean ASCII: whatever stops a step (an escape, a
+    # C1 control, U+2028, any non-ASCII character) must be found at every
+    # place in the 8, and what follows it, ASCII or not, written right
+    specials = ['"', "\\", "\n", "\x00", "\x1f", "\x85", "\u00ff", kind_char]
+    if kind_char != "\u00e9":
+        specials += ["\u2028", "\u0800", "\uffff"]
+    if kind_char == "\U0001f680":
+        specials += ["\U0010ffff", "\U00010000"]
+    for length in range(0, 26):
+        for special in specials:
+            for position in range(length + 1):
+                base = "abcdefghijklmnopqrstuvwxyz"[:length]
+                check(kind_char + base[:position] + special + base[position:])
+                check(base[:position] + special + special + kind_char + base[position:])
 
 
 def test_one_megabyte_strings():
