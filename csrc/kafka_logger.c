@@ -44,7 +44,7 @@ typedef struct kafka_logger_object {
     bool key_by_uid;
     unsigned int connect_timeout_ms;
 #ifdef QBEL_HAVE_RDKAFKA
-    kafka_sink_counters *counters; /* the sinks' reports; freed after the writer */
+    kafka_sink_counters *counters; /* the sinks' reports: one reference (see kafka_sink.h) */
 #endif
 } kafka_logger_object;
 
@@ -514,13 +514,13 @@ kafka_logger_clear(PyObject *op)
     return base_logger_clear(op);
 }
 
-/* After the writer: no sink is left to use them. */
+/* After the writer: a thread it left behind holds its own reference. */
 static void
 kafka_logger_free_counters(PyObject *op)
 {
 #ifdef QBEL_HAVE_RDKAFKA
     kafka_logger_object *self = (kafka_logger_object *)op;
-    kafka_sink_counters_free(self->counters);
+    kafka_sink_counters_release(self->counters);
     self->counters = NULL;
 #else
     (void)op;

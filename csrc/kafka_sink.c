@@ -57,6 +57,7 @@ static const sink_ops kafka_sink_ops;
 
 struct kafka_sink_counters {
     pthread_mutex_t lock; /* held for a copy only */
+    int references;       /* atomic */
     kafka_sink_report report;
 };
 
@@ -68,13 +69,25 @@ kafka_sink_counters_new(void)
         qbel_free(counters);
         counters = NULL;
     }
+    if (counters != NULL) {
+        counters->references = 1;
+    }
+    return counters;
+}
+
+kafka_sink_counters *
+kafka_sink_counters_retain(kafka_sink_counters *counters)
+{
+    if (counters != NULL) {
+        __atomic_add_fetch(&counters->references, 1, __ATOMIC_RELAXED);
+    }
     return counters;
 }
 
 void
-kafka_sink_counters_free(kafka_sink_counters *counters)
+kafka_sink_counters_release(kafka_sink_counters *counters)
 {
-    if (counters != NULL) {
+    if (counters != NULL && __atomic_sub_fetch(&counters->references, 1, __ATOMIC_ACQ_REL) == 0) {
         pthread_mutex_destroy(&counters->lock);
         qbel_free(counters);
     }
@@ -153,6 +166,7 @@ kafka_sink_config_free(kafka_sink_config *config)
     qbel_free(config->topic);
     free_strings(config->setting_names, config->setting_count);
     free_strings(config->setting_values, config->setting_count);
+    kafka_sink_counters_release(config->counters);
     memset(config, 0, sizeof(*config));
 }
 
@@ -162,7 +176,7 @@ kafka_sink_config_copy(kafka_sink_config *target, const kafka_sink_config *sourc
     memset(target, 0, sizeof(*target));
     target->key_by_uid = source->key_by_uid;
     target->connect_timeout_ms = source->connect_timeout_ms;
-    target->counters = source->counters;
+    target->counters = kafka_sink_counters_retain(source->counters);
     target->setting_count = source->setting_count;
     target->bootstrap_servers = qbel_strdup(source->bootstrap_servers ? source->bootstrap_servers : "");
     target->topic = qbel_strdup(source->topic ? source->topic : "");
