@@ -115,6 +115,7 @@ class KafkaEventLogger(BaseEventLogger):
         exit_timeout: float = ...,
         backoff_initial: float = ...,
         backoff_max: float = ...,
+        transactional_id: Optional[str] = None,
     ) -> None: ...
     @property
     def closed(self) -> bool: ...
