@@ -512,25 +512,20 @@ format_envelope(kafka_sink *self, const event_record *record)
         self->envelope = grown;
         self->envelope_capacity = need;
     }
-    char created_at[33];
-    char uid[16];
-    event_time_format_iso(record->created_at_us, created_at);
-    if (record->uid_is_null) {
-        memcpy(uid, "null", 5);
-    }
-    else {
-        snprintf(uid, sizeof(uid), "%" PRId32, record->uid);
-    }
-    const char *type = event_type_name(record->event_type);
-    int head = snprintf(self->envelope, self->envelope_capacity,
-                        "{\"created_at\":\"%s\",\"uid\":%s,\"event_type\":\"%s\",\"event_data\":",
-                        created_at, uid, type != NULL ? type : "");
-    if (head < 0 || (size_t)head + record->json_length + 2 > self->envelope_capacity) {
+    static const char data_key[] = ",\"event_data\":";
+    char head[EVENT_RECORD_HEAD_MAX];
+    size_t head_length = event_record_format_head(record, head);
+    size_t prefix = 1 + head_length + sizeof(data_key) - 1;
+    if (prefix + record->json_length + 1 > self->envelope_capacity) {
         return -1;
     }
-    memcpy(self->envelope + head, record->json, record->json_length);
-    self->envelope[head + record->json_length] = '}';
-    return (long)(head + record->json_length + 1);
+    char *out = self->envelope;
+    out[0] = '{';
+    memcpy(out + 1, head, head_length);
+    memcpy(out + 1 + head_length, data_key, sizeof(data_key) - 1);
+    memcpy(out + prefix, record->json, record->json_length);
+    out[prefix + record->json_length] = '}';
+    return (long)(prefix + record->json_length + 1);
 }
 
 /* Rejected for good: sending again would fail again. */
