@@ -55,6 +55,27 @@ def spool(tmp_path):
     return str(path)
 
 
+def make_logger(broker, topic_name, spool_dir, **options):
+    """A KafkaEventLogger for tests: FAST_RECOVERY under `config`, short
+    flush interval, connect timeout and backoff unless given."""
+    from querybook_eventlog import KafkaEventLogger
+
+    config = dict(FAST_RECOVERY)
+    config.update(options.pop("config", {}))
+    options.setdefault("flush_interval", 0.05)
+    options.setdefault("connect_timeout", 2)
+    options.setdefault("backoff_max", 0.5)
+    return KafkaEventLogger(broker.bootstrap, topic_name, spool_dir=spool_dir, config=config,
+                            **options)
+
+
+def seqs(messages):
+    """event_data["seq"] of each consumed message, in order."""
+    import json
+
+    return [json.loads(message["value"])["event_data"]["seq"] for message in messages]
+
+
 def event_ids(messages):
     return [dict(message["headers"])["event_id"] for message in messages]
 

@@ -11,22 +11,8 @@ import os
 import pytest
 
 from kafka_fixtures import *  # noqa: F401,F403  (the fixtures: kafka, fresh_kafka, topic, spool)
-from kafka_fixtures import FAST_RECOVERY, dead_letters, event_ids
+from kafka_fixtures import FAST_RECOVERY, dead_letters, event_ids, make_logger, seqs
 from querybook_eventlog import KafkaEventLogger
-
-
-def make_logger(broker, topic_name, spool_dir, **options):
-    config = dict(FAST_RECOVERY)
-    config.update(options.pop("config", {}))
-    options.setdefault("flush_interval", 0.05)
-    options.setdefault("connect_timeout", 2)
-    options.setdefault("backoff_max", 0.5)
-    return KafkaEventLogger(broker.bootstrap, topic_name, spool_dir=spool_dir, config=config,
-                            **options)
-
-
-def seqs(messages):
-    return [json.loads(message["value"])["event_data"]["seq"] for message in messages]
 
 
 def test_every_event_delivered_once_in_order_per_key(kafka, topic, spool):
