@@ -69,6 +69,21 @@ def make_logger(broker, topic_name, spool_dir, **options):
                             **options)
 
 
+def restart_under_a_live_logger(broker, logger, flush_timeout):
+    """Events 0-49 to a one-partition topic "events", flushed; the broker
+    restarted (empty: every producer and transactional id forgotten), the
+    topic made again; events 50-149 (uid 1), flushed.  The stats after."""
+    for seq in range(50):
+        logger.log(uid=1, event_type="API", event_data={"seq": seq})
+    assert logger.flush(timeout=30)
+    broker.restart()
+    broker.create_topic("events", partitions=1)
+    for seq in range(50, 150):
+        logger.log(uid=1, event_type="API", event_data={"seq": seq})
+    assert logger.flush(timeout=flush_timeout)
+    return logger.stats()
+
+
 def seqs(messages):
     """event_data["seq"] of each consumed message, in order."""
     import json

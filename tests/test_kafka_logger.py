@@ -11,7 +11,8 @@ import os
 import pytest
 
 from kafka_fixtures import *  # noqa: F401,F403  (the fixtures: kafka, fresh_kafka, topic, spool)
-from kafka_fixtures import FAST_RECOVERY, dead_letters, event_ids, make_logger, seqs
+from kafka_fixtures import (FAST_RECOVERY, dead_letters, event_ids, make_logger,
+                            restart_under_a_live_logger, seqs)
 from querybook_eventlog import KafkaEventLogger
 
 
@@ -177,15 +178,7 @@ def test_restart_under_a_live_producer_makes_a_new_one(fresh_kafka, spool):
     broker = fresh_kafka
     broker.create_topic("events", partitions=1)
     logger = make_logger(broker, "events", spool, batch_size=50)
-    for seq in range(50):
-        logger.log(uid=1, event_type="API", event_data={"seq": seq})
-    assert logger.flush(timeout=30)
-    broker.restart()
-    broker.create_topic("events", partitions=1)
-    for seq in range(50, 150):
-        logger.log(uid=1, event_type="API", event_data={"seq": seq})
-    assert logger.flush(timeout=90)
-    stats = logger.stats()
+    stats = restart_under_a_live_logger(broker, logger, flush_timeout=90)
     assert stats["reconnects"] >= 1 and stats["retries"] >= 1, stats
     # the old handle was retired with its error, which stays in stats()
     assert stats["producer_replacements"] >= 1 and stats["producers"] >= 2, stats

@@ -18,7 +18,7 @@ import json
 import pytest
 
 from kafka_fixtures import *  # noqa: F401,F403  (the fixtures: kafka, fresh_kafka, topic, spool)
-from kafka_fixtures import FAST_RECOVERY, event_ids, make_logger, seqs
+from kafka_fixtures import FAST_RECOVERY, event_ids, make_logger, restart_under_a_live_logger, seqs
 from querybook_eventlog import KafkaEventLogger
 
 
@@ -101,15 +101,7 @@ def test_broker_restart_under_a_transaction_makes_a_new_handle(fresh_kafka, spoo
     broker = fresh_kafka
     broker.create_topic("events", partitions=1)
     logger = make_logger(broker, "events", spool, batch_size=50, transactional_id="qbel-restart")
-    for seq in range(50):
-        logger.log(uid=1, event_type="API", event_data={"seq": seq})
-    assert logger.flush(timeout=30)
-    broker.restart()
-    broker.create_topic("events", partitions=1)
-    for seq in range(50, 150):
-        logger.log(uid=1, event_type="API", event_data={"seq": seq})
-    assert logger.flush(timeout=120)
-    stats = logger.stats()
+    stats = restart_under_a_live_logger(broker, logger, flush_timeout=120)
     assert stats["producer_replacements"] >= 1 and stats["producers"] >= 2, stats
     assert stats["dropped"] == 0, stats
     messages = broker.consume_all("events", expected=100)
