@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "qbel_alloc.h"
 
@@ -177,6 +178,7 @@ kafka_sink_config_copy(kafka_sink_config *target, const kafka_sink_config *sourc
     memset(target, 0, sizeof(*target));
     target->key_by_uid = source->key_by_uid;
     target->connect_timeout_ms = source->connect_timeout_ms;
+    target->owner_pid = source->owner_pid;
     target->counters = kafka_sink_counters_retain(source->counters);
     target->setting_count = source->setting_count;
     target->bootstrap_servers = qbel_strdup(source->bootstrap_servers ? source->bootstrap_servers : "");
@@ -260,6 +262,31 @@ set_property(rd_kafka_conf_t *conf, const char *name, const char *value, qbel_er
     return 0;
 }
 
+/* In a process other than the factory's (a fork()ed child): the
+ * transactional.id `id` made the child's own (see kafka_sink.h). */
+static int
+set_child_transactional_id(kafka_sink *self, rd_kafka_conf_t *conf, size_t id_size)
+{
+    long pid = (long)getpid();
+    if (self->config.owner_pid == 0 || self->config.owner_pid == pid) {
+        return 0;
+    }
+    size_t own_size = id_size + 24;
+    char *own = qbel_malloc(own_size);
+    if (own == NULL) {
+        qbel_error_set(&self->error, QBEL_ERROR_OTHER, "kafka: out of memory");
+        return -1;
+    }
+    size_t size = id_size;
+    int status = -1;
+    if (rd_kafka_conf_get(conf, "transactional.id", own, &size) == RD_KAFKA_CONF_OK) {
+        snprintf(own + strlen(own), own_size - strlen(own), "-%ld", pid);
+        status = set_property(conf, "transactional.id", own, &self->error);
+    }
+    qbel_free(own);
+    return status;
+}
+
 /* The producer's configuration: our defaults, then the user's settings. */
 static rd_kafka_conf_t *
 make_conf(kafka_sink *self)
@@ -288,10 +315,14 @@ make_conf(kafka_sink *self)
     if (rd_kafka_conf_get(conf, "message.timeout.ms", value, &size) == RD_KAFKA_CONF_OK) {
         self->message_timeout_ms = atoi(value);
     }
-    size = sizeof(value);
-    self->transactional = rd_kafka_conf_get(conf, "transactional.id", value, &size) ==
-                              RD_KAFKA_CONF_OK &&
-                          value[0] != '\0';
+    size_t id_size = 0; /* with its NUL */
+    self->transactional =
+        rd_kafka_conf_get(conf, "transactional.id", NULL, &id_size) == RD_KAFKA_CONF_OK &&
+        id_size > 1;
+    if (self->transactional && set_child_transactional_id(self, conf, id_size) < 0) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     rd_kafka_conf_set_error_cb(conf, on_error);
     rd_kafka_conf_set_log_cb(conf, on_log);
@@ -917,6 +948,7 @@ kafka_sink_factory(sink_factory *out, const kafka_sink_config *config)
         sink_factory_free(out);
         return -1;
     }
+    ((kafka_sink_config *)out->config)->owner_pid = (long)getpid();
     return 0;
 }
 

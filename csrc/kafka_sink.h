@@ -68,6 +68,11 @@ typedef struct kafka_sink_config {
     char **setting_names;
     char **setting_values;
     unsigned int connect_timeout_ms; /* bound of the metadata request on connect */
+    /* The process the factory was made in (set by kafka_sink_factory).  A
+     * producer made in another one (a fork()ed child) gets transactional.id
+     * "<id>-<its pid>": a child with the parent's id would fence the
+     * parent's producer (and the parent the child's) on every connect. */
+    long owner_pid;
     /* NULL: none.  kafka_sink_config_copy takes a reference and
      * kafka_sink_config_free drops it; a config filled by hand (the
      * logger's, on the stack) borrows. */

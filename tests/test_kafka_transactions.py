@@ -14,6 +14,7 @@ be tested here; consumers deduplicate by the event_id header either way."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -111,4 +112,46 @@ def test_broker_restart_under_a_transaction_makes_a_new_handle(fresh_kafka, spoo
     for message, seq in zip(messages, delivered):
         by_id.setdefault(dict(message["headers"])["event_id"], set()).add(seq)
     assert all(len(values) == 1 for values in by_id.values())  # an id is one event
+    logger.close()
+
+
+def test_a_long_transactional_id_still_means_transactions(kafka, topic, spool):
+    logger = make_logger(kafka, topic, spool, batch_size=10, transactional_id="q" * 300)
+    for seq in range(20):
+        logger.log(uid=1, event_type="API", event_data={"seq": seq})
+        if seq % 10 == 9:
+            assert logger.flush(timeout=30)
+    messages = kafka.consume_all(topic, expected=20)
+    assert seqs(messages) == list(range(20))
+    assert offset_gaps(messages) == 1  # the first batch's commit marker
+    logger.close()
+
+
+@pytest.mark.filterwarnings(  # the point of the test: the writer's and librdkafka's threads
+    "ignore:This process .* is multi-threaded, use of fork:DeprecationWarning")
+def test_a_forked_child_does_not_fence_its_parent(kafka, topic, spool):
+    """The child's producer gets "<id>-<child pid>": with the parent's id its
+    init_transactions would fence the parent's live producer."""
+    logger = make_logger(kafka, topic, spool, batch_size=10, transactional_id=f"qbel-{topic}")
+    logger.log(uid=1, event_type="API", event_data={"seq": 0})
+    assert logger.flush(timeout=30)
+    pid = os.fork()
+    if pid == 0:
+        status = 1
+        try:
+            for seq in range(1, 21):
+                logger.log(uid=2, event_type="API", event_data={"seq": seq})
+            status = 0 if logger.flush(timeout=30) else 2
+            status = status or (3 if logger.stats()["producer_replacements"] else 0)
+            logger.close()
+        finally:
+            os._exit(status)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+    logger.log(uid=1, event_type="API", event_data={"seq": 21})
+    assert logger.flush(timeout=30)
+    stats = logger.stats()
+    assert stats["producer_replacements"] == 0 and stats["producers"] == 1, stats
+    messages = kafka.consume_all(topic, expected=22)
+    assert sorted(seqs(messages)) == list(range(22))
     logger.close()
