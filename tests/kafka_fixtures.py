@@ -84,6 +84,20 @@ def restart_under_a_live_logger(broker, logger, flush_timeout):
     return logger.stats()
 
 
+def in_a_forked_child(body):
+    """Run body() (returns an exit status, 0 for success) in a fork()ed
+    child that exits with it at once; assert it exited with 0."""
+    pid = os.fork()
+    if pid == 0:
+        status = 1
+        try:
+            status = body()
+        finally:
+            os._exit(status)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+
+
 def seqs(messages):
     """event_data["seq"] of each consumed message, in order."""
     import json

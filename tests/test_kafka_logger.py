@@ -11,8 +11,8 @@ import os
 import pytest
 
 from kafka_fixtures import *  # noqa: F401,F403  (the fixtures: kafka, fresh_kafka, topic, spool)
-from kafka_fixtures import (FAST_RECOVERY, dead_letters, event_ids, make_logger,
-                            restart_under_a_live_logger, seqs)
+from kafka_fixtures import (FAST_RECOVERY, dead_letters, event_ids, in_a_forked_child,
+                            make_logger, restart_under_a_live_logger, seqs)
 from querybook_eventlog import KafkaEventLogger
 
 
@@ -200,18 +200,15 @@ def test_a_forked_child_logs_through_its_own_producer(kafka, topic, spool):
     logger = make_logger(kafka, topic, spool)
     logger.log(uid=1, event_type="API", event_data={"seq": 0, "who": "parent"})
     assert logger.flush(timeout=30)
-    pid = os.fork()
-    if pid == 0:
-        status = 1
-        try:
-            for seq in range(1, 21):
-                logger.log(uid=2, event_type="API", event_data={"seq": seq, "who": "child"})
-            status = 0 if logger.flush(timeout=30) else 2
-            logger.close()
-        finally:
-            os._exit(status)
-    _, status = os.waitpid(pid, 0)
-    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+    def child():
+        for seq in range(1, 21):
+            logger.log(uid=2, event_type="API", event_data={"seq": seq, "who": "child"})
+        status = 0 if logger.flush(timeout=30) else 2
+        logger.close()
+        return status
+
+    in_a_forked_child(child)
     logger.log(uid=1, event_type="API", event_data={"seq": 21, "who": "parent"})
     assert logger.flush(timeout=30)
     messages = kafka.consume_all(topic, expected=22)

@@ -14,12 +14,12 @@ be tested here; consumers deduplicate by the event_id header either way."""
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
 from kafka_fixtures import *  # noqa: F401,F403  (the fixtures: kafka, fresh_kafka, topic, spool)
-from kafka_fixtures import FAST_RECOVERY, event_ids, make_logger, restart_under_a_live_logger, seqs
+from kafka_fixtures import (FAST_RECOVERY, event_ids, in_a_forked_child, make_logger,
+                            restart_under_a_live_logger, seqs)
 from querybook_eventlog import KafkaEventLogger
 
 
@@ -34,6 +34,19 @@ def offset_gaps(messages):
             gaps += message["offset"] - previous - 1
         last[message["partition"]] = message["offset"]
     return gaps
+
+
+def two_batches(logger, kafka, topic):
+    """Events 0-19 (uid 1) in two flushed batches of 10, closed; what a
+    read_committed consumer reads, checked complete and in order."""
+    for seq in range(20):
+        logger.log(uid=1, event_type="API", event_data={"seq": seq})
+        if seq % 10 == 9:
+            assert logger.flush(timeout=30)
+    logger.close()
+    messages = kafka.consume_all(topic, expected=20)
+    assert seqs(messages) == list(range(20))
+    return messages
 
 
 def test_each_batch_is_one_committed_transaction(kafka, topic, spool):
@@ -78,14 +91,9 @@ def test_transactional_id_from_the_config_setting(kafka, topic, spool, monkeypat
     monkeypatch.setenv("EVENT_LOGGER_KAFKA_CONFIG",
                        json.dumps(dict(FAST_RECOVERY, **{"transactional.id": f"qbel-{topic}"})))
     logger = KafkaEventLogger(spool_dir=spool, flush_interval=0.05, batch_size=10)
-    for seq in range(20):
-        logger.log(uid=1, event_type="API", event_data={"seq": seq})
-        if seq % 10 == 9:
-            assert logger.flush(timeout=30)
-    messages = kafka.consume_all(topic, expected=20)
-    assert seqs(messages) == list(range(20))
-    assert offset_gaps(messages) >= 1
-    logger.close()
+    assert offset_gaps(two_batches(logger, kafka, topic)) == 1  # the first batch's commit
+
+
 
 
 def test_bad_transactional_id_raises():
@@ -117,14 +125,7 @@ def test_broker_restart_under_a_transaction_makes_a_new_handle(fresh_kafka, spoo
 
 def test_a_long_transactional_id_still_means_transactions(kafka, topic, spool):
     logger = make_logger(kafka, topic, spool, batch_size=10, transactional_id="q" * 300)
-    for seq in range(20):
-        logger.log(uid=1, event_type="API", event_data={"seq": seq})
-        if seq % 10 == 9:
-            assert logger.flush(timeout=30)
-    messages = kafka.consume_all(topic, expected=20)
-    assert seqs(messages) == list(range(20))
-    assert offset_gaps(messages) == 1  # the first batch's commit marker
-    logger.close()
+    assert offset_gaps(two_batches(logger, kafka, topic)) == 1  # the first batch's commit
 
 
 @pytest.mark.filterwarnings(  # the point of the test: the writer's and librdkafka's threads
@@ -135,19 +136,16 @@ def test_a_forked_child_does_not_fence_its_parent(kafka, topic, spool):
     logger = make_logger(kafka, topic, spool, batch_size=10, transactional_id=f"qbel-{topic}")
     logger.log(uid=1, event_type="API", event_data={"seq": 0})
     assert logger.flush(timeout=30)
-    pid = os.fork()
-    if pid == 0:
-        status = 1
-        try:
-            for seq in range(1, 21):
-                logger.log(uid=2, event_type="API", event_data={"seq": seq})
-            status = 0 if logger.flush(timeout=30) else 2
-            status = status or (3 if logger.stats()["producer_replacements"] else 0)
-            logger.close()
-        finally:
-            os._exit(status)
-    _, status = os.waitpid(pid, 0)
-    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+
+    def child():
+        for seq in range(1, 21):
+            logger.log(uid=2, event_type="API", event_data={"seq": seq})
+        status = 0 if logger.flush(timeout=30) else 2
+        status = status or (3 if logger.stats()["producer_replacements"] else 0)
+        logger.close()
+        return status
+
+    in_a_forked_child(child)
     logger.log(uid=1, event_type="API", event_data={"seq": 21})
     assert logger.flush(timeout=30)
     stats = logger.stats()
