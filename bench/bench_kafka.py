@@ -20,6 +20,9 @@ ratios.
            run below.                                  target: >= 2x lower
   ingest   events/s from the first call until flush() returns (every
            message acknowledged by the broker).        target: >= 1.0x
+  txn      KafkaEventLogger(transactional_id=...) (each batch one
+           transaction) beside the idempotent default, in the same pairs:
+           caller cost and ingest, ratio default / transactional.
   memory   in a FRESH subprocess, MEMORY_EVENTS events logged while the
            broker is down (nothing listens on the port) with
            max_queue_bytes 32 MiB: peak RSS growth vs max_queue_bytes, and
@@ -70,8 +73,8 @@ def median_block_ns(block_ns):
     return statistics.median(block_ns) / BLOCK
 
 
-def run_ours(broker, topic, events, spool):
-    logger = KafkaEventLogger(broker.bootstrap, topic, spool_dir=spool)
+def run_ours(broker, topic, events, spool, **options):
+    logger = KafkaEventLogger(broker.bootstrap, topic, spool_dir=spool, **options)
     log = logger.log
     blocks = []
     clock = time.perf_counter_ns
@@ -179,19 +182,27 @@ def main():
     print(f"bench_kafka: {RUNS} runs x {EVENTS} events, {os.cpu_count()} cores, "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; Tansu broker via the shim")
     ours_ns, base_ns, ours_rate, base_rate, caller_ratio, rate_ratio = [], [], [], [], [], []
+    txn_ns, txn_rate, txn_caller_ratio, txn_rate_ratio = [], [], [], []
     with KafkaBroker() as broker, tempfile.TemporaryDirectory() as spool:
         os.chmod(spool, 0o700)
         for run in range(RUNS):
             pair = {}
-            sides = ["ours", "baseline"] if run % 2 == 0 else ["baseline", "ours"]
+            sides = ["ours", "baseline", "txn"]
+            sides = sides if run % 2 == 0 else sides[::-1]
             for side in sides:
                 topic = f"bench_{side}_{run}_{uuid.uuid4().hex[:8]}"
                 broker.create_topic(topic, partitions=3)
-                events = fresh_events(1000 * run + (1 if side == "ours" else 2))
+                events = fresh_events(1000 * run + sides.index(side) + 1)
                 if side == "ours":
                     pair[side] = run_ours(broker, topic, events, spool)
+                elif side == "txn":
+                    pair[side] = run_ours(broker, topic, events, spool,
+                                          transactional_id=f"bench-{topic}")
                 else:
                     pair[side] = run_baseline(broker, topic, events)
+            t_ns, t_rate = pair["txn"]
+            txn_ns.append(t_ns)
+            txn_rate.append(t_rate)
             (o_ns, o_rate), (b_ns, b_rate) = pair["ours"], pair["baseline"]
             ours_ns.append(o_ns)
             base_ns.append(b_ns)
@@ -199,8 +210,10 @@ def main():
             base_rate.append(b_rate)
             caller_ratio.append(b_ns / o_ns)
             rate_ratio.append(o_rate / b_rate)
-            print(f"  run {run + 1}: caller {o_ns:.0f} vs {b_ns:.0f} ns, "
-                  f"ingest {o_rate:,.0f} vs {b_rate:,.0f} ev/s")
+            txn_caller_ratio.append(t_ns / o_ns)
+            txn_rate_ratio.append(o_rate / t_rate)
+            print(f"  run {run + 1}: caller {o_ns:.0f} vs {b_ns:.0f} ns (txn {t_ns:.0f}), "
+                  f"ingest {o_rate:,.0f} vs {b_rate:,.0f} ev/s (txn {t_rate:,.0f})")
     ns = lambda v: f"{v:,.0f} ns"  # noqa: E731
     rate = lambda v: f"{v:,.0f}/s"  # noqa: E731
     caller_median = statistics.median(caller_ratio)
@@ -213,6 +226,14 @@ def main():
     print(f"| sustained ingest (first call to all acked) | {spread(ours_rate, rate)} | "
           f"{spread(base_rate, rate)} | {rate_median:.2f}x | "
           f">= 1.0x: {'met' if rate_median >= 1.0 else 'NOT met'} |")
+    print()
+    print("| transactional_id= (each batch one transaction) | transactional | idempotent default "
+          "| cost |")
+    print("|---|---|---|---|")
+    print(f"| caller cost per event | {spread(txn_ns, ns)} | {spread(ours_ns, ns)} | "
+          f"{statistics.median(txn_caller_ratio):.2f}x the default's |")
+    print(f"| sustained ingest | {spread(txn_rate, rate)} | {spread(ours_rate, rate)} | "
+          f"{statistics.median(txn_rate_ratio):.2f}x slower |")
     growth, spooled, dropped, enqueued = memory_bound()
     print()
     print(f"memory, broker down: {enqueued:,} events logged with max_queue_bytes 32 MiB: peak RSS "

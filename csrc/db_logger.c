@@ -1139,7 +1139,7 @@ db_logger_replay_spool(PyObject *module, PyObject *const *args, Py_ssize_t nargs
     qbel_error error = {0, ""};
     int64_t replayed;
     Py_BEGIN_ALLOW_THREADS
-    replayed = writer_replay_directory(&config, adopt_all != 0, &error);
+    replayed = writer_replay_directory(&config, adopt_all != 0, NULL, &error);
     Py_END_ALLOW_THREADS
     sink_factory_free(&config.sink);
     Py_DECREF(spool_bytes);

@@ -2,6 +2,8 @@
 #include "event_record.h"
 #include "qbel_alloc.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -194,4 +196,23 @@ event_time_now_us(void)
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     return (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000;
+}
+
+size_t
+event_record_format_head(const event_record *record, char out[EVENT_RECORD_HEAD_MAX])
+{
+    char created_at[33];
+    char uid[16];
+    event_time_format_iso(record->created_at_us, created_at);
+    if (record->uid_is_null) {
+        memcpy(uid, "null", 5);
+    }
+    else {
+        snprintf(uid, sizeof(uid), "%" PRId32, record->uid);
+    }
+    const char *type = event_type_name(record->event_type);
+    int length = snprintf(out, EVENT_RECORD_HEAD_MAX,
+                          "\"created_at\":\"%s\",\"uid\":%s,\"event_type\":\"%s\"", created_at, uid,
+                          type != NULL ? type : "");
+    return length > 0 ? (size_t)length : 0; /* at most 14+32+9+11+15+9+1 < 96: never cut */
 }

@@ -78,6 +78,14 @@ void event_time_format_sql(int64_t created_at_us, char out[20]);
 /* Format as ISO 8601 "YYYY-MM-DDTHH:MM:SS.ffffff+00:00" (32 chars + NUL). */
 void event_time_format_iso(int64_t created_at_us, char out[33]);
 
+/* Longest event_record_format_head output, with its NUL. */
+#define EVENT_RECORD_HEAD_MAX 96
+
+/* The record's fields as JSON members, no braces:
+ * "created_at":"<ISO 8601 UTC>","uid":<n or null>,"event_type":"<name>"
+ * -- the spool line's and the Kafka envelope's head.  Its length. */
+size_t event_record_format_head(const event_record *record, char out[EVENT_RECORD_HEAD_MAX]);
+
 /* Broken-down UTC time of created_at_us. */
 typedef struct event_civil_time {
     int year, month, day, hour, minute, second, microsecond;

@@ -41,10 +41,11 @@ typedef struct kafka_logger_object {
     PyObject *bootstrap_servers; /* str or None (from the settings) */
     PyObject *topic;             /* str or None */
     PyObject *config;            /* dict or None */
+    PyObject *transactional_id;  /* str or None: librdkafka's transactional.id over config's */
     bool key_by_uid;
     unsigned int connect_timeout_ms;
 #ifdef QBEL_HAVE_RDKAFKA
-    kafka_sink_counters *counters; /* the sinks' reports; freed after the writer */
+    kafka_sink_counters *counters; /* the sinks' reports: one reference (see kafka_sink.h) */
 #endif
 } kafka_logger_object;
 
@@ -199,7 +200,16 @@ ensure_writer(kafka_logger_object *self)
         Py_DECREF(resolved);
         return NULL;
     }
-    writer *made = make_writer(self, servers, topic, config, &description);
+    PyObject *merged = PyDict_Copy(config);
+    if (merged == NULL || (self->transactional_id != Py_None &&
+                           PyDict_SetItemString(merged, "transactional.id",
+                                                self->transactional_id) < 0)) {
+        Py_XDECREF(merged);
+        Py_DECREF(resolved);
+        return NULL;
+    }
+    writer *made = make_writer(self, servers, topic, merged, &description);
+    Py_DECREF(merged);
     Py_DECREF(resolved);
     if (made == NULL) {
         return NULL;
@@ -299,9 +309,9 @@ kafka_logger_init(PyObject *op, PyObject *args, PyObject *kwargs)
                                "config",            "batch_size",     "flush_interval",
                                "max_queue_bytes",   "spool_dir",      "connect_timeout",
                                "exit_timeout",      "backoff_initial", "backoff_max",
-                               NULL};
+                               "transactional_id",  NULL};
     PyObject *servers = Py_None, *topic = Py_None, *key = NULL, *config = Py_None;
-    PyObject *spool_dir = NULL;
+    PyObject *spool_dir = NULL, *transactional_id = Py_None;
     Py_ssize_t batch_size = QBEL_DEFAULT_BATCH_SIZE;
     double flush_interval = QBEL_DEFAULT_FLUSH_INTERVAL_S;
     Py_ssize_t max_queue_bytes = (Py_ssize_t)QBEL_DEFAULT_MAX_QUEUE_BYTES;
@@ -314,11 +324,16 @@ kafka_logger_init(PyObject *op, PyObject *args, PyObject *kwargs)
         PyErr_SetString(PyExc_TypeError, "KafkaEventLogger is already initialised");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OO$OOndnOdddd:KafkaEventLogger", keywords,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OO$OOndnOddddO:KafkaEventLogger", keywords,
                                      &servers, &topic, &key, &config, &batch_size,
                                      &flush_interval, &max_queue_bytes, &spool_dir,
                                      &connect_timeout, &exit_timeout, &backoff_initial,
-                                     &backoff_max)) {
+                                     &backoff_max, &transactional_id)) {
+        return -1;
+    }
+    if (transactional_id != Py_None &&
+        (!PyUnicode_Check(transactional_id) || PyUnicode_GET_LENGTH(transactional_id) == 0)) {
+        PyErr_SetString(PyExc_TypeError, "transactional_id must be a non-empty str or None");
         return -1;
     }
     if ((servers != Py_None && !PyUnicode_Check(servers)) ||
@@ -395,6 +410,7 @@ kafka_logger_init(PyObject *op, PyObject *args, PyObject *kwargs)
     Py_XSETREF(self->bootstrap_servers, Py_NewRef(servers));
     Py_XSETREF(self->topic, Py_NewRef(topic));
     Py_XSETREF(self->config, config == Py_None ? Py_NewRef(Py_None) : PyDict_Copy(config));
+    Py_XSETREF(self->transactional_id, Py_NewRef(transactional_id));
     Py_XSETREF(self->logger.spool_dir, spool_path);
     Py_XSETREF(self->logger.description, description);
     if (self->config == NULL) {
@@ -487,7 +503,7 @@ kafka_logger_stats(PyObject *op, PyObject *unused)
 }
 
 #define KAFKA_LOGGER_OBJECTS(APPLY)                                                        \
-    APPLY(bootstrap_servers) APPLY(topic) APPLY(config)
+    APPLY(bootstrap_servers) APPLY(topic) APPLY(config) APPLY(transactional_id)
 
 static int
 kafka_logger_traverse(PyObject *op, visitproc visit, void *arg)
@@ -514,13 +530,13 @@ kafka_logger_clear(PyObject *op)
     return base_logger_clear(op);
 }
 
-/* After the writer: no sink is left to use them. */
+/* After the writer: a thread it left behind holds its own reference. */
 static void
 kafka_logger_free_counters(PyObject *op)
 {
 #ifdef QBEL_HAVE_RDKAFKA
     kafka_logger_object *self = (kafka_logger_object *)op;
-    kafka_sink_counters_free(self->counters);
+    kafka_sink_counters_release(self->counters);
     self->counters = NULL;
 #else
     (void)op;
@@ -572,7 +588,7 @@ PyDoc_STRVAR(kafka_logger_doc,
              "                 config=None, batch_size=2000, flush_interval=1.0,\n"
              "                 max_queue_bytes=64 MiB, spool_dir=<default>,\n"
              "                 connect_timeout=5, exit_timeout=5.0, backoff_initial=0.1,\n"
-             "                 backoff_max=30.0)\n--\n\n"
+             "                 backoff_max=30.0, transactional_id=None)\n--\n\n"
              "The logger named 'kafka': events to a Kafka topic from a writer thread, through\n"
              "librdkafka's idempotent producer with acks=all, at least once (a consumer\n"
              "drops duplicates by the event_id header).  None settings come from\n"
@@ -583,7 +599,12 @@ PyDoc_STRVAR(kafka_logger_doc,
              "properties over our defaults (acks=all, enable.idempotence=true,\n"
              "message.timeout.ms=30000, linger.ms=5).  Constructing never connects.\n"
              "When the broker is unreachable events go to the spool and are replayed;\n"
-             "messages the broker rejects for good go to the dead-letter file.");
+             "messages the broker rejects for good go to the dead-letter file.\n"
+             "transactional_id (or config's transactional.id): each batch is one Kafka\n"
+             "transaction, so read_committed consumers never see part of a batch or an\n"
+             "aborted attempt; a batch whose commit outcome is lost (a fatal producer\n"
+             "error during the commit) is sent again: consumers still drop duplicates by\n"
+             "event_id.");
 
 static PyType_Slot kafka_logger_slots[] = {
     {Py_tp_doc, (void *)kafka_logger_doc},

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "qbel_alloc.h"
 
@@ -43,6 +44,7 @@ typedef struct kafka_sink {
     kafka_sink_config config;
     rd_kafka_t *producer;
     int message_timeout_ms;
+    bool transactional; /* transactional.id set: each batch is one transaction */
     bool fatal; /* the handle reported a fatal error: never reuse it */
     delivery_slot *slots; /* the current batch's; see free_slots */
     size_t slot_capacity;
@@ -57,6 +59,7 @@ static const sink_ops kafka_sink_ops;
 
 struct kafka_sink_counters {
     pthread_mutex_t lock; /* held for a copy only */
+    int references;       /* atomic */
     kafka_sink_report report;
 };
 
@@ -68,13 +71,25 @@ kafka_sink_counters_new(void)
         qbel_free(counters);
         counters = NULL;
     }
+    if (counters != NULL) {
+        counters->references = 1;
+    }
+    return counters;
+}
+
+kafka_sink_counters *
+kafka_sink_counters_retain(kafka_sink_counters *counters)
+{
+    if (counters != NULL) {
+        __atomic_add_fetch(&counters->references, 1, __ATOMIC_RELAXED);
+    }
     return counters;
 }
 
 void
-kafka_sink_counters_free(kafka_sink_counters *counters)
+kafka_sink_counters_release(kafka_sink_counters *counters)
 {
-    if (counters != NULL) {
+    if (counters != NULL && __atomic_sub_fetch(&counters->references, 1, __ATOMIC_ACQ_REL) == 0) {
         pthread_mutex_destroy(&counters->lock);
         qbel_free(counters);
     }
@@ -153,6 +168,7 @@ kafka_sink_config_free(kafka_sink_config *config)
     qbel_free(config->topic);
     free_strings(config->setting_names, config->setting_count);
     free_strings(config->setting_values, config->setting_count);
+    kafka_sink_counters_release(config->counters);
     memset(config, 0, sizeof(*config));
 }
 
@@ -162,7 +178,8 @@ kafka_sink_config_copy(kafka_sink_config *target, const kafka_sink_config *sourc
     memset(target, 0, sizeof(*target));
     target->key_by_uid = source->key_by_uid;
     target->connect_timeout_ms = source->connect_timeout_ms;
-    target->counters = source->counters;
+    target->owner_pid = source->owner_pid;
+    target->counters = kafka_sink_counters_retain(source->counters);
     target->setting_count = source->setting_count;
     target->bootstrap_servers = qbel_strdup(source->bootstrap_servers ? source->bootstrap_servers : "");
     target->topic = qbel_strdup(source->topic ? source->topic : "");
@@ -245,6 +262,31 @@ set_property(rd_kafka_conf_t *conf, const char *name, const char *value, qbel_er
     return 0;
 }
 
+/* In a process other than the factory's (a fork()ed child): the
+ * transactional.id `id` made the child's own (see kafka_sink.h). */
+static int
+set_child_transactional_id(kafka_sink *self, rd_kafka_conf_t *conf, size_t id_size)
+{
+    long pid = (long)getpid();
+    if (self->config.owner_pid == 0 || self->config.owner_pid == pid) {
+        return 0;
+    }
+    size_t own_size = id_size + 24;
+    char *own = qbel_malloc(own_size);
+    if (own == NULL) {
+        qbel_error_set(&self->error, QBEL_ERROR_OTHER, "kafka: out of memory");
+        return -1;
+    }
+    size_t size = id_size;
+    int status = -1;
+    if (rd_kafka_conf_get(conf, "transactional.id", own, &size) == RD_KAFKA_CONF_OK) {
+        snprintf(own + strlen(own), own_size - strlen(own), "-%ld", pid);
+        status = set_property(conf, "transactional.id", own, &self->error);
+    }
+    qbel_free(own);
+    return status;
+}
+
 /* The producer's configuration: our defaults, then the user's settings. */
 static rd_kafka_conf_t *
 make_conf(kafka_sink *self)
@@ -272,6 +314,14 @@ make_conf(kafka_sink *self)
     self->message_timeout_ms = 30000;
     if (rd_kafka_conf_get(conf, "message.timeout.ms", value, &size) == RD_KAFKA_CONF_OK) {
         self->message_timeout_ms = atoi(value);
+    }
+    size_t id_size = 0; /* with its NUL */
+    self->transactional =
+        rd_kafka_conf_get(conf, "transactional.id", NULL, &id_size) == RD_KAFKA_CONF_OK &&
+        id_size > 1;
+    if (self->transactional && set_child_transactional_id(self, conf, id_size) < 0) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
     }
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     rd_kafka_conf_set_error_cb(conf, on_error);
@@ -322,6 +372,101 @@ retire_producer(kafka_sink *self)
     }
 }
 
+/* ---- transactions (transactional.id set) ---------------------------------- */
+
+/* Take librdkafka's `error` (destroyed here) as the sink's error. */
+static void
+take_txn_error(kafka_sink *self, const char *what, rd_kafka_error_t *error)
+{
+    qbel_error_set(&self->error, (int)rd_kafka_error_code(error), "kafka: %s: %s%s", what,
+                   rd_kafka_error_string(error),
+                   rd_kafka_error_is_fatal(error) ? " (fatal: a new producer is made)" : "");
+    rd_kafka_error_destroy(error);
+}
+
+/* On connect: fences any older producer of the transactional.id and
+ * finishes (aborts, or completes a prepared commit of) its last
+ * transaction.  0, or -1 with the handle destroyed. */
+static int
+init_transactions(kafka_sink *self)
+{
+    rd_kafka_error_t *error =
+        rd_kafka_init_transactions(self->producer, (int)self->config.connect_timeout_ms);
+    if (error == NULL) {
+        return 0;
+    }
+    take_txn_error(self, "init_transactions", error);
+    kafka_disconnect(&self->base);
+    return -1;
+}
+
+/* Begin one transaction (no-op when not transactional).  0, or -1 with the
+ * handle retired. */
+static int
+txn_begin(kafka_sink *self)
+{
+    if (!self->transactional) {
+        return 0;
+    }
+    rd_kafka_error_t *error = rd_kafka_begin_transaction(self->producer);
+    if (error == NULL) {
+        return 0;
+    }
+    take_txn_error(self, "begin_transaction", error);
+    retire_producer(self);
+    return -1;
+}
+
+/* Abort the open transaction (no-op when not transactional): its messages
+ * are never shown to read_committed consumers.  An abort that fails leaves
+ * the handle unusable (seen after a broker restart): it is retired, and the
+ * next handle's init_transactions aborts the transaction instead. */
+static void
+txn_abort(kafka_sink *self)
+{
+    if (!self->transactional || self->producer == NULL) {
+        return;
+    }
+    rd_kafka_error_t *error =
+        rd_kafka_abort_transaction(self->producer, (int)self->config.connect_timeout_ms);
+    if (error != NULL) {
+        take_txn_error(self, "abort_transaction", error);
+        retire_producer(self);
+    }
+}
+
+/* Commit the open transaction (no-op when not transactional).  0 when
+ * committed; -1 when not (aborted, or the handle retired after a fatal
+ * error, when the outcome is not known: then the batch is sent again, at
+ * least once). */
+static int
+txn_commit(kafka_sink *self)
+{
+    if (!self->transactional) {
+        return 0;
+    }
+    for (int attempt = 0;; attempt++) {
+        rd_kafka_error_t *error =
+            rd_kafka_commit_transaction(self->producer, self->message_timeout_ms);
+        if (error == NULL) {
+            return 0;
+        }
+        bool retriable = rd_kafka_error_is_retriable(error) && attempt < 2;
+        bool abortable = rd_kafka_error_txn_requires_abort(error);
+        take_txn_error(self, "commit_transaction", error);
+        if (retriable && !sink_should_give_up(&self->base)) {
+            continue;
+        }
+        if (abortable) {
+            txn_abort(self);
+        }
+        else {
+            retire_producer(self);
+        }
+        return -1;
+    }
+}
+
 static bool
 kafka_is_connected(const sink *base)
 {
@@ -361,6 +506,9 @@ kafka_connect(sink *base)
         return SINK_CONNECTION_ERROR;
     }
     rd_kafka_metadata_destroy(metadata);
+    if (self->transactional && init_transactions(self) < 0) {
+        return SINK_CONNECTION_ERROR;
+    }
     count_producer(self->config.counters, NULL);
     return SINK_OK;
 }
@@ -395,25 +543,20 @@ format_envelope(kafka_sink *self, const event_record *record)
         self->envelope = grown;
         self->envelope_capacity = need;
     }
-    char created_at[33];
-    char uid[16];
-    event_time_format_iso(record->created_at_us, created_at);
-    if (record->uid_is_null) {
-        memcpy(uid, "null", 5);
-    }
-    else {
-        snprintf(uid, sizeof(uid), "%" PRId32, record->uid);
-    }
-    const char *type = event_type_name(record->event_type);
-    int head = snprintf(self->envelope, self->envelope_capacity,
-                        "{\"created_at\":\"%s\",\"uid\":%s,\"event_type\":\"%s\",\"event_data\":",
-                        created_at, uid, type != NULL ? type : "");
-    if (head < 0 || (size_t)head + record->json_length + 2 > self->envelope_capacity) {
+    static const char data_key[] = ",\"event_data\":";
+    char head[EVENT_RECORD_HEAD_MAX];
+    size_t head_length = event_record_format_head(record, head);
+    size_t prefix = 1 + head_length + sizeof(data_key) - 1;
+    if (prefix + record->json_length + 1 > self->envelope_capacity) {
         return -1;
     }
-    memcpy(self->envelope + head, record->json, record->json_length);
-    self->envelope[head + record->json_length] = '}';
-    return (long)(head + record->json_length + 1);
+    char *out = self->envelope;
+    out[0] = '{';
+    memcpy(out + 1, head, head_length);
+    memcpy(out + 1 + head_length, data_key, sizeof(data_key) - 1);
+    memcpy(out + prefix, record->json, record->json_length);
+    out[prefix + record->json_length] = '}';
+    return (long)(prefix + record->json_length + 1);
 }
 
 /* Rejected for good: sending again would fail again. */
@@ -528,11 +671,13 @@ reject(const event_record *record, rd_kafka_resp_err_t error, sink_rejection_cal
 }
 
 /* Each record whose slot failed permanently, again alone on a fresh handle
- * (a broker rejection fails its whole request): rejected when it fails
- * alone too.  SINK_OK, or SINK_CONNECTION_ERROR when one failed otherwise. */
+ * (a broker rejection fails its whole request; in a transaction, alone in
+ * its own): rejected when it fails alone too.  SINK_OK, or
+ * SINK_CONNECTION_ERROR when one failed otherwise. */
 static sink_status
 resend_alone(kafka_sink *self, const char *batch_id, event_record *const *records, size_t count,
-             bool *retry, sink_rejection_callback on_rejected, void *context, size_t *rejected)
+             const bool *retry, sink_rejection_callback on_rejected, void *context,
+             size_t *rejected)
 {
     delivery_slot slot;
     retire_producer(self); /* a rejection fences the idempotent producer */
@@ -541,8 +686,8 @@ resend_alone(kafka_sink *self, const char *batch_id, event_record *const *record
             continue;
         }
         sink_status status = kafka_connect(&self->base);
-        if (status != SINK_OK) {
-            return status;
+        if (status != SINK_OK || txn_begin(self) < 0) {
+            return SINK_CONNECTION_ERROR;
         }
         memset(&slot, 0, sizeof(slot));
         rd_kafka_resp_err_t error = produce_one(self, batch_id, i, records[i], &slot);
@@ -551,8 +696,12 @@ resend_alone(kafka_sink *self, const char *batch_id, event_record *const *record
             return SINK_CONNECTION_ERROR;
         }
         if (slot.error == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            if (txn_commit(self) < 0) {
+                return SINK_CONNECTION_ERROR;
+            }
             continue;
         }
+        txn_abort(self);
         qbel_error_set(&self->error, (int)slot.error, "kafka: %s rejected a message: %s",
                        self->config.topic, rd_kafka_err2name(slot.error));
         if (!is_permanent(slot.error)) {
@@ -568,6 +717,54 @@ resend_alone(kafka_sink *self, const char *batch_id, event_record *const *record
     return SINK_OK;
 }
 
+/* One pass over the batch: produce every record not in `skip` (NULL:
+ * none) and wait for the reports.  A record refused before it left (larger
+ * than message.max.bytes) is rejected at once and added to `skip`.  Sets
+ * retry[i] for each record the broker failed permanently (*retry_count).
+ * 0, or -1 when a message must be sent again (the batch goes back). */
+static int
+produce_pass(kafka_sink *self, const char *batch_id, event_record *const *records, size_t count,
+             bool *skip, bool *retry, size_t *retry_count, sink_rejection_callback on_rejected,
+             void *context, size_t *rejected)
+{
+    reset_slots(self, count);
+    for (size_t i = 0; i < count; i++) {
+        if (skip[i]) {
+            continue;
+        }
+        rd_kafka_resp_err_t error = produce_one(self, batch_id, i, records[i], &self->slots[i]);
+        if (error != RD_KAFKA_RESP_ERR_NO_ERROR && is_permanent(error)) {
+            reject(records[i], error, on_rejected, context);
+            self->slots[i].error = RD_KAFKA_RESP_ERR_NO_ERROR; /* settled */
+            skip[i] = true;
+            (*rejected)++;
+        }
+        else if (error != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            return -1;
+        }
+    }
+    if (await_reports(self) < 0) {
+        return -1;
+    }
+    for (size_t i = 0; i < count; i++) {
+        const delivery_slot *slot = &self->slots[i];
+        if (skip[i] || slot->error == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            continue;
+        }
+        if (!is_permanent(slot->error) || self->fatal) {
+            qbel_error_set(&self->error, (int)slot->error, "kafka: delivery to %s failed: %s (%s)",
+                           self->config.topic, rd_kafka_err2name(slot->error),
+                           slot->status == RD_KAFKA_MSG_STATUS_POSSIBLY_PERSISTED
+                               ? "possibly persisted: resent, at least once"
+                               : "not persisted: resent");
+            return -1;
+        }
+        retry[i] = true;
+        (*retry_count)++;
+    }
+    return self->fatal ? -1 : 0;
+}
+
 static sink_status
 kafka_write_batch(sink *base, const char *batch_id, event_record *const *records, size_t count,
                   sink_rejection_callback on_rejected, void *context, size_t *rejected_count_out)
@@ -578,68 +775,51 @@ kafka_write_batch(sink *base, const char *batch_id, event_record *const *records
     if (status != SINK_OK) {
         return status;
     }
-    if (reserve_slots(self, count) < 0) {
+    bool *skip = qbel_calloc(count, sizeof(bool));
+    bool *retry = qbel_calloc(count, sizeof(bool));
+    if (reserve_slots(self, count) < 0 || skip == NULL || retry == NULL) {
+        qbel_free(skip);
+        qbel_free(retry);
         qbel_error_set(&self->error, QBEL_ERROR_OTHER, "kafka: out of memory for a batch");
         return SINK_SERVER_ERROR;
     }
-    size_t rejected = 0;
-    bool failed = false; /* a message must be sent again: the batch goes back */
-    for (size_t i = 0; i < count && !failed; i++) {
-        rd_kafka_resp_err_t error = produce_one(self, batch_id, i, records[i], &self->slots[i]);
-        if (error != RD_KAFKA_RESP_ERR_NO_ERROR && is_permanent(error)) {
-            /* refused before it left (larger than message.max.bytes) */
-            reject(records[i], error, on_rejected, context);
-            self->slots[i].error = RD_KAFKA_RESP_ERR_NO_ERROR; /* settled */
-            rejected++;
-        }
-        else if (error != RD_KAFKA_RESP_ERR_NO_ERROR) {
-            failed = true;
-        }
+    size_t rejected = 0, retry_count = 0;
+    if (txn_begin(self) < 0) {
+        status = SINK_CONNECTION_ERROR;
     }
-    if (failed || await_reports(self) < 0) {
-        retire_producer(self);
-        return SINK_CONNECTION_ERROR;
+    else if (produce_pass(self, batch_id, records, count, skip, retry, &retry_count, on_rejected,
+                          context, &rejected) < 0) {
+        retire_producer(self); /* an open transaction is aborted by the next handle's init */
+        status = SINK_CONNECTION_ERROR;
     }
-    /* a permanent failure of a produce request: those messages again alone */
-    bool *retry = NULL;
-    size_t retry_count = 0;
-    for (size_t i = 0; i < count; i++) {
-        const delivery_slot *slot = &self->slots[i];
-        if (slot->error == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            continue;
-        }
-        if (!is_permanent(slot->error) || self->fatal) {
-            qbel_error_set(&self->error, (int)slot->error, "kafka: delivery to %s failed: %s (%s)",
-                           self->config.topic, rd_kafka_err2name(slot->error),
-                           slot->status == RD_KAFKA_MSG_STATUS_POSSIBLY_PERSISTED
-                               ? "possibly persisted: resent, at least once"
-                               : "not persisted: resent");
-            failed = true;
-            break;
-        }
-        if (retry == NULL) {
-            retry = qbel_calloc(count, sizeof(bool));
-            if (retry == NULL) {
-                failed = true;
-                break;
+    else if (retry_count == 0) {
+        status = txn_commit(self) < 0 ? SINK_CONNECTION_ERROR : SINK_OK;
+    }
+    else {
+        /* a permanent failure of a produce request: those messages again
+         * alone; in a transaction the others were aborted with them and go
+         * again in one transaction of their own */
+        txn_abort(self);
+        status = resend_alone(self, batch_id, records, count, retry, on_rejected, context,
+                              &rejected);
+        if (status == SINK_OK && self->transactional) {
+            for (size_t i = 0; i < count; i++) {
+                skip[i] = skip[i] || retry[i];
+            }
+            retry_count = 0;
+            memset(retry, 0, count * sizeof(bool));
+            if (kafka_connect(base) != SINK_OK || txn_begin(self) < 0 ||
+                produce_pass(self, batch_id, records, count, skip, retry, &retry_count,
+                             on_rejected, context, &rejected) < 0 ||
+                retry_count > 0 || txn_commit(self) < 0) {
+                retire_producer(self);
+                status = SINK_CONNECTION_ERROR;
             }
         }
-        retry[i] = true;
-        retry_count++;
     }
-    if (self->fatal) {
-        failed = true;
-    }
-    if (failed) {
-        qbel_free(retry);
-        retire_producer(self);
-        return SINK_CONNECTION_ERROR;
-    }
-    if (retry_count > 0) {
-        status = resend_alone(self, batch_id, records, count, retry, on_rejected, context, &rejected);
-    }
+    qbel_free(skip);
     qbel_free(retry);
-    *rejected_count_out = rejected;
+    *rejected_count_out = status == SINK_OK ? rejected : 0;
     return status;
 }
 
@@ -768,6 +948,7 @@ kafka_sink_factory(sink_factory *out, const kafka_sink_config *config)
         sink_factory_free(out);
         return -1;
     }
+    ((kafka_sink_config *)out->config)->owner_pid = (long)getpid();
     return 0;
 }
 

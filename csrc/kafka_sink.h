@@ -36,7 +36,10 @@
 /* What the sinks of one logger report about their producers, for stats():
  * shared by every sink its factory makes (the writer's, a replay's, a
  * forked child's copy), read by the caller thread.  Its own mutex, held for
- * a copy only, never across I/O. */
+ * a copy only, never across I/O.  Reference counted: the logger holds one,
+ * and every kafka_sink_config that points at them holds one (a writer
+ * thread left behind by a timed-out close keeps its sink's config, and so
+ * the counters, alive until it exits). */
 typedef struct kafka_sink_counters kafka_sink_counters;
 
 typedef struct kafka_sink_report {
@@ -47,10 +50,12 @@ typedef struct kafka_sink_report {
     double last_replacement_at;  /* Unix time, 0 when none */
 } kafka_sink_report;
 
-/* NULL on OOM. */
+/* One reference, or NULL on OOM. */
 kafka_sink_counters *kafka_sink_counters_new(void);
-/* Only once no sink that uses them is left (after writer_free). */
-void kafka_sink_counters_free(kafka_sink_counters *counters);
+/* Any thread.  Another reference to `counters` (may be NULL); returned. */
+kafka_sink_counters *kafka_sink_counters_retain(kafka_sink_counters *counters);
+/* Any thread.  Drop one reference (NULL: nothing); the last frees them. */
+void kafka_sink_counters_release(kafka_sink_counters *counters);
 /* Any thread, never blocks for long: a copy of the report. */
 void kafka_sink_counters_read(kafka_sink_counters *counters, kafka_sink_report *out);
 
@@ -63,7 +68,15 @@ typedef struct kafka_sink_config {
     char **setting_names;
     char **setting_values;
     unsigned int connect_timeout_ms; /* bound of the metadata request on connect */
-    kafka_sink_counters *counters;   /* borrowed (copied as a pointer); NULL: none */
+    /* The process the factory was made in (set by kafka_sink_factory).  A
+     * producer made in another one (a fork()ed child) gets transactional.id
+     * "<id>-<its pid>": a child with the parent's id would fence the
+     * parent's producer (and the parent the child's) on every connect. */
+    long owner_pid;
+    /* NULL: none.  kafka_sink_config_copy takes a reference and
+     * kafka_sink_config_free drops it; a config filled by hand (the
+     * logger's, on the stack) borrows. */
+    kafka_sink_counters *counters;
 } kafka_sink_config;
 
 /* Deep-copy `source` into `target`.  0, or -1 on OOM (then `target` holds

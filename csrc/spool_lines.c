@@ -71,23 +71,10 @@ int
 spool_append_record_fields(byte_buffer *out, const event_record *record, const char *batch_id,
                            const char *target)
 {
-    char created_at[33];
-    char uid[24];
-    event_time_format_iso(record->created_at_us, created_at);
-    if (record->uid_is_null) {
-        memcpy(uid, "null", 5);
-    }
-    else {
-        snprintf(uid, sizeof(uid), "%" PRId32, record->uid);
-    }
-    const char *type = event_type_name(record->event_type);
-    if (byte_buffer_append_literal(out, "\"created_at\":\"") < 0 ||
-        byte_buffer_append(out, created_at, 32) < 0 ||
-        byte_buffer_append_literal(out, "\",\"uid\":") < 0 ||
-        byte_buffer_append(out, uid, strlen(uid)) < 0 ||
-        byte_buffer_append_literal(out, ",\"event_type\":\"") < 0 ||
-        byte_buffer_append(out, type ? type : "", type ? strlen(type) : 0) < 0 ||
-        byte_buffer_append_literal(out, "\",\"batch\":\"") < 0 ||
+    char head[EVENT_RECORD_HEAD_MAX];
+    size_t head_length = event_record_format_head(record, head);
+    if (byte_buffer_append(out, head, head_length) < 0 ||
+        byte_buffer_append_literal(out, ",\"batch\":\"") < 0 ||
         spool_append_json_string(out, batch_id, strlen(batch_id)) < 0 ||
         byte_buffer_append_char(out, '"') < 0) {
         return -1;

@@ -127,8 +127,12 @@ void writer_free(writer *w);
 /* Caller thread, GIL released.  Replay every unclaimed spool file in
  * `spool_dir` into a sink made by `config->sink`, exactly once, oldest
  * first: the lines for its target (and those with none), or with
- * `adopt_all` every line.  Returns rows replayed, or -1 with `error` set. */
-int64_t writer_replay_directory(const writer_config *config, bool adopt_all, qbel_error *error);
+ * `adopt_all` every line.  `give_up`: NULL, or a flag another thread sets
+ * (atomically, nonzero) past the caller's deadline: the sink's waits give
+ * up within a slice (sink.h) and no further group is started; what is left
+ * stays spooled.  Returns rows replayed, or -1 with `error` set. */
+int64_t writer_replay_directory(const writer_config *config, bool adopt_all, const int *give_up,
+                                qbel_error *error);
 
 /* Used by the fork handlers (see writer.c): every live writer is on one
  * process-wide list because pthread_atfork handlers take no argument. */

@@ -12,8 +12,16 @@
 #include "spool.h"
 #include "writer_internal.h"
 
+/* spool_replay_context.should_stop: the caller's give_up flag. */
+static bool
+replay_should_stop(void *argument)
+{
+    return __atomic_load_n((const int *)argument, __ATOMIC_ACQUIRE) != 0;
+}
+
 int64_t
-writer_replay_directory(const writer_config *config, bool adopt_all, qbel_error *error)
+writer_replay_directory(const writer_config *config, bool adopt_all, const int *give_up,
+                        qbel_error *error)
 {
     if (config->spool_dir == NULL) {
         qbel_error_set(error, ENOENT, "no spool directory");
@@ -30,6 +38,7 @@ writer_replay_directory(const writer_config *config, bool adopt_all, qbel_error 
         qbel_error_set(error, ENOMEM, "out of memory");
         goto done;
     }
+    sink->give_up = give_up; /* as the writer thread's sink gets its stop flag */
     if (sink_connect(sink) != SINK_OK) {
         qbel_error_set(error, sink->ops->last_error(sink)->code, "connecting: %s",
                        sink_last_error(sink));
@@ -39,7 +48,9 @@ writer_replay_directory(const writer_config *config, bool adopt_all, qbel_error 
                                     .target = sink_factory_identity(&config->sink),
                                     .dir = config->spool_dir,
                                     .adopt_all = adopt_all,
-                                    .letters = &letters};
+                                    .letters = &letters,
+                                    .should_stop = give_up != NULL ? replay_should_stop : NULL,
+                                    .argument = (void *)give_up};
     spool_replay_result result;
     memset(&result, 0, sizeof(result));
     if (spool_replay_directory(&context, config->spool_dir, &result) < 0 ||

@@ -11,7 +11,7 @@ import logging
 import pytest
 
 from kafka_fixtures import *  # noqa: F401,F403  (the fixtures: kafka, fresh_kafka, topic, spool)
-from kafka_fixtures import FAST_RECOVERY
+from kafka_fixtures import FAST_RECOVERY, seqs
 from querybook_eventlog import BaseEventLogger, _registry, get_event_logger_class
 from querybook_eventlog._fanout import FanOutEventLogger, parse_logger_names
 
@@ -26,10 +26,6 @@ def fresh_registry():
 def db_seqs(server):
     return sorted(int(row[0]) for row in server.sql(
         "SELECT JSON_VALUE(event_data, '$.seq') FROM event_log"))
-
-
-def kafka_seqs(messages):
-    return [json.loads(m["value"])["event_data"]["seq"] for m in messages]
 
 
 def test_names_of_several_loggers():
@@ -63,7 +59,7 @@ def test_db_and_kafka_through_a_broker_restart(db, fresh_kafka, fresh_registry, 
     for seq in range(100):
         logger.log(uid=seq % 5 + 1, event_type="API", event_data={"seq": seq})
     assert logger.flush(timeout=60)
-    assert sorted(kafka_seqs(broker.consume_all("events", expected=100))) == list(range(100))
+    assert sorted(seqs(broker.consume_all("events", expected=100))) == list(range(100))
     broker.kill()
     for seq in range(100, 300):
         logger.log(uid=seq % 5 + 1, event_type="API", event_data={"seq": seq})
@@ -73,7 +69,7 @@ def test_db_and_kafka_through_a_broker_restart(db, fresh_kafka, fresh_registry, 
     broker.restart()
     broker.create_topic("events", partitions=3)
     assert logger.flush(timeout=90)
-    assert set(range(100, 300)) <= set(kafka_seqs(broker.consume_all("events", expected=200)))
+    assert set(range(100, 300)) <= set(seqs(broker.consume_all("events", expected=200)))
     stats = logger.stats()
     assert stats["member_failures"] == {"db": 0, "kafka": 0}
     assert stats["members"]["kafka"]["reconnects"] >= 1

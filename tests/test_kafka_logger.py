@@ -11,22 +11,9 @@ import os
 import pytest
 
 from kafka_fixtures import *  # noqa: F401,F403  (the fixtures: kafka, fresh_kafka, topic, spool)
-from kafka_fixtures import FAST_RECOVERY, dead_letters, event_ids
+from kafka_fixtures import (FAST_RECOVERY, dead_letters, event_ids, in_a_forked_child,
+                            make_logger, restart_under_a_live_logger, seqs)
 from querybook_eventlog import KafkaEventLogger
-
-
-def make_logger(broker, topic_name, spool_dir, **options):
-    config = dict(FAST_RECOVERY)
-    config.update(options.pop("config", {}))
-    options.setdefault("flush_interval", 0.05)
-    options.setdefault("connect_timeout", 2)
-    options.setdefault("backoff_max", 0.5)
-    return KafkaEventLogger(broker.bootstrap, topic_name, spool_dir=spool_dir, config=config,
-                            **options)
-
-
-def seqs(messages):
-    return [json.loads(message["value"])["event_data"]["seq"] for message in messages]
 
 
 def test_every_event_delivered_once_in_order_per_key(kafka, topic, spool):
@@ -191,15 +178,7 @@ def test_restart_under_a_live_producer_makes_a_new_one(fresh_kafka, spool):
     broker = fresh_kafka
     broker.create_topic("events", partitions=1)
     logger = make_logger(broker, "events", spool, batch_size=50)
-    for seq in range(50):
-        logger.log(uid=1, event_type="API", event_data={"seq": seq})
-    assert logger.flush(timeout=30)
-    broker.restart()
-    broker.create_topic("events", partitions=1)
-    for seq in range(50, 150):
-        logger.log(uid=1, event_type="API", event_data={"seq": seq})
-    assert logger.flush(timeout=90)
-    stats = logger.stats()
+    stats = restart_under_a_live_logger(broker, logger, flush_timeout=90)
     assert stats["reconnects"] >= 1 and stats["retries"] >= 1, stats
     # the old handle was retired with its error, which stays in stats()
     assert stats["producer_replacements"] >= 1 and stats["producers"] >= 2, stats
@@ -221,18 +200,15 @@ def test_a_forked_child_logs_through_its_own_producer(kafka, topic, spool):
     logger = make_logger(kafka, topic, spool)
     logger.log(uid=1, event_type="API", event_data={"seq": 0, "who": "parent"})
     assert logger.flush(timeout=30)
-    pid = os.fork()
-    if pid == 0:
-        status = 1
-        try:
-            for seq in range(1, 21):
-                logger.log(uid=2, event_type="API", event_data={"seq": seq, "who": "child"})
-            status = 0 if logger.flush(timeout=30) else 2
-            logger.close()
-        finally:
-            os._exit(status)
-    _, status = os.waitpid(pid, 0)
-    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+    def child():
+        for seq in range(1, 21):
+            logger.log(uid=2, event_type="API", event_data={"seq": seq, "who": "child"})
+        status = 0 if logger.flush(timeout=30) else 2
+        logger.close()
+        return status
+
+    in_a_forked_child(child)
     logger.log(uid=1, event_type="API", event_data={"seq": 21, "who": "parent"})
     assert logger.flush(timeout=30)
     messages = kafka.consume_all(topic, expected=22)
