@@ -20,7 +20,7 @@ call (perf_counter_ns around it) on fresh, varied Querybook-shaped events
 
 (`--burst` instead: one thread logs BURST fresh events as fast as it can
 into a queue that only grows, durability "memory" and "process"
-alternating, three pairs; prints the median µs per log() of each and their
+alternating, three pairs (--pairs N: N); prints the median µs per log() of each and their
 ratio: the sustained cost, chunk making included.)
 
 under three loads: one thread; THREADS threads (each its own events; a
@@ -53,6 +53,8 @@ PER_WORKER = 1_000 if QUICK else 5_000
 SINGLE = 20_000 if QUICK else 100_000
 FULL_QUEUE_BYTES = 1 << 20
 BURST = 50_000 if QUICK else 200_000
+# --pairs N: rounds of the burst (each a "memory" and a "process" run)
+PAIRS = int(sys.argv[sys.argv.index("--pairs") + 1]) if "--pairs" in sys.argv else 3
 
 
 def fresh_rows(seed, count):
@@ -176,7 +178,7 @@ def burst_main():
     per_call = {"memory": [], "process": []}
     seed = 9_000_001
     try:
-        for pair in range(3):
+        for pair in range(PAIRS):
             for mode in (("memory", "process") if pair % 2 == 0 else ("process", "memory")):
                 seed += 1
                 rows = fresh_rows(seed, BURST)
@@ -202,8 +204,10 @@ def burst_main():
     print()
     print('| burst (1 thread, queue growing) | "memory" µs/log | "process" µs/log | ratio |')
     print("|---|---:|---:|---:|")
-    print(f"| {BURST} events × 3 pairs, medians | {memory:.2f} | {process:.2f} | "
+    ratios = sorted(p / m for m, p in zip(per_call["memory"], per_call["process"]))
+    print(f"| {BURST} events × {PAIRS} pairs, medians | {memory:.2f} | {process:.2f} | "
           f"{process / memory:.2f}× |")
+    print(f"\nper-pair ratios: {', '.join(f'{r:.2f}' for r in ratios)}; load {os.getloadavg()[0]:.2f}")
     return 0
 
 

@@ -44,15 +44,21 @@ durable_journal_new(const char *dir, const char *target, size_t max_queue_bytes)
         qbel_free(journal);
         return NULL;
     }
+    /* The bound is shared: the chunks take at most half of it (at least
+     * JOURNAL_MIN_CHUNKS chunks), the queue's heap copies the rest. */
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    size_t size = max_queue_bytes / 4;
+    size_t size = max_queue_bytes / JOURNAL_CHUNKS_PER_BOUND;
     size = size < JOURNAL_MIN_CHUNK_BYTES ? JOURNAL_MIN_CHUNK_BYTES
            : size > JOURNAL_MAX_CHUNK_BYTES ? JOURNAL_MAX_CHUNK_BYTES
                                              : size;
     journal->chunk_size = (size + page - 1) / page * page;
-    /* room for a full queue (entries are smaller than their records'
-     * footprints), plus the spare */
-    journal->max_chunks = max_queue_bytes / (journal->chunk_size - JOURNAL_HEADER_SIZE) + 2;
+    journal->max_chunks = max_queue_bytes / 2 / journal->chunk_size;
+    if (journal->max_chunks < JOURNAL_MIN_CHUNKS) {
+        journal->max_chunks = JOURNAL_MIN_CHUNKS;
+    }
+    size_t mapped = journal->max_chunks * journal->chunk_size;
+    journal->heap_budget = mapped <= max_queue_bytes / 2 ? max_queue_bytes - mapped
+                                                         : max_queue_bytes / 2;
     return journal;
 }
 
@@ -271,10 +277,12 @@ reset_chunk(journal_chunk *chunk, const char *target)
     prefault(chunk);
 }
 
-/* No lock.  Give the file `size` bytes of real zeros and sync them: its
- * blocks are allocated and written now (not fallocate's unwritten extents,
- * or delayed allocation, which make the filesystem do work in the page
- * fault of a later store, under the queue lock).  0, or -1 (errno). */
+/* No lock.  Give the file `size` bytes of real zeros: the filesystem
+ * reserves (or allocates) its blocks now, so a full disk shows here and
+ * never as a SIGBUS in log() later.  No fdatasync: the blocks need not be
+ * on disk (nothing in the journal is synced, see the header), and waiting
+ * for the disk here held up the caller that makes a chunk when the thread
+ * is busy.  0, or -1 (errno). */
 static int
 write_zeros(int fd, size_t size)
 {
@@ -293,7 +301,7 @@ write_zeros(int fd, size_t size)
         }
         offset += (size_t)written;
     }
-    return fdatasync(fd);
+    return 0;
 }
 
 /* No lock.  Create, lock, size and map a new chunk file in `journal->dir`.

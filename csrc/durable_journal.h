@@ -16,8 +16,8 @@
  *
  * Chunk file "qbel-<yyyymmddHHMMSS>-<pid>-<random>.journal" (created as
  * ".tmp-..." and renamed once locked, like spool files), flock'ed by its
- * writer for as long as it is open, filled with zeros and synced when made
- * (no SIGBUS on a full disk later, no block allocation in a page fault),
+ * writer for as long as it is open, filled with zeros when made (its blocks
+ * reserved: no SIGBUS on a full disk later; not synced),
  * and pre-faulted for writing, by the writer thread (or by a caller with
  * the GIL released, when the thread is busy sending), never under the
  * queue lock.  Layout, little-endian, host-aligned:
@@ -71,6 +71,10 @@
 #define JOURNAL_CHUNK_ID_SIZE 24
 #define JOURNAL_MIN_CHUNK_BYTES ((size_t)64 << 10)
 #define JOURNAL_MAX_CHUNK_BYTES ((size_t)4 << 20)
+/* Chunk size: this fraction of max_queue_bytes (within the limits above). */
+#define JOURNAL_CHUNKS_PER_BOUND 16
+/* A journal can always make this many chunks, however small the bound. */
+#define JOURNAL_MIN_CHUNKS ((size_t)3)
 
 /* The on-disk header of a chunk (page 0). */
 typedef struct journal_header {
@@ -112,7 +116,8 @@ typedef struct durable_journal {
     char *dir;              /* qbel_malloc'd */
     char *target;           /* qbel_malloc'd */
     size_t chunk_size;
-    size_t max_chunks;
+    size_t max_chunks;      /* chunks * chunk_size: at most half the bound */
+    size_t heap_budget;     /* what the bound leaves the queue's heap copies */
     size_t chunks;          /* (L) every chunk made, in any list */
     journal_chunk *active;  /* (L) oldest first; the last one takes appends */
     journal_chunk *spare;   /* (L) ready to take appends (one at most) */
@@ -121,7 +126,10 @@ typedef struct durable_journal {
 } durable_journal;
 
 /* New journal for chunks of `dir` (created when missing) tagged with
- * `target`, sized for a queue of `max_queue_bytes`.  NULL on OOM. */
+ * `target`, sharing the bound `max_queue_bytes` with the queue: its chunks
+ * (page cache, mapped: they count in RSS) take at most half of it (or
+ * JOURNAL_MIN_CHUNKS chunks), and heap_budget says what is left for the
+ * queue's records.  NULL on OOM. */
 durable_journal *durable_journal_new(const char *dir, const char *target,
                                      size_t max_queue_bytes);
 

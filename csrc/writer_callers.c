@@ -80,7 +80,11 @@ push_locked(writer *w, event_record *record)
         return event_queue_push_locked(&w->queue, record);
     }
     bool wake = false;
-    if (!event_queue_fits_locked(&w->queue, record) ||
+    /* the journal's chunks take their share of the bound (see
+     * durable_journal_new): the queue's copies fit in the rest */
+    if ((w->queue.count > 0 &&
+         w->queue.bytes + event_queue_footprint(record) > w->journal->heap_budget) ||
+        !event_queue_fits_locked(&w->queue, record) ||
         durable_journal_append_locked(w->journal, record, &wake) != 0) {
         return 1;
     }
