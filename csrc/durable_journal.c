@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "durable_journal.h"
@@ -44,21 +45,22 @@ durable_journal_new(const char *dir, const char *target, size_t max_queue_bytes)
         qbel_free(journal);
         return NULL;
     }
-    /* The bound is shared: the chunks take at most half of it (at least
-     * JOURNAL_MIN_CHUNKS chunks), the queue's heap copies the rest. */
+    /* The bound is shared: the chunks take at most 3/4 of it (at least
+     * JOURNAL_MIN_CHUNKS chunks), the queue's stubs (about a quarter of an
+     * entry's size for Querybook's events) the rest. */
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     size_t size = max_queue_bytes / JOURNAL_CHUNKS_PER_BOUND;
     size = size < JOURNAL_MIN_CHUNK_BYTES ? JOURNAL_MIN_CHUNK_BYTES
            : size > JOURNAL_MAX_CHUNK_BYTES ? JOURNAL_MAX_CHUNK_BYTES
                                              : size;
     journal->chunk_size = (size + page - 1) / page * page;
-    journal->max_chunks = max_queue_bytes / 2 / journal->chunk_size;
+    size_t share = max_queue_bytes / 4 * 3;
+    journal->max_chunks = share / journal->chunk_size;
     if (journal->max_chunks < JOURNAL_MIN_CHUNKS) {
         journal->max_chunks = JOURNAL_MIN_CHUNKS;
     }
     size_t mapped = journal->max_chunks * journal->chunk_size;
-    journal->heap_budget = mapped <= max_queue_bytes / 2 ? max_queue_bytes - mapped
-                                                         : max_queue_bytes / 2;
+    journal->heap_budget = mapped <= share ? max_queue_bytes - mapped : max_queue_bytes / 4;
     return journal;
 }
 
@@ -188,8 +190,31 @@ durable_journal_note_pop_locked(journal_chunk *chunk, size_t count,
     chunk->popped += (uint32_t)count;
 }
 
+event_record *
+durable_journal_stub_new(const event_record *record)
+{
+    return event_record_new(record->created_at_us, record->uid, record->uid_is_null,
+                            record->event_type, "", 0);
+}
+
+/* No lock.  A full record for `entry`, taking the header fields from
+ * `stub` (they agree); on OOM it waits and tries again: the event is safe
+ * in the chunk meanwhile, and the batch cannot be sent without it. */
+static event_record *
+record_from_entry(const journal_entry *entry, const event_record *stub)
+{
+    const char *json = (const char *)entry + JOURNAL_ENTRY_HEADER_SIZE;
+    event_record *record;
+    while ((record = event_record_new(stub->created_at_us, stub->uid, stub->uid_is_null,
+                                      stub->event_type, json, entry->json_length)) == NULL) {
+        struct timespec pause = {0, 10 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+    }
+    return record;
+}
+
 void
-durable_journal_mark_batch(journal_chunk *chunk, size_t count)
+durable_journal_mark_batch(journal_chunk *chunk, size_t count, event_record **records)
 {
     if (chunk->pop_offset == 0) {
         chunk->pop_offset = JOURNAL_HEADER_SIZE;
@@ -199,6 +224,13 @@ durable_journal_mark_batch(journal_chunk *chunk, size_t count)
     __atomic_store_n(&first->batch_count, (uint32_t)count, __ATOMIC_RELEASE);
     for (size_t i = 0; i < count; i++) {
         const journal_entry *entry = (const journal_entry *)(chunk->base + chunk->pop_offset);
+        event_record *stub = records[i];
+        if (stub->json_length == 0 && entry->json_length != 0) {
+            /* stored before the stub is freed: a fork() at any moment
+             * leaves the child (which frees the batch) a live pointer */
+            __atomic_store_n(&records[i], record_from_entry(entry, stub), __ATOMIC_RELEASE);
+            event_record_free(stub);
+        }
         chunk->pop_offset += entry->length;
     }
     chunk->marked += (uint32_t)count;

@@ -116,8 +116,8 @@ typedef struct durable_journal {
     char *dir;              /* qbel_malloc'd */
     char *target;           /* qbel_malloc'd */
     size_t chunk_size;
-    size_t max_chunks;      /* chunks * chunk_size: at most half the bound */
-    size_t heap_budget;     /* what the bound leaves the queue's heap copies */
+    size_t max_chunks;      /* chunks * chunk_size: at most 3/4 of the bound */
+    size_t heap_budget;     /* what the bound leaves the queue's stubs */
     size_t chunks;          /* (L) every chunk made, in any list */
     journal_chunk *active;  /* (L) oldest first; the last one takes appends */
     journal_chunk *spare;   /* (L) ready to take appends (one at most) */
@@ -127,9 +127,9 @@ typedef struct durable_journal {
 
 /* New journal for chunks of `dir` (created when missing) tagged with
  * `target`, sharing the bound `max_queue_bytes` with the queue: its chunks
- * (page cache, mapped: they count in RSS) take at most half of it (or
+ * (page cache, mapped: they count in RSS) take at most 3/4 of it (or
  * JOURNAL_MIN_CHUNKS chunks), and heap_budget says what is left for the
- * queue's records.  NULL on OOM. */
+ * queue's stubs.  NULL on OOM. */
 durable_journal *durable_journal_new(const char *dir, const char *target,
                                      size_t max_queue_bytes);
 
@@ -161,8 +161,17 @@ void durable_journal_note_pop_locked(journal_chunk *chunk, size_t count,
                                      char batch_id[SINK_BATCH_ID_MAX + 1]);
 
 /* Writer thread, no lock: mark the next `count` entries of `chunk` as one
- * batch (batch_count in the first), before the batch is sent. */
-void durable_journal_mark_batch(journal_chunk *chunk, size_t count);
+ * batch (batch_count in the first), before the batch is sent, and give
+ * the batch's records (`records`, popped from the queue: stubs holding the
+ * header alone, see durable_journal_stub_new) their event_data from the
+ * entries: each stub is replaced by a full record and freed.  On OOM it
+ * waits and tries again (the events are safe in the chunk). */
+void durable_journal_mark_batch(journal_chunk *chunk, size_t count, event_record **records);
+
+/* Any thread, no lock: what the queue holds for `record` once its entry
+ * is in a chunk — a record with its header and no event_data (the chunk
+ * holds that: one copy of each event, not two).  NULL on OOM. */
+event_record *durable_journal_stub_new(const event_record *record);
 
 /* queue.lock held, writer thread: the oldest batch in flight (`count`
  * records) is done (committed, dead-lettered or dropped); a chunk whose

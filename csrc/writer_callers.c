@@ -70,51 +70,81 @@ accept_overflow_locked(writer *w, size_t bytes_before)
     }
 }
 
-/* Caller thread, queue.lock held.  Queue `record` (0, taking it) or not
- * (1: full; with a journal, also when the journal has no room for it): a
- * record is queued only once its journal entry is complete. */
+/* Caller thread, no lock.  What the queue is to hold for `record`: the
+ * record itself, or with a journal a stub (its header alone: the event is
+ * in the journal's chunk once, not twice), NULL on OOM (nothing is queued
+ * then; the event goes to the spool file). */
+static event_record *
+queued_form_new(const writer *w, event_record *record)
+{
+    /* the journal exists from construction on exactly then (writer.c) */
+    if (w->config.durability != WRITER_DURABILITY_PROCESS || w->config.spool_dir == NULL) {
+        return record;
+    }
+    return durable_journal_stub_new(record);
+}
+
+/* Caller thread, no lock.  After a push: free `queued` unless it was
+ * `taken`, and `record` when its stub was taken (the journal holds the
+ * event).  `taken` NULL: nothing was; the caller keeps `record`. */
+static void
+free_unqueued(event_record *record, event_record *queued, const event_record *taken)
+{
+    if (queued != NULL && queued != record && queued != taken) {
+        event_record_free(queued);
+    }
+    if (taken != NULL && taken != record) {
+        event_record_free(record);
+    }
+}
+
+/* Caller thread, queue.lock held.  Queue `queued` (queued_form_new of
+ * `record`): 0, the queue takes it; or not (1: full; with a journal, also
+ * when the journal has no room for `record`, or `queued` is NULL): a stub
+ * is queued only once its journal entry is complete. */
 static int
-push_locked(writer *w, event_record *record)
+push_locked(writer *w, event_record *record, event_record *queued)
 {
     if (w->journal == NULL) {
-        return event_queue_push_locked(&w->queue, record);
+        /* a stub without its journal (closed meanwhile) is never queued */
+        return queued != record ? 1 : event_queue_push_locked(&w->queue, record);
     }
     bool wake = false;
     /* the journal's chunks take their share of the bound (see
-     * durable_journal_new): the queue's copies fit in the rest */
-    if ((w->queue.count > 0 &&
-         w->queue.bytes + event_queue_footprint(record) > w->journal->heap_budget) ||
-        !event_queue_fits_locked(&w->queue, record) ||
+     * durable_journal_new): the queue's stubs fit in the rest */
+    if (queued == NULL ||
+        (w->queue.count > 0 &&
+         w->queue.bytes + event_queue_footprint(queued) > w->journal->heap_budget) ||
         durable_journal_append_locked(w->journal, record, &wake) != 0) {
         return 1;
     }
     if (wake && w->thread_started) {
         pthread_cond_signal(&w->queue.wake_writer); /* to make the next spare */
     }
-    return event_queue_push_locked(&w->queue, record);
+    return event_queue_push_locked(&w->queue, queued);
 }
 
 int
 writer_try_enqueue(writer *w, event_record *record)
 {
+    event_record *queued = queued_form_new(w, record);
+    const event_record *taken = NULL;
     pthread_mutex_lock(&w->queue.lock);
-    if (w->closing) {
-        pthread_mutex_unlock(&w->queue.lock);
-        return 1;
-    }
     size_t bytes_before = w->queue.overflow.bytes;
-    if (!w->spool_mode && push_locked(w, record) == 0) {
+    if (w->closing) {
+        /* taken stays NULL */
+    }
+    else if (!w->spool_mode && push_locked(w, record, queued) == 0) {
         accept_locked(w);
+        taken = queued;
     }
     else if (w->thread_alive && event_queue_push_overflow_locked(&w->queue, record) == 0) {
         accept_overflow_locked(w, bytes_before);
-    }
-    else {
-        pthread_mutex_unlock(&w->queue.lock);
-        return 1;
+        taken = record;
     }
     pthread_mutex_unlock(&w->queue.lock);
-    return 0;
+    free_unqueued(record, queued, taken);
+    return taken == NULL ? 1 : 0;
 }
 
 /* queue.lock NOT held (this is disk I/O); spool_lock held when `file` is
@@ -307,13 +337,15 @@ writer_submit(writer *w, event_record *record)
         writer_provide_journal_chunk_locked(w);
     }
     pthread_mutex_unlock(&w->queue.lock);
+    event_record *queued = queued_form_new(w, record);
     pthread_mutex_lock(&w->spool_lock);
     pthread_mutex_lock(&w->queue.lock);
     /* the thread may have caught up meanwhile */
-    if (!w->spool_mode && !w->closing && push_locked(w, record) == 0) {
+    if (!w->spool_mode && !w->closing && push_locked(w, record, queued) == 0) {
         accept_locked(w);
         pthread_mutex_unlock(&w->queue.lock);
         pthread_mutex_unlock(&w->spool_lock);
+        free_unqueued(record, queued, queued);
         return 0;
     }
     int result = 1;
@@ -344,6 +376,7 @@ writer_submit(writer *w, event_record *record)
         spool_file_init(&w->own_spool);
     }
     pthread_mutex_unlock(&w->spool_lock);
+    free_unqueued(record, queued, NULL); /* the stub, not `record`: that went on */
     int sync_error = finished.fd >= 0 ? writer_sync_and_close_spool(&finished, false) : 0;
     if (sync_error != 0) {
         pthread_mutex_lock(&w->queue.lock);
