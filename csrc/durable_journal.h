@@ -8,6 +8,11 @@
  * durable_journal.c is the live side (appending, batch marks, release and
  * reuse of chunks); durable_replay.c replays the chunks of dead processes.
  *
+ * One copy of each event: once its entry is in a chunk, the queue holds a
+ * stub for it (the record's header, no event_data; see
+ * durable_journal_stub_new), and the writer thread puts event_data back
+ * into a batch's records from the chunk (durable_journal_mark_batch).
+ *
  * Why it survives SIGKILL: a MAP_SHARED mapping of a file is the page
  * cache itself; a store into it is in the file the moment it is made, and
  * the kernel writes it back whatever happens to the process.  A machine
