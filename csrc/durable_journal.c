@@ -415,6 +415,7 @@ durable_journal_provide_spare_locked(durable_journal *journal, pthread_mutex_t *
         saved = errno;
     }
     pthread_mutex_lock(queue_lock);
+    journal->making_failed = chunk == NULL;
     if (chunk == NULL) {
         journal->chunks--;
         journal->next_attempt = event_queue_monotonic_now() + JOURNAL_RETRY_S;

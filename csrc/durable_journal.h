@@ -128,6 +128,10 @@ typedef struct durable_journal {
     journal_chunk *spare;   /* (L) ready to take appends (one at most) */
     journal_chunk *retired; /* (L) every event settled: to be reused */
     double next_attempt;    /* (T) when making a chunk may be tried again */
+    bool making_failed;     /* (L) the last try to make a chunk failed */
+    bool bypassed;          /* (L) no chunk could be made: events are queued
+                             * whole, in memory only, until the queue empties
+                             * (stubs and whole records never mix) */
 } durable_journal;
 
 /* New journal for chunks of `dir` (created when missing) tagged with

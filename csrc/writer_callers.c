@@ -98,30 +98,67 @@ free_unqueued(event_record *record, event_record *queued, const event_record *ta
     }
 }
 
+/* Caller thread, queue.lock held.  Would `record` overrun the queue's
+ * share of the bound?  With a journal the chunks take theirs (see
+ * durable_journal_new). */
+static bool
+over_budget_locked(const writer *w, const event_record *record)
+{
+    if (!event_queue_fits_locked(&w->queue, record)) {
+        return true;
+    }
+    const durable_journal *journal = w->journal;
+    if (journal == NULL || w->queue.count == 0) {
+        return false;
+    }
+    size_t budget = journal->heap_budget;
+    size_t mapped = journal->chunks * journal->chunk_size;
+    if (journal->bypassed && mapped < w->queue.max_bytes) {
+        budget = w->queue.max_bytes - mapped; /* whole records, no stubs */
+    }
+    return w->queue.bytes + event_queue_footprint(record) > budget;
+}
+
 /* Caller thread, queue.lock held.  Queue `queued` (queued_form_new of
- * `record`): 0, the queue takes it; or not (1: full; with a journal, also
- * when the journal has no room for `record`, or `queued` is NULL): a stub
- * is queued only once its journal entry is complete. */
-static int
+ * `record`) — or `record` itself while no journal chunk can be made (the
+ * event is then kept in memory only, as with durability "memory", rather
+ * than sent to a spool file in the same failing directory) — and return
+ * what the queue took; NULL when full (with a journal, also when the
+ * journal is full, or `queued` is NULL).  A stub is queued only once its
+ * journal entry is complete. */
+static event_record *
 push_locked(writer *w, event_record *record, event_record *queued)
 {
-    if (w->journal == NULL) {
+    durable_journal *journal = w->journal;
+    if (journal == NULL) {
         /* a stub without its journal (closed meanwhile) is never queued */
-        return queued != record ? 1 : event_queue_push_locked(&w->queue, record);
+        return queued == record && event_queue_push_locked(&w->queue, record) == 0 ? record
+                                                                                  : NULL;
     }
-    bool wake = false;
-    /* the journal's chunks take their share of the bound (see
-     * durable_journal_new): the queue's stubs fit in the rest */
-    if (queued == NULL ||
-        (w->queue.count > 0 &&
-         w->queue.bytes + event_queue_footprint(queued) > w->journal->heap_budget) ||
-        durable_journal_append_locked(w->journal, record, &wake) != 0) {
-        return 1;
+    if (journal->bypassed && w->queue.count == 0) {
+        journal->bypassed = false; /* nothing queued: stubs may follow again */
     }
-    if (wake && w->thread_started) {
-        pthread_cond_signal(&w->queue.wake_writer); /* to make the next spare */
+    if (!journal->bypassed) {
+        bool wake = false;
+        if (queued == NULL || over_budget_locked(w, queued)) {
+            return NULL;
+        }
+        if (durable_journal_append_locked(journal, record, &wake) == 0) {
+            if (wake && w->thread_started) {
+                pthread_cond_signal(&w->queue.wake_writer); /* to make the next spare */
+            }
+            event_queue_push_locked(&w->queue, queued); /* fits: checked above */
+            return queued;
+        }
+        if (!journal->making_failed) {
+            return NULL; /* the journal is full: the spool file takes it */
+        }
+        journal->bypassed = true; /* last_error says why (making a journal chunk) */
     }
-    return event_queue_push_locked(&w->queue, queued);
+    if (over_budget_locked(w, record) || event_queue_push_locked(&w->queue, record) != 0) {
+        return NULL;
+    }
+    return record;
 }
 
 int
@@ -134,9 +171,8 @@ writer_try_enqueue(writer *w, event_record *record)
     if (w->closing) {
         /* taken stays NULL */
     }
-    else if (!w->spool_mode && push_locked(w, record, queued) == 0) {
+    else if (!w->spool_mode && (taken = push_locked(w, record, queued)) != NULL) {
         accept_locked(w);
-        taken = queued;
     }
     else if (w->thread_alive && event_queue_push_overflow_locked(&w->queue, record) == 0) {
         accept_overflow_locked(w, bytes_before);
@@ -341,11 +377,12 @@ writer_submit(writer *w, event_record *record)
     pthread_mutex_lock(&w->spool_lock);
     pthread_mutex_lock(&w->queue.lock);
     /* the thread may have caught up meanwhile */
-    if (!w->spool_mode && !w->closing && push_locked(w, record, queued) == 0) {
+    const event_record *taken = NULL;
+    if (!w->spool_mode && !w->closing && (taken = push_locked(w, record, queued)) != NULL) {
         accept_locked(w);
         pthread_mutex_unlock(&w->queue.lock);
         pthread_mutex_unlock(&w->spool_lock);
-        free_unqueued(record, queued, queued);
+        free_unqueued(record, queued, taken);
         return 0;
     }
     int result = 1;

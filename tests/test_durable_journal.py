@@ -274,3 +274,54 @@ def test_queue_holds_stubs_and_batches_get_every_event_back_intact(db, tmp_path)
     assert [(None if uid is None else int(uid), event_type, None if data is None else json.loads(data))
             for uid, event_type, data in rows] == logged
     assert not journals(spool)
+
+
+def test_when_no_chunk_can_be_made_events_wait_in_memory_not_dropped(db, tmp_path):
+    """A spool dir where no journal chunk can be made (a full filesystem):
+    events are queued whole, in memory only, as with durability="memory",
+    instead of going to a spool file in the same failing dir (dropped)."""
+    from test_sink_no_silent_loss import unwritable_dir
+
+    with unwritable_dir(tmp_path / "spool") as (spool, _):
+        logger = DBEventLogger(db.url, spool_dir=spool, durability="process", flush_interval=0.01)
+        try:
+            for seq in range(200):
+                logger.log(uid=1, event_type="CLICK", event_data={"seq": seq})
+            assert logger.flush(timeout=60)
+            stats = logger.stats()
+        finally:
+            logger.close(timeout=5)
+    assert (stats["written"], stats["dropped"], stats["spooled"]) == (200, 0, 0), stats
+    assert seqs_in_table(db) == list(range(200))
+
+
+def test_close_spools_the_events_queued_while_no_chunk_could_be_made(db, tmp_path):
+    """The same with the server down: those events are in no chunk, so
+    close() writes them to a spool file (once the dir has room again), and
+    the next logger replays them: none lost, none doubled."""
+    from test_sink_no_silent_loss import unwritable_dir
+
+    with unwritable_dir(tmp_path / "spool") as (spool, make_writable):
+        db.stop()
+        try:
+            logger = DBEventLogger(db.url, spool_dir=spool, durability="process",
+                                   connect_timeout=1, backoff_initial=5, backoff_max=5)
+            for seq in range(300):
+                logger.log(uid=1, event_type="CLICK", event_data={"seq": seq})
+            middle = logger.stats()
+            assert middle["dropped"] == 0 and middle["spooled"] == 0, middle
+            assert middle["queue_bytes"] > 300 * 48, middle  # whole records, not stubs
+            make_writable()
+            logger.close(timeout=0)
+            stats = logger.stats()
+            assert stats["spooled"] == 300 and stats["dropped"] == 0, stats
+            assert glob.glob(os.path.join(spool, "qbel-*.spool")) and not journals(spool)
+        finally:
+            db.ensure_running()
+        second = DBEventLogger(db.url, spool_dir=spool, flush_interval=0.01)
+        second.log(uid=1, event_type="CLICK", event_data={"seq": 300})
+        deadline = time.monotonic() + 60
+        while len(seqs_in_table(db)) < 301 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        second.close()
+    assert seqs_in_table(db) == list(range(301))
