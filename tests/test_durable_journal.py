@@ -83,6 +83,17 @@ time.sleep(3600)
 """
 
 
+def log_one_more_with_a_new_logger(db, spool, seq, durability):
+    """A new logger on `spool` logs event `seq` (so that it connects, and
+    replays what it finds) and is closed once the table holds seq + 1 rows."""
+    second = DBEventLogger(db.url, spool_dir=spool, durability=durability, flush_interval=0.01)
+    second.log(uid=1, event_type="CLICK", event_data={"seq": seq})
+    deadline = time.monotonic() + 60
+    while len(seqs_in_table(db)) < seq + 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    second.close()
+
+
 def test_torn_last_entry_is_left_out_and_the_rest_replayed(db, tmp_path):
     spool = str(tmp_path / "spool")
     run_and_kill(HOLD, db.url, spool, "300")
@@ -182,12 +193,7 @@ def test_close_leaves_unsent_events_in_the_journal_for_the_next_logger(db, tmp_p
     assert logger.stats()["spooled"] == 200
     assert sum(len(entries(path)) for path in journals(spool)) == 200
     assert not glob.glob(os.path.join(spool, "qbel-*.spool"))  # not written twice
-    second = DBEventLogger(db.url, spool_dir=spool, durability="process", flush_interval=0.01)
-    second.log(uid=1, event_type="CLICK", event_data={"seq": 200})
-    deadline = time.monotonic() + 60
-    while len(seqs_in_table(db)) < 201 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    second.close()
+    log_one_more_with_a_new_logger(db, spool, 200, durability="process")
     assert seqs_in_table(db) == list(range(201))
     assert not journals(spool)
 
@@ -318,10 +324,5 @@ def test_close_spools_the_events_queued_while_no_chunk_could_be_made(db, tmp_pat
             assert glob.glob(os.path.join(spool, "qbel-*.spool")) and not journals(spool)
         finally:
             db.ensure_running()
-        second = DBEventLogger(db.url, spool_dir=spool, flush_interval=0.01)
-        second.log(uid=1, event_type="CLICK", event_data={"seq": 300})
-        deadline = time.monotonic() + 60
-        while len(seqs_in_table(db)) < 301 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        second.close()
+        log_one_more_with_a_new_logger(db, spool, 300, durability="memory")
     assert seqs_in_table(db) == list(range(301))
