@@ -20,8 +20,9 @@ call (perf_counter_ns around it) on fresh, varied Querybook-shaped events
 
 (`--burst` instead: one thread logs BURST fresh events as fast as it can
 into a queue that only grows, durability "memory" and "process"
-alternating, three pairs; prints the median µs per log() of each and their
-ratio: the sustained cost, chunk making included.)
+alternating, three pairs (--pairs N: N); prints the median µs per log() of each and their
+ratio: the sustained cost, chunk making included.  `--sides`, `--loads`,
+`--rounds N`: a subset of the rows, each run N times, medians shown.)
 
 under three loads: one thread; THREADS threads (each its own events; a
 thread's call may include waiting for the GIL, which the dumps row shows
@@ -53,6 +54,20 @@ PER_WORKER = 1_000 if QUICK else 5_000
 SINGLE = 20_000 if QUICK else 100_000
 FULL_QUEUE_BYTES = 1 << 20
 BURST = 50_000 if QUICK else 200_000
+# --pairs N: rounds of the burst (each a "memory" and a "process" run)
+PAIRS = int(sys.argv[sys.argv.index("--pairs") + 1]) if "--pairs" in sys.argv else 3
+
+
+def option(name, default):
+    return sys.argv[sys.argv.index(name) + 1] if name in sys.argv else default
+
+
+# --sides log,log-full: only these sides (dumps is always run: the baseline);
+# --loads 1,16,g: only these loads; --rounds N: each row N times (the
+# tables then show the median of each figure over the rounds)
+ONLY_SIDES = option("--sides", "")
+ONLY_LOADS = option("--loads", "1,16,g").split(",")
+ROUNDS = int(option("--rounds", "1"))
 
 
 def fresh_rows(seed, count):
@@ -176,7 +191,7 @@ def burst_main():
     per_call = {"memory": [], "process": []}
     seed = 9_000_001
     try:
-        for pair in range(3):
+        for pair in range(PAIRS):
             for mode in (("memory", "process") if pair % 2 == 0 else ("process", "memory")):
                 seed += 1
                 rows = fresh_rows(seed, BURST)
@@ -202,9 +217,22 @@ def burst_main():
     print()
     print('| burst (1 thread, queue growing) | "memory" µs/log | "process" µs/log | ratio |')
     print("|---|---:|---:|---:|")
-    print(f"| {BURST} events × 3 pairs, medians | {memory:.2f} | {process:.2f} | "
+    ratios = sorted(p / m for m, p in zip(per_call["memory"], per_call["process"]))
+    print(f"| {BURST} events × {PAIRS} pairs, medians | {memory:.2f} | {process:.2f} | "
           f"{process / memory:.2f}× |")
+    print(f"\nper-pair ratios: {', '.join(f'{r:.2f}' for r in ratios)}; load {os.getloadavg()[0]:.2f}")
     return 0
+
+
+def median_rows(rows):
+    """One row per (load, side): each figure's median over its rounds."""
+    import statistics
+
+    merged = {}
+    for load_name, side, figures in rows:
+        merged.setdefault((load_name, side), []).append(figures)
+    return [(load_name, side, {key: statistics.median(f[key] for f in runs) for key in runs[0]})
+            for (load_name, side), runs in merged.items()]
 
 
 def unused_port():
@@ -232,13 +260,16 @@ def main():
     server.start()
     workdir = tempfile.mkdtemp(prefix="qbel-bench-tail-")
     down_url = f"mysql://qbel:x@127.0.0.1:{unused_port()}/querybook"
+    if ONLY_SIDES:
+        sides = [side for side in sides if side == "dumps" or side in ONLY_SIDES.split(",")]
     rows = []
     seed = 7_000_001
     try:
-        loads = [("1 thread", None), (f"{THREADS} threads", THREADS), (f"{GREENLETS} greenlets", "g")]
-        for load_name, load in loads:
+        loads = [("1 thread", None, "1"), (f"{THREADS} threads", THREADS, "16"),
+                 (f"{GREENLETS} greenlets", "g", "g")]
+        for load_name, load, _ in [entry for entry in loads if entry[2] in ONLY_LOADS]:
             order = sides if seed % 2 else list(reversed(sides))
-            for side in order:
+            for side in [side for _ in range(ROUNDS) for side in order]:
                 seed += 1000
                 spool = os.path.join(workdir, f"spool-{seed}")
                 url = down_url if side == "log-full" else server.url
@@ -256,7 +287,8 @@ def main():
     finally:
         server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
-    print()
+    rows = median_rows(rows)
+    print(f"\n(medians over {ROUNDS} round(s); load {os.getloadavg()[0]:.2f})" if ROUNDS > 1 else "")
     print("| load | side | p50 µs | p99 µs | p99.9 µs | max µs | p99 vs dumps | p99.9 vs dumps |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for load_name, side, figures in sorted(rows, key=lambda row: ([r[0] for r in rows].index(row[0]),
@@ -270,8 +302,10 @@ def main():
     print('| load | durability="process" ÷ "memory": mean | p50 | p99 | p99.9 |')
     print("|---|---:|---:|---:|---:|")
     for load_name in dict.fromkeys(row[0] for row in rows):
-        memory = next(f for name, s, f in rows if name == load_name and s == "log")
-        process = next(f for name, s, f in rows if name == load_name and s == "log-process")
+        memory = next((f for name, s, f in rows if name == load_name and s == "log"), None)
+        process = next((f for name, s, f in rows if name == load_name and s == "log-process"), None)
+        if memory is None or process is None:
+            continue
         print(f"| {load_name} | " + " | ".join(
             f"{process[key] / memory[key]:.2f}×" for key in ("mean", "p50", "p99", "p999")) + " |")
     return 0

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "durable_journal.h"
@@ -44,15 +45,22 @@ durable_journal_new(const char *dir, const char *target, size_t max_queue_bytes)
         qbel_free(journal);
         return NULL;
     }
+    /* The bound is shared: the chunks take at most 3/4 of it (at least
+     * JOURNAL_MIN_CHUNKS chunks), the queue's stubs (about a quarter of an
+     * entry's size for Querybook's events) the rest. */
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    size_t size = max_queue_bytes / 4;
+    size_t size = max_queue_bytes / JOURNAL_CHUNKS_PER_BOUND;
     size = size < JOURNAL_MIN_CHUNK_BYTES ? JOURNAL_MIN_CHUNK_BYTES
            : size > JOURNAL_MAX_CHUNK_BYTES ? JOURNAL_MAX_CHUNK_BYTES
                                              : size;
     journal->chunk_size = (size + page - 1) / page * page;
-    /* room for a full queue (entries are smaller than their records'
-     * footprints), plus the spare */
-    journal->max_chunks = max_queue_bytes / (journal->chunk_size - JOURNAL_HEADER_SIZE) + 2;
+    size_t share = max_queue_bytes / 4 * 3;
+    journal->max_chunks = share / journal->chunk_size;
+    if (journal->max_chunks < JOURNAL_MIN_CHUNKS) {
+        journal->max_chunks = JOURNAL_MIN_CHUNKS;
+    }
+    size_t mapped = journal->max_chunks * journal->chunk_size;
+    journal->heap_budget = mapped <= share ? max_queue_bytes - mapped : max_queue_bytes / 4;
     return journal;
 }
 
@@ -182,8 +190,31 @@ durable_journal_note_pop_locked(journal_chunk *chunk, size_t count,
     chunk->popped += (uint32_t)count;
 }
 
+event_record *
+durable_journal_stub_new(const event_record *record)
+{
+    return event_record_new(record->created_at_us, record->uid, record->uid_is_null,
+                            record->event_type, "", 0);
+}
+
+/* No lock.  A full record for `entry`, taking the header fields from
+ * `stub` (they agree); on OOM it waits and tries again: the event is safe
+ * in the chunk meanwhile, and the batch cannot be sent without it. */
+static event_record *
+record_from_entry(const journal_entry *entry, const event_record *stub)
+{
+    const char *json = (const char *)entry + JOURNAL_ENTRY_HEADER_SIZE;
+    event_record *record;
+    while ((record = event_record_new(stub->created_at_us, stub->uid, stub->uid_is_null,
+                                      stub->event_type, json, entry->json_length)) == NULL) {
+        struct timespec pause = {0, 10 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+    }
+    return record;
+}
+
 void
-durable_journal_mark_batch(journal_chunk *chunk, size_t count)
+durable_journal_mark_batch(journal_chunk *chunk, size_t count, event_record **records)
 {
     if (chunk->pop_offset == 0) {
         chunk->pop_offset = JOURNAL_HEADER_SIZE;
@@ -193,6 +224,13 @@ durable_journal_mark_batch(journal_chunk *chunk, size_t count)
     __atomic_store_n(&first->batch_count, (uint32_t)count, __ATOMIC_RELEASE);
     for (size_t i = 0; i < count; i++) {
         const journal_entry *entry = (const journal_entry *)(chunk->base + chunk->pop_offset);
+        event_record *stub = records[i];
+        if (stub->json_length == 0 && entry->json_length != 0) {
+            /* stored before the stub is freed: a fork() at any moment
+             * leaves the child (which frees the batch) a live pointer */
+            __atomic_store_n(&records[i], record_from_entry(entry, stub), __ATOMIC_RELEASE);
+            event_record_free(stub);
+        }
         chunk->pop_offset += entry->length;
     }
     chunk->marked += (uint32_t)count;
@@ -271,10 +309,12 @@ reset_chunk(journal_chunk *chunk, const char *target)
     prefault(chunk);
 }
 
-/* No lock.  Give the file `size` bytes of real zeros and sync them: its
- * blocks are allocated and written now (not fallocate's unwritten extents,
- * or delayed allocation, which make the filesystem do work in the page
- * fault of a later store, under the queue lock).  0, or -1 (errno). */
+/* No lock.  Give the file `size` bytes of real zeros: the filesystem
+ * reserves (or allocates) its blocks now, so a full disk shows here and
+ * never as a SIGBUS in log() later.  No fdatasync: the blocks need not be
+ * on disk (nothing in the journal is synced, see the header), and waiting
+ * for the disk here held up the caller that makes a chunk when the thread
+ * is busy.  0, or -1 (errno). */
 static int
 write_zeros(int fd, size_t size)
 {
@@ -293,7 +333,7 @@ write_zeros(int fd, size_t size)
         }
         offset += (size_t)written;
     }
-    return fdatasync(fd);
+    return 0;
 }
 
 /* No lock.  Create, lock, size and map a new chunk file in `journal->dir`.
@@ -375,6 +415,7 @@ durable_journal_provide_spare_locked(durable_journal *journal, pthread_mutex_t *
         saved = errno;
     }
     pthread_mutex_lock(queue_lock);
+    journal->making_failed = chunk == NULL;
     if (chunk == NULL) {
         journal->chunks--;
         journal->next_attempt = event_queue_monotonic_now() + JOURNAL_RETRY_S;

@@ -8,6 +8,11 @@
  * durable_journal.c is the live side (appending, batch marks, release and
  * reuse of chunks); durable_replay.c replays the chunks of dead processes.
  *
+ * One copy of each event: once its entry is in a chunk, the queue holds a
+ * stub for it (the record's header, no event_data; see
+ * durable_journal_stub_new), and the writer thread puts event_data back
+ * into a batch's records from the chunk (durable_journal_mark_batch).
+ *
  * Why it survives SIGKILL: a MAP_SHARED mapping of a file is the page
  * cache itself; a store into it is in the file the moment it is made, and
  * the kernel writes it back whatever happens to the process.  A machine
@@ -16,8 +21,8 @@
  *
  * Chunk file "qbel-<yyyymmddHHMMSS>-<pid>-<random>.journal" (created as
  * ".tmp-..." and renamed once locked, like spool files), flock'ed by its
- * writer for as long as it is open, filled with zeros and synced when made
- * (no SIGBUS on a full disk later, no block allocation in a page fault),
+ * writer for as long as it is open, filled with zeros when made (its blocks
+ * reserved: no SIGBUS on a full disk later; not synced),
  * and pre-faulted for writing, by the writer thread (or by a caller with
  * the GIL released, when the thread is busy sending), never under the
  * queue lock.  Layout, little-endian, host-aligned:
@@ -71,6 +76,10 @@
 #define JOURNAL_CHUNK_ID_SIZE 24
 #define JOURNAL_MIN_CHUNK_BYTES ((size_t)64 << 10)
 #define JOURNAL_MAX_CHUNK_BYTES ((size_t)4 << 20)
+/* Chunk size: this fraction of max_queue_bytes (within the limits above). */
+#define JOURNAL_CHUNKS_PER_BOUND 16
+/* A journal can always make this many chunks, however small the bound. */
+#define JOURNAL_MIN_CHUNKS ((size_t)3)
 
 /* The on-disk header of a chunk (page 0). */
 typedef struct journal_header {
@@ -112,16 +121,24 @@ typedef struct durable_journal {
     char *dir;              /* qbel_malloc'd */
     char *target;           /* qbel_malloc'd */
     size_t chunk_size;
-    size_t max_chunks;
+    size_t max_chunks;      /* chunks * chunk_size: at most 3/4 of the bound */
+    size_t heap_budget;     /* what the bound leaves the queue's stubs */
     size_t chunks;          /* (L) every chunk made, in any list */
     journal_chunk *active;  /* (L) oldest first; the last one takes appends */
     journal_chunk *spare;   /* (L) ready to take appends (one at most) */
     journal_chunk *retired; /* (L) every event settled: to be reused */
     double next_attempt;    /* (T) when making a chunk may be tried again */
+    bool making_failed;     /* (L) the last try to make a chunk failed */
+    bool bypassed;          /* (L) no chunk could be made: events are queued
+                             * whole, in memory only, until the queue empties
+                             * (stubs and whole records never mix) */
 } durable_journal;
 
 /* New journal for chunks of `dir` (created when missing) tagged with
- * `target`, sized for a queue of `max_queue_bytes`.  NULL on OOM. */
+ * `target`, sharing the bound `max_queue_bytes` with the queue: its chunks
+ * (page cache, mapped: they count in RSS) take at most 3/4 of it (or
+ * JOURNAL_MIN_CHUNKS chunks), and heap_budget says what is left for the
+ * queue's stubs.  NULL on OOM. */
 durable_journal *durable_journal_new(const char *dir, const char *target,
                                      size_t max_queue_bytes);
 
@@ -153,8 +170,17 @@ void durable_journal_note_pop_locked(journal_chunk *chunk, size_t count,
                                      char batch_id[SINK_BATCH_ID_MAX + 1]);
 
 /* Writer thread, no lock: mark the next `count` entries of `chunk` as one
- * batch (batch_count in the first), before the batch is sent. */
-void durable_journal_mark_batch(journal_chunk *chunk, size_t count);
+ * batch (batch_count in the first), before the batch is sent, and give
+ * the batch's records (`records`, popped from the queue: stubs holding the
+ * header alone, see durable_journal_stub_new) their event_data from the
+ * entries: each stub is replaced by a full record and freed.  On OOM it
+ * waits and tries again (the events are safe in the chunk). */
+void durable_journal_mark_batch(journal_chunk *chunk, size_t count, event_record **records);
+
+/* Any thread, no lock: what the queue holds for `record` once its entry
+ * is in a chunk — a record with its header and no event_data (the chunk
+ * holds that: one copy of each event, not two).  NULL on OOM. */
+event_record *durable_journal_stub_new(const event_record *record);
 
 /* queue.lock held, writer thread: the oldest batch in flight (`count`
  * records) is done (committed, dead-lettered or dropped); a chunk whose

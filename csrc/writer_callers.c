@@ -70,47 +70,117 @@ accept_overflow_locked(writer *w, size_t bytes_before)
     }
 }
 
-/* Caller thread, queue.lock held.  Queue `record` (0, taking it) or not
- * (1: full; with a journal, also when the journal has no room for it): a
- * record is queued only once its journal entry is complete. */
-static int
-push_locked(writer *w, event_record *record)
+/* Caller thread, no lock.  What the queue is to hold for `record`: the
+ * record itself, or with a journal a stub (its header alone: the event is
+ * in the journal's chunk once, not twice), NULL on OOM (nothing is queued
+ * then; the event goes to the spool file). */
+static event_record *
+queued_form_new(const writer *w, event_record *record)
 {
-    if (w->journal == NULL) {
-        return event_queue_push_locked(&w->queue, record);
+    /* the journal exists from construction on exactly then (writer.c) */
+    if (w->config.durability != WRITER_DURABILITY_PROCESS || w->config.spool_dir == NULL) {
+        return record;
     }
-    bool wake = false;
-    if (!event_queue_fits_locked(&w->queue, record) ||
-        durable_journal_append_locked(w->journal, record, &wake) != 0) {
-        return 1;
+    return durable_journal_stub_new(record);
+}
+
+/* Caller thread, no lock.  After a push: free `queued` unless it was
+ * `taken`, and `record` when its stub was taken (the journal holds the
+ * event).  `taken` NULL: nothing was; the caller keeps `record`. */
+static void
+free_unqueued(event_record *record, event_record *queued, const event_record *taken)
+{
+    if (queued != NULL && queued != record && queued != taken) {
+        event_record_free(queued);
     }
-    if (wake && w->thread_started) {
-        pthread_cond_signal(&w->queue.wake_writer); /* to make the next spare */
+    if (taken != NULL && taken != record) {
+        event_record_free(record);
     }
-    return event_queue_push_locked(&w->queue, record);
+}
+
+/* Caller thread, queue.lock held.  Would `record` overrun the queue's
+ * share of the bound?  With a journal the chunks take theirs (see
+ * durable_journal_new). */
+static bool
+over_budget_locked(const writer *w, const event_record *record)
+{
+    if (!event_queue_fits_locked(&w->queue, record)) {
+        return true;
+    }
+    const durable_journal *journal = w->journal;
+    if (journal == NULL || w->queue.count == 0) {
+        return false;
+    }
+    size_t budget = journal->heap_budget;
+    size_t mapped = journal->chunks * journal->chunk_size;
+    if (journal->bypassed && mapped < w->queue.max_bytes) {
+        budget = w->queue.max_bytes - mapped; /* whole records, no stubs */
+    }
+    return w->queue.bytes + event_queue_footprint(record) > budget;
+}
+
+/* Caller thread, queue.lock held.  Queue `queued` (queued_form_new of
+ * `record`) — or `record` itself while no journal chunk can be made (the
+ * event is then kept in memory only, as with durability "memory", rather
+ * than sent to a spool file in the same failing directory) — and return
+ * what the queue took; NULL when full (with a journal, also when the
+ * journal is full, or `queued` is NULL).  A stub is queued only once its
+ * journal entry is complete. */
+static event_record *
+push_locked(writer *w, event_record *record, event_record *queued)
+{
+    durable_journal *journal = w->journal;
+    if (journal == NULL) {
+        /* a stub without its journal (closed meanwhile) is never queued */
+        return queued == record && event_queue_push_locked(&w->queue, record) == 0 ? record
+                                                                                  : NULL;
+    }
+    if (journal->bypassed && w->queue.count == 0) {
+        journal->bypassed = false; /* nothing queued: stubs may follow again */
+    }
+    if (!journal->bypassed) {
+        bool wake = false;
+        if (queued == NULL || over_budget_locked(w, queued)) {
+            return NULL;
+        }
+        if (durable_journal_append_locked(journal, record, &wake) == 0) {
+            if (wake && w->thread_started) {
+                pthread_cond_signal(&w->queue.wake_writer); /* to make the next spare */
+            }
+            event_queue_push_locked(&w->queue, queued); /* fits: checked above */
+            return queued;
+        }
+        if (!journal->making_failed) {
+            return NULL; /* the journal is full: the spool file takes it */
+        }
+        journal->bypassed = true; /* last_error says why (making a journal chunk) */
+    }
+    if (over_budget_locked(w, record) || event_queue_push_locked(&w->queue, record) != 0) {
+        return NULL;
+    }
+    return record;
 }
 
 int
 writer_try_enqueue(writer *w, event_record *record)
 {
+    event_record *queued = queued_form_new(w, record);
+    const event_record *taken = NULL;
     pthread_mutex_lock(&w->queue.lock);
-    if (w->closing) {
-        pthread_mutex_unlock(&w->queue.lock);
-        return 1;
-    }
     size_t bytes_before = w->queue.overflow.bytes;
-    if (!w->spool_mode && push_locked(w, record) == 0) {
+    if (w->closing) {
+        /* taken stays NULL */
+    }
+    else if (!w->spool_mode && (taken = push_locked(w, record, queued)) != NULL) {
         accept_locked(w);
     }
     else if (w->thread_alive && event_queue_push_overflow_locked(&w->queue, record) == 0) {
         accept_overflow_locked(w, bytes_before);
-    }
-    else {
-        pthread_mutex_unlock(&w->queue.lock);
-        return 1;
+        taken = record;
     }
     pthread_mutex_unlock(&w->queue.lock);
-    return 0;
+    free_unqueued(record, queued, taken);
+    return taken == NULL ? 1 : 0;
 }
 
 /* queue.lock NOT held (this is disk I/O); spool_lock held when `file` is
@@ -303,13 +373,16 @@ writer_submit(writer *w, event_record *record)
         writer_provide_journal_chunk_locked(w);
     }
     pthread_mutex_unlock(&w->queue.lock);
+    event_record *queued = queued_form_new(w, record);
     pthread_mutex_lock(&w->spool_lock);
     pthread_mutex_lock(&w->queue.lock);
     /* the thread may have caught up meanwhile */
-    if (!w->spool_mode && !w->closing && push_locked(w, record) == 0) {
+    const event_record *taken = NULL;
+    if (!w->spool_mode && !w->closing && (taken = push_locked(w, record, queued)) != NULL) {
         accept_locked(w);
         pthread_mutex_unlock(&w->queue.lock);
         pthread_mutex_unlock(&w->spool_lock);
+        free_unqueued(record, queued, taken);
         return 0;
     }
     int result = 1;
@@ -340,6 +413,7 @@ writer_submit(writer *w, event_record *record)
         spool_file_init(&w->own_spool);
     }
     pthread_mutex_unlock(&w->spool_lock);
+    free_unqueued(record, queued, NULL); /* the stub, not `record`: that went on */
     int sync_error = finished.fd >= 0 ? writer_sync_and_close_spool(&finished, false) : 0;
     if (sync_error != 0) {
         pthread_mutex_lock(&w->queue.lock);

@@ -62,15 +62,17 @@ stop_thread(writer *w, double timeout_s)
     return joined;
 }
 
-/* Both locks held, journal set.  The in-flight batch and the queue are in
- * the journal's chunks already (the batch marked with its id): they stay
- * there for a replay, exactly once, and nothing is spooled twice.  Take
- * their memory copies to free; a stuck thread keeps its batch. */
+/* Both locks held, journal set.  The in-flight batch and the queued stubs
+ * are in the journal's chunks already (the batch marked with its id): they
+ * stay there for a replay, exactly once, and nothing is spooled twice.
+ * Take their memory copies to free; a stuck thread keeps its batch.  Whole
+ * records (queued while no chunk could be made) are in no chunk: they go
+ * to left->queued, and a batch of them is left for take_leftovers, to be
+ * spooled as without a journal. */
 static void
 take_journaled_locked(writer *w, close_leftovers *left)
 {
-    left->journaled = w->queue.count;
-    if (w->batch_count > 0) {
+    if (w->batch_count > 0 && w->batch_chunk != NULL) {
         left->journaled += w->batch_count;
         if (!w->thread_alive) {
             for (size_t i = w->batch_count; i-- > 0;) {
@@ -80,16 +82,20 @@ take_journaled_locked(writer *w, close_leftovers *left)
             w->batch_count = 0;
         }
     }
-    event_record *queued = event_queue_take_all_locked(&w->queue);
-    if (left->journal_copies == NULL) {
-        left->journal_copies = queued;
-    }
-    else {
-        event_record *last = left->journal_copies;
-        while (last->next != NULL) {
-            last = last->next;
+    event_record **whole_tail = &left->queued;
+    for (event_record *record = event_queue_take_all_locked(&w->queue); record != NULL;) {
+        event_record *next = record->next;
+        if (record->json_length == 0) { /* a stub: event_data is never empty */
+            record->next = left->journal_copies;
+            left->journal_copies = record;
+            left->journaled++;
         }
-        last->next = queued;
+        else {
+            record->next = NULL;
+            *whole_tail = record;
+            whole_tail = &record->next;
+        }
+        record = next;
     }
 }
 
@@ -107,7 +113,8 @@ take_leftovers(writer *w, close_leftovers *left)
     if (w->journal != NULL) {
         take_journaled_locked(w, left);
     }
-    else if (w->batch_count > 0 && !w->batch_spooled_by_closer) {
+    if (w->batch_count > 0 && !w->batch_spooled_by_closer &&
+        (w->journal == NULL || w->batch_chunk == NULL)) {
         left->batch_count = w->batch_count;
         if (w->thread_alive) {
             pinned = qbel_malloc(left->batch_count * sizeof(*pinned));
@@ -126,7 +133,9 @@ take_leftovers(writer *w, close_leftovers *left)
             w->batch_count = 0;
         }
     }
-    left->queued = event_queue_take_all_locked(&w->queue);
+    if (w->journal == NULL) {
+        left->queued = event_queue_take_all_locked(&w->queue);
+    }
     left->file = w->own_spool;
     spool_file_init(&w->own_spool);
     w->own_spool_dirty = false;

@@ -500,7 +500,8 @@ pop_batch_locked(writer *w)
     w->batch_chunk = chunk;
     size_t count = w->batch_count;
     pthread_mutex_unlock(&w->queue.lock);
-    durable_journal_mark_batch(chunk, count); /* ours (T); walks `count` entries */
+    /* ours (T); walks `count` entries, filling the stubs in */
+    durable_journal_mark_batch(chunk, count, w->batch);
     pthread_mutex_lock(&w->queue.lock);
 }
 
