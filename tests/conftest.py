@@ -66,6 +66,15 @@ ALLOWED_SKIPS = {
         "newest-Python passes run it",
         running_under_asan,
     ),
+    "test_kafka_logger.py::test_a_forked_child_logs_through_its_own_producer": (
+        "a failure inside Debian 12's libasan (GCC 12), not a report about our code: in a "
+        "forked child, librdkafka's new broker thread passes getaddrinfo a buffer on its "
+        "stack, ASan takes it for poisoned (most likely the stale shadow of a parent "
+        "thread's stack that glibc reuses in the child) and then aborts on its own CHECK "
+        "(asan_thread.cpp:371, kCurrentStackFrameMagic) while describing it; about 1 run "
+        "in 6.  The release, 3.10 and newest-Python passes run it",
+        running_under_asan,
+    ),
     # A whole file: "file::*" (a test's own entry above wins).
     "test_c_leaks.py::*": (
         "the live-allocation counter exists only in test builds; the sanitizer pass is one "
