@@ -52,6 +52,16 @@ def running_under_asan():
     return "asan" in os.environ.get("LD_PRELOAD", "") or _flag("QBEL_SANITIZED")
 
 
+LIBASAN_FORK_REASON = (
+    "a failure inside Debian 12's libasan (GCC 12), not a report about our code: in a "
+    "forked child, librdkafka's new broker thread passes getaddrinfo a buffer on its "
+    "stack, ASan takes it for poisoned (most likely the stale shadow of a parent "
+    "thread's stack that glibc reuses in the child) and then aborts on its own CHECK "
+    "(asan_thread.cpp:371, kCurrentStackFrameMagic) while describing it; about 1 run "
+    "in 6.  The release, 3.10 and newest-Python passes run it"
+)
+
+
 # Skips that stay legitimate under the no-skip policy: "file::test" -> (why,
 # condition).  The skip is allowed only while condition() is true; anywhere
 # else it fails the run like any other.  Keep this list short and explained.
@@ -67,14 +77,9 @@ ALLOWED_SKIPS = {
         running_under_asan,
     ),
     "test_kafka_logger.py::test_a_forked_child_logs_through_its_own_producer": (
-        "a failure inside Debian 12's libasan (GCC 12), not a report about our code: in a "
-        "forked child, librdkafka's new broker thread passes getaddrinfo a buffer on its "
-        "stack, ASan takes it for poisoned (most likely the stale shadow of a parent "
-        "thread's stack that glibc reuses in the child) and then aborts on its own CHECK "
-        "(asan_thread.cpp:371, kCurrentStackFrameMagic) while describing it; about 1 run "
-        "in 6.  The release, 3.10 and newest-Python passes run it",
-        running_under_asan,
-    ),
+        LIBASAN_FORK_REASON, running_under_asan),
+    "test_kafka_transactions.py::test_a_forked_child_does_not_fence_its_parent": (
+        LIBASAN_FORK_REASON, running_under_asan),
     # A whole file: "file::*" (a test's own entry above wins).
     "test_c_leaks.py::*": (
         "the live-allocation counter exists only in test builds; the sanitizer pass is one "
