@@ -132,10 +132,10 @@ def test_a_long_transactional_id_still_means_transactions(kafka, topic, spool):
 @pytest.mark.filterwarnings(  # the point of the test: the writer's and librdkafka's threads
     "ignore:This process .* is multi-threaded, use of fork:DeprecationWarning")
 def test_a_forked_child_does_not_fence_its_parent(kafka, topic, spool):
-    if running_under_asan():  # see ALLOWED_SKIPS in conftest.py
-        pytest.skip("libasan's false report in a forked child's librdkafka thread")
     """The child's producer gets "<id>-<child pid>": with the parent's id its
     init_transactions would fence the parent's live producer."""
+    if running_under_asan():  # see ALLOWED_SKIPS in conftest.py
+        pytest.skip("libasan's false report in a forked child's librdkafka thread")
     logger = make_logger(kafka, topic, spool, batch_size=10, transactional_id=f"qbel-{topic}")
     logger.log(uid=1, event_type="API", event_data={"seq": 0})
     assert logger.flush(timeout=30)
