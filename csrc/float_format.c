@@ -38,7 +38,9 @@
 #if defined(__GNUC__) || defined(__clang__)
 #define FORCE_INLINE inline __attribute__((always_inline))
 #define UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define COLD_NOINLINE __attribute__((noinline, cold))
 #else
+#define COLD_NOINLINE
 #define FORCE_INLINE inline
 #define UNLIKELY(x) (x)
 #endif
@@ -294,6 +296,26 @@ schubfach_regular(uint64_t c, int q)
     return (fast_decimal){{digits, k + shorter, 0}, !undecided};
 }
 
+/* Schubfach proper for what schubfach_regular() leaves: subnormals, the
+ * irregular powers of two and the undecided (about 1 in 10^16 random
+ * doubles).  Out of line, so that the hot path keeps only `bits` alive
+ * across the fast product instead of spilling c, q and the flags. */
+static COLD_NOINLINE counted_decimal
+shortest_decimal_exact(uint64_t bits)
+{
+    const uint64_t fraction = bits & (HIDDEN_BIT - 1);
+    const int biased_exponent = (int)((bits >> SIGNIFICAND_BITS) & EXPONENT_MASK);
+    counted_decimal exact;
+    if (biased_exponent == 0) {
+        exact = schubfach(fraction, 1 - EXPONENT_BIAS, false);
+    }
+    else {
+        exact = schubfach(fraction | HIDDEN_BIT, biased_exponent - EXPONENT_BIAS,
+                          fraction == 0 && biased_exponent > 1);
+    }
+    return strip_trailing_zeros(exact.digits, exact.exponent, decimal_digit_count(exact.digits));
+}
+
 /* The shortest decimal of |value| (finite, not zero) and its length.  A
  * normal double's Schubfach digits number 15 to 17 before stripping (v *
  * 10^-k lies in [2^52, 10 * 2^53), one digit fewer when shorter), so two
@@ -303,10 +325,8 @@ shortest_decimal(uint64_t bits)
 {
     const uint64_t fraction = bits & (HIDDEN_BIT - 1);
     const int biased_exponent = (int)((bits >> SIGNIFICAND_BITS) & EXPONENT_MASK);
-    if (biased_exponent == 0) {
-        counted_decimal subnormal = schubfach(fraction, 1 - EXPONENT_BIAS, false);
-        return strip_trailing_zeros(subnormal.digits, subnormal.exponent,
-                                    decimal_digit_count(subnormal.digits));
+    if (UNLIKELY(biased_exponent == 0)) {
+        return shortest_decimal_exact(bits);
     }
     const uint64_t c = fraction | HIDDEN_BIT;
     const int q = biased_exponent - EXPONENT_BIAS;
@@ -320,10 +340,10 @@ shortest_decimal(uint64_t bits)
     }
     const bool irregular = fraction == 0 && biased_exponent > 1;
     fast_decimal fast = schubfach_regular(c, q);
-    counted_decimal normal = fast.decimal;
     if (UNLIKELY(irregular | !fast.decided)) {
-        normal = schubfach(c, q, irregular);
+        return shortest_decimal_exact(bits);
     }
+    const counted_decimal normal = fast.decimal;
     const int length = 15 + (normal.digits >= 1000000000000000u) +
                        (normal.digits >= 10000000000000000u);
     return strip_trailing_zeros(normal.digits, normal.exponent, length);
@@ -437,7 +457,19 @@ write_digits_with_point(char *out, uint64_t n, int length, int point)
     return (size_t)length + 1;
 }
 #define SHORT_INTEGER_PART 7
+/* The `length` (1..17) digits of n at out, by the vector path for the 15
+ * to 17 of most doubles; 16 digits also write a '0' at out[-1]. */
+static FORCE_INLINE void
+write_leading_digits(char *out, uint64_t n, int length)
+{
+    (void)write_digits_keeping_head(out, n, length);
+}
 #else
+static void
+write_leading_digits(char *out, uint64_t n, int length)
+{
+    decimal_write_digits(out, n, length);
+}
 static size_t
 write_digits_with_point(char *out, uint64_t n, int length, int point)
 {
@@ -478,7 +510,8 @@ layout_fixed(char *out, uint64_t digits, int length, int decpt)
     if (decpt <= 0) {
         /* "0." and -decpt zeros (at most 3) before the digits */
         memcpy(out, "0.000000", 8);
-        decimal_write_digits(out + 2 - decpt, digits, length);
+        write_leading_digits(out + 2 - decpt, digits, length);
+        out[1] = '.'; /* 16 digits put a '0' before them, the '.' when decpt is 0 */
         return (size_t)(2 - decpt + length);
     }
     if (decpt < length) {
