@@ -38,7 +38,9 @@
 #if defined(__GNUC__) || defined(__clang__)
 #define FORCE_INLINE inline __attribute__((always_inline))
 #define UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define COLD_NOINLINE __attribute__((noinline, cold))
 #else
+#define COLD_NOINLINE
 #define FORCE_INLINE inline
 #define UNLIKELY(x) (x)
 #endif
@@ -294,6 +296,26 @@ schubfach_regular(uint64_t c, int q)
     return (fast_decimal){{digits, k + shorter, 0}, !undecided};
 }
 
+/* Schubfach proper for what schubfach_regular() leaves: subnormals, the
+ * irregular powers of two and the undecided (about 1 in 10^16 random
+ * doubles).  Out of line, so that the hot path keeps only `bits` alive
+ * across the fast product instead of spilling c, q and the flags. */
+static COLD_NOINLINE counted_decimal
+shortest_decimal_exact(uint64_t bits)
+{
+    const uint64_t fraction = bits & (HIDDEN_BIT - 1);
+    const int biased_exponent = (int)((bits >> SIGNIFICAND_BITS) & EXPONENT_MASK);
+    counted_decimal exact;
+    if (biased_exponent == 0) {
+        exact = schubfach(fraction, 1 - EXPONENT_BIAS, false);
+    }
+    else {
+        exact = schubfach(fraction | HIDDEN_BIT, biased_exponent - EXPONENT_BIAS,
+                          fraction == 0 && biased_exponent > 1);
+    }
+    return strip_trailing_zeros(exact.digits, exact.exponent, decimal_digit_count(exact.digits));
+}
+
 /* The shortest decimal of |value| (finite, not zero) and its length.  A
  * normal double's Schubfach digits number 15 to 17 before stripping (v *
  * 10^-k lies in [2^52, 10 * 2^53), one digit fewer when shorter), so two
@@ -303,10 +325,8 @@ shortest_decimal(uint64_t bits)
 {
     const uint64_t fraction = bits & (HIDDEN_BIT - 1);
     const int biased_exponent = (int)((bits >> SIGNIFICAND_BITS) & EXPONENT_MASK);
-    if (biased_exponent == 0) {
-        counted_decimal subnormal = schubfach(fraction, 1 - EXPONENT_BIAS, false);
-        return strip_trailing_zeros(subnormal.digits, subnormal.exponent,
-                                    decimal_digit_count(subnormal.digits));
+    if (UNLIKELY(biased_exponent == 0)) {
+        return shortest_decimal_exact(bits);
     }
     const uint64_t c = fraction | HIDDEN_BIT;
     const int q = biased_exponent - EXPONENT_BIAS;
@@ -320,10 +340,10 @@ shortest_decimal(uint64_t bits)
     }
     const bool irregular = fraction == 0 && biased_exponent > 1;
     fast_decimal fast = schubfach_regular(c, q);
-    counted_decimal normal = fast.decimal;
     if (UNLIKELY(irregular | !fast.decided)) {
-        normal = schubfach(c, q, irregular);
+        return shortest_decimal_exact(bits);
     }
+    const counted_decimal normal = fast.decimal;
     const int length = 15 + (normal.digits >= 1000000000000000u) +
                        (normal.digits >= 10000000000000000u);
     return strip_trailing_zeros(normal.digits, normal.exponent, length);
@@ -386,15 +406,17 @@ write_split_digits(char *out, uint64_t n, int length, int head)
 
 #ifdef DECIMAL_SWAR_DIGITS
 /* decimal_write_digits for width 1..17 that also returns the first 8
- * digits as the word stored for them (bytes past `width` zero).  Width 16
- * also writes a '0' at out[-1]: the caller has that byte and writes it
- * after. */
+ * digits as the word stored for them (bytes past `width` zero) and, in
+ * *next, the 9th to 16th digits as a word (for width >= 9; bytes past `width`
+ * undefined).  Width 16 also writes a '0' at out[-1]: the caller has that
+ * byte and writes it after. */
 static FORCE_INLINE uint64_t
-write_digits_keeping_head(char *out, uint64_t n, int width)
+write_digits_keeping_head(char *out, uint64_t n, int width, uint64_t *next)
 {
     if (width <= 8) {
         uint64_t word = decimal_eight_digits((uint32_t)n) >> (8 * (8 - width));
         memcpy(out, &word, 8);
+        *next = 0;
         return word;
     }
     uint64_t top = n / 10000000000000000u; /* a 17th digit, or 0 */
@@ -410,6 +432,7 @@ write_digits_keeping_head(char *out, uint64_t n, int width)
         uint64_t first = middle >> (8 * (16 - width));
         memcpy(out, &first, 8);
         memcpy(out + width - 8, &last, 8);
+        *next = last >> (8 * (16 - width));
         return first | ((last << (8 * (width - 9))) << 8); /* no shift by 64 */
     }
     /* 16 or 17 digits, a coin toss for random doubles: no branch on which,
@@ -419,7 +442,18 @@ write_digits_keeping_head(char *out, uint64_t n, int width)
     memcpy(out + width - 16, &middle, 8);
     memcpy(out + width - 8, &last, 8);
     const uint64_t seventeen = (uint64_t)0 - (uint64_t)(width == 17);
+    *next = (((middle >> 56) | (last << 8)) & seventeen) | (last & ~seventeen);
     return ((top | (middle << 8)) & seventeen) | (middle & ~seventeen);
+}
+
+/* The 8 bytes of `digits` (one a byte) with a '.' after the first `point`
+ * (0..7) and the rest one byte later, the last dropped. */
+static FORCE_INLINE uint64_t
+insert_point(uint64_t digits, int point)
+{
+    uint64_t below = ((uint64_t)1 << (8 * point)) - 1;
+    uint64_t above = ~((((uint64_t)1 << (8 * point)) << 8) - 1); /* 0 when point is 7 */
+    return (digits & below) | ((uint64_t)'.' << (8 * point)) | ((digits << 8) & above);
 }
 
 /* The `length` digits of n with a '.' after the first `point` (1..7,
@@ -429,22 +463,51 @@ write_digits_keeping_head(char *out, uint64_t n, int width)
 static FORCE_INLINE size_t
 write_digits_with_point(char *out, uint64_t n, int length, int point)
 {
-    uint64_t head = write_digits_keeping_head(out + 1, n, length);
-    uint64_t below = ((uint64_t)1 << (8 * point)) - 1;
-    uint64_t above = ~((((uint64_t)1 << (8 * point)) << 8) - 1); /* 0 when point is 7 */
-    uint64_t word = (head & below) | ((uint64_t)'.' << (8 * point)) | ((head << 8) & above);
+    uint64_t next;
+    uint64_t word = insert_point(write_digits_keeping_head(out + 1, n, length, &next), point);
     memcpy(out, &word, 8);
     return (size_t)length + 1;
 }
-#define SHORT_INTEGER_PART 7
+
+/* The same for a point after 8 to 15 digits (< length): the first 8 bytes
+ * and the 8 up to the point from registers. */
+static size_t
+write_digits_with_late_point(char *out, uint64_t n, int length, int point)
+{
+    uint64_t next;
+    uint64_t head = write_digits_keeping_head(out + 1, n, length, &next);
+    uint64_t word = insert_point(next, point - 8);
+    memcpy(out, &head, 8);
+    memcpy(out + 8, &word, 8);
+    return (size_t)length + 1;
+}
+
+/* The `length` (1..17) digits of n at out, by the vector path for the 15
+ * to 17 of most doubles; 16 digits also write a '0' at out[-1]. */
+static FORCE_INLINE void
+write_leading_digits(char *out, uint64_t n, int length)
+{
+    uint64_t next;
+    (void)write_digits_keeping_head(out, n, length, &next);
+}
 #else
+static void
+write_leading_digits(char *out, uint64_t n, int length)
+{
+    decimal_write_digits(out, n, length);
+}
 static size_t
 write_digits_with_point(char *out, uint64_t n, int length, int point)
 {
     write_split_digits(out, n, length, point);
     return (size_t)length + 1;
 }
-#define SHORT_INTEGER_PART 16
+
+static size_t
+write_digits_with_late_point(char *out, uint64_t n, int length, int point)
+{
+    return write_digits_with_point(out, n, length, point);
+}
 #endif
 
 /* "d.ddde+XX": repr's form when the point falls outside -4 < decpt <= 16. */
@@ -478,12 +541,16 @@ layout_fixed(char *out, uint64_t digits, int length, int decpt)
     if (decpt <= 0) {
         /* "0." and -decpt zeros (at most 3) before the digits */
         memcpy(out, "0.000000", 8);
-        decimal_write_digits(out + 2 - decpt, digits, length);
+        write_leading_digits(out + 2 - decpt, digits, length);
+        out[1] = '.'; /* 16 digits put a '0' before them, the '.' when decpt is 0 */
         return (size_t)(2 - decpt + length);
     }
     if (decpt < length) {
-        if (decpt <= SHORT_INTEGER_PART) {
+        if (decpt < 8) {
             return write_digits_with_point(out, digits, length, decpt);
+        }
+        if (decpt < 16) {
+            return write_digits_with_late_point(out, digits, length, decpt);
         }
         write_split_digits(out, digits, length, decpt);
         return (size_t)length + 1;

@@ -151,6 +151,21 @@ def test_decimal_looking_values():
     assert_like_repr(with_neighbours(values))
 
 
+def test_point_after_every_digit():
+    # "d.ddd" to "ddddddddddddddd.d": each place of the point (the layout has
+    # one path up to 7 integer digits and another from 8 to 15) for each
+    # length of the digits, and Unix timestamps with fractions (10 digits)
+    rng = random.Random(15)
+    values = []
+    for decpt in range(1, 17):
+        for length in range(decpt + 1, 18):
+            values += [rng.randrange(10 ** (length - 1), 10**length) / 10 ** (length - decpt)
+                       for _ in range(300)]
+    values += [rng.uniform(1.7e9, 1.8e9) for _ in range(20_000)]
+    assert {len(repr(x).split(".")[0]) for x in values} == set(range(1, 17))
+    assert_like_repr(with_neighbours(values))
+
+
 def test_random_bit_patterns():
     rng = random.Random(14)
     values = (float_from_bits(rng.getrandbits(64)) for _ in range(200_000))
