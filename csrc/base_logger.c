@@ -11,6 +11,7 @@
  * property builds from them.
  */
 #include "qbel.h"
+#include "writer_logger.h"
 
 #include "structmember.h"
 
@@ -918,6 +919,13 @@ base_logger_get_api_deny_list(PyObject *self, void *closure)
     return rules_list_from_table(state, table->rules, table->count);
 }
 
+PyDoc_STRVAR(fan_out_log_doc,
+             "_fan_out_log($self, members, uid, event_type, event_data, timestamp, /)\n--\n\n"
+             "For FanOutEventLogger.log: validate once, then each member's log(), the\n"
+             "writer-backed builtin members sharing one encoding.  [(member, exception)]\n"
+             "for the members that failed, or None (no member called) when the event\n"
+             "is invalid.");
+
 static PyMethodDef base_logger_methods[] = {
     {"log", (PyCFunction)(void (*)(void))base_logger_abstract_log, METH_FASTCALL | METH_KEYWORDS,
      abstract_log_doc},
@@ -930,6 +938,8 @@ static PyMethodDef base_logger_methods[] = {
      METH_FASTCALL | METH_KEYWORDS, should_log_api_request_doc},
     {"__init_subclass__", (PyCFunction)(void (*)(void))base_logger_init_subclass,
      METH_VARARGS | METH_KEYWORDS | METH_CLASS, init_subclass_doc},
+    {"_fan_out_log", (PyCFunction)(void (*)(void))fanout_log_members, METH_FASTCALL,
+     fan_out_log_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -108,6 +108,36 @@ void writer_logger_warn_operator(PyObject *self);
 int writer_logger_queue_event(PyObject *self, qbel_state *state, const event_fields *fields,
                               size_t max_json_bytes);
 
+/* ---- one encoding for several loggers (fan-out) ---------------------- */
+
+/* While a fan-out hands one event to its members on this thread, the
+ * members' writer_logger_queue_event encode its event_data once, into
+ * here, and each queues a copy (copying is far cheaper than encoding).
+ * Matched by the identity of event_data, so a nested log() of another
+ * event on the same thread (a plugin member, a logging handler) encodes
+ * its own. */
+typedef struct writer_logger_shared_event {
+    PyObject *event_data; /* borrowed; NULL for None */
+    bool encoded;         /* buffer holds its JSON */
+    byte_buffer buffer;
+    char inline_block[2048];
+    struct writer_logger_shared_event *previous;
+} writer_logger_shared_event;
+
+/* Make `shared` this thread's shared event until writer_logger_share_end
+ * (calls nest, ending in reverse order). */
+void writer_logger_share_begin(writer_logger_shared_event *shared, PyObject *event_data);
+void writer_logger_share_end(writer_logger_shared_event *shared);
+
+/* BaseEventLogger._fan_out_log(members, uid, event_type, event_data,
+ * timestamp) (fanout.c): validate once, then each member's log() -- the C
+ * one of a builtin member that does not override it, sharing one encoding
+ * among the writer-backed ones; member.log(...) with the arguments as
+ * given otherwise.  A list of (member, exception) for the members that
+ * raised an Exception (others propagate), or None, calling no member,
+ * when validation failed (each member then reports its own error). */
+PyObject *fanout_log_members(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+
 /* Stop the writer (flush for at most timeout_s, spool the rest) once;
  * later calls do nothing.  No exception set. */
 void writer_logger_close(writer_logger *logger, double timeout_s);

@@ -7,9 +7,12 @@ A member's failure never reaches the others or the caller: it is logged
 (package logger, at most once per member every FAILURE_LOG_INTERVAL_S, with
 how many failed since) and counted in stats()["member_failures"].  Members
 are any loggers of the registry, plugins included; each applies its own
-allow/deny lists to log_api_request.  Each builtin member validates and
-encodes the event itself, in the caller (the C encoder: about a microsecond
-for a typical event); the writer-backed members then queue it and return.
+allow/deny lists to log_api_request.  log() validates the event once and
+the writer-backed builtin members (db, kafka) share one encoding of it, in
+the caller: each queues its own copy of the bytes and applies its own size
+limit; a plugin member gets the arguments as given.  log_api_request and
+log_websocket_event still go through each member's own method, which
+encodes for itself.
 """
 
 from __future__ import annotations
@@ -84,6 +87,12 @@ class FanOutEventLogger(BaseEventLogger):
 
     def log(self, uid: Optional[int], event_type: Any, event_data: Any,
             timestamp: Optional[float] = None) -> None:
+        failures = self._fan_out_log(self._members, uid, event_type, event_data, timestamp)
+        if failures is not None:
+            for member, error in failures:
+                self._failed(member, "log()", error)
+            return
+        # an invalid event: each member raises its own error
         for member in self._members:
             try:
                 member.log(uid=uid, event_type=event_type, event_data=event_data,
