@@ -44,12 +44,7 @@ class PerMemberFanOut(FanOutEventLogger):
     """The fan-out before the shared encoding: each member's own log()."""
 
     def log(self, uid, event_type, event_data, timestamp=None):
-        for member in self._members:
-            try:
-                member.log(uid=uid, event_type=event_type, event_data=event_data,
-                           timestamp=timestamp)
-            except Exception as error:
-                self._failed(member, "log()", error)
+        self._log_each_member(uid, event_type, event_data, timestamp)
 
 
 def large_events(seed, count):

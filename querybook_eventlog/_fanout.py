@@ -88,11 +88,15 @@ class FanOutEventLogger(BaseEventLogger):
     def log(self, uid: Optional[int], event_type: Any, event_data: Any,
             timestamp: Optional[float] = None) -> None:
         failures = self._fan_out_log(self._members, uid, event_type, event_data, timestamp)
-        if failures is not None:
-            for member, error in failures:
-                self._failed(member, "log()", error)
+        if failures is None:  # an invalid event: each member raises its own error
+            self._log_each_member(uid, event_type, event_data, timestamp)
             return
-        # an invalid event: each member raises its own error
+        for member, error in failures:
+            self._failed(member, "log()", error)
+
+    def _log_each_member(self, uid: Optional[int], event_type: Any, event_data: Any,
+                         timestamp: Optional[float]) -> None:
+        """Each member's own log() (validating and encoding for itself)."""
         for member in self._members:
             try:
                 member.log(uid=uid, event_type=event_type, event_data=event_data,
