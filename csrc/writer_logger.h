@@ -129,15 +129,6 @@ typedef struct writer_logger_shared_event {
 void writer_logger_share_begin(writer_logger_shared_event *shared, PyObject *event_data);
 void writer_logger_share_end(writer_logger_shared_event *shared);
 
-/* BaseEventLogger._fan_out_log(members, uid, event_type, event_data,
- * timestamp) (fanout.c): validate once, then each member's log() -- the C
- * one of a builtin member that does not override it, sharing one encoding
- * among the writer-backed ones; member.log(...) with the arguments as
- * given otherwise.  A list of (member, exception) for the members that
- * raised an Exception (others propagate), or None, calling no member,
- * when validation failed (each member then reports its own error). */
-PyObject *fanout_log_members(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
-
 /* Stop the writer (flush for at most timeout_s, spool the rest) once;
  * later calls do nothing.  No exception set. */
 void writer_logger_close(writer_logger *logger, double timeout_s);

@@ -7,12 +7,11 @@ A member's failure never reaches the others or the caller: it is logged
 (package logger, at most once per member every FAILURE_LOG_INTERVAL_S, with
 how many failed since) and counted in stats()["member_failures"].  Members
 are any loggers of the registry, plugins included; each applies its own
-allow/deny lists to log_api_request.  log() validates the event once and
-the writer-backed builtin members (db, kafka) share one encoding of it, in
-the caller: each queues its own copy of the bytes and applies its own size
-limit; a plugin member gets the arguments as given.  log_api_request and
-log_websocket_event still go through each member's own method, which
-encodes for itself.
+allow/deny lists to log_api_request.  An event is validated and its
+event_data built once, and the writer-backed builtin members (db, kafka)
+share one encoding of it, in the caller: each queues its own copy of the
+bytes and applies its own size limit.  A plugin member (or one overriding
+the method) gets the arguments as given.
 """
 
 from __future__ import annotations
@@ -105,18 +104,14 @@ class FanOutEventLogger(BaseEventLogger):
                 self._failed(member, "log()", error)
 
     def log_api_request(self, uid: Optional[int], route: str, method: str, params: Any) -> None:
-        for member in self._members:
-            try:
-                member.log_api_request(uid=uid, route=route, method=method, params=params)
-            except Exception as error:
-                self._failed(member, "log_api_request()", error)
+        for member, error in self._fan_out_log_api_request(self._members, uid, route, method,
+                                                            params):
+            self._failed(member, "log_api_request()", error)
 
     def log_websocket_event(self, uid: Optional[int], route: str, args: Any, kwargs: Any) -> None:
-        for member in self._members:
-            try:
-                member.log_websocket_event(uid=uid, route=route, args=args, kwargs=kwargs)
-            except Exception as error:
-                self._failed(member, "log_websocket_event()", error)
+        for member, error in self._fan_out_log_websocket_event(self._members, uid, route, args,
+                                                                kwargs):
+            self._failed(member, "log_websocket_event()", error)
 
     def flush(self, timeout: Optional[float] = None) -> bool:
         """Flush every member that can (each for at most `timeout`); True when all did."""

@@ -6,6 +6,7 @@ member."""
 
 from __future__ import annotations
 
+import datetime
 import json
 
 from kafka_fixtures import *  # noqa: F401,F403  (the fixtures: kafka, topic, spool)
@@ -41,7 +42,7 @@ def db_member(db, tmp_path, **options):
 
 
 def table_rows(db):
-    return [(int(row[0]), row[1], json.loads(row[2])) for row in db.sql(
+    return [(row[0] and int(row[0]), row[1], json.loads(row[2])) for row in db.sql(
         "SELECT uid, event_type, event_data FROM event_log ORDER BY id")]
 
 
@@ -133,4 +134,76 @@ def test_a_bad_event_is_reported_by_every_member_and_nothing_is_queued(db, tmp_p
     assert table_rows(db) == []
     assert [event[1] for event in plugin.events] == ["NOPE", "VIEW"]  # plugins decide for themselves
     assert fan_out.stats()["member_failures"] == {"db": 2, "collecting": 0}
+    fan_out.close(timeout=10)
+
+
+class CountedDate(datetime.date):
+    """The encoder calls a date subclass's isoformat(): one call, one encoding."""
+
+    encodings = 0
+
+    def isoformat(self):
+        type(self).encodings += 1
+        return super().isoformat()
+
+
+def test_api_requests_and_websocket_events_encoded_once_with_each_members_rules(
+        db, kafka, topic, spool, tmp_path):
+    db.add_users(1)
+    plugin = Collecting()
+    fan_out = FanOutEventLogger([db_member(db, tmp_path), make_logger(kafka, topic, spool),
+                                 plugin])
+    CountedDate.encodings = 0
+    day = CountedDate(2024, 5, 6)
+    fan_out.log_api_request(uid=1, route="/datadoc/", method="GET",
+                            params={"day": day, "q": "x" * 200})
+    # the DB logger denies this route (upstream's list), Kafka does not
+    fan_out.log_api_request(uid=1, route="/announcement/", method="GET", params={"day": day})
+    fan_out.log_websocket_event(uid=1, route="/datadoc/run", args=[day], kwargs={"k": 1})
+    assert CountedDate.encodings == 3  # once per event, however many members wrote it
+    assert fan_out.flush(timeout=60)
+    expected_api = {"method": "GET", "route": "/datadoc/",
+                    "params": {"day": "2024-05-06", "q": "x" * 128 + "..."}}
+    expected_ws = {"route": "/datadoc/run", "args": ["2024-05-06"], "kwargs": {"k": 1}}
+    assert [row[1:] for row in table_rows(db)] == [("API", expected_api),
+                                                   ("WEBSOCKET", expected_ws)]
+    messages = envelopes(kafka, topic, 3)
+    assert sorted((e["event_type"], e["event_data"]["route"]) for e in messages) == [
+        ("API", "/announcement/"), ("API", "/datadoc/"), ("WEBSOCKET", "/datadoc/run")]
+    assert [e["event_data"] for e in messages if e["event_data"]["route"] == "/datadoc/"] == [
+        expected_api]
+    # the plugin's own log() got the built event_data (as its own log_api_request would)
+    assert [(str(event[1]), event[2]["route"]) for event in plugin.events] == [
+        ("EventType.API", "/datadoc/"), ("EventType.API", "/announcement/"),
+        ("EventType.WEBSOCKET", "/datadoc/run")]
+    assert fan_out.stats()["member_failures"] == {"db": 0, "kafka": 0, "collecting": 0}
+    fan_out.close(timeout=10)
+
+
+class OwnApiRequests(BaseEventLogger):
+    logger_name = "own"
+
+    def __init__(self):
+        self.calls = []
+
+    def log(self, uid, event_type, event_data, timestamp=None):
+        raise AssertionError("not called: log_api_request is overridden")
+
+    def log_api_request(self, uid, route, method, params):
+        self.calls.append((uid, route, method, params))
+        if route == "/fail/":
+            raise RuntimeError("own failure")
+
+
+def test_a_member_overriding_log_api_request_gets_the_arguments(db, tmp_path):
+    own = OwnApiRequests()
+    fan_out = FanOutEventLogger([own, db_member(db, tmp_path)])
+    params = {"a": "y" * 300}
+    fan_out.log_api_request(uid=None, route="/fail/", method="POST", params=params)
+    fan_out.log_api_request(uid=None, route="/ok/", method="GET", params=params)
+    assert own.calls == [(None, "/fail/", "POST", params), (None, "/ok/", "GET", params)]
+    assert own.calls[0][3] is params  # not pruned: the member's own method does that
+    assert fan_out.flush(timeout=30)
+    assert [row[2]["route"] for row in table_rows(db)] == ["/fail/", "/ok/"]
+    assert fan_out.stats()["member_failures"] == {"own": 1, "db": 0}
     fan_out.close(timeout=10)

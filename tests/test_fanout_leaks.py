@@ -32,6 +32,10 @@ def fan_out_round(fan_out, seed):
     fan_out.log(uid=None, event_type="VIEW", event_data={"bad": object()})  # no member encodes it
     fan_out.log(uid=None, event_type="NOPE", event_data={})  # invalid: the per-member path
     fan_out.log(uid=None, event_type="VIEW", event_data={"big": "x" * 5000})  # too big for db
+    fan_out.log_api_request(None, "/datadoc/", "GET", {"q": "z" * 200, "seed": seed})
+    fan_out.log_api_request(None, "/announcement/", "GET", {})  # denied by db only
+    fan_out.log_api_request(None, "/datadoc/", "GET", {"bad": object()})
+    fan_out.log_websocket_event(None, "/datadoc/run", [seed], {"k": large_event(seed)})
 
 
 def test_fan_out_db_and_kafka_balanced(live, db, kafka, topic, spool, tmp_path,  # noqa: F811
@@ -77,7 +81,7 @@ def test_fan_out_keeps_no_references(db, tmp_path):
     before = counts()
     rounds(100)
     assert counts() == before
-    assert fan_out.stats()["member_failures"] == {"db": 4 + 2 * 101, "raising": 54 + 3 * 101}
+    assert fan_out.stats()["member_failures"] == {"db": 6 + 2 * 101, "raising": 58 + 3 * 101}
     with pytest.raises(KeyboardInterrupt):  # not an Exception: it reaches the caller
 
         class Interrupting(BaseEventLogger):
