@@ -319,6 +319,7 @@ writer_logger_share_begin(writer_logger_shared_event *shared, PyObject *event_da
 {
     shared->event_data = event_data;
     shared->encoded = false;
+    shared->encoding = false;
     byte_buffer_init(&shared->buffer, shared->inline_block, sizeof(shared->inline_block));
     shared->previous = current_shared_event;
     current_shared_event = shared;
@@ -340,7 +341,10 @@ queue_shared_event(PyObject *self, qbel_state *state, const event_fields *fields
 {
     if (!shared->encoded) {
         shared->buffer.length = 0;
-        if (event_fields_encode_data(state, fields, &shared->buffer) < 0) {
+        shared->encoding = true;
+        int status = event_fields_encode_data(state, fields, &shared->buffer);
+        shared->encoding = false;
+        if (status < 0) {
             return -1;
         }
         shared->encoded = true;
@@ -365,7 +369,9 @@ writer_logger_queue_event(PyObject *self, qbel_state *state, const event_fields 
                           size_t max_json_bytes)
 {
     writer_logger_shared_event *shared = current_shared_event;
-    if (shared != NULL && shared->event_data == fields->event_data) {
+    /* not while it is being encoded: user code run by the encoder may log
+     * the same object to another logger */
+    if (shared != NULL && shared->event_data == fields->event_data && !shared->encoding) {
         return queue_shared_event(self, state, fields, max_json_bytes, shared);
     }
     /* encoded after room for the record's header, so that a heap block

@@ -119,6 +119,7 @@ int writer_logger_queue_event(PyObject *self, qbel_state *state, const event_fie
 typedef struct writer_logger_shared_event {
     PyObject *event_data; /* borrowed; NULL for None */
     bool encoded;         /* buffer holds its JSON */
+    bool encoding;        /* being encoded into buffer right now */
     byte_buffer buffer;
     char inline_block[2048];
     struct writer_logger_shared_event *previous;

@@ -207,3 +207,34 @@ def test_a_member_overriding_log_api_request_gets_the_arguments(db, tmp_path):
     assert [row[2]["route"] for row in table_rows(db)] == ["/fail/", "/ok/"]
     assert fan_out.stats()["member_failures"] == {"own": 1, "db": 0}
     fan_out.close(timeout=10)
+
+
+def test_user_code_logging_the_same_object_while_it_is_encoded(db, tmp_path):
+    """A date subclass whose isoformat() logs the event that holds it to
+    another logger, while the fan-out's shared encoding of it is under way:
+    that logger encodes on its own (its row says "inner"), and the fan-out's
+    members share the outer encoding ("outer")."""
+    db.add_users(1)
+    side_logger = db_member(db, tmp_path / "side")
+    nested = []
+
+    class Reentrant(datetime.date):
+        def isoformat(self):
+            if nested:
+                return "inner"
+            nested.append(True)
+            side_logger.log(uid=1, event_type="VIEW", event_data=event)
+            return "outer"
+
+    event = {"day": Reentrant(2024, 1, 2), "tail": "t" * 3000}  # past the inline block
+    fan_out = FanOutEventLogger([db_member(db, tmp_path), make_logger_for_db_only(db, tmp_path)])
+    fan_out.log(uid=1, event_type="VIEW", event_data=event)
+    assert fan_out.flush(timeout=30) and side_logger.flush(timeout=30)
+    assert sorted(row[2]["day"] for row in table_rows(db)) == ["inner", "outer", "outer"]
+    assert all(row[2]["tail"] == "t" * 3000 for row in table_rows(db))
+    fan_out.close(timeout=10)
+    side_logger.close(timeout=10)
+
+
+def make_logger_for_db_only(db, tmp_path):
+    return db_member(db, tmp_path / "second")
