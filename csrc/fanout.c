@@ -6,6 +6,8 @@
  * everything else.  Caller thread, GIL held. */
 #include "fanout.h"
 
+#include <stddef.h>
+
 #include "writer_logger.h"
 
 /* member.log(uid=..., event_type=..., event_data=..., timestamp=...) with
@@ -221,42 +223,52 @@ fan_out_request_run(qbel_state *state, PyObject *const *args, Py_ssize_t nargs,
     return failures;
 }
 
-PyObject *
-fanout_log_api_request(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+/* What differs between the two methods, in static storage. */
+typedef struct fan_out_method {
+    const char *name;
+    bool apply_rules;
+    int event_type;
+    PyObject *(*build)(qbel_state *state, PyObject *route, PyObject *a, PyObject *b);
+    size_t third, fourth; /* offsets in qbel_state of the last two parameter names */
+} fan_out_method;
+
+static const fan_out_method api_request_method = {
+    "log_api_request", true, EVENT_TYPE_API, base_logger_api_request_data,
+    offsetof(qbel_state, str_method), offsetof(qbel_state, str_params)};
+
+static const fan_out_method websocket_event_method = {
+    "log_websocket_event", false, EVENT_TYPE_WEBSOCKET, base_logger_websocket_data,
+    offsetof(qbel_state, str_args), offsetof(qbel_state, str_kwargs)};
+
+static PyObject *
+fan_out_method_call(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                    const fan_out_method *method)
 {
     qbel_state *state = qbel_state_of_type(Py_TYPE(self));
     if (state == NULL) {
         return NULL;
     }
-    PyObject *names = PyTuple_Pack(4, state->str_uid, state->str_route, state->str_method,
-                                   state->str_params);
+    PyObject *names = PyTuple_Pack(4, state->str_uid, state->str_route,
+                                   *(PyObject **)((char *)state + method->third),
+                                   *(PyObject **)((char *)state + method->fourth));
     if (names == NULL) {
         return NULL;
     }
-    fan_out_request request = {.keyword_names = names, .apply_rules = true,
-                               .event_type = EVENT_TYPE_API,
-                               .build = base_logger_api_request_data};
-    PyObject *failures = fan_out_request_run(state, args, nargs, &request, "log_api_request");
+    fan_out_request request = {.keyword_names = names, .apply_rules = method->apply_rules,
+                               .event_type = method->event_type, .build = method->build};
+    PyObject *failures = fan_out_request_run(state, args, nargs, &request, method->name);
     Py_DECREF(names);
     return failures;
 }
 
 PyObject *
+fanout_log_api_request(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    return fan_out_method_call(self, args, nargs, &api_request_method);
+}
+
+PyObject *
 fanout_log_websocket_event(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    qbel_state *state = qbel_state_of_type(Py_TYPE(self));
-    if (state == NULL) {
-        return NULL;
-    }
-    PyObject *names = PyTuple_Pack(4, state->str_uid, state->str_route, state->str_args,
-                                   state->str_kwargs);
-    if (names == NULL) {
-        return NULL;
-    }
-    fan_out_request request = {.keyword_names = names, .apply_rules = false,
-                               .event_type = EVENT_TYPE_WEBSOCKET,
-                               .build = base_logger_websocket_data};
-    PyObject *failures = fan_out_request_run(state, args, nargs, &request, "log_websocket_event");
-    Py_DECREF(names);
-    return failures;
+    return fan_out_method_call(self, args, nargs, &websocket_event_method);
 }
