@@ -17,12 +17,16 @@ starts; the two sides of a pair run back to back, the order alternating.
            the table and in the Kafka member's stats (written).
   rows     "qb mix": Querybook-shaped events (bench/qb_events.py, about
            200-600 bytes of JSON); "20 KB": events of about 20 KB of JSON,
-           where encoding dominates.
+           where encoding dominates; "log_api_request": Querybook's API
+           requests (qb_events' GET and POST shapes) through
+           log_api_request, each member's rules applied (both log these
+           routes); per-member: each member's own log_api_request.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import statistics
 import sys
 import tempfile
@@ -31,6 +35,7 @@ import uuid
 
 from _common import QUICK, fresh_events  # first: it sets up the import path
 
+import qb_events  # noqa: E402
 from kafka_broker import KafkaBroker  # noqa: E402
 from querybook_eventlog import DBEventLogger, KafkaEventLogger  # noqa: E402
 from querybook_eventlog._fanout import FanOutEventLogger  # noqa: E402
@@ -46,12 +51,23 @@ class PerMemberFanOut(FanOutEventLogger):
     def log(self, uid, event_type, event_data, timestamp=None):
         self._log_each_member(uid, event_type, event_data, timestamp)
 
+    def log_api_request(self, uid, route, method, params):
+        for member in self._members:
+            member.log_api_request(uid=uid, route=route, method=method, params=params)
+
 
 def large_events(seed, count):
     """Fresh events of about 20 KB of JSON each."""
     return [(None, "VIEW", {"seq": seed * count + i, "cells": [
         {"id": j, "query": f"SELECT {j} FROM t_{seed}_{i} WHERE x = 'é{j}'", "score": j / 7}
         for j in range(250)]}) for i in range(count)]
+
+
+def api_requests(seed, count):
+    """Fresh log_api_request calls: ("API", {method, route, params})."""
+    rng = random.Random(seed)
+    return [(None, "API", (qb_events.api_post if rng.random() < 0.5 else qb_events.api_get)(rng))
+            for _ in range(count)]
 
 
 def side(kind, server, broker, spool, events):
@@ -67,7 +83,10 @@ def side(kind, server, broker, spool, events):
     for start in range(0, len(events), BLOCK):
         t0 = clock()
         for uid, event_type, data in events[start:start + BLOCK]:
-            log(uid, event_type, data)
+            if event_type == "API":
+                fan_out.log_api_request(uid, data["route"], data["method"], data["params"])
+            else:
+                log(uid, event_type, data)
         blocks.append((clock() - t0) / BLOCK)
     assert fan_out.flush(timeout=600)
     stats = fan_out.stats()
@@ -82,7 +101,8 @@ def main():
     from mariadb_server import MariaDBServer
 
     rows = {"qb mix": lambda seed: [(None, t, d) for _, t, d in fresh_events(seed, EVENTS)],
-            "20 KB": lambda seed: large_events(seed, EVENTS // 10)}
+            "20 KB": lambda seed: large_events(seed, EVENTS // 10),
+            "log_api_request": lambda seed: api_requests(seed, EVENTS)}
     results = {(row, kind): [] for row in rows for kind in ("shared", "per-member")}
     ratios = {row: [] for row in rows}
     server = MariaDBServer()
@@ -111,7 +131,7 @@ def main():
         server.cleanup()
     load = os.getloadavg()
     print(f"\nfan-out db,kafka: ns per log() call, median of {RUNS} runs (min-max); "
-          f"{EVENTS:,} qb-mix / {EVENTS // 10:,} 20 KB events per side; "
+          f"{EVENTS:,} qb-mix and API / {EVENTS // 10:,} 20 KB events per side; "
           f"load {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f} on {os.cpu_count()} cores; "
           f"{time.perf_counter() - started:.0f} s")
     print("| events | shared encoding (ns) | per-member (ns) | per-member / shared |")
