@@ -3,7 +3,8 @@
  * dict, the default and checked spool directory, timeouts, the operator
  * warnings the writer thread cannot give itself (it has no GIL), and the
  * writer_logger part of such a type with its methods (log's encode-and-
- * queue step, flush, close, __enter__/__exit__, stats, repr, dealloc).
+ * queue step, whose encoding a fan-out's members share; flush, close,
+ * __enter__/__exit__, stats, repr, dealloc).
  * db_logger.c and kafka_logger.c hold only what differs, in a
  * writer_logger_kind.
  *
