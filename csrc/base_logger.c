@@ -11,6 +11,7 @@
  * property builds from them.
  */
 #include "qbel.h"
+#include "fanout.h"
 
 #include "structmember.h"
 
@@ -784,6 +785,39 @@ base_logger_builtin_log(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
     Py_RETURN_NONE;
 }
 
+PyObject *
+base_logger_api_request_data(qbel_state *state, PyObject *route, PyObject *method,
+                             PyObject *params)
+{
+    PyObject *pruned = prune_params(params);
+    if (pruned == NULL) {
+        return NULL;
+    }
+    PyObject *event_data = PyDict_New();
+    if (event_data == NULL || PyDict_SetItem(event_data, state->str_method, method) < 0 ||
+        PyDict_SetItem(event_data, state->str_route, route) < 0 ||
+        PyDict_SetItem(event_data, state->str_params, pruned) < 0) {
+        Py_DECREF(pruned);
+        Py_XDECREF(event_data);
+        return NULL;
+    }
+    Py_DECREF(pruned);
+    return event_data;
+}
+
+PyObject *
+base_logger_websocket_data(qbel_state *state, PyObject *route, PyObject *args, PyObject *kwargs)
+{
+    PyObject *event_data = PyDict_New();
+    if (event_data == NULL || PyDict_SetItem(event_data, state->str_route, route) < 0 ||
+        PyDict_SetItem(event_data, state->str_args, args) < 0 ||
+        PyDict_SetItem(event_data, state->str_kwargs, kwargs) < 0) {
+        Py_XDECREF(event_data);
+        return NULL;
+    }
+    return event_data;
+}
+
 PyDoc_STRVAR(log_api_request_doc,
              "log_api_request($self, /, uid, route, method, params)\n--\n\n"
              "Log an API request as an EventType.API event, unless\n"
@@ -811,19 +845,10 @@ base_logger_log_api_request(PyObject *self, PyObject *const *args, Py_ssize_t na
     if (should_log <= 0) {
         return should_log < 0 ? NULL : Py_NewRef(Py_None);
     }
-    PyObject *pruned = prune_params(values[3]);
-    if (pruned == NULL) {
+    PyObject *event_data = base_logger_api_request_data(state, values[1], values[2], values[3]);
+    if (event_data == NULL) {
         return NULL;
     }
-    PyObject *event_data = PyDict_New();
-    if (event_data == NULL || PyDict_SetItem(event_data, state->str_method, values[2]) < 0 ||
-        PyDict_SetItem(event_data, state->str_route, values[1]) < 0 ||
-        PyDict_SetItem(event_data, state->str_params, pruned) < 0) {
-        Py_DECREF(pruned);
-        Py_XDECREF(event_data);
-        return NULL;
-    }
-    Py_DECREF(pruned);
     int status = base_logger_dispatch_log(logger, state, values[0], EVENT_TYPE_API, event_data);
     Py_DECREF(event_data);
     return status < 0 ? NULL : Py_NewRef(Py_None);
@@ -848,11 +873,8 @@ base_logger_log_websocket_event(PyObject *self, PyObject *const *args, Py_ssize_
     if (parse_arguments("log_websocket_event", args, nargs, kwnames, names, 4, 4, values) < 0) {
         return NULL;
     }
-    PyObject *event_data = PyDict_New();
-    if (event_data == NULL || PyDict_SetItem(event_data, state->str_route, values[1]) < 0 ||
-        PyDict_SetItem(event_data, state->str_args, values[2]) < 0 ||
-        PyDict_SetItem(event_data, state->str_kwargs, values[3]) < 0) {
-        Py_XDECREF(event_data);
+    PyObject *event_data = base_logger_websocket_data(state, values[1], values[2], values[3]);
+    if (event_data == NULL) {
         return NULL;
     }
     int status = base_logger_dispatch_log((base_logger_object *)self, state, values[0],
@@ -918,6 +940,23 @@ base_logger_get_api_deny_list(PyObject *self, void *closure)
     return rules_list_from_table(state, table->rules, table->count);
 }
 
+PyDoc_STRVAR(fan_out_log_doc,
+             "_fan_out_log($self, members, uid, event_type, event_data, timestamp, /)\n--\n\n"
+             "For FanOutEventLogger.log: validate once, then each member's log(), the\n"
+             "writer-backed builtin members sharing one encoding.  [(member, exception)]\n"
+             "for the members that failed, or None (no member called) when the event\n"
+             "is invalid.");
+
+PyDoc_STRVAR(fan_out_log_api_request_doc,
+             "_fan_out_log_api_request($self, members, uid, route, method, params, /)\n--\n\n"
+             "For FanOutEventLogger.log_api_request: each member's own allow/deny rules,\n"
+             "one event_data for those that log it, shared by the writer-backed ones.\n"
+             "[(member, exception)] for the members that failed.");
+
+PyDoc_STRVAR(fan_out_log_websocket_event_doc,
+             "_fan_out_log_websocket_event($self, members, uid, route, args, kwargs, /)\n--\n\n"
+             "For FanOutEventLogger.log_websocket_event, as _fan_out_log_api_request.");
+
 static PyMethodDef base_logger_methods[] = {
     {"log", (PyCFunction)(void (*)(void))base_logger_abstract_log, METH_FASTCALL | METH_KEYWORDS,
      abstract_log_doc},
@@ -930,6 +969,12 @@ static PyMethodDef base_logger_methods[] = {
      METH_FASTCALL | METH_KEYWORDS, should_log_api_request_doc},
     {"__init_subclass__", (PyCFunction)(void (*)(void))base_logger_init_subclass,
      METH_VARARGS | METH_KEYWORDS | METH_CLASS, init_subclass_doc},
+    {"_fan_out_log", (PyCFunction)(void (*)(void))fanout_log_members, METH_FASTCALL,
+     fan_out_log_doc},
+    {"_fan_out_log_api_request", (PyCFunction)(void (*)(void))fanout_log_api_request,
+     METH_FASTCALL, fan_out_log_api_request_doc},
+    {"_fan_out_log_websocket_event", (PyCFunction)(void (*)(void))fanout_log_websocket_event,
+     METH_FASTCALL, fan_out_log_websocket_event_doc},
     {NULL, NULL, 0, NULL},
 };
 

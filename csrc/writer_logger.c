@@ -3,7 +3,8 @@
  * dict, the default and checked spool directory, timeouts, the operator
  * warnings the writer thread cannot give itself (it has no GIL), and the
  * writer_logger part of such a type with its methods (log's encode-and-
- * queue step, flush, close, __enter__/__exit__, stats, repr, dealloc).
+ * queue step, whose encoding a fan-out's members share; flush, close,
+ * __enter__/__exit__, stats, repr, dealloc).
  * db_logger.c and kafka_logger.c hold only what differs, in a
  * writer_logger_kind.
  *
@@ -281,11 +282,99 @@ writer_logger_warn_operator(PyObject *self)
  * subclass's items()), which may call close(); close() never frees the
  * writer (only dealloc does), so the writer read afterwards is the one
  * the caller ensured and stays valid for as long as `self` does. */
+/* The writer to queue `json_length` bytes of JSON on: NULL with
+ * ValueError when that is more than `max_json_bytes` or when the logger
+ * was closed (user code ran while encoding). */
+static writer *
+writer_for_encoded(PyObject *self, size_t json_length, size_t max_json_bytes)
+{
+    writer_logger *logger = WRITER_LOGGER(self);
+    if (json_length > max_json_bytes) {
+        logger->kind->raise_too_large(self, json_length);
+        return NULL;
+    }
+    if (logger->closed || logger->writer == NULL) {
+        PyErr_SetString(PyExc_ValueError, "logger is closed");
+        return NULL;
+    }
+    return logger->writer;
+}
+
+/* Queue `record`, which the writer owns from here. */
+static void
+enqueue_record_take(writer *w, event_record *record)
+{
+    if (writer_try_enqueue(w, record) != 0) {
+        /* overflow: a local file append, without the GIL */
+        Py_BEGIN_ALLOW_THREADS
+        writer_submit(w, record);
+        Py_END_ALLOW_THREADS
+    }
+}
+
+/* The fan-out's event this thread is handing to its members, or NULL. */
+static _Thread_local writer_logger_shared_event *current_shared_event;
+
+void
+writer_logger_share_begin(writer_logger_shared_event *shared, PyObject *event_data)
+{
+    shared->event_data = event_data;
+    shared->encoded = false;
+    shared->encoding = false;
+    byte_buffer_init(&shared->buffer, shared->inline_block, sizeof(shared->inline_block));
+    shared->previous = current_shared_event;
+    current_shared_event = shared;
+}
+
+void
+writer_logger_share_end(writer_logger_shared_event *shared)
+{
+    current_shared_event = shared->previous;
+    byte_buffer_release(&shared->buffer);
+}
+
+/* writer_logger_queue_event for the fan-out's shared event: encoded by
+ * the first member (a failure leaves it to the next to try again), copied
+ * into each member's record. */
+static int
+queue_shared_event(PyObject *self, qbel_state *state, const event_fields *fields,
+                   size_t max_json_bytes, writer_logger_shared_event *shared)
+{
+    if (!shared->encoded) {
+        shared->buffer.length = 0;
+        shared->encoding = true;
+        int status = event_fields_encode_data(state, fields, &shared->buffer);
+        shared->encoding = false;
+        if (status < 0) {
+            return -1;
+        }
+        shared->encoded = true;
+    }
+    writer *w = writer_for_encoded(self, shared->buffer.length, max_json_bytes);
+    if (w == NULL) {
+        return -1;
+    }
+    event_record *record = event_record_new(fields->created_at_us, fields->uid,
+                                            fields->uid_is_null, fields->event_type,
+                                            shared->buffer.data, shared->buffer.length);
+    if (record == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    enqueue_record_take(w, record);
+    return 0;
+}
+
 int
 writer_logger_queue_event(PyObject *self, qbel_state *state, const event_fields *fields,
                           size_t max_json_bytes)
 {
-    writer_logger *logger = WRITER_LOGGER(self);
+    writer_logger_shared_event *shared = current_shared_event;
+    /* not while it is being encoded: user code run by the encoder may log
+     * the same object to another logger */
+    if (shared != NULL && shared->event_data == fields->event_data && !shared->encoding) {
+        return queue_shared_event(self, state, fields, max_json_bytes, shared);
+    }
     /* encoded after room for the record's header, so that a heap block
      * becomes the record as it is (no second copy of a large event) */
     char inline_block[2048];
@@ -296,16 +385,9 @@ writer_logger_queue_event(PyObject *self, qbel_state *state, const event_fields 
         byte_buffer_release(&buffer);
         return -1;
     }
-    size_t json_length = buffer.length - EVENT_RECORD_HEADER_SIZE;
-    if (json_length > max_json_bytes) {
-        logger->kind->raise_too_large(self, json_length);
-        byte_buffer_release(&buffer);
-        return -1;
-    }
-    /* user code ran during encoding: look again */
-    writer *w = logger->writer;
-    if (logger->closed || w == NULL) {
-        PyErr_SetString(PyExc_ValueError, "logger is closed");
+    /* user code ran during encoding: the logger may be closed now */
+    writer *w = writer_for_encoded(self, buffer.length - EVENT_RECORD_HEADER_SIZE, max_json_bytes);
+    if (w == NULL) {
         byte_buffer_release(&buffer);
         return -1;
     }
@@ -315,12 +397,7 @@ writer_logger_queue_event(PyObject *self, qbel_state *state, const event_fields 
         PyErr_NoMemory();
         return -1;
     }
-    if (writer_try_enqueue(w, record) != 0) {
-        /* overflow: a local file append, without the GIL */
-        Py_BEGIN_ALLOW_THREADS
-        writer_submit(w, record);
-        Py_END_ALLOW_THREADS
-    }
+    enqueue_record_take(w, record);
     return 0;
 }
 

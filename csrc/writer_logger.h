@@ -108,6 +108,28 @@ void writer_logger_warn_operator(PyObject *self);
 int writer_logger_queue_event(PyObject *self, qbel_state *state, const event_fields *fields,
                               size_t max_json_bytes);
 
+/* ---- one encoding for several loggers (fan-out) ---------------------- */
+
+/* While a fan-out hands one event to its members on this thread, the
+ * members' writer_logger_queue_event encode its event_data once, into
+ * here, and each queues a copy (copying is far cheaper than encoding).
+ * Matched by the identity of event_data, so a nested log() of another
+ * event on the same thread (a plugin member, a logging handler) encodes
+ * its own. */
+typedef struct writer_logger_shared_event {
+    PyObject *event_data; /* borrowed; NULL for None */
+    bool encoded;         /* buffer holds its JSON */
+    bool encoding;        /* being encoded into buffer right now */
+    byte_buffer buffer;
+    char inline_block[2048];
+    struct writer_logger_shared_event *previous;
+} writer_logger_shared_event;
+
+/* Make `shared` this thread's shared event until writer_logger_share_end
+ * (calls nest, ending in reverse order). */
+void writer_logger_share_begin(writer_logger_shared_event *shared, PyObject *event_data);
+void writer_logger_share_end(writer_logger_shared_event *shared);
+
 /* Stop the writer (flush for at most timeout_s, spool the rest) once;
  * later calls do nothing.  No exception set. */
 void writer_logger_close(writer_logger *logger, double timeout_s);

@@ -48,6 +48,33 @@ class BaseEventLogger:
     def log_websocket_event(
         self, uid: Optional[int], route: str, args: List[Any], kwargs: Dict[str, Any]
     ) -> None: ...
+    def _fan_out_log(
+        self,
+        members: tuple[BaseEventLogger, ...],
+        uid: Optional[int],
+        event_type: _EventTypeArg,
+        event_data: _EventData,
+        timestamp: Optional[float],
+        /,
+    ) -> Optional[list[tuple[BaseEventLogger, Exception]]]: ...
+    def _fan_out_log_api_request(
+        self,
+        members: tuple[BaseEventLogger, ...],
+        uid: Optional[int],
+        route: str,
+        method: str,
+        params: Mapping[str, Any],
+        /,
+    ) -> list[tuple[BaseEventLogger, Exception]]: ...
+    def _fan_out_log_websocket_event(
+        self,
+        members: tuple[BaseEventLogger, ...],
+        uid: Optional[int],
+        route: str,
+        args: List[Any],
+        kwargs: Dict[str, Any],
+        /,
+    ) -> list[tuple[BaseEventLogger, Exception]]: ...
 
 class NullEventLogger(BaseEventLogger):
     def __init__(self) -> None: ...

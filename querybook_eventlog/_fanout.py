@@ -7,9 +7,11 @@ A member's failure never reaches the others or the caller: it is logged
 (package logger, at most once per member every FAILURE_LOG_INTERVAL_S, with
 how many failed since) and counted in stats()["member_failures"].  Members
 are any loggers of the registry, plugins included; each applies its own
-allow/deny lists to log_api_request.  Each builtin member validates and
-encodes the event itself, in the caller (the C encoder: about a microsecond
-for a typical event); the writer-backed members then queue it and return.
+allow/deny lists to log_api_request.  An event is validated and its
+event_data built once, and the writer-backed builtin members (db, kafka)
+share one encoding of it, in the caller: each queues its own copy of the
+bytes and applies its own size limit.  A plugin member (or one overriding
+the method) gets the arguments as given.
 """
 
 from __future__ import annotations
@@ -84,6 +86,16 @@ class FanOutEventLogger(BaseEventLogger):
 
     def log(self, uid: Optional[int], event_type: Any, event_data: Any,
             timestamp: Optional[float] = None) -> None:
+        failures = self._fan_out_log(self._members, uid, event_type, event_data, timestamp)
+        if failures is None:  # an invalid event: each member raises its own error
+            self._log_each_member(uid, event_type, event_data, timestamp)
+            return
+        for member, error in failures:
+            self._failed(member, "log()", error)
+
+    def _log_each_member(self, uid: Optional[int], event_type: Any, event_data: Any,
+                         timestamp: Optional[float]) -> None:
+        """Each member's own log() (validating and encoding for itself)."""
         for member in self._members:
             try:
                 member.log(uid=uid, event_type=event_type, event_data=event_data,
@@ -92,18 +104,14 @@ class FanOutEventLogger(BaseEventLogger):
                 self._failed(member, "log()", error)
 
     def log_api_request(self, uid: Optional[int], route: str, method: str, params: Any) -> None:
-        for member in self._members:
-            try:
-                member.log_api_request(uid=uid, route=route, method=method, params=params)
-            except Exception as error:
-                self._failed(member, "log_api_request()", error)
+        for member, error in self._fan_out_log_api_request(self._members, uid, route, method,
+                                                            params):
+            self._failed(member, "log_api_request()", error)
 
     def log_websocket_event(self, uid: Optional[int], route: str, args: Any, kwargs: Any) -> None:
-        for member in self._members:
-            try:
-                member.log_websocket_event(uid=uid, route=route, args=args, kwargs=kwargs)
-            except Exception as error:
-                self._failed(member, "log_websocket_event()", error)
+        for member, error in self._fan_out_log_websocket_event(self._members, uid, route, args,
+                                                                kwargs):
+            self._failed(member, "log_websocket_event()", error)
 
     def flush(self, timeout: Optional[float] = None) -> bool:
         """Flush every member that can (each for at most `timeout`); True when all did."""
