@@ -898,7 +898,7 @@ static const sink_ops kafka_sink_ops = {
 /* ---- the factory ---------------------------------------------------------- */
 
 static sink *
-factory_make(const void *config)
+kind_make(const void *config)
 {
     kafka_sink *self = qbel_calloc(1, sizeof(*self));
     if (self == NULL) {
@@ -913,39 +913,29 @@ factory_make(const void *config)
     return &self->base;
 }
 
-static void *
-factory_copy_config(const void *config)
+static int
+kind_copy_config(void *target, const void *source)
 {
-    kafka_sink_config *copy = qbel_calloc(1, sizeof(*copy));
-    if (copy != NULL && kafka_sink_config_copy(copy, config) < 0) {
-        qbel_free(copy);
-        copy = NULL;
-    }
-    return copy;
+    return kafka_sink_config_copy(target, source);
 }
 
 static void
-factory_free_config(void *config)
+kind_clear_config(void *config)
 {
     kafka_sink_config_free(config);
-    qbel_free(config);
 }
+
+static const sink_kind kafka_kind = {sizeof(kafka_sink_config), kind_copy_config,
+                                     kind_clear_config, kind_make};
 
 int
 kafka_sink_factory(sink_factory *out, const kafka_sink_config *config)
 {
-    memset(out, 0, sizeof(*out));
     char identity[SINK_IDENTITY_MAX];
     snprintf(identity, sizeof(identity), "kafka://%s#%s",
              config->bootstrap_servers ? config->bootstrap_servers : "",
              config->topic ? config->topic : "");
-    out->make = factory_make;
-    out->copy_config = factory_copy_config;
-    out->free_config = factory_free_config;
-    out->config = factory_copy_config(config);
-    out->identity = qbel_strdup(identity);
-    if (out->config == NULL || out->identity == NULL) {
-        sink_factory_free(out);
+    if (sink_factory_init(out, &kafka_kind, config, identity) < 0) {
         return -1;
     }
     ((kafka_sink_config *)out->config)->owner_pid = (long)getpid();

@@ -654,29 +654,26 @@ mysql_sink_new(const mysql_sink_config *config)
 
 /* ------------------------------------------------------------- the factory */
 
+static int
+kind_copy_config(void *target, const void *source)
+{
+    return mysql_sink_config_copy(target, source);
+}
+
+static void
+kind_clear_config(void *config)
+{
+    mysql_sink_config_free(config);
+}
+
 static sink *
-factory_make(const void *config)
+kind_make(const void *config)
 {
     return mysql_sink_new(config);
 }
 
-static void *
-factory_copy_config(const void *config)
-{
-    mysql_sink_config *copy = qbel_calloc(1, sizeof(*copy));
-    if (copy != NULL && mysql_sink_config_copy(copy, config) < 0) {
-        qbel_free(copy);
-        copy = NULL;
-    }
-    return copy;
-}
-
-static void
-factory_free_config(void *config)
-{
-    mysql_sink_config_free(config);
-    qbel_free(config);
-}
+static const sink_kind mysql_kind = {sizeof(mysql_sink_config), kind_copy_config,
+                                     kind_clear_config, kind_make};
 
 int
 mysql_sink_identity(const mysql_sink_config *config, char *out, size_t size)
@@ -706,14 +703,5 @@ mysql_sink_factory(sink_factory *out, const mysql_sink_config *config)
     }
     char identity[SINK_IDENTITY_MAX];
     mysql_sink_identity(config, identity, sizeof(identity));
-    out->make = factory_make;
-    out->copy_config = factory_copy_config;
-    out->free_config = factory_free_config;
-    out->config = factory_copy_config(config);
-    out->identity = qbel_strdup(identity);
-    if (out->config == NULL || out->identity == NULL) {
-        sink_factory_free(out);
-        return -1;
-    }
-    return 0;
+    return sink_factory_init(out, &mysql_kind, config, identity);
 }

@@ -1,5 +1,5 @@
 /* sink.c: the sink factory's copy and lifetime (see sink.h).  The sinks
- * themselves live in one file per kind (mysql_sink.c). */
+ * themselves live in one file per kind (mysql_sink.c, kafka_sink.c). */
 #include "sink.h"
 
 #include <string.h>
@@ -7,29 +7,41 @@
 #include "qbel_alloc.h"
 
 int
-sink_factory_copy(sink_factory *target, const sink_factory *source)
+sink_factory_init(sink_factory *out, const sink_kind *kind, const void *config,
+                  const char *identity)
 {
-    memset(target, 0, sizeof(*target));
-    if (source->config == NULL) {
-        return 0;
+    memset(out, 0, sizeof(*out));
+    out->kind = kind;
+    out->config = qbel_calloc(1, kind->config_size);
+    if (out->config != NULL && kind->copy_config(out->config, config) < 0) {
+        qbel_free(out->config);
+        out->config = NULL;
     }
-    target->make = source->make;
-    target->copy_config = source->copy_config;
-    target->free_config = source->free_config;
-    target->config = source->copy_config(source->config);
-    target->identity = qbel_strdup(source->identity != NULL ? source->identity : "");
-    if (target->config == NULL || target->identity == NULL) {
-        sink_factory_free(target);
+    out->identity = qbel_strdup(identity);
+    if (out->config == NULL || out->identity == NULL) {
+        sink_factory_free(out);
         return -1;
     }
     return 0;
+}
+
+int
+sink_factory_copy(sink_factory *target, const sink_factory *source)
+{
+    if (source->config == NULL) {
+        memset(target, 0, sizeof(*target));
+        return 0;
+    }
+    return sink_factory_init(target, source->kind, source->config,
+                             source->identity != NULL ? source->identity : "");
 }
 
 void
 sink_factory_free(sink_factory *factory)
 {
     if (factory->config != NULL) {
-        factory->free_config(factory->config);
+        factory->kind->clear_config(factory->config);
+        qbel_free(factory->config);
     }
     qbel_free(factory->identity);
     memset(factory, 0, sizeof(*factory));
@@ -38,7 +50,7 @@ sink_factory_free(sink_factory *factory)
 sink *
 sink_factory_make(const sink_factory *factory)
 {
-    return factory->config != NULL ? factory->make(factory->config) : NULL;
+    return factory->config != NULL ? factory->kind->make(factory->config) : NULL;
 }
 
 const char *

@@ -182,16 +182,30 @@ sink_abandon(sink *self)
     }
 }
 
+/* What a kind of sink tells the factory: how large its configuration is,
+ * how to deep-copy and release one, and how to make a sink from one.
+ * `config` is opaque to everything but these functions. */
+typedef struct sink_kind {
+    size_t config_size;
+    /* Deep-copy `source` into the zeroed `target`: 0, or -1 on OOM (then
+     * `target` holds nothing that needs freeing). */
+    int (*copy_config)(void *target, const void *source);
+    void (*clear_config)(void *config); /* what it holds, not itself */
+    sink *(*make)(const void *config);  /* NULL on OOM or a bad config */
+} sink_kind;
+
 /* How to make sinks of one target: the writer makes a fresh one per thread
- * (and after fork), the replay path one of its own.  `config` is opaque to
- * everything but the implementation's functions. */
+ * (and after fork), the replay path one of its own. */
 typedef struct sink_factory {
-    sink *(*make)(const void *config);       /* NULL on OOM or a bad config */
-    void *(*copy_config)(const void *config); /* deep copy; NULL on OOM */
-    void (*free_config)(void *config);
+    const sink_kind *kind;
     void *config;   /* owned */
     char *identity; /* owned: the target, no password (see above) */
 } sink_factory;
+
+/* A factory of `kind` with a deep copy of `config` and `identity`.  0, or
+ * -1 on OOM (then `out` holds nothing that needs freeing). */
+int sink_factory_init(sink_factory *out, const sink_kind *kind, const void *config,
+                      const char *identity);
 
 /* Deep-copy `source` into `target`.  0, or -1 on OOM (then `target` holds
  * nothing that needs freeing). */

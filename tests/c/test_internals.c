@@ -208,11 +208,15 @@ static const sink_ops memory_ops = {
     memory_last_error, memory_free,         memory_free,
 };
 
+typedef struct memory_config {
+    char *name;
+} memory_config;
+
 static sink *
 memory_make(const void *config)
 {
     memory_sink *made = qbel_calloc(1, sizeof(*made));
-    if (made == NULL || (made->name = qbel_strdup(config)) == NULL) {
+    if (made == NULL || (made->name = qbel_strdup(((const memory_config *)config)->name)) == NULL) {
         qbel_free(made);
         return NULL;
     }
@@ -220,34 +224,41 @@ memory_make(const void *config)
     return &made->base;
 }
 
-static void *
-memory_copy_config(const void *config)
+static int
+memory_copy_config(void *target, const void *source)
 {
-    return qbel_strdup(config);
+    memory_config *copy = target;
+    copy->name = qbel_strdup(((const memory_config *)source)->name);
+    return copy->name != NULL ? 0 : -1;
 }
 
 static void
-memory_free_config(void *config)
+memory_clear_config(void *config)
 {
-    qbel_free(config);
+    qbel_free(((memory_config *)config)->name);
 }
+
+static const sink_kind memory_kind = {sizeof(memory_config), memory_copy_config,
+                                      memory_clear_config, memory_make};
 
 static void
 test_sink_factory_and_dispatch(void)
 {
-    char config[] = "cfg";
-    sink_factory factory = {memory_make, memory_copy_config, memory_free_config, config,
-                            "memory://here#t"};
+    char name[] = "cfg";
+    memory_config config = {name};
+    sink_factory factory = {&memory_kind, &config, "memory://here#t"};
     sink_factory copy;
     /* every allocation of the copy failing in turn: -1, nothing held */
-    for (long n = 1; n <= 2; n++) {
+    for (long n = 1; n <= 3; n++) {
         qbel_alloc_fail_at(n);
         CHECK(sink_factory_copy(&copy, &factory) == -1);
         CHECK(copy.config == NULL && copy.identity == NULL);
         qbel_alloc_fail_at(0);
     }
     CHECK(sink_factory_copy(&copy, &factory) == 0);
-    CHECK(copy.config != config && strcmp(copy.config, "cfg") == 0);
+    CHECK(copy.config != &config);
+    CHECK(((memory_config *)copy.config)->name != name);
+    CHECK(strcmp(((memory_config *)copy.config)->name, "cfg") == 0);
     CHECK(strcmp(sink_factory_identity(&copy), "memory://here#t") == 0);
     sink *made = sink_factory_make(&copy);
     CHECK(made != NULL && strcmp(made->ops->kind, "memory") == 0);
