@@ -92,8 +92,10 @@ class GaleraNode:
     def is_running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def start(self, new_cluster: bool = False) -> "GaleraNode":
-        """Launch (not waiting): the first node of a cluster with new_cluster."""
+    def start(self, new_cluster: bool = False,
+              donor: "GaleraNode | None" = None) -> "GaleraNode":
+        """Launch (not waiting): the first node of a cluster with new_cluster;
+        a joiner takes its state from `donor` when given (and it can)."""
         if self.is_running():
             return self
         os.makedirs(os.path.join(self.base_dir, "tmp"), exist_ok=True)
@@ -123,6 +125,8 @@ class GaleraNode:
         ]
         if new_cluster:
             command.append("--wsrep-new-cluster")
+        if donor is not None:  # the trailing comma: any other node if that one cannot
+            command.append(f"--wsrep-sst-donor={donor.name},")
         self.process = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL, env=testing.tool_environment(), start_new_session=True,
@@ -227,12 +231,14 @@ class GaleraCluster:
         self.start_seconds = time.monotonic() - began
         return self
 
-    def restart(self, node: GaleraNode) -> None:
+    def restart(self, node: GaleraNode, donor: GaleraNode | None = None) -> None:
         """Start a killed or stopped node again (joining the others) and wait
         until it is Synced.  A kill -9 leaves no saved position, so it comes
-        back by a full state transfer."""
+        back by a full state transfer, from `donor` when given: the rsync
+        transfer holds a read lock on the donor while it copies, so a test
+        names a donor that no logger writes to."""
         node.stop()
-        node.start()
+        node.start(donor=donor)
         node.wait_synced()
 
     def ensure_all_synced(self) -> None:

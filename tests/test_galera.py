@@ -1,7 +1,8 @@
 """The DB logger on a real 3-node MariaDB Galera cluster on loopback
 (tests/galera_cluster.py, one cluster for the module): failover of a
-three-host URL when the node in use is killed with SIGKILL or refuses
-queries, a single host spooling until its node is back, batches larger
+three-host URL when the node in use is killed with SIGKILL (each node in
+turn, the host list walked round) or refuses queries, no reconnect at all
+when a node not in use is killed, a single host spooling until its node is back, batches larger
 than wsrep_max_ws_rows, and a logger per node with worker restarts.
 
 Every test ends by counting its events by id on every node: none lost, none
@@ -18,6 +19,7 @@ import pytest
 
 from querybook_eventlog import DBEventLogger
 from querybook_eventlog._sqlclient import Connection
+from querybook_eventlog.testing import USER
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from galera_cluster import GaleraCluster, galera_available  # noqa: E402
@@ -53,13 +55,16 @@ def log_range(logger, run, numbers):
         logger.log(uid=n % 100 + 1, event_type="CLICK", event_data={"run": run, "n": n})
 
 
-def wait_for(predicate, what, timeout=WAIT_S):
+def wait_for(predicate, what, timeout=WAIT_S, detail=None):
+    """Until predicate() is true; past `timeout` an AssertionError naming
+    `what` (and what detail() says then)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
             return
         time.sleep(0.1)
-    raise AssertionError(f"not within {timeout:.0f} s: {what}")
+    raise AssertionError(f"not within {timeout:.0f} s: {what}"
+                         + (f" ({detail()})" if detail else ""))
 
 
 def assert_exactly_once_everywhere(cluster, run, total):
@@ -139,6 +144,111 @@ def test_kill_9_of_the_node_in_use_fails_over_to_another(galera, tmp_path):
     logger.close()
     galera.restart(first)
     assert_exactly_once_everywhere(galera, run, spooled + 1 + produced[0])
+
+
+class Producer:
+    """A thread logging ids first, first+1, ... in groups of 20 every 20 ms
+    (at most ~1,000 a second, so that minutes of kills and rejoins stay a
+    small table to count) until stop(): events keep coming after a kill,
+    however fast or slow this machine is.  stop() returns how many it
+    logged.  `most` only bounds the loop: it is far past any wait here."""
+
+    GROUP, PAUSE_S = 20, 0.02
+
+    def __init__(self, logger, run, first=0, most=2_000_000):
+        self.logger, self.run, self.first, self.most = logger, run, first, most
+        self.next = first
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._produce)
+        self._thread.start()
+
+    def _produce(self):
+        while not self._stop.is_set() and self.next < self.first + self.most:
+            log_range(self.logger, self.run, range(self.next, self.next + self.GROUP))
+            self.next += self.GROUP
+            time.sleep(self.PAUSE_S)
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join()
+        return self.next - self.first
+
+
+def nodes_in_use(cluster):
+    """The running nodes holding a connection of the logger's user (the
+    tests' own reads connect as root)."""
+    return [node for node in cluster.nodes if node.is_running() and node.sql(
+        f"SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = '{USER}'",
+        database=None) != [["0"]]]
+
+
+def wait_for_writes_on(cluster, logger, node, run, what):
+    """Until the logger is connected to `node` alone and 200 more of its
+    events are committed there."""
+    def detail():
+        return f"connected to {nodes_in_use(cluster)}, stats {logger.stats()}"
+    wait_for(lambda: nodes_in_use(cluster) == [node], f"the logger connected to {what}",
+             detail=detail)
+    before = landed(node, run)
+    wait_for(lambda: landed(node, run) > before + 200, f"events committed through {what}",
+             detail=detail)
+
+
+def test_kill_9_of_a_node_not_in_use_needs_no_reconnect(galera, tmp_path):
+    """The second host dies while the logger writes to the first: its
+    commits wait until Galera drops the dead node (the default 30 s read
+    timeout outlasts that), and the connection is never dropped."""
+    writing, killed = galera.nodes[0], galera.nodes[1]
+    run = new_run()
+    logger = DBEventLogger(galera.url(), spool_dir=str(tmp_path), batch_size=200,
+                           flush_interval=0.02, connect_timeout=2)
+    producer = Producer(logger, run)
+    try:
+        wait_for_writes_on(galera, logger, writing, run, "the first host")
+        killed.kill()
+        wait_for(lambda: writing.cluster_size() == 2, "Galera to drop the killed node")
+        wait_for_writes_on(galera, logger, writing, run, "the first host, after the drop")
+    finally:
+        produced = producer.stop()
+    assert logger.flush(timeout=WAIT_S)
+    stats = logger.stats()
+    logger.close()
+    assert (stats["written"], stats["reconnects"], stats["spooled"]) == (produced, 0, 0)
+    assert stats["last_error"] is None
+    galera.restart(killed)
+    assert_exactly_once_everywhere(galera, run, produced)
+
+
+def test_successive_kills_walk_the_host_list_round(galera, tmp_path):
+    """kill -9 of the node in use, three times: node 1 → node 2 → node 3 →
+    node 1 again.  Each killed node rejoins before the next kill (two of
+    three must stay for a primary component).  After node 2 dies the logger
+    goes on to node 3 although node 1 is back and first in the list: a lost
+    connection moves on from the host last used, and past the end of the
+    list it wraps round."""
+    nodes = galera.nodes
+    run = new_run()
+    logger = DBEventLogger(galera.url(), spool_dir=str(tmp_path), batch_size=200,
+                           flush_interval=0.02, connect_timeout=2)
+    producer = Producer(logger, run)
+    try:
+        wait_for_writes_on(galera, logger, nodes[0], run, nodes[0].name)
+        for step in range(3):
+            killed, onto, idle = nodes[step], nodes[(step + 1) % 3], nodes[(step + 2) % 3]
+            killed.kill()
+            wait_for_writes_on(galera, logger, onto, run,
+                               f"{onto.name} after {killed.name} died")
+            # the state comes from the node not in use: the rsync transfer
+            # read-locks its donor, which would hold the logger's commits
+            galera.restart(killed, donor=idle)
+    finally:
+        produced = producer.stop()
+    assert logger.flush(timeout=WAIT_S)
+    stats = logger.stats()
+    logger.close()
+    assert stats["written"] + stats["replayed"] == produced
+    assert stats["reconnects"] == 3
+    assert_exactly_once_everywhere(galera, run, produced)
 
 
 def test_a_single_host_spools_while_its_node_is_down_then_replays(galera, tmp_path):
