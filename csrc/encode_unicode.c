@@ -242,49 +242,89 @@ load8_ucs4(__m128i *c, const uint32_t *s)
     return _mm_movemask_epi8(astral) == 0;
 }
 
-/* One block of 8 at s[0..8): vectors when they can, else the scalar path. */
-#define DEFINE_STEP8(NAME, CHAR_TYPE, LOAD8, SCALAR)                                      \
-    SSE_TARGET static STEP_INLINE unsigned char *NAME(unsigned char *out, const CHAR_TYPE *s,  \
-                                                 size_t *surrogate_index)                 \
+/* Whole blocks of 8 from s[0..n) until one that the vectors cannot take
+ * (or fewer than 8 left); returns how many characters it took, and moves
+ * *out past their bytes. */
+#define DEFINE_SSE_BLOCKS(NAME, CHAR_TYPE, LOAD8)                                         \
+    SSE_TARGET static size_t NAME(unsigned char **out, const CHAR_TYPE *s, size_t n)      \
     {                                                                                     \
-        __m128i c;                                                                        \
-        if (LIKELY(LOAD8(&c, s))) {                                                       \
-            int written = transcode8_sse(out, c);                                         \
-            if (LIKELY(written >= 0)) {                                                   \
-                return out + written;                                                     \
-            }                                                                             \
-        }                                                                                 \
-        return SCALAR(out, s, 8, surrogate_index);                                        \
-    }
-
-DEFINE_STEP8(step8_latin1, uint8_t, load8_latin1, scalar_latin1)
-DEFINE_STEP8(step8_ucs2, uint16_t, load8_ucs2, scalar_ucs2)
-DEFINE_STEP8(step8_ucs4, uint32_t, load8_ucs4, scalar_ucs4)
-#undef DEFINE_STEP8
-
-#define DEFINE_SSE_LOOP(NAME, CHAR_TYPE, STEP8, SCALAR)                                   \
-    SSE_TARGET static unsigned char *NAME(unsigned char *out, const CHAR_TYPE *s, size_t n, \
-                                          size_t *surrogate_index)                        \
-    {                                                                                     \
+        unsigned char *end = *out;                                                        \
         size_t i = 0;                                                                     \
         for (; i + 8 <= n; i += 8) {                                                      \
-            out = STEP8(out, s + i, surrogate_index);                                     \
+            __m128i c;                                                                    \
+            if (UNLIKELY(!LOAD8(&c, s + i))) {                                            \
+                break;                                                                    \
+            }                                                                             \
+            int written = transcode8_sse(end, c);                                         \
+            if (UNLIKELY(written < 0)) {                                                  \
+                break;                                                                    \
+            }                                                                             \
+            end += written;                                                               \
+        }                                                                                 \
+        *out = end;                                                                       \
+        return i;                                                                         \
+    }
+
+DEFINE_SSE_BLOCKS(sse_blocks_latin1, uint8_t, load8_latin1)
+DEFINE_SSE_BLOCKS(sse_blocks_ucs2, uint16_t, load8_ucs2)
+DEFINE_SSE_BLOCKS(sse_blocks_ucs4, uint32_t, load8_ucs4)
+#undef DEFINE_SSE_BLOCKS
+
+/* True for a character the vector steps leave to the scalar path: one to
+ * escape, a C1 control, U+2028/U+2029, a surrogate, or beyond the BMP. */
+static inline bool
+needs_scalar_path(uint32_t c)
+{
+    return (c & ~(uint32_t)0x9F) == 0 || c == '"' || c == '\\' ||
+           (c & ~(uint32_t)0x7FF) == 0xD800 || (c | 1) == 0x2029 || c > 0xFFFF;
+}
+
+/* Blocks of WIDTH characters with BLOCKS while it takes them; where it
+ * stops, the characters up to and including the first that needs the
+ * scalar path go that way (the block holds one), and the blocks resume
+ * right after it, wherever that is.  Text where they keep stopping at
+ * once (emoji every few characters) goes 4 blocks' worth the scalar way
+ * before the vectors try again.  The last WIDTH - 1 or fewer characters go
+ * to TAIL.  Same contract as the public functions. */
+#define DEFINE_DRIVER(NAME, CHAR_TYPE, WIDTH, BLOCKS, SCALAR, TAIL)                      \
+    static unsigned char *NAME(unsigned char *out, const CHAR_TYPE *s, size_t n,          \
+                               size_t *surrogate_index)                                   \
+    {                                                                                     \
+        size_t i = 0;                                                                     \
+        int stops_in_a_row = 0;                                                           \
+        while (n - i >= WIDTH) {                                                          \
+            size_t taken = BLOCKS(&out, s + i, n - i);                                    \
+            i += taken;                                                                   \
+            if (n - i < WIDTH) {                                                          \
+                break;                                                                    \
+            }                                                                             \
+            stops_in_a_row = taken == 0 ? stops_in_a_row + 1 : 0;                         \
+            size_t stop = i;                                                              \
+            if (stops_in_a_row >= 2) {                                                    \
+                stop = n - i > 4 * WIDTH ? i + 4 * WIDTH - 1 : n - 1;                     \
+            }                                                                             \
+            else {                                                                        \
+                while (stop < i + WIDTH - 1 && !needs_scalar_path(s[stop])) {             \
+                    stop++;                                                               \
+                }                                                                         \
+            }                                                                             \
+            out = SCALAR(out, s + i, stop + 1 - i, surrogate_index);                      \
             if (UNLIKELY(out == NULL)) {                                                  \
                 *surrogate_index += i;                                                    \
                 return NULL;                                                              \
             }                                                                             \
+            i = stop + 1;                                                                 \
         }                                                                                 \
-        out = SCALAR(out, s + i, n - i, surrogate_index);                                 \
+        out = TAIL(out, s + i, n - i, surrogate_index);                                   \
         if (UNLIKELY(out == NULL)) {                                                      \
             *surrogate_index += i;                                                        \
         }                                                                                 \
         return out;                                                                       \
     }
 
-DEFINE_SSE_LOOP(sse_latin1, uint8_t, step8_latin1, scalar_latin1)
-DEFINE_SSE_LOOP(sse_ucs2, uint16_t, step8_ucs2, scalar_ucs2)
-DEFINE_SSE_LOOP(sse_ucs4, uint32_t, step8_ucs4, scalar_ucs4)
-#undef DEFINE_SSE_LOOP
+DEFINE_DRIVER(sse_latin1, uint8_t, 8, sse_blocks_latin1, scalar_latin1, scalar_latin1)
+DEFINE_DRIVER(sse_ucs2, uint16_t, 8, sse_blocks_ucs2, scalar_ucs2, scalar_ucs2)
+DEFINE_DRIVER(sse_ucs4, uint32_t, 8, sse_blocks_ucs4, scalar_ucs4, scalar_ucs4)
 
 /* ---- 16 characters a step: AVX2 ----------------------------------------- */
 
@@ -382,58 +422,47 @@ load16_ucs4(__m256i *c, const uint32_t *s)
     return _mm256_testz_si256(astral, astral);
 }
 
-/* A block of 16 that AVX2 cannot take goes as two blocks of 8, so that
- * one escape does not send 16 characters the scalar way.  vzeroupper before
- * any SSE code runs (the scalar path, the caller): GCC does not put it
- * there itself in these loops, and SSE code after dirty upper halves pays
- * on every instruction (a 100-byte string took 2.5 times as long). */
-#define DEFINE_AVX2_LOOP(NAME, CHAR_TYPE, LOAD16, STEP8, SCALAR)                          \
-    AVX2_TARGET static unsigned char *NAME(unsigned char *out, const CHAR_TYPE *s,        \
-                                           size_t n, size_t *surrogate_index)             \
+/* The AVX2 steps live in leaf functions of their own that end in
+ * vzeroupper: with any other code in the same function GCC may load a
+ * 256-bit constant again after an explicit vzeroupper, or put none at all,
+ * and the SSE code that runs next (the scalar path, the encoder) then pays
+ * on every instruction: 2.5 to 5 times as long for short strings.
+ *
+ * Whole blocks of 16 from s[0..n) until one that AVX2 cannot take (or
+ * fewer than 16 left); returns how many characters it took, and moves
+ * *out past their bytes. */
+#define DEFINE_AVX2_BLOCKS(NAME, CHAR_TYPE, LOAD16)                                       \
+    AVX2_TARGET __attribute__((noinline)) static size_t NAME(                             \
+        unsigned char **out, const CHAR_TYPE *s, size_t n)                                \
     {                                                                                     \
+        unsigned char *end = *out;                                                        \
         size_t i = 0;                                                                     \
         for (; i + 16 <= n; i += 16) {                                                    \
             __m256i c;                                                                    \
-            if (LIKELY(LOAD16(&c, s + i))) {                                              \
-                int written = transcode16_avx2(out, c);                                   \
-                if (LIKELY(written >= 0)) {                                               \
-                    out += written;                                                       \
-                    continue;                                                             \
-                }                                                                         \
+            if (UNLIKELY(!LOAD16(&c, s + i))) {                                           \
+                break;                                                                    \
             }                                                                             \
-            _mm256_zeroupper(); /* the scalar path is SSE code */                        \
-            out = STEP8(out, s + i, surrogate_index);                                     \
-            if (LIKELY(out != NULL)) {                                                    \
-                out = STEP8(out, s + i + 8, surrogate_index);                             \
-                if (UNLIKELY(out == NULL)) {                                              \
-                    *surrogate_index += 8;                                                \
-                }                                                                         \
+            int written = transcode16_avx2(end, c);                                       \
+            if (UNLIKELY(written < 0)) {                                                  \
+                break;                                                                    \
             }                                                                             \
-            if (UNLIKELY(out == NULL)) {                                                  \
-                *surrogate_index += i;                                                    \
-                return NULL;                                                              \
-            }                                                                             \
+            end += written;                                                               \
         }                                                                                 \
+        *out = end;                                                                       \
         _mm256_zeroupper();                                                               \
-        if (n - i >= 8) {                                                                 \
-            out = STEP8(out, s + i, surrogate_index);                                     \
-            if (UNLIKELY(out == NULL)) {                                                  \
-                *surrogate_index += i;                                                    \
-                return NULL;                                                              \
-            }                                                                             \
-            i += 8;                                                                       \
-        }                                                                                 \
-        out = SCALAR(out, s + i, n - i, surrogate_index);                                 \
-        if (UNLIKELY(out == NULL)) {                                                      \
-            *surrogate_index += i;                                                        \
-        }                                                                                 \
-        return out;                                                                       \
+        return i;                                                                         \
     }
 
-DEFINE_AVX2_LOOP(avx2_latin1, uint8_t, load16_latin1, step8_latin1, scalar_latin1)
-DEFINE_AVX2_LOOP(avx2_ucs2, uint16_t, load16_ucs2, step8_ucs2, scalar_ucs2)
-DEFINE_AVX2_LOOP(avx2_ucs4, uint32_t, load16_ucs4, step8_ucs4, scalar_ucs4)
-#undef DEFINE_AVX2_LOOP
+DEFINE_AVX2_BLOCKS(avx2_blocks_latin1, uint8_t, load16_latin1)
+DEFINE_AVX2_BLOCKS(avx2_blocks_ucs2, uint16_t, load16_ucs2)
+DEFINE_AVX2_BLOCKS(avx2_blocks_ucs4, uint32_t, load16_ucs4)
+#undef DEFINE_AVX2_BLOCKS
+
+/* the last 15 or fewer characters: blocks of 8, then the scalar path */
+DEFINE_DRIVER(avx2_latin1, uint8_t, 16, avx2_blocks_latin1, scalar_latin1, sse_latin1)
+DEFINE_DRIVER(avx2_ucs2, uint16_t, 16, avx2_blocks_ucs2, scalar_ucs2, sse_ucs2)
+DEFINE_DRIVER(avx2_ucs4, uint32_t, 16, avx2_blocks_ucs4, scalar_ucs4, sse_ucs4)
+#undef DEFINE_DRIVER
 
 #endif /* ENCODE_UNICODE_X86 */
 
@@ -493,7 +522,8 @@ unicode_latin1_to_json(unsigned char *out, const uint8_t *s, size_t n)
 {
     size_t never_set = 0; /* Latin-1 holds no surrogate */
 #if defined(ENCODE_UNICODE_X86)
-    switch (simd_level()) {
+    /* short text (a word or two): no vector step would run */
+    switch (n < 8 ? SIMD_NONE : simd_level()) {
     case SIMD_AVX2: return avx2_latin1(out, s, n, &never_set);
     case SIMD_SSE41: return sse_latin1(out, s, n, &never_set);
     default: break;
@@ -506,7 +536,8 @@ unsigned char *
 unicode_ucs2_to_json(unsigned char *out, const uint16_t *s, size_t n, size_t *surrogate_index)
 {
 #if defined(ENCODE_UNICODE_X86)
-    switch (simd_level()) {
+    /* short text (a word or two): no vector step would run */
+    switch (n < 8 ? SIMD_NONE : simd_level()) {
     case SIMD_AVX2: return avx2_ucs2(out, s, n, surrogate_index);
     case SIMD_SSE41: return sse_ucs2(out, s, n, surrogate_index);
     default: break;
@@ -519,7 +550,8 @@ unsigned char *
 unicode_ucs4_to_json(unsigned char *out, const uint32_t *s, size_t n, size_t *surrogate_index)
 {
 #if defined(ENCODE_UNICODE_X86)
-    switch (simd_level()) {
+    /* short text (a word or two): no vector step would run */
+    switch (n < 8 ? SIMD_NONE : simd_level()) {
     case SIMD_AVX2: return avx2_ucs4(out, s, n, surrogate_index);
     case SIMD_SSE41: return sse_ucs4(out, s, n, surrogate_index);
     default: break;

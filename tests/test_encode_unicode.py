@@ -135,6 +135,26 @@ def test_escapes_at_every_position(kind):
         check(special * 40 + KIND_MAKERS[kind])
 
 
+@pytest.mark.parametrize("kind", sorted(BACKGROUNDS))
+def test_specials_at_every_spacing(kind):
+    # where a vector block stops, the characters up to the one that stopped
+    # it go the scalar way and the blocks resume right after it, unaligned;
+    # where they keep stopping (a special every few characters), 4 blocks'
+    # worth go the scalar way at once: specials every 1 to 40 characters
+    for special in ['"', "\n", "\x85", "\u2028", "\U0001f600"]:
+        for spacing in range(1, 41):
+            text = "".join(special if (k + 1) % spacing == 0 else ch
+                           for k, ch in enumerate(background(kind, 300)))
+            check(text)
+    # and a lone surrogate found in either of those scalar stretches
+    dense = "".join("\U0001f600" if k % 3 == 0 else ch
+                    for k, ch in enumerate(background(kind, 200)))
+    for position in range(0, 200, 7):
+        text = dense[:position] + "\udfff" + dense[position + 1:]
+        with pytest.raises(ValueError, match=f"lone surrogate U\\+DFFF at index {position},"):
+            qe.dumps(text)
+
+
 @pytest.mark.parametrize("kind", ["ucs2", "ucs4"])
 @pytest.mark.parametrize("surrogate", ["\ud800", "\udbff", "\udc00", "\udfff"])
 def test_lone_surrogate_at_every_position(kind, surrogate):
