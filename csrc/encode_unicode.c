@@ -507,6 +507,18 @@ simd_level(void)
     return LIKELY(level != SIMD_UNKNOWN) ? level : detect_simd_level();
 }
 
+/* The level for n characters: text under 8 has no vector step to take, and
+ * under 32 the AVX2 call costs more than its blocks save. */
+static inline int
+simd_level_for(size_t n)
+{
+    if (n < 8) {
+        return SIMD_NONE;
+    }
+    int level = simd_level();
+    return n < 32 && level == SIMD_AVX2 ? SIMD_SSE41 : level;
+}
+
 const char *
 unicode_simd_path(void)
 {
@@ -522,8 +534,7 @@ unicode_latin1_to_json(unsigned char *out, const uint8_t *s, size_t n)
 {
     size_t never_set = 0; /* Latin-1 holds no surrogate */
 #if defined(ENCODE_UNICODE_X86)
-    /* short text (a word or two): no vector step would run */
-    switch (n < 8 ? SIMD_NONE : simd_level()) {
+    switch (simd_level_for(n)) {
     case SIMD_AVX2: return avx2_latin1(out, s, n, &never_set);
     case SIMD_SSE41: return sse_latin1(out, s, n, &never_set);
     default: break;
@@ -536,8 +547,7 @@ unsigned char *
 unicode_ucs2_to_json(unsigned char *out, const uint16_t *s, size_t n, size_t *surrogate_index)
 {
 #if defined(ENCODE_UNICODE_X86)
-    /* short text (a word or two): no vector step would run */
-    switch (n < 8 ? SIMD_NONE : simd_level()) {
+    switch (simd_level_for(n)) {
     case SIMD_AVX2: return avx2_ucs2(out, s, n, surrogate_index);
     case SIMD_SSE41: return sse_ucs2(out, s, n, surrogate_index);
     default: break;
@@ -550,8 +560,7 @@ unsigned char *
 unicode_ucs4_to_json(unsigned char *out, const uint32_t *s, size_t n, size_t *surrogate_index)
 {
 #if defined(ENCODE_UNICODE_X86)
-    /* short text (a word or two): no vector step would run */
-    switch (n < 8 ? SIMD_NONE : simd_level()) {
+    switch (simd_level_for(n)) {
     case SIMD_AVX2: return avx2_ucs4(out, s, n, surrogate_index);
     case SIMD_SSE41: return sse_ucs4(out, s, n, surrogate_index);
     default: break;
