@@ -8,11 +8,13 @@
  * Blocks of 16 (AVX2) or 8 (SSSE3 + SSE4.1) characters are classified and
  * transcoded at once, in the manner of simdutf: all ASCII is narrowed; any
  * mix of 1-, 2- and 3-byte characters is spread to one 32-bit lane each and
- * squeezed with a byte shuffle from encode_unicode_table.h.  A block holding
- * a character to escape, a surrogate or (UCS-4) one beyond the BMP goes one
- * character at a time, as does the tail.  The instruction set is chosen from
- * the CPU's features on first use; the environment variable QBEL_SIMD caps
- * it ("avx2", "sse4.1" or "none"), and unicode_simd_path() names the choice.
+ * squeezed with a byte shuffle from encode_unicode_table.h.  Where a block
+ * holds a character to escape, a surrogate or (UCS-4) one beyond the BMP,
+ * the characters up to that one go one at a time and the blocks resume
+ * after it; text shorter than a block goes one at a time too.  The
+ * instruction set is chosen from the CPU's features on first use; the
+ * environment variable QBEL_SIMD caps it ("avx2", "sse4.1" or "none"), and
+ * unicode_simd_path() (_core._unicode_simd_path()) names the choice.
  *
  * Pure C (no Python.h, no allocation; its one state is the cached choice):
  * any thread may call it.
