@@ -22,6 +22,7 @@
 #endif
 
 #include "encode_ascii.h"
+#include "encode_unicode.h"
 #include "float_format.h"
 #include "qbel_alloc.h"
 
@@ -431,116 +432,15 @@ write_ascii_escaped(json_encoder *encoder, const unsigned char *s, Py_ssize_t n,
     return 0;
 }
 
-/* \uXXXX for a BMP code point; 6 bytes. */
-static inline unsigned char *
-write_unicode_escape(unsigned char *out, Py_UCS4 c)
-{
-    out[0] = '\\';
-    out[1] = 'u';
-    out[2] = (unsigned char)hex_digits[(c >> 12) & 0xF];
-    out[3] = (unsigned char)hex_digits[(c >> 8) & 0xF];
-    out[4] = (unsigned char)hex_digits[(c >> 4) & 0xF];
-    out[5] = (unsigned char)hex_digits[c & 0xF];
-    return out + 6;
-}
-
-/* Non-ASCII text of kind 1, 2 or 4, encoded to UTF-8 by hand.  Beyond what
- * RFC 8259 requires, the C1 controls (U+0080..U+009F, terminal escapes such
- * as CSI) and U+2028/U+2029 are escaped too: str.splitlines() and
- * JavaScript treat them as line breaks, and one event must stay one line
- * in the console logger's output whatever the data holds.  Reserves the
- * worst case (6 bytes a character) a chunk at a time, so a huge string does
- * not reserve six times its size at once.  Lone surrogates raise. */
-#define STRING_CHUNK 1024
-/* One character that is not clean ASCII (or any, in the last 7), to UTF-8
- * or an escape at `out`; the new end, or NULL after raising for a lone
- * surrogate at index `i`. */
-static ALWAYS_INLINE unsigned char *
-write_one_character(json_encoder *encoder, unsigned char *out, Py_UCS4 c, Py_ssize_t i)
-{
-    if (c < 0x80) {
-        if (LIKELY(!escape_table[c])) {
-            *out = (unsigned char)c;
-            return out + 1;
-        }
-        return (unsigned char *)write_escape((char *)out, (unsigned char)c);
-    }
-    if (c < 0x800) {
-        if (UNLIKELY(c < 0xA0)) {
-            return write_unicode_escape(out, c); /* C1 control */
-        }
-        out[0] = (unsigned char)(0xC0 | (c >> 6));
-        out[1] = (unsigned char)(0x80 | (c & 0x3F));
-        return out + 2;
-    }
-    if (c < 0x10000) {
-        if (UNLIKELY(c >= 0xD800 && c <= 0xDFFF)) {
-            encoder->cursor = (char *)out;
-            raise_lone_surrogate(encoder, c, i);
-            return NULL;
-        }
-        if (UNLIKELY(c == 0x2028 || c == 0x2029)) {
-            return write_unicode_escape(out, c);
-        }
-        out[0] = (unsigned char)(0xE0 | (c >> 12));
-        out[1] = (unsigned char)(0x80 | ((c >> 6) & 0x3F));
-        out[2] = (unsigned char)(0x80 | (c & 0x3F));
-        return out + 3;
-    }
-    out[0] = (unsigned char)(0xF0 | (c >> 18));
-    out[1] = (unsigned char)(0x80 | ((c >> 12) & 0x3F));
-    out[2] = (unsigned char)(0x80 | ((c >> 6) & 0x3F));
-    out[3] = (unsigned char)(0x80 | (c & 0x3F));
-    return out + 4;
-}
-
-/* ASCII stretches go 8 characters a step (encode_ascii.h); a character
- * that stops one, and the non-ASCII ones after it, one at a time. */
-#define DEFINE_WRITE_UNICODE(NAME, CHAR_TYPE, CLEAN8)                                  \
-    static int NAME(json_encoder *encoder, const CHAR_TYPE *s, Py_ssize_t n)           \
-    {                                                                                  \
-        for (Py_ssize_t start = 0; start < n; start += STRING_CHUNK) {                 \
-            Py_ssize_t end = n - start > STRING_CHUNK ? start + STRING_CHUNK : n;      \
-            if (encoder_reserve(encoder, (size_t)(end - start) * 6 + 1) < 0) {         \
-                return -1;                                                             \
-            }                                                                          \
-            unsigned char *out = (unsigned char *)encoder->cursor;                     \
-            Py_ssize_t i = start;                                                      \
-            while (i < end) {                                                          \
-                if (end - i >= 8) {                                                    \
-                    int clean = CLEAN8(out, s + i);                                    \
-                    out += clean;                                                      \
-                    i += clean;                                                        \
-                    if (clean == 8) {                                                  \
-                        continue;                                                      \
-                    }                                                                  \
-                }                                                                      \
-                do {                                                                   \
-                    Py_UCS4 c = s[i];                                                  \
-                    if (c >= 0x800 && c < 0xD800 && (c | 1) != 0x2029) {              \
-                        /* CJK and most scripts beyond Latin: 3 bytes */               \
-                        out[0] = (unsigned char)(0xE0 | (c >> 12));                    \
-                        out[1] = (unsigned char)(0x80 | ((c >> 6) & 0x3F));            \
-                        out[2] = (unsigned char)(0x80 | (c & 0x3F));                   \
-                        out += 3;                                                      \
-                    }                                                                  \
-                    else {                                                             \
-                        out = write_one_character(encoder, out, c, i);                 \
-                        if (UNLIKELY(out == NULL)) {                                   \
-                            return -1;                                                 \
-                        }                                                              \
-                    }                                                                  \
-                    i++;                                                               \
-                } while (i < end && s[i] >= 0x80);                                     \
-            }                                                                          \
-            encoder->cursor = (char *)out;                                             \
-        }                                                                              \
-        return encoder_append_char(encoder, '"');                                      \
-    }
-
-DEFINE_WRITE_UNICODE(write_latin1, Py_UCS1, ascii_clean8_ucs1)
-DEFINE_WRITE_UNICODE(write_ucs2, Py_UCS2, ascii_clean8_ucs2)
-DEFINE_WRITE_UNICODE(write_ucs4, Py_UCS4, ascii_clean8_ucs4)
+/* Non-ASCII text of kind 1, 2 or 4, to UTF-8 with its escapes
+ * (encode_unicode.c: vectors where the CPU has them).  Beyond what RFC 8259
+ * requires, the C1 controls (U+0080..U+009F, terminal escapes such as CSI)
+ * and U+2028/U+2029 are escaped too: str.splitlines() and JavaScript treat
+ * them as line breaks, and one event must stay one line in the console
+ * logger's output whatever the data holds.  Reserves the worst case (6 bytes
+ * a character) a chunk at a time, so a huge string does not reserve six
+ * times its size at once.  Lone surrogates raise. */
+#define STRING_CHUNK 4096
 
 /* Not cold: Querybook's search terms and titles are often non-ASCII.  Out
  * of line so that write_str stays small where it is inlined. */
@@ -552,14 +452,34 @@ write_str_non_ascii(json_encoder *encoder, PyObject *str)
     }
     const void *data = PyUnicode_DATA(str);
     Py_ssize_t length = PyUnicode_GET_LENGTH(str);
-    switch (PyUnicode_KIND(str)) {
-    case PyUnicode_1BYTE_KIND:
-        return write_latin1(encoder, (const Py_UCS1 *)data, length);
-    case PyUnicode_2BYTE_KIND:
-        return write_ucs2(encoder, (const Py_UCS2 *)data, length);
-    default:
-        return write_ucs4(encoder, (const Py_UCS4 *)data, length);
+    int kind = PyUnicode_KIND(str);
+    for (Py_ssize_t start = 0; start < length; start += STRING_CHUNK) {
+        size_t count = (size_t)(length - start < STRING_CHUNK ? length - start : STRING_CHUNK);
+        /* and the closing quote */
+        if (encoder_reserve(encoder, UNICODE_JSON_ROOM(count) + 1) < 0) {
+            return -1;
+        }
+        unsigned char *out = (unsigned char *)encoder->cursor;
+        size_t surrogate_index = 0;
+        if (kind == PyUnicode_1BYTE_KIND) {
+            out = unicode_latin1_to_json(out, (const Py_UCS1 *)data + start, count);
+        }
+        else if (kind == PyUnicode_2BYTE_KIND) {
+            out = unicode_ucs2_to_json(out, (const Py_UCS2 *)data + start, count,
+                                       &surrogate_index);
+        }
+        else {
+            out = unicode_ucs4_to_json(out, (const Py_UCS4 *)data + start, count,
+                                       &surrogate_index);
+        }
+        if (UNLIKELY(out == NULL)) {
+            Py_ssize_t index = start + (Py_ssize_t)surrogate_index;
+            return raise_lone_surrogate(encoder, PyUnicode_READ(kind, data, index), index);
+        }
+        encoder->cursor = (char *)out;
     }
+    *encoder->cursor++ = '"';
+    return 0;
 }
 
 #if PY_VERSION_HEX < 0x030C0000

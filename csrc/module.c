@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 
+#include "encode_unicode.h"
 #include "mysql_sink.h"
 #include "writer.h"
 
@@ -277,6 +278,12 @@ PyDoc_STRVAR(set_application_event_type_doc,
              "(TypeError/ValueError otherwise, and nothing changes).  None restores\n"
              "querybook_eventlog's own.  Every logger accepts either class's members.");
 
+static PyObject *
+unicode_simd_path_name(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
+{
+    return PyUnicode_FromString(unicode_simd_path());
+}
+
 static PyMethodDef module_methods[] = {
     {"dumps", (PyCFunction)json_dumps, METH_O, dumps_doc},
     {"log_client_events", (PyCFunction)(void (*)(void))client_events_log,
@@ -290,6 +297,9 @@ static PyMethodDef module_methods[] = {
      "Flush and close every live DBEventLogger (registered with atexit)."},
     {"_db_defaults", (PyCFunction)db_logger_defaults, METH_NOARGS,
      "_db_defaults() -> dict: DBEventLogger's default options, from their one source."},
+    {"_unicode_simd_path", unicode_simd_path_name, METH_NOARGS,
+     "_unicode_simd_path() -> 'avx2', 'sse4.1' or 'none': how non-ASCII str is encoded here\n"
+     "(the environment variable QBEL_SIMD caps it)."},
     {NULL, NULL, 0, NULL},
 };
 
