@@ -444,16 +444,6 @@ write_exponent(char *p, int exponent)
     return p + 2;
 }
 
-/* An integer below 2^53, its own shortest decimal: "123.0". */
-static size_t
-write_integer(char *out, uint64_t integer)
-{
-    int length = decimal_digit_count(integer);
-    decimal_write_digits(out, integer, length);
-    memcpy(out + length, ".0", 2);
-    return (size_t)length + 2;
-}
-
 #ifdef DECIMAL_SWAR_DIGITS
 /* ---- layout from digit words (little-endian targets) ---------------------
  *
@@ -481,6 +471,16 @@ sixteen_digit_words(uint64_t n, uint64_t *first8, uint64_t *next8)
     *first8 = decimal_eight_digits((uint32_t)(n / 100000000));
     *next8 = decimal_eight_digits((uint32_t)(n % 100000000));
 #endif
+}
+
+/* An integer below 2^53, its own shortest decimal: "123.0". */
+static size_t
+write_integer(char *out, uint64_t integer)
+{
+    int length = decimal_digit_count(integer);
+    decimal_write_digits(out, integer, length);
+    memcpy(out + length, ".0", 2);
+    return (size_t)length + 2;
 }
 
 #define ASCII_ZEROS 0x3030303030303030u
