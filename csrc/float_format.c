@@ -37,11 +37,13 @@
 
 #if defined(__GNUC__) || defined(__clang__)
 #define FORCE_INLINE inline __attribute__((always_inline))
+#define LIKELY(x) __builtin_expect(!!(x), 1)
 #define UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define COLD_NOINLINE __attribute__((noinline, cold))
 #else
 #define COLD_NOINLINE
 #define FORCE_INLINE inline
+#define LIKELY(x) (x)
 #define UNLIKELY(x) (x)
 #endif
 
@@ -247,53 +249,76 @@ schubfach(uint64_t c, int q, bool irregular)
  *     (2H < 10): 10 * floor(V / 10) when V mod 10 < H, the next one when
  *     V mod 10 + H > 10;
  *   - else the integer nearest V, always in R as |V - round(V)| <= 1/2 <= H.
- * g * (c << (h + 1)) / 2^128 = V + e with 0 <= e < 2^-69 (g exceeds its
- * exact value by at most 1, c << h < 2^58), so the high word is floor(V)
- * and the middle one V's fraction, to within 2^-64 together; V mod 10 and
- * H in 4.60 fixed point are then within 2^-59 of the exact values.  Where
- * an exact comparison could go either way -- V mod 10 or 10 - V mod 10
- * within 2^-56 of H, V's fraction within 2^-56 of 1/2 (ties included) --
- * `decided` is false and schubfach() decides exactly; elsewhere the
- * answer is schubfach()'s, so the ends' tie rules (c even or odd) never
- * matter here.  Near a multiple of 10 the computed and exact V may fall
- * on either side of it: both then choose that multiple. */
+ * The product is scaled by 10^-(k+1) (the table's next entry), so that it
+ * gives floor(V / 10), the digits but the last, directly, and the last
+ * digit comes from the fraction off the critical path, instead of a
+ * division of floor(V) by 10 on it.
+ * g * (c << s) / 2^128 = V / 5 + e with 0 <= e < 2^-71 (g exceeds its exact
+ * value by at most 1, c << s < 2^56); the high word is floor(V / 5) and the
+ * middle one its fraction, so floor(V / 10) and the fraction f of V / 10 in
+ * 0.64 fixed point (within 2 units of the exact one) follow by a one-bit
+ * shift.  H / 10 in 0.64 (within 1 unit) is g shifted.  Where an exact
+ * comparison could go either way -- f within 2^-56 of H / 10 or of
+ * 1 - H / 10, 10f within 2^-56 of an odd half (ties included) -- `decided`
+ * is false and schubfach() decides exactly; elsewhere the answer is
+ * schubfach()'s, so the ends' tie rules (c even or odd) never matter here.
+ * Near a multiple of 10 the computed and exact V may fall on either side of
+ * it: both then choose that multiple. */
+typedef struct regular_decimal {
+    /* the digits but the last: floor(V / 10), or its successor when that
+     * multiple of 10 is the answer; 15 or 16 digits, below 10^16 */
+    uint64_t head;
+    /* the last digit, 1..9, when !shorter */
+    uint64_t last_digit;
+    int exponent; /* k: v is about (10 * head + last_digit) * 10^k */
+    bool shorter; /* the answer is head * 10^(k + 1) */
+    bool decided;
+} regular_decimal;
+
+static FORCE_INLINE regular_decimal
+schubfach_regular_split(uint64_t c, int q)
+{
+    const int k = floor_log10_pow2(q);
+    /* 0 <= s <= 3 over the whole range (checked by the C test) */
+    const int s = q + floor_log2_pow10(-(k + 1)) + 4;
+    const uint64_t *g = float_format_powers[k + 1 - FLOAT_FORMAT_K_MIN];
+    const uint64_t x = c << s;
+    uint64_t discarded, middle;
+    const uint64_t low_product_high = multiply_full(g[1], x, &discarded);
+    uint64_t fifths = multiply_full(g[0], x, &middle);
+    middle += low_product_high;
+    fifths += middle < low_product_high;
+
+    const uint64_t tens = fifths >> 1;
+    const uint64_t fraction = (fifths << 63) | (middle >> 1);
+    /* H / 10 * 2^64 = g * 2^(s - 66); g < 2^126, so g >> 62 fits a word */
+    const uint64_t half_width = ((g[0] << 2) | (g[1] >> 62)) >> (4 - s);
+    uint64_t tenths_low;
+    const uint64_t tenths = multiply_full(fraction, 10, &tenths_low);
+    const uint64_t half = (uint64_t)1 << 63;
+    /* |a - b| <= m as (a - b + m) <= 2m in wrapping arithmetic */
+    const uint64_t margin = 256;
+    const bool undecided = (fraction - half_width + margin <= 2 * margin) |
+                           (fraction + half_width + margin <= 2 * margin) |
+                           (tenths_low - half + margin <= 2 * margin);
+    const bool low_in = fraction < half_width;
+    const bool high_in = fraction + half_width < fraction; /* carries past 1 */
+    return (regular_decimal){tens + high_in, tenths + (tenths_low > half), k,
+                             low_in | high_in, !undecided};
+}
+
+/* The same as digits and exponent, for float_format_decimal and the tests. */
 typedef struct fast_decimal {
     counted_decimal decimal;
     bool decided;
 } fast_decimal;
 
-static FORCE_INLINE fast_decimal
+static inline fast_decimal
 schubfach_regular(uint64_t c, int q)
 {
-    const int k = floor_log10_pow2(q);
-    const int h = q + floor_log2_pow10(-k) + 2;
-    const uint64_t *g = float_format_powers[k - FLOAT_FORMAT_K_MIN];
-    const uint64_t x = c << (h + 1);
-    uint64_t discarded, fraction;
-    const uint64_t low_product_high = multiply_full(g[1], x, &discarded);
-    uint64_t integral = multiply_full(g[0], x, &fraction);
-    fraction += low_product_high;
-    integral += fraction < low_product_high;
-
-    const uint64_t tens = integral / 10;
-    const uint64_t remainder = ((integral - tens * 10) << 60) | (fraction >> 4);
-    /* H * 2^60 = g * 2^(h - 68), 2 <= h <= 5 */
-    const uint64_t half_width = ((g[0] << 1) | (g[1] >> 63)) >> (5 - h);
-    const uint64_t ten = (uint64_t)10 << 60;
-    const uint64_t half = (uint64_t)1 << 63;
-    /* |a - b| <= m as (a - b + m) <= 2m in wrapping arithmetic */
-    const uint64_t margin = 16, tie_margin = 256;
-    const bool undecided = (remainder - half_width + margin <= 2 * margin) |
-                           (remainder + half_width - ten + margin <= 2 * margin) |
-                           (fraction - half + tie_margin <= 2 * tie_margin);
-    const bool low_in = remainder < half_width;
-    const bool high_in = remainder + half_width > ten;
-    const bool shorter = low_in | high_in;
-    /* selected by a mask, as in schubfach() (shorter is a coin toss) */
-    const uint64_t shorter_mask = (uint64_t)0 - shorter;
-    const uint64_t digits =
-        ((tens + high_in) & shorter_mask) | ((integral + (fraction > half)) & ~shorter_mask);
-    return (fast_decimal){{digits, k + shorter, 0}, !undecided};
+    regular_decimal split = schubfach_regular_split(c, q);
+    uint64_t digits = split.shorter ? split.head : split.head * 10 + split.last_digit;
+    return (fast_decimal){{digits, split.exponent + split.shorter, 0}, split.decided};
 }
 
 /* Schubfach proper for what schubfach_regular() leaves: subnormals, the
@@ -404,125 +429,10 @@ write_split_digits(char *out, uint64_t n, int length, int head)
     decimal_write_digits(out + head + 1, fraction, fraction_length);
 }
 
-#ifdef DECIMAL_SWAR_DIGITS
-/* decimal_write_digits for width 1..17 that also returns the first 8
- * digits as the word stored for them (bytes past `width` zero) and, in
- * *next, the 9th to 16th digits as a word (for width >= 9; bytes past `width`
- * undefined).  Width 16 also writes a '0' at out[-1]: the caller has that
- * byte and writes it after. */
-static FORCE_INLINE uint64_t
-write_digits_keeping_head(char *out, uint64_t n, int width, uint64_t *next)
+/* "e+XX" or "e-XXX" for 10^exponent at p; returns the end. */
+static char *
+write_exponent(char *p, int exponent)
 {
-    if (width <= 8) {
-        uint64_t word = decimal_eight_digits((uint32_t)n) >> (8 * (8 - width));
-        memcpy(out, &word, 8);
-        *next = 0;
-        return word;
-    }
-    uint64_t top = n / 10000000000000000u; /* a 17th digit, or 0 */
-    uint64_t middle, last;
-#ifdef DECIMAL_SSE2_DIGITS
-    decimal_sixteen_digits(n - top * 10000000000000000u, &middle, &last);
-#else
-    uint64_t rest = n - top * 10000000000000000u;
-    middle = decimal_eight_digits((uint32_t)(rest / 100000000));
-    last = decimal_eight_digits((uint32_t)(rest % 100000000));
-#endif
-    if (width < 16) {
-        uint64_t first = middle >> (8 * (16 - width));
-        memcpy(out, &first, 8);
-        memcpy(out + width - 8, &last, 8);
-        *next = last >> (8 * (16 - width));
-        return first | ((last << (8 * (width - 9))) << 8); /* no shift by 64 */
-    }
-    /* 16 or 17 digits, a coin toss for random doubles: no branch on which,
-     * the 17 (a leading '0' for 16) end at out + width */
-    top += '0';
-    out[width - 17] = (char)top;
-    memcpy(out + width - 16, &middle, 8);
-    memcpy(out + width - 8, &last, 8);
-    const uint64_t seventeen = (uint64_t)0 - (uint64_t)(width == 17);
-    *next = (((middle >> 56) | (last << 8)) & seventeen) | (last & ~seventeen);
-    return ((top | (middle << 8)) & seventeen) | (middle & ~seventeen);
-}
-
-/* The 8 bytes of `digits` (one a byte) with a '.' after the first `point`
- * (0..7) and the rest one byte later, the last dropped. */
-static FORCE_INLINE uint64_t
-insert_point(uint64_t digits, int point)
-{
-    uint64_t below = ((uint64_t)1 << (8 * point)) - 1;
-    uint64_t above = ~((((uint64_t)1 << (8 * point)) << 8) - 1); /* 0 when point is 7 */
-    return (digits & below) | ((uint64_t)'.' << (8 * point)) | ((digits << 8) & above);
-}
-
-/* The `length` digits of n with a '.' after the first `point` (1..7,
- * < length): every digit is written one place to the right, then the
- * first 8 bytes once more from the head word in a register, the point in
- * place, so that nothing is divided at the point nor read back. */
-static FORCE_INLINE size_t
-write_digits_with_point(char *out, uint64_t n, int length, int point)
-{
-    uint64_t next;
-    uint64_t word = insert_point(write_digits_keeping_head(out + 1, n, length, &next), point);
-    memcpy(out, &word, 8);
-    return (size_t)length + 1;
-}
-
-/* The same for a point after 8 to 15 digits (< length): the first 8 bytes
- * and the 8 up to the point from registers. */
-static size_t
-write_digits_with_late_point(char *out, uint64_t n, int length, int point)
-{
-    uint64_t next;
-    uint64_t head = write_digits_keeping_head(out + 1, n, length, &next);
-    uint64_t word = insert_point(next, point - 8);
-    memcpy(out, &head, 8);
-    memcpy(out + 8, &word, 8);
-    return (size_t)length + 1;
-}
-
-/* The `length` (1..17) digits of n at out, by the vector path for the 15
- * to 17 of most doubles; 16 digits also write a '0' at out[-1]. */
-static FORCE_INLINE void
-write_leading_digits(char *out, uint64_t n, int length)
-{
-    uint64_t next;
-    (void)write_digits_keeping_head(out, n, length, &next);
-}
-#else
-static void
-write_leading_digits(char *out, uint64_t n, int length)
-{
-    decimal_write_digits(out, n, length);
-}
-static size_t
-write_digits_with_point(char *out, uint64_t n, int length, int point)
-{
-    write_split_digits(out, n, length, point);
-    return (size_t)length + 1;
-}
-
-static size_t
-write_digits_with_late_point(char *out, uint64_t n, int length, int point)
-{
-    return write_digits_with_point(out, n, length, point);
-}
-#endif
-
-/* "d.ddde+XX": repr's form when the point falls outside -4 < decpt <= 16. */
-static size_t
-layout_exponential(char *out, uint64_t digits, int length, int decpt)
-{
-    char *p;
-    if (length > 1) {
-        p = out + write_digits_with_point(out, digits, length, 1);
-    }
-    else {
-        out[0] = (char)('0' + digits);
-        p = out + 1;
-    }
-    int exponent = decpt - 1;
     *p++ = 'e';
     *p++ = exponent < 0 ? '-' : '+';
     unsigned magnitude = (unsigned)(exponent < 0 ? -exponent : exponent);
@@ -531,7 +441,212 @@ layout_exponential(char *out, uint64_t digits, int length, int decpt)
         magnitude %= 100;
     }
     memcpy(p, decimal_digit_pairs + 2 * magnitude, 2);
-    return (size_t)(p + 2 - out);
+    return p + 2;
+}
+
+#ifdef DECIMAL_SWAR_DIGITS
+/* ---- layout from digit words (little-endian targets) ---------------------
+ *
+ * The digits are made as text in registers, 8 a word, before the layout
+ * is chosen: the length comes from the text (its trailing '0' bytes) and
+ * not from a chain of multiplications, and the layout stores words. */
+
+/* A decimal's significant digits as text, the first in the lowest byte of
+ * first8; bytes past `length` undefined. */
+typedef struct digit_text {
+    uint64_t first8;
+    uint64_t next8;
+    uint64_t last; /* the 17th digit in the low byte */
+    int length;    /* 1..17 */
+    int decpt;     /* the value is 0.ddd * 10^decpt */
+} digit_text;
+
+/* The 16 digits of n < 10^16, leading zeros included, as two words. */
+static FORCE_INLINE void
+sixteen_digit_words(uint64_t n, uint64_t *first8, uint64_t *next8)
+{
+#ifdef DECIMAL_SSE2_DIGITS
+    decimal_sixteen_digits(n, first8, next8);
+#else
+    *first8 = decimal_eight_digits((uint32_t)(n / 100000000));
+    *next8 = decimal_eight_digits((uint32_t)(n % 100000000));
+#endif
+}
+
+/* An integer below 2^53, its own shortest decimal: "123.0". */
+static size_t
+write_integer(char *out, uint64_t integer)
+{
+    int length = decimal_digit_count(integer);
+    decimal_write_digits(out, integer, length);
+    memcpy(out + length, ".0", 2);
+    return (size_t)length + 2;
+}
+
+#define ASCII_ZEROS 0x3030303030303030u
+
+/* The text of schubfach_regular_split's answer.  Its head has 15 or 16
+ * digits and is never 0; a 15-digit head's leading '0' is shifted out (a
+ * mask, not a branch).  The length is 16 or 17 minus that zero, minus the
+ * trailing zeros when the answer is the head alone (the last digit is 1..9
+ * otherwise); the point's place does not depend on which. */
+static FORCE_INLINE digit_text
+text_of_regular(regular_decimal split)
+{
+    uint64_t words[2];
+    sixteen_digit_words(split.head, &words[0], &words[1]);
+    const uint64_t last = '0' + split.last_digit;
+    const int lead = split.head < 1000000000000000u;
+    const uint64_t drop = (uint64_t)0 - (uint64_t)lead;
+    const uint64_t first8 = (words[0] & ~drop) | (((words[0] >> 8) | (words[1] << 56)) & drop);
+    const uint64_t next8 = (words[1] & ~drop) | (((words[1] >> 8) | (last << 56)) & drop);
+    /* trailing '0' bytes of the 16 head digits: whole zero bytes at the top
+     * of the digit values; the head is not 0, so one word is not */
+    const uint64_t values_high = words[1] - ASCII_ZEROS, values_low = words[0] - ASCII_ZEROS;
+    const uint64_t top = values_high != 0 ? values_high : values_low;
+    const int trailing_zeros = (values_high != 0 ? 0 : 8) + (__builtin_clzll(top) >> 3);
+    const int length = split.shorter ? 16 - lead - trailing_zeros : 17 - lead;
+    return (digit_text){first8, next8, last, length, split.exponent + 17 - lead};
+}
+
+/* The text of an exact answer (digits free of trailing zeros). */
+static digit_text
+text_of_counted(counted_decimal decimal)
+{
+    uint64_t head = decimal.length <= 16 ? decimal.digits * powers_of_ten[16 - decimal.length]
+                                         : decimal.digits / 10;
+    uint64_t last = '0' + decimal.digits % 10;
+    digit_text text = {0, 0, last, decimal.length, decimal.exponent + decimal.length};
+    sixteen_digit_words(head, &text.first8, &text.next8);
+    return text;
+}
+
+/* The 8 bytes of `digits` (one a byte) with a '.' after the first `point`
+ * (1..7) and the rest one byte later, the last dropped. */
+static FORCE_INLINE uint64_t
+insert_point(uint64_t digits, int point)
+{
+    uint64_t below = ((uint64_t)1 << (8 * point)) - 1;
+    uint64_t above = ~((((uint64_t)1 << (8 * point)) << 8) - 1); /* 0 when point is 7 */
+    return (digits & below) | ((uint64_t)'.' << (8 * point)) | ((digits << 8) & above);
+}
+
+/* The 17 bytes of text at out (some past its length). */
+static FORCE_INLINE void
+store_text(char *out, const digit_text *text)
+{
+    memcpy(out, &text->first8, 8);
+    memcpy(out + 8, &text->next8, 8);
+    out[16] = (char)text->last;
+}
+
+/* The digits with a '.' after the first `point` (1..16, < length): every
+ * digit is stored one place to the right, then the words up to the point
+ * once more from registers with the point in place, so that nothing is
+ * divided at the point nor read back. */
+static FORCE_INLINE size_t
+layout_with_point(char *out, const digit_text *text, int point)
+{
+    store_text(out + 1, text);
+    if (point < 8) {
+        uint64_t word = insert_point(text->first8, point);
+        memcpy(out, &word, 8);
+    }
+    else {
+        memcpy(out, &text->first8, 8);
+        if (point < 16) {
+            uint64_t word = insert_point(text->next8, point - 8);
+            memcpy(out + 8, &word, 8);
+        }
+        else {
+            memcpy(out + 8, &text->next8, 8);
+            out[16] = '.';
+        }
+    }
+    return (size_t)text->length + 1;
+}
+
+/* repr's layout: fixed notation when -4 < decpt <= 16 ("0.00ddd",
+ * "dd.ddd", "ddd00.0"), "d.ddde+XX" otherwise. */
+static FORCE_INLINE size_t
+layout_text(char *out, digit_text text)
+{
+    const int decpt = text.decpt, length = text.length;
+    if (LIKELY(decpt > -4 && decpt <= 16)) {
+        if (decpt <= 0) {
+            /* "0." and -decpt zeros (at most 3) before the digits */
+            memcpy(out, "0.000000", 8);
+            store_text(out + 2 - decpt, &text);
+            return (size_t)(2 - decpt + length);
+        }
+        if (decpt < length) {
+            return layout_with_point(out, &text, decpt);
+        }
+        /* an integer (2^53 or more): the digits, zeros up to the point, ".0" */
+        store_text(out, &text);
+        memcpy(out + length, "0000000000000000", 16);
+        memcpy(out + decpt, ".0", 2);
+        return (size_t)decpt + 2;
+    }
+    char *p = out + 1;
+    if (length > 1) {
+        p = out + layout_with_point(out, &text, 1);
+    }
+    else {
+        out[0] = (char)text.first8;
+    }
+    return (size_t)(write_exponent(p, decpt - 1) - out);
+}
+
+/* Subnormals, irregular powers of two and undecided values: out of line. */
+static COLD_NOINLINE size_t
+format_exactly(uint64_t bits, char *out)
+{
+    return layout_text(out, text_of_counted(shortest_decimal_exact(bits)));
+}
+
+/* repr of a positive finite double (bits without the sign), not zero. */
+static FORCE_INLINE size_t
+format_positive(uint64_t bits, char *out)
+{
+    const uint64_t fraction = bits & (HIDDEN_BIT - 1);
+    const int biased_exponent = (int)((bits >> SIGNIFICAND_BITS) & EXPONENT_MASK);
+    if (UNLIKELY(biased_exponent == 0)) {
+        return format_exactly(bits, out);
+    }
+    const uint64_t c = fraction | HIDDEN_BIT;
+    const int q = biased_exponent - EXPONENT_BIAS;
+    if (-SIGNIFICAND_BITS <= q && q <= 0) {
+        const uint64_t integer = c >> -q;
+        if (integer << -q == c) {
+            return write_integer(out, integer);
+        }
+    }
+    const bool irregular = fraction == 0 && biased_exponent > 1;
+    const regular_decimal split = schubfach_regular_split(c, q);
+    if (UNLIKELY(irregular | !split.decided)) {
+        return format_exactly(bits, out);
+    }
+    return layout_text(out, text_of_regular(split));
+}
+
+#else
+/* ---- layout from the decimal (other targets) ----------------------------- */
+
+/* "d.ddde+XX": repr's form when the point falls outside -4 < decpt <= 16. */
+static size_t
+layout_exponential(char *out, uint64_t digits, int length, int decpt)
+{
+    char *p;
+    if (length > 1) {
+        write_split_digits(out, digits, length, 1);
+        p = out + length + 1;
+    }
+    else {
+        out[0] = (char)('0' + digits);
+        p = out + 1;
+    }
+    return (size_t)(write_exponent(p, decpt - 1) - out);
 }
 
 /* Fixed notation, -4 < decpt <= 16: "0.00ddd", "dd.ddd" or "ddd00.0". */
@@ -541,17 +656,10 @@ layout_fixed(char *out, uint64_t digits, int length, int decpt)
     if (decpt <= 0) {
         /* "0." and -decpt zeros (at most 3) before the digits */
         memcpy(out, "0.000000", 8);
-        write_leading_digits(out + 2 - decpt, digits, length);
-        out[1] = '.'; /* 16 digits put a '0' before them, the '.' when decpt is 0 */
+        decimal_write_digits(out + 2 - decpt, digits, length);
         return (size_t)(2 - decpt + length);
     }
     if (decpt < length) {
-        if (decpt < 8) {
-            return write_digits_with_point(out, digits, length, decpt);
-        }
-        if (decpt < 16) {
-            return write_digits_with_late_point(out, digits, length, decpt);
-        }
         write_split_digits(out, digits, length, decpt);
         return (size_t)length + 1;
     }
@@ -561,6 +669,20 @@ layout_fixed(char *out, uint64_t digits, int length, int decpt)
     memcpy(out + decpt, ".0", 2);
     return (size_t)decpt + 2;
 }
+
+static size_t
+format_positive(uint64_t bits, char *out)
+{
+    counted_decimal decimal = shortest_decimal(bits);
+    int length = decimal.length;
+    /* value = 0.ddd * 10^decpt */
+    int decpt = decimal.exponent + length;
+    if (decpt > -4 && decpt <= 16) {
+        return layout_fixed(out, decimal.digits, length, decpt);
+    }
+    return layout_exponential(out, decimal.digits, length, decpt);
+}
+#endif
 
 size_t
 float_format_shortest(double value, char *out)
@@ -573,12 +695,5 @@ float_format_shortest(double value, char *out)
         memcpy(out + sign, "0.0", 3);
         return sign + 3;
     }
-    counted_decimal decimal = shortest_decimal(bits);
-    int length = decimal.length;
-    /* value = 0.ddd * 10^decpt */
-    int decpt = decimal.exponent + length;
-    if (decpt > -4 && decpt <= 16) {
-        return sign + layout_fixed(out + sign, decimal.digits, length, decpt);
-    }
-    return sign + layout_exponential(out + sign, decimal.digits, length, decpt);
+    return sign + format_positive(bits & ~((uint64_t)1 << 63), out + sign);
 }

@@ -14,14 +14,14 @@
 #include <stdint.h>
 
 #define FLOAT_FORMAT_K_MIN (-324)
-#define FLOAT_FORMAT_K_MAX 292
+#define FLOAT_FORMAT_K_MAX 293
 #define FLOAT_FORMAT_LOG_SHIFT 20
 #define FLOAT_FORMAT_LOG10_2 315653
 #define FLOAT_FORMAT_LOG10_4_3 131008
 #define FLOAT_FORMAT_LOG2_10 3483294
 
 /* {high 64 bits, low 64 bits} of g */
-static const uint64_t float_format_powers[617][2] = {
+static const uint64_t float_format_powers[618][2] = {
     {0x278676e4ad38c6eau, 0x5b01e8b09aa0d1b5u}, /* 10^324 */
     {0x3f3d8b077b8e0b10u, 0x919ca780f767b5eeu}, /* 10^323 */
     {0x3297a26c62d808dau, 0x0e16ec672c52f7f2u}, /* 10^322 */
@@ -639,6 +639,7 @@ static const uint64_t float_format_powers[617][2] = {
     {0x31e560c35d40e307u, 0x75677d6e7bda8906u}, /* 10^-290 */
     {0x27eab3cf7dcd826cu, 0x5dec645863153a6cu}, /* 10^-291 */
     {0x3fddec7f2faf3713u, 0xc97a3a2704eec3dfu}, /* 10^-292 */
+    {0x3317f065bfbf5f43u, 0x0794fb526a589cb3u}, /* 10^-293 */
 };
 
 /* floor(n / 10^f) = high64(n * multiplier) >> shift for every n < 2^57

@@ -16,9 +16,10 @@ from fractions import Fraction
 # Exponents of a finite double v = c * 2^q: q in [Q_MIN, Q_MAX].
 Q_MIN = -1074
 Q_MAX = 2046 - 1075
-# The table holds 10^e for e = -k, k = floor(log10(2^q)) over that range.
+# The table holds 10^e for e = -k, k = floor(log10(2^q)) over that range,
+# and one more (k = 293): the one-product path scales by 10^-(k+1).
 K_MIN = -324
-K_MAX = 292
+K_MAX = 293
 G_BITS = 126  # g in [2^125, 2^126), as in the paper
 LOG_SHIFT = 20  # multipliers below are scaled by 2^LOG_SHIFT
 

@@ -993,8 +993,12 @@ encode_dict(json_encoder *encoder, PyObject *dict)
     return close_container(encoder, opened_at, '}');
 }
 
-/* A list or tuple (or a subclass: their storage, as json does).  The size is
- * re-read each step since a list may shrink under us. */
+#define ARRAY_PREFETCH_DISTANCE 4
+
+/* A list or tuple (or a subclass: their storage, as json does).  The items
+ * and their count are read once, and again after any value whose encoding
+ * can run Python code (a list may shrink or move its storage under us);
+ * leaves run none, so a run of them walks the array from registers. */
 static int
 encode_array(json_encoder *encoder, PyObject *sequence)
 {
@@ -1002,10 +1006,18 @@ encode_array(json_encoder *encoder, PyObject *sequence)
     if (open_container(encoder, '[') < 0) {
         return -1;
     }
-    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(sequence); i++) {
-        PyObject *item = PySequence_Fast_GET_ITEM(sequence, i);
-        if (i + 1 < PySequence_Fast_GET_SIZE(sequence)) {
-            PREFETCH(PySequence_Fast_GET_ITEM(sequence, i + 1)); /* as in encode_dict */
+    PyObject **items = PySequence_Fast_ITEMS(sequence);
+    Py_ssize_t size = PySequence_Fast_GET_SIZE(sequence);
+    /* Each item's header is prefetched ARRAY_PREFETCH_DISTANCE steps
+     * ahead (the first ones here): fresh floats and ints are each a cache
+     * miss, and a leaf takes less time to write than a miss takes. */
+    for (Py_ssize_t i = 1; i < size && i < ARRAY_PREFETCH_DISTANCE; i++) {
+        PREFETCH(items[i]);
+    }
+    for (Py_ssize_t i = 0; i < size; i++) {
+        PyObject *item = items[i];
+        if (i + ARRAY_PREFETCH_DISTANCE < size) {
+            PREFETCH(items[i + ARRAY_PREFETCH_DISTANCE]);
         }
         int result = try_write_leaf(encoder, item);
         if (result > 0) {
@@ -1015,6 +1027,8 @@ encode_array(json_encoder *encoder, PyObject *sequence)
             if (LIKELY(result == 0)) {
                 result = encoder_append_char(encoder, ',');
             }
+            items = PySequence_Fast_ITEMS(sequence);
+            size = PySequence_Fast_GET_SIZE(sequence);
         }
         if (UNLIKELY(result < 0)) {
             path_record_index(encoder, i);

@@ -557,6 +557,23 @@ def test_list_shrinking_while_encoding_is_safe():
     assert qe.dumps(target) == b"[7]"
 
 
+def test_list_growing_while_encoding_is_safe():
+    # the storage moves when the list grows: the walk must read it again
+    target = [1, 2.5, 3]
+
+    class Grower(enum.Enum):
+        A = 1
+
+        @property
+        def value(self):
+            target.extend(range(1000))
+            return 7
+
+    target.insert(1, Grower.A)
+    expected = "[1,7,2.5,3," + ",".join(map(str, range(1000))) + "]"
+    assert qe.dumps(target) == expected.encode()
+
+
 @settings(max_examples=500, deadline=None)
 @given(st.integers(min_value=-(2**53), max_value=2**53), st.integers(min_value=0, max_value=20))
 def test_decimal_looking_floats_print_as_repr(mantissa, decimals):

@@ -59,6 +59,12 @@ def test_c_float_format_without_int128(tmp_path):
     build_and_run(tmp_path, ["-U__SIZEOF_INT128__"], 200_000)
 
 
+def test_c_float_format_portable_layout(tmp_path):
+    # the layout for targets without little-endian digit words (the byte
+    # order left undefined selects it)
+    build_and_run(tmp_path, ["-U__BYTE_ORDER__"], 200_000)
+
+
 def test_table_is_the_generators_output():
     generated = subprocess.run([sys.executable, "csrc/float_format_table.py"], cwd=REPO,
                                capture_output=True, text=True, check=True).stdout

@@ -454,6 +454,21 @@ test_random_short_decimals(uint64_t *state, long count)
     }
 }
 
+/* Values spread evenly over the decades of repr's fixed notation and
+ * either side of it (1e-6 to 1e18): every place of the point, 15- and
+ * 16-digit heads, the point after 8 to 16 digits, integers past 2^53. */
+static void
+test_fixed_notation_decades(uint64_t *state, long count)
+{
+    for (long i = 0; i < count; i++) {
+        uint64_t r = next_random(state);
+        double decade = pow(10.0, (double)(r % 25) - 6);
+        double value = decade * (1.0 + 9.0 * ((double)(next_random(state) >> 11) * 0x1.0p-53));
+        check_value((r >> 8) & 1 ? -value : value);
+        check_value(nearbyint(value)); /* integer-valued too, below and above 2^53 */
+    }
+}
+
 static long
 test_random_bit_patterns(uint64_t *state, long count)
 {
@@ -484,6 +499,14 @@ test_one_product_path(uint64_t *state, long count)
         check_value(value);
     }
     CHECK(undecided == 20000);
+    /* the product's shift and the table entry of 10^-(k+1), for every
+     * normal exponent */
+    for (int q = 1 - EXPONENT_BIAS; q <= EXPONENT_MASK - 1 - EXPONENT_BIAS; q++) {
+        int k = floor_log10_pow2(q);
+        int s = q + floor_log2_pow10(-(k + 1)) + 4;
+        CHECK(0 <= s && s <= 3);
+        CHECK(k + 1 <= FLOAT_FORMAT_K_MAX);
+    }
     for (long i = 0; i < count; i++) {
         uint64_t bits = next_random(state);
         int biased_exponent = (int)((bits >> SIGNIFICAND_BITS) & EXPONENT_MASK);
@@ -616,6 +639,7 @@ main(void)
     test_random_short_decimals(&state, count / 4 + 1000);
     test_trailing_zeros(&state);
     test_one_product_path(&state, count);
+    test_fixed_notation_decades(&state, count / 4 + 1000);
     long checked = test_random_bit_patterns(&state, count);
     long quickly = test_random_bit_patterns_quickly(&state, quick_count);
     if (failures != 0) {
