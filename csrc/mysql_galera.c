@@ -76,7 +76,7 @@ mysql_sink_check_galera_commit(mysql_sink *sink, const char *batch_id)
         return MYSQL_SINK_OK;
     }
     mysql_sink_status status = MYSQL_SINK_OK;
-    int committed = mysql_sink_batch_committed(sink, batch_id, &status);
+    int committed = mysql_sink_marker_committed(sink, batch_id, &status);
     if (committed < 0) {
         return status; /* a connection error: the writer's ambiguous-commit check decides */
     }

@@ -143,8 +143,27 @@ mysql_sink_format_marker_query(mysql_sink *sink, const char *batch_id, const cha
 
 /* ----------------------------------------------------------- housekeeping */
 
-int
-mysql_sink_batch_committed(mysql_sink *sink, const char *batch_id, mysql_sink_status *status_out)
+/* End any open transaction, so that the read below starts a fresh
+ * snapshot (and, for `locking`, runs at READ COMMITTED).  0, or -1 with
+ * *status_out set. */
+static int
+begin_marker_read(mysql_sink *sink, bool locking, mysql_sink_status *status_out)
+{
+    static const char read_committed[] = "SET TRANSACTION ISOLATION LEVEL READ COMMITTED";
+    if (mysql_rollback(sink->mysql) != 0 ||
+        (locking && mysql_real_query(sink->mysql, read_committed, sizeof(read_committed) - 1) != 0)) {
+        *status_out = mysql_sink_connection_failure(sink);
+        return -1;
+    }
+    return 0;
+}
+
+/* Is `batch_id`'s marker (or one of its parts') there?  `locking`: a
+ * locking read at READ COMMITTED (see mysql_sink_batch_committed); else a
+ * plain read in a fresh snapshot. */
+static int
+look_up_marker(mysql_sink *sink, const char *batch_id, bool locking,
+               mysql_sink_status *status_out)
 {
     mysql_sink_status unused;
     if (status_out == NULL) {
@@ -162,14 +181,13 @@ mysql_sink_batch_committed(mysql_sink *sink, const char *batch_id, mysql_sink_st
         return 0; /* nothing can tell: write it again (at-least-once) */
     }
     char sql[6 * MYSQL_SINK_BATCH_ID_MAX + sizeof(sink->marker_quoted) + 128];
-    /* A locking read waits for the old session's transaction if the server
-     * is still finishing it; a plain read could say "not committed" just
-     * before that COMMIT lands.  On Galera, wsrep_sync_wait makes it wait
-     * for what other nodes committed too.  Markers of parts mean the batch
-     * was being written in parts: the next write of it goes the same way
-     * and skips them. */
-    int length =
-        mysql_sink_format_marker_query(sink, batch_id, " LOCK IN SHARE MODE", sql, sizeof(sql));
+    /* Markers of parts mean the batch was being written in parts: the next
+     * write of it goes the same way and skips them. */
+    int length = mysql_sink_format_marker_query(sink, batch_id, locking ? " LOCK IN SHARE MODE" : "",
+                                                sql, sizeof(sql));
+    if (begin_marker_read(sink, locking, status_out) < 0) {
+        return -1;
+    }
     int ran = mysql_sink_run_on_marker_table(sink, sql, (size_t)length, status_out);
     if (ran < 0) {
         return -1;
@@ -204,6 +222,25 @@ mysql_sink_batch_committed(mysql_sink *sink, const char *batch_id, mysql_sink_st
     }
     *status_out = MYSQL_SINK_OK;
     return found;
+}
+
+/* A locking read waits for the old session's transaction if the server is
+ * still finishing it; a plain read could say "not committed" just before
+ * that COMMIT lands.  At READ COMMITTED it locks only the marker rows it
+ * finds, no gaps: at REPEATABLE READ its next-key locks covered the gap
+ * after the batch id, and on Galera a marker another node committed into
+ * that gap, applied here, had to brute-force abort the read.  On Galera,
+ * wsrep_sync_wait makes it wait for what other nodes committed too. */
+int
+mysql_sink_batch_committed(mysql_sink *sink, const char *batch_id, mysql_sink_status *status_out)
+{
+    return look_up_marker(sink, batch_id, true, status_out);
+}
+
+int
+mysql_sink_marker_committed(mysql_sink *sink, const char *batch_id, mysql_sink_status *status_out)
+{
+    return look_up_marker(sink, batch_id, false, status_out);
 }
 
 /* The marker table's prune lock (GET_LOCK, per server: one process of a

@@ -209,9 +209,15 @@ int mysql_sink_insert_marker(mysql_sink *sink, const char *batch_id,
  * as snprintf into `sql`. */
 int mysql_sink_format_marker_query(mysql_sink *sink, const char *batch_id, const char *suffix,
                                    char *sql, size_t size);
-/* 1 committed, 0 not (or nothing can tell), -1 error (*status_out). */
+/* 1 committed, 0 not (or nothing can tell), -1 error (*status_out).
+ * A locking read: it waits for a transaction another session may still be
+ * committing (the ambiguous-commit check after a reconnect). */
 int mysql_sink_batch_committed(mysql_sink *sink, const char *batch_id,
                                mysql_sink_status *status_out);
+/* The same as a plain read, taking no lock: for this session's own
+ * transaction, which has ended (the read-back after COMMIT on Galera). */
+int mysql_sink_marker_committed(mysql_sink *sink, const char *batch_id,
+                                mysql_sink_status *status_out);
 /* Housekeeping: delete marker rows older than `days`; best effort. */
 mysql_sink_status mysql_sink_prune_markers(mysql_sink *sink, int days);
 
