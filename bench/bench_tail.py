@@ -13,16 +13,23 @@ call (perf_counter_ns around it) on fresh, varied Querybook-shaped events
             default options (the writer thread drains concurrently)
   log-process  the same with durability="process" (the queue mirrored in
             memory-mapped journal chunks: survives kill -9), beside `log`
-  log-full  the same with the server unreachable and max_queue_bytes 1 MiB:
-            once the queue is full every call goes to the spool: into the
-            queue's in-memory overflow, which the writer thread appends to
-            the spool file, or (overflow full) appended by the caller itself
+  log-full  the same with the server unreachable, max_queue_bytes 1 MiB and
+            durability="memory": once the queue is full every call goes to
+            the spool: into the queue's in-memory overflow, which the writer
+            thread appends to the spool file, or (overflow full) appended by
+            the caller itself
+  log-full-process  the same with durability="process" (no overflow in
+            memory: once queue and journal are full, every call appends its
+            event to the spool file itself)
 
 (`--burst` instead: one thread logs BURST fresh events as fast as it can
 into a queue that only grows, durability "memory" and "process"
 alternating, three pairs (--pairs N: N); prints the median µs per log() of each and their
 ratio: the sustained cost, chunk making included.  `--sides`, `--loads`,
-`--rounds N`: a subset of the rows, each run N times, medians shown.)
+`--rounds N`: a subset of the rows, each run N times, medians shown.
+`--spool-base DIR`: the spool directories go there (e.g. /dev/shm, a tmpfs,
+against the default temporary directory) to tell the filesystem's share of
+the tail from ours.)
 
 under three loads: one thread; THREADS threads (each its own events; a
 thread's call may include waiting for the GIL, which the dumps row shows
@@ -68,6 +75,7 @@ def option(name, default):
 ONLY_SIDES = option("--sides", "")
 ONLY_LOADS = option("--loads", "1,16,g").split(",")
 ROUNDS = int(option("--rounds", "1"))
+SPOOL_BASE = option("--spool-base", None)
 
 
 def fresh_rows(seed, count):
@@ -102,8 +110,10 @@ def make_call(side, url, spool):
         logger = qe.DBEventLogger(url, spool_dir=spool, durability="memory")
     elif side == "log-process":
         logger = qe.DBEventLogger(url, spool_dir=spool, durability="process")
-    else:  # log-full: nobody listens on the URL's port
-        logger = qe.DBEventLogger(url, spool_dir=spool, max_queue_bytes=FULL_QUEUE_BYTES)
+    else:  # log-full, log-full-process: nobody listens on the URL's port
+        durability = "process" if side == "log-full-process" else "memory"
+        logger = qe.DBEventLogger(url, spool_dir=spool, max_queue_bytes=FULL_QUEUE_BYTES,
+                                  durability=durability)
     logger.log(1, qe.EventType.CLICK, {"warm": 1})
     types = {name: qe.EventType[name] for name in ("API", "WEBSOCKET", "VIEW", "CLICK")}
 
@@ -111,7 +121,7 @@ def make_call(side, url, spool):
         logger.log(uid, types[event_type], data)
 
     def close():
-        logger.flush(timeout=0.1 if side == "log-full" else 120)
+        logger.flush(timeout=0.1 if side.startswith("log-full") else 120)
         logger.close(timeout=5)
 
     return call, close
@@ -251,14 +261,14 @@ def main():
         return burst_main()
     try:
         import orjson  # noqa: F401
-        sides = ["dumps", "orjson", "log", "log-process", "log-full"]
+        sides = ["dumps", "orjson", "log", "log-process", "log-full", "log-full-process"]
     except ImportError:
-        sides = ["dumps", "log", "log-process", "log-full"]
+        sides = ["dumps", "log", "log-process", "log-full", "log-full-process"]
     from mariadb_server import MariaDBServer
 
     server = MariaDBServer()
     server.start()
-    workdir = tempfile.mkdtemp(prefix="qbel-bench-tail-")
+    workdir = tempfile.mkdtemp(prefix="qbel-bench-tail-", dir=SPOOL_BASE)
     down_url = f"mysql://qbel:x@127.0.0.1:{unused_port()}/querybook"
     if ONLY_SIDES:
         sides = [side for side in sides if side == "dumps" or side in ONLY_SIDES.split(",")]
@@ -272,7 +282,7 @@ def main():
             for side in [side for _ in range(ROUNDS) for side in order]:
                 seed += 1000
                 spool = os.path.join(workdir, f"spool-{seed}")
-                url = down_url if side == "log-full" else server.url
+                url = down_url if side.startswith("log-full") else server.url
                 server.reset_events()
                 if load is None:
                     figures = run_threads(side, url, spool, 1, SINGLE, seed)
@@ -281,7 +291,7 @@ def main():
                 else:
                     figures = run_threads(side, url, spool, THREADS, PER_WORKER, seed)
                 rows.append((load_name, side, figures))
-                print(f"  {load_name:<14} {side:<9} p50 {figures['p50']:8.2f}  p99 {figures['p99']:8.2f}"
+                print(f"  {load_name:<14} {side:<16} p50 {figures['p50']:8.2f}  p99 {figures['p99']:8.2f}"
                       f"  p99.9 {figures['p999']:9.2f}  max {figures['max']:10.1f} us  (n={figures['n']})",
                       flush=True)
     finally:
