@@ -24,7 +24,7 @@
 #define QBEL_DEFAULT_BACKOFF_MAX_S 30.0
 /* durability=None and no QBEL_DURABILITY: "memory" or "process" (see
  * durable_journal.h; the README's Reliability section says why). */
-#define QBEL_DEFAULT_DURABILITY "memory"
+#define QBEL_DEFAULT_DURABILITY "process"
 /* The default spool directory's name: <base>/querybook_eventlog-<euid>. */
 #define QBEL_DEFAULT_SPOOL_DIR_NAME "querybook_eventlog"
 
