@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "defaults.h"
+#include "durable_journal.h"
 #include "mysql_sink.h"
 #include "writer.h"
 #include "writer_logger.h"
@@ -648,6 +649,40 @@ durability_argument(PyObject *value, int *code_out)
     return status;
 }
 
+/* Durability "process" resolved from `durability` (the argument): can this
+ * logger journal?  Not with spool_dir=None (nowhere to put chunks), nor
+ * with a max_queue_bytes below durable_journal_smallest_bound() (the
+ * chunks would exceed it).  Then an explicit durability="process" is a
+ * ValueError (-1), while "process" from QBEL_DURABILITY or the built-in
+ * default yields to the in-memory queue (*code_out = MEMORY, 0): a
+ * default must not make a working configuration fail. */
+static int
+journal_possible(PyObject *durability, PyObject *spool_dir, size_t max_queue_bytes,
+                 int *code_out)
+{
+    bool explicit = durability != NULL && durability != Py_None;
+    size_t smallest = durable_journal_smallest_bound();
+    if (spool_dir != Py_None && max_queue_bytes >= smallest) {
+        return 0;
+    }
+    if (!explicit) {
+        *code_out = WRITER_DURABILITY_MEMORY;
+        return 0;
+    }
+    if (spool_dir == Py_None) {
+        PyErr_SetString(PyExc_ValueError,
+                        "durability='process' keeps the queue in spool_dir: spool_dir=None "
+                        "cannot have it");
+    }
+    else {
+        PyErr_Format(PyExc_ValueError,
+                     "durability='process' needs max_queue_bytes >= %zu (its journal "
+                     "chunks must fit in the bound), not %zu",
+                     smallest, max_queue_bytes);
+    }
+    return -1;
+}
+
 static int
 db_logger_init(PyObject *op, PyObject *args, PyObject *kwargs)
 {
@@ -744,7 +779,6 @@ db_logger_init(PyObject *op, PyObject *args, PyObject *kwargs)
     options.max_queue_bytes = (size_t)max_queue_bytes;
     options.backoff_initial_s = backoff_initial;
     options.backoff_max_s = backoff_max;
-    options.durability = durability_code;
 
     PyObject *table_name = table ? Py_NewRef(table) : PyUnicode_FromString("event_log");
     PyObject *parts = NULL, *description = NULL, *spool_path = NULL;
@@ -754,21 +788,14 @@ db_logger_init(PyObject *op, PyObject *args, PyObject *kwargs)
     if (table_name == NULL || check_table_name(table_name, &table_text) < 0) {
         goto done;
     }
-    /* a path-like becomes its str/bytes now (a TypeError here, not later);
-     * the directory itself is only created when first written to */
-    if (durability_code == WRITER_DURABILITY_PROCESS && spool_dir == Py_None) {
-        if (durability == NULL || durability == Py_None) {
-            /* from the environment: a logger that disabled spooling keeps
-             * the in-memory queue rather than failing */
-            durability_code = WRITER_DURABILITY_MEMORY;
-        }
-    }
-    if (durability_code == WRITER_DURABILITY_PROCESS && spool_dir == Py_None) {
-        PyErr_SetString(PyExc_ValueError,
-                        "durability='process' keeps the queue in spool_dir: spool_dir=None "
-                        "cannot have it");
+    if (durability_code == WRITER_DURABILITY_PROCESS &&
+        journal_possible(durability, spool_dir, (size_t)max_queue_bytes,
+                         &durability_code) < 0) {
         goto done;
     }
+    options.durability = durability_code;
+    /* a path-like becomes its str/bytes now (a TypeError here, not later);
+     * the directory itself is only created when first written to */
     if (spool_dir != NULL && spool_dir != Py_None) {
         spool_path = PyOS_FSPath(spool_dir);
         if (spool_path == NULL || writer_logger_check_spool_dir(spool_path) < 0) {
@@ -1022,11 +1049,13 @@ PyDoc_STRVAR(db_logger_doc,
              "limit) bounds how long a sync=True log() waits before raising TimeoutError\n"
              "(the event stays queued and is still written).  __init__ runs once:\n"
              "calling it again on a logger with a database URL raises TypeError.\n"
-             "durability: 'memory' (the queue is in memory only) or 'process' (queued\n"
-             "events are mirrored in memory-mapped journal chunks in spool_dir, so a\n"
-             "process killed with SIGKILL loses none of them: the next logger for the\n"
-             "same target, or `python -m querybook_eventlog replay`, writes them exactly\n"
-             "once); None: env QBEL_DURABILITY, else the default.");
+             "durability: 'process' (queued events are kept in memory-mapped journal\n"
+             "chunks in spool_dir, so a process killed with SIGKILL loses none of them:\n"
+             "the next logger for the same target, or `python -m querybook_eventlog\n"
+             "replay`, writes them exactly once) or 'memory' (the queue is in memory\n"
+             "only); None: env QBEL_DURABILITY, else 'process' -- or 'memory' when\n"
+             "spool_dir=None (nowhere to journal), where an explicit 'process' is a\n"
+             "ValueError.");
 
 static PyType_Slot db_logger_slots[] = {
     {Py_tp_doc, (void *)db_logger_doc},

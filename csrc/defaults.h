@@ -22,9 +22,13 @@
 #define QBEL_DEFAULT_SYNC_TIMEOUT_S 30.0
 #define QBEL_DEFAULT_BACKOFF_INITIAL_S 0.1
 #define QBEL_DEFAULT_BACKOFF_MAX_S 30.0
-/* durability=None and no QBEL_DURABILITY: "memory" or "process" (see
- * durable_journal.h; the README's Reliability section says why). */
-#define QBEL_DEFAULT_DURABILITY "memory"
+/* durability=None and no QBEL_DURABILITY: "process" — a killed process
+ * loses nothing log() accepted, at about the in-memory queue's cost and
+ * within max_queue_bytes (durable_journal.h; the README's Reliability
+ * section).  Where no journal can be kept (spool_dir=None, or a bound
+ * below durable_journal_smallest_bound()) this default yields to "memory";
+ * see journal_possible in db_logger.c. */
+#define QBEL_DEFAULT_DURABILITY "process"
 /* The default spool directory's name: <base>/querybook_eventlog-<euid>. */
 #define QBEL_DEFAULT_SPOOL_DIR_NAME "querybook_eventlog"
 

@@ -30,6 +30,45 @@ entry_size(size_t json_length)
     return (JOURNAL_ENTRY_HEADER_SIZE + json_length + 7) & ~(size_t)7;
 }
 
+static size_t
+page_size(void)
+{
+    return (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* The smallest chunk: the header page and one page of entries. */
+static size_t
+smallest_chunk_size(void)
+{
+    return JOURNAL_HEADER_SIZE + page_size();
+}
+
+size_t
+durable_journal_smallest_bound(void)
+{
+    size_t share = JOURNAL_MIN_CHUNKS * smallest_chunk_size();
+    return (share * 4 + 2) / 3;
+}
+
+/* The size of each chunk for `max_queue_bytes`: a multiple of the page
+ * size, JOURNAL_MIN_CHUNKS of which fit in `share` (3/4 of the bound)
+ * whenever the bound is at least durable_journal_smallest_bound(). */
+static size_t
+chunk_size_for(size_t max_queue_bytes, size_t share)
+{
+    size_t page = page_size();
+    size_t size = max_queue_bytes / JOURNAL_CHUNKS_PER_BOUND;
+    size = size < JOURNAL_MIN_CHUNK_BYTES ? JOURNAL_MIN_CHUNK_BYTES
+           : size > JOURNAL_MAX_CHUNK_BYTES ? JOURNAL_MAX_CHUNK_BYTES
+                                             : size;
+    size = (size + page - 1) / page * page;
+    if (size * JOURNAL_MIN_CHUNKS > share) {
+        /* a small bound: smaller chunks, rather than mapped memory past it */
+        size = share / JOURNAL_MIN_CHUNKS / page * page;
+    }
+    return size < smallest_chunk_size() ? smallest_chunk_size() : size;
+}
+
 durable_journal *
 durable_journal_new(const char *dir, const char *target, size_t max_queue_bytes)
 {
@@ -48,13 +87,8 @@ durable_journal_new(const char *dir, const char *target, size_t max_queue_bytes)
     /* The bound is shared: the chunks take at most 3/4 of it (at least
      * JOURNAL_MIN_CHUNKS chunks), the queue's stubs (about a quarter of an
      * entry's size for Querybook's events) the rest. */
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    size_t size = max_queue_bytes / JOURNAL_CHUNKS_PER_BOUND;
-    size = size < JOURNAL_MIN_CHUNK_BYTES ? JOURNAL_MIN_CHUNK_BYTES
-           : size > JOURNAL_MAX_CHUNK_BYTES ? JOURNAL_MAX_CHUNK_BYTES
-                                             : size;
-    journal->chunk_size = (size + page - 1) / page * page;
     size_t share = max_queue_bytes / 4 * 3;
+    journal->chunk_size = chunk_size_for(max_queue_bytes, share);
     journal->max_chunks = share / journal->chunk_size;
     if (journal->max_chunks < JOURNAL_MIN_CHUNKS) {
         journal->max_chunks = JOURNAL_MIN_CHUNKS;
@@ -275,7 +309,7 @@ durable_journal_wants_spare_locked(const durable_journal *journal, double now)
 static void
 prefault(journal_chunk *chunk)
 {
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t page = page_size();
     for (size_t offset = JOURNAL_HEADER_SIZE; offset < chunk->size; offset += page) {
         volatile unsigned char *byte = chunk->base + offset;
         *byte = *byte;

@@ -74,11 +74,15 @@
 #define JOURNAL_HEADER_SIZE ((size_t)4096)
 #define JOURNAL_ENTRY_HEADER_SIZE ((size_t)32)
 #define JOURNAL_CHUNK_ID_SIZE 24
+/* Chunk size: 1/JOURNAL_CHUNKS_PER_BOUND of max_queue_bytes, within
+ * [JOURNAL_MIN_CHUNK_BYTES, JOURNAL_MAX_CHUNK_BYTES] — except that a small
+ * bound gets smaller chunks (down to the header page and one page of
+ * entries), so that JOURNAL_MIN_CHUNKS of them still fit in its 3/4. */
 #define JOURNAL_MIN_CHUNK_BYTES ((size_t)64 << 10)
 #define JOURNAL_MAX_CHUNK_BYTES ((size_t)4 << 20)
-/* Chunk size: this fraction of max_queue_bytes (within the limits above). */
 #define JOURNAL_CHUNKS_PER_BOUND 16
-/* A journal can always make this many chunks, however small the bound. */
+/* A journal can always make this many chunks: one taking appends, one
+ * ready to take over, one whose batch is still in flight. */
 #define JOURNAL_MIN_CHUNKS ((size_t)3)
 
 /* The on-disk header of a chunk (page 0). */
@@ -134,11 +138,19 @@ typedef struct durable_journal {
                              * (stubs and whole records never mix) */
 } durable_journal;
 
+/* The smallest max_queue_bytes a journal fits in: JOURNAL_MIN_CHUNKS of
+ * the smallest chunks (the header page and one page of entries) in 3/4 of
+ * it — 32 KiB with 4 KiB pages.  Below it durability "process" cannot keep
+ * the bound: db_logger.c refuses an explicit "process" and falls back to
+ * "memory" for the default. */
+size_t durable_journal_smallest_bound(void);
+
 /* New journal for chunks of `dir` (created when missing) tagged with
- * `target`, sharing the bound `max_queue_bytes` with the queue: its chunks
- * (page cache, mapped: they count in RSS) take at most 3/4 of it (or
- * JOURNAL_MIN_CHUNKS chunks), and heap_budget says what is left for the
- * queue's stubs.  NULL on OOM. */
+ * `target`, sharing the bound `max_queue_bytes` (at least
+ * durable_journal_smallest_bound()) with the queue: its chunks (page
+ * cache, mapped: they count in RSS) take at most 3/4 of it, and
+ * heap_budget says what is left for the queue's stubs.  An event whose
+ * entry is larger than a chunk goes to a spool file instead.  NULL on OOM. */
 durable_journal *durable_journal_new(const char *dir, const char *target,
                                      size_t max_queue_bytes);
 

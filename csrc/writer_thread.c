@@ -596,7 +596,15 @@ writer_thread_main(void *argument)
     w->thread_alive = false;
     pthread_cond_broadcast(&w->queue.progress);
     bool free_it = w->free_when_thread_exits;
+    /* closed: a closer that gave up on us is done with the journal and
+     * left it to us; release its chunks (unlocked for a replay) now, not
+     * when the writer is freed */
+    durable_journal *journal = w->closed && !free_it ? w->journal : NULL;
+    if (journal != NULL) {
+        w->journal = NULL;
+    }
     pthread_mutex_unlock(&w->queue.lock);
+    durable_journal_free(journal);
     if (free_it) {
         writer_destroy(w);
     }

@@ -156,7 +156,11 @@ DURABILITY_ENV = "QBEL_DURABILITY"
 
 def durability(default: Optional[str] = None) -> str:
     """DBEventLogger's durability when none is passed: env QBEL_DURABILITY,
-    else ``default``, else the built-in default (``_core._db_defaults()``)."""
+    else ``default``, else the built-in default, ``"process"``
+    (``_core._db_defaults()``, from csrc/defaults.h).  The DB logger keeps
+    the in-memory queue instead when a value from here cannot be honoured
+    (``spool_dir=None``, or a ``max_queue_bytes`` too small for a journal);
+    an explicit ``durability="process"`` there is a ValueError."""
     value = os.environ.get(DURABILITY_ENV, "").strip().lower()
     if value:
         return value

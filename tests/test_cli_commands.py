@@ -150,7 +150,10 @@ def test_replay_fails_when_it_skipped_odd_entries(db, url_file, tmp_path):
     assert "qbel-0.spool" in odd.stderr and "Move the odd entries out" in odd.stderr
 
 
-def test_replay_leaves_other_targets_lines_unless_adopt_all(db, url_file, tmp_path):
+@pytest.mark.parametrize("durability, kept_in", [("memory", "qbel-*.spool"),
+                                                   ("process", "qbel-*.journal")])
+def test_replay_leaves_other_targets_lines_unless_adopt_all(db, url_file, tmp_path, durability,
+                                                           kept_in):
     import socket
 
     import querybook_eventlog as qe
@@ -160,7 +163,7 @@ def test_replay_leaves_other_targets_lines_unless_adopt_all(db, url_file, tmp_pa
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     elsewhere = qe.DBEventLogger(f"mysql://qbel:x@127.0.0.1:{port}/querybook", spool_dir=str(spool),
-                                 connect_timeout=1)
+                                 connect_timeout=1, durability=durability)
     for uid in (1, 2, 3):
         elsewhere.log(uid, qe.EventType.CLICK, {"moved": uid})
     elsewhere.close(timeout=0.1)
@@ -169,7 +172,7 @@ def test_replay_leaves_other_targets_lines_unless_adopt_all(db, url_file, tmp_pa
     mine_only = cli("replay", "--url-file", url_file, "--spool-dir", str(spool))
     assert mine_only.returncode == 0, mine_only.stderr
     assert mine_only.stdout.startswith("replayed 0 events")
-    assert db.count_events() == 0 and any(spool.glob("qbel-*.spool"))
+    assert db.count_events() == 0 and any(spool.glob(kept_in))
     adopted = cli("replay", "--url-file", url_file, "--spool-dir", str(spool), "--adopt-all")
     assert adopted.returncode == 0, adopted.stderr
     assert adopted.stdout.startswith("replayed 3 events")

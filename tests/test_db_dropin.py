@@ -277,19 +277,25 @@ def test_logged_values_of_any_json_type_and_none_as_sql_null(db, tmp_path, monke
         logger.close(timeout=10)
 
 
-def test_spooled_null_event_data_replays_as_sql_null(db, tmp_path):
-    """close() with the server unreachable spools `null`; a later replay
+@pytest.mark.parametrize("durability", ["memory", "process"])
+def test_spooled_null_event_data_replays_as_sql_null(db, tmp_path, durability):
+    """close() with the server unreachable spools `null` ("memory": into a
+    spool file; "process": it stays in the journal chunk); a later replay
     writes SQL NULL."""
     from querybook_eventlog import _core
 
     logger = DBEventLogger(UNREACHABLE, spool_dir=str(tmp_path), connect_timeout=1,
-                           backoff_max=0.2)
+                           backoff_max=0.2, durability=durability)
     logger.log(uid=1, event_type="VIEW", event_data=["first"])
     logger.log(uid=1, event_type="VIEW", event_data=None)
     logger.close(timeout=0)
+    assert logger.stats()["spooled"] == 2
     lines = [json.loads(line) for name in glob.glob(str(tmp_path / "qbel-*.spool"))
              for line in open(name)]
-    assert [line["event_data"] for line in lines] == [["first"], None]
+    if durability == "memory":
+        assert [line["event_data"] for line in lines] == [["first"], None]
+    else:
+        assert lines == [] and glob.glob(str(tmp_path / "qbel-*.journal"))
     # written for UNREACHABLE, replayed into `db` on purpose: adopt_all
     assert _core._replay_spool(parse_database_url(db.url), str(tmp_path), "event_log", True) == 2
     assert [data for _, data in stored(db)] == [["first"], None]
@@ -412,8 +418,12 @@ def test_no_url_resolves_nothing_until_first_log(db, tmp_path, counted_database_
     assert logger.flush(timeout=30)
     assert seq_counts(db) == {1: 1, 2: 1}
     assert repr(logger).startswith("<DBEventLogger mysql://qbel@127.0.0.1:")
-    assert not spool.exists()  # nothing needed spooling
+    # nothing needed spooling (durability "process", the default, made the
+    # dir for its journal chunks at the first log(), and removes them once
+    # every event in them is committed)
+    assert not glob.glob(str(spool / "qbel-*.spool"))
     logger.close(timeout=10)
+    assert not spool.exists() or os.listdir(spool) == []
 
 
 @pytest.mark.parametrize("url, scheme", [
@@ -445,15 +455,23 @@ def test_explicit_url_is_still_parsed_at_construction(tmp_path):
     assert not spool.exists()  # nothing to spool: never created
 
 
-def test_spool_dir_created_on_first_spool_write(tmp_path):
+@pytest.mark.parametrize("durability, kept_in", [("memory", "qbel-*.spool"),
+                                                   ("process", "qbel-*.journal")])
+def test_spool_dir_created_on_first_spool_write(tmp_path, durability, kept_in):
+    """Not at construction: "memory" makes the dir for its first spool
+    file (here at close), "process" for its first journal chunk (the
+    first log()); 0700 either way, and the event is in that one file."""
     spool = tmp_path / "a" / "b"
     logger = DBEventLogger(UNREACHABLE, spool_dir=str(spool), connect_timeout=1,
-                           backoff_max=0.2)
+                           backoff_max=0.2, durability=durability)
     assert not spool.exists()
     logger.log(uid=1, event_type="CLICK", event_data={"seq": 1})
+    assert spool.exists() == (durability == "process")
     logger.close(timeout=0)
     assert spool.is_dir() and oct(spool.stat().st_mode & 0o777) == "0o700"
-    assert len(glob.glob(str(spool / "qbel-*.spool"))) == 1
+    assert len(glob.glob(str(spool / kept_in))) == 1
+    assert sorted(os.listdir(spool)) == sorted(os.path.basename(path)
+                                               for path in glob.glob(str(spool / kept_in)))
     assert logger.stats()["spooled"] == 1
 
 

@@ -34,6 +34,36 @@ def spool_files(spool):
     return sorted(glob.glob(os.path.join(spool, "qbel-*.spool")))
 
 
+def journal_files(spool):
+    return sorted(glob.glob(os.path.join(spool, "qbel-*.journal")))
+
+
+def events_left(spool):
+    """Seqs of the events a process left in `spool`: spool file lines and
+    journal chunk entries (durability "process")."""
+    from test_durable_journal import entries
+
+    seqs = [json.loads(line)["event_data"]["seq"] for path in spool_files(spool)
+            for line in open(path)]
+    seqs += [found[4]["seq"] for path in journal_files(spool) for found in entries(path)]
+    return seqs
+
+
+def is_locked(path):
+    """Does a writer (in any process, this one included) hold its flock?"""
+    import fcntl
+
+    try:
+        with open(path, "rb") as file:
+            try:
+                fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            return False
+    except FileNotFoundError:
+        return False
+
+
 def spool_bytes(spool):
     total = 0
     for path in spool_files(spool):
@@ -146,21 +176,27 @@ def test_queue_overflow_spools_then_replays(fresh_mariadb, tmp_path):
     assert_exactly(server, range(total))
 
 
-def test_exit_with_events_pending_then_replay_cli_exactly_once(fresh_mariadb, tmp_path):
+@pytest.mark.parametrize("durability, max_queue_bytes", [("memory", 16384), ("process", 65536)])
+def test_exit_with_events_pending_then_replay_cli_exactly_once(fresh_mariadb, tmp_path, durability,
+                                                               max_queue_bytes):
+    """What a process exiting with the server down leaves ("memory": spool
+    files; "process": its journal chunks, and spool files for what the
+    full journal could not take) is replayed once by the command."""
     server = fresh_mariadb
     spool = str(tmp_path / "spool")
     server.kill()
     run_python(f"""
 import querybook_eventlog as qe
 logger = qe.DBEventLogger({server.url!r}, spool_dir={spool!r}, exit_timeout=0.5,
-                          connect_timeout=1, backoff_max=0.2, max_queue_bytes=16384)
+                          connect_timeout=1, backoff_max=0.2, max_queue_bytes={max_queue_bytes},
+                          durability={durability!r})
 for seq in range(1500):
     logger.log(uid=1, event_type="CLICK", event_data={{"seq": seq}})
 """)
     files = spool_files(spool)
     assert files, os.listdir(spool)
-    lines = sum(1 for path in files for _ in open(path))
-    assert lines == 1500
+    assert bool(journal_files(spool)) == (durability == "process")
+    assert sorted(events_left(spool)) == list(range(1500))
     keep = tmp_path / "copy"
     shutil.copytree(spool, keep)
     server.start()
@@ -170,45 +206,50 @@ for seq in range(1500):
     assert first.returncode == 0, first.stderr
     assert "replayed 1500 events" in first.stdout
     assert server.password not in first.stdout + first.stderr
-    assert not spool_files(spool)
+    assert not spool_files(spool) and not journal_files(spool)
     assert_exactly(server, range(1500))
     # the same files again (a crash after commit, before unlink): nothing twice
-    for path in glob.glob(str(keep / "qbel-*.spool")):
+    for path in glob.glob(str(keep / "qbel-*.spool")) + glob.glob(str(keep / "qbel-*.journal")):
         shutil.copy(path, spool)
     second = subprocess.run(replay, cwd=REPO, env=ENV, capture_output=True, text=True,
                             timeout=60)
     assert second.returncode == 0, second.stderr
     assert "replayed 0 events" in second.stdout
-    assert not spool_files(spool)
+    assert not spool_files(spool) and not journal_files(spool)
     assert_exactly(server, range(1500))
 
 
-def test_next_process_loads_what_the_last_one_left(fresh_mariadb, tmp_path):
+@pytest.mark.parametrize("durability, left_in", [("memory", spool_files), ("process", journal_files)])
+def test_next_process_loads_what_the_last_one_left(fresh_mariadb, tmp_path, durability, left_in):
+    """A process exits with the server down ("memory": its queue goes to a
+    spool file; "process": it stays in the journal chunks); the next process
+    (default durability) replays it once the server is back."""
     server = fresh_mariadb
     spool = str(tmp_path)
     server.kill()
     run_python(f"""
 import querybook_eventlog as qe
 logger = qe.DBEventLogger({server.url!r}, spool_dir={spool!r}, exit_timeout=0.3,
-                          connect_timeout=1, backoff_max=0.2)
+                          connect_timeout=1, backoff_max=0.2, durability={durability!r})
 for seq in range(700):
     logger.log(uid=1, event_type="CLICK", event_data={{"seq": seq}})
 """)
-    assert spool_files(spool)
+    assert left_in(spool) and sorted(events_left(spool)) == list(range(700))
     server.start()
     result = run_python(f"""
-import glob, os, time
+import time
 import querybook_eventlog as qe
 logger = qe.DBEventLogger({server.url!r}, spool_dir={spool!r})
 logger.log(uid=1, event_type="CLICK", event_data={{"seq": 700}})
 assert logger.flush(timeout=60)
 deadline = time.monotonic() + 60
-while glob.glob(os.path.join({spool!r}, "qbel-*.spool")) and time.monotonic() < deadline:
+while logger.stats()["replayed"] < 700 and time.monotonic() < deadline:
     time.sleep(0.1)
+logger.close()
 print(logger.stats())
 """)
     assert "'replayed': 700" in result.stdout, result.stdout + result.stderr
-    assert not spool_files(spool)
+    assert not spool_files(spool) and not journal_files(spool)
     assert_exactly(server, range(701))
 
 
@@ -392,14 +433,18 @@ def test_spooled_in_flight_batch_is_not_written_twice(db, tmp_path):
     assert_exactly(db, range(13))
 
 
-def test_close_while_the_server_hangs_spools_the_in_flight_batch(fresh_mariadb, tmp_path):
+@pytest.mark.parametrize("durability", ["memory", "process"])
+def test_close_while_the_server_hangs_spools_the_in_flight_batch(fresh_mariadb, tmp_path, durability):
     """close() does not wait for a writer stuck in a DB call: it spools the
-    queue and the in-flight batch (with its batch id) and leaves the thread."""
+    queue and the in-flight batch (with its batch id) and leaves the thread.
+    ("process": they are in the journal chunk already, the batch marked
+    with its id; close() leaves them there.)"""
     server = fresh_mariadb
     spool = str(tmp_path)
     # a batch leaves the queue only when batch_size events are queued (or on flush)
     logger = DBEventLogger(server.url, spool_dir=spool, batch_size=50, flush_interval=3600,
-                           read_timeout=30, write_timeout=30, connect_timeout=30)
+                           read_timeout=30, write_timeout=30, connect_timeout=30,
+                           durability=durability)
     logger.log(uid=1, event_type="CLICK", event_data={"seq": 0})
     assert logger.flush(timeout=30)
     pause_fully(server)
@@ -421,22 +466,39 @@ def test_close_while_the_server_hangs_spools_the_in_flight_batch(fresh_mariadb, 
         assert time.monotonic() - started < 10  # not the 30 s read timeout
         stats = logger.stats()
         assert stats["spooled"] == 300 and stats["dropped"] == 0, stats
-        lines = [json.loads(line) for path in spool_files(spool) for line in open(path)]
-        assert sorted(line["event_data"]["seq"] for line in lines) == list(range(1, 301))
-        # the in-flight batch kept its id; what was still queued has none
-        in_flight = {line["event_data"]["seq"] for line in lines if line["batch"]}
-        assert in_flight == set(range(1, 51))
-        assert len({line["batch"] for line in lines if line["batch"]}) == 1
+        if durability == "memory":
+            lines = [json.loads(line) for path in spool_files(spool) for line in open(path)]
+            assert sorted(line["event_data"]["seq"] for line in lines) == list(range(1, 301))
+            # the in-flight batch kept its id; what was still queued has none
+            in_flight = {line["event_data"]["seq"] for line in lines if line["batch"]}
+            assert in_flight == set(range(1, 51))
+            assert len({line["batch"] for line in lines if line["batch"]}) == 1
+        else:
+            from test_durable_journal import entries
+
+            assert not spool_files(spool)
+            # one chunk holds them (the other one made is the empty spare)
+            [found] = [entries(path) for path in journal_files(spool) if entries(path)]
+            # seq 0's batch (committed) first
+            assert [entry[4]["seq"] for entry in found] == list(range(301))
+            # the in-flight batch is marked (its id); what was still queued is not
+            assert [entry[3] for entry in found[:2]] == [1, 50]
+            assert not any(entry[3] for entry in found[2:51]) and not any(entry[3] for entry in found[51:])
     finally:
         server.resume()
     del logger
+    if durability == "process":
+        # the chunks stay locked by the thread close() left until its call
+        # returns and it ends; a replay meanwhile would skip them
+        assert wait_for(lambda: not any(map(is_locked, journal_files(spool))), timeout=60)
     result = subprocess.run([sys.executable, "-m", "querybook_eventlog", "replay", "--url",
                              server.url, "--spool-dir", spool], cwd=REPO, env=ENV,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     # the stuck batch may have committed late (then replay skips it): either
     # way each event is in the table exactly once
-    assert wait_for(lambda: not spool_files(spool), timeout=5)
+    assert wait_for(lambda: not spool_files(spool) and not journal_files(spool), timeout=5), (
+        os.listdir(spool), result.stdout, result.stderr)
     assert_exactly(server, range(301))
 
 
@@ -589,8 +651,10 @@ def test_fork_while_close_spools_a_full_queue(fresh_mariadb, tmp_path):
     # the server is down while the logger runs: its spool lines name this
     # server, the one the replay below writes to
     server.kill()
+    # "memory": close() spools the queue (with "process" it is in the
+    # journal already; test_durable_journal forks beside its chunks)
     logger = DBEventLogger(server.url, spool_dir=spool, connect_timeout=1,
-                           backoff_initial=0.05, backoff_max=0.2)
+                           backoff_initial=0.05, backoff_max=0.2, durability="memory")
     for seq in range(total):
         logger.log(uid=1, event_type="CLICK", event_data={"seq": seq, "pad": "p" * 200})
     assert spool_bytes(spool) == 0  # the queue fits in memory: only close() spools

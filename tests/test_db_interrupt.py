@@ -14,8 +14,11 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 CHILD = textwrap.dedent("""
-    import sys, time
+    import signal, sys, time
     import querybook_eventlog as qe
+    # Python leaves SIGINT ignored when it starts with it ignored, as in a
+    # test run started in the background (`pytest &` in a script): undo that
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     logger = qe.DBEventLogger("mysql://u:pw@127.0.0.1:1/db", spool_dir=sys.argv[2],
                               connect_timeout=1, sync={sync}, sync_timeout=None,
                               exit_timeout=0.5)

@@ -174,11 +174,13 @@ def wait_for(predicate, timeout=30.0):
     return predicate()
 
 
-def test_construct_without_connecting(tmp_path):
+@pytest.mark.parametrize("durability", ["memory", "process"])
+def test_construct_without_connecting(tmp_path, durability):
     spool = tmp_path / "spool"
     # port 1 on loopback: refused at once, no DNS involved
     logger = DBEventLogger("mysql+pymysql://user:hunter2@127.0.0.1:1/qb",
-                           spool_dir=str(spool), connect_timeout=1, backoff_max=0.2)
+                           spool_dir=str(spool), connect_timeout=1, backoff_max=0.2,
+                           durability=durability)
     assert "hunter2" not in repr(logger)
     assert logger.stats()["enqueued"] == 0
     logger.log(uid=1, event_type="CLICK", event_data={"pending": 1})
@@ -189,6 +191,13 @@ def test_construct_without_connecting(tmp_path):
     assert stats["spooled"] == 1 and stats["dropped"] == 0
     assert stats["last_error"] and "hunter2" not in stats["last_error"]
     spooled = [name for name in os.listdir(spool) if name.endswith(".spool")]
+    if durability == "process":  # kept in its journal chunk, not copied to a spool file
+        from test_durable_journal import entries, journals
+
+        assert spooled == []
+        assert [found[4] for path in journals(str(spool)) for found in entries(path)] == [
+            {"pending": 1}]
+        return
     assert len(spooled) == 1
     line = json.loads(open(spool / spooled[0]).read())
     assert line["event_data"] == {"pending": 1} and line["uid"] == 1

@@ -206,9 +206,12 @@ def test_close_racing_log_and_flush_loses_nothing(db, tmp_path):
 
 
 def test_close_spools_valid_lines(tmp_path):
-    """A logger closed while the server is unreachable leaves readable spool lines."""
+    """A logger closed while the server is unreachable leaves readable spool
+    lines (durability "memory": with "process" the queue stays in its
+    journal chunks, see test_durable_journal)."""
     spool = str(tmp_path)
-    logger = DBEventLogger(UNREACHABLE, spool_dir=spool, backoff_initial=5, backoff_max=5)
+    logger = DBEventLogger(UNREACHABLE, spool_dir=spool, backoff_initial=5, backoff_max=5,
+                           durability="memory")
     logger.log(uid=1, event_type="CLICK", event_data={"seq": 7})
     logger.close(timeout=0)
     lines = [json.loads(line) for path in glob.glob(os.path.join(spool, "qbel-*.spool"))

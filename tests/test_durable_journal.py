@@ -7,6 +7,7 @@ import glob
 import json
 import os
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import time
 
 import pytest
 
-from querybook_eventlog import DBEventLogger
+from querybook_eventlog import DBEventLogger, _core
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {**os.environ, "PYTHONPATH": REPO}
@@ -162,7 +163,7 @@ def test_kill_between_commit_and_release_writes_nothing_twice(db, tmp_path):
 
 def test_chunks_are_reused_not_multiplied(db, tmp_path):
     spool = str(tmp_path / "spool")
-    # 64 KiB chunks (the smallest), at most three of them
+    # a 64 KiB bound: three chunks of 16 KiB, within its 3/4
     logger = DBEventLogger(db.url, spool_dir=spool, durability="process", batch_size=50,
                            flush_interval=0.005, max_queue_bytes=65536)
     seen = set()
@@ -200,6 +201,8 @@ def test_close_leaves_unsent_events_in_the_journal_for_the_next_logger(db, tmp_p
 
 def test_durability_option(tmp_path, monkeypatch):
     url = "mysql://u@127.0.0.1:1/db"
+    monkeypatch.delenv("QBEL_DURABILITY", raising=False)
+    assert _core._db_defaults()["durability"] == "process"
     with pytest.raises(ValueError, match="durability must be 'memory' or 'process'"):
         DBEventLogger(url, spool_dir=str(tmp_path), durability="disk")
     with pytest.raises(TypeError, match="durability must be a str"):
@@ -326,3 +329,123 @@ def test_close_spools_the_events_queued_while_no_chunk_could_be_made(db, tmp_pat
             db.ensure_running()
         log_one_more_with_a_new_logger(db, spool, 300, durability="memory")
     assert seqs_in_table(db) == list(range(301))
+
+
+def unreachable_url():
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        return f"mysql://qbel:x@127.0.0.1:{probe.getsockname()[1]}/querybook"
+
+
+def smallest_bound():
+    """durable_journal_smallest_bound(): three chunks of two pages (the
+    header page and one page of entries) in 3/4 of the bound."""
+    return 3 * (HEADER_SIZE + os.sysconf("SC_PAGE_SIZE")) * 4 // 3
+
+
+def test_default_durability_journals_from_the_first_log_and_nothing_before(tmp_path, monkeypatch):
+    """No durability= and no QBEL_DURABILITY: "process".  Constructing
+    creates nothing; the first log() makes the spool dir and a chunk
+    holding the event (no spool file); close() with the server unreachable
+    leaves it there, in the journal, for the next process."""
+    monkeypatch.delenv("QBEL_DURABILITY", raising=False)
+    spool = tmp_path / "not" / "yet"
+    logger = DBEventLogger(unreachable_url(), spool_dir=str(spool), connect_timeout=1,
+                           backoff_initial=5, backoff_max=5)
+    assert not spool.exists()
+    logger.log(uid=1, event_type="CLICK", event_data={"seq": 0})
+    [chunk] = journals(str(spool))
+    assert [found[4] for found in entries(chunk)] == [{"seq": 0}]
+    logger.close(timeout=0)
+    assert logger.stats()["spooled"] == 1
+    assert [found[4] for found in entries(chunk)] == [{"seq": 0}]
+    assert not glob.glob(str(spool / "qbel-*.spool"))
+
+
+@pytest.mark.parametrize("how", ["default", "environment"])
+def test_default_process_yields_to_memory_without_a_spool_dir(tmp_path, monkeypatch, how):
+    """spool_dir=None with "process" coming from the default or from
+    QBEL_DURABILITY: the in-memory queue (no error, nothing on disk), as
+    an explicit durability="process" would refuse (test_durability_option)."""
+    if how == "environment":
+        monkeypatch.setenv("QBEL_DURABILITY", "process")
+    else:
+        monkeypatch.delenv("QBEL_DURABILITY", raising=False)
+    monkeypatch.chdir(tmp_path)
+    logger = DBEventLogger(unreachable_url(), spool_dir=None, backoff_initial=5, backoff_max=5)
+    for seq in range(100):
+        logger.log(uid=1, event_type="CLICK", event_data={"seq": seq, "pad": "x" * 100})
+    # whole records in the queue (stubs would be under 64 bytes each)
+    assert logger.stats()["queue_bytes"] > 100 * 150, logger.stats()
+    logger.close(timeout=0)
+    assert logger.stats()["dropped"] == 100  # no spool dir: nowhere to keep them
+    assert os.listdir(tmp_path) == []
+
+
+def journal_bytes(spool):
+    """What the journal maps: every chunk file is mapped whole."""
+    total = 0
+    for path in journals(spool):
+        try:
+            total += os.path.getsize(path)
+        except FileNotFoundError:  # released meanwhile
+            pass
+    return total
+
+
+@pytest.mark.parametrize("limit_kib", [32, 48, 64, 100, 200, 256])
+def test_small_bounds_hold_with_the_journal_chunks_counted(tmp_path, limit_kib):
+    """max_queue_bytes bounds the journal's mapped chunks plus the queue's
+    stubs at small sizes too: chunks shrink (down to two pages) so that
+    three of them fit in 3/4 of the bound.  (Chunks used to be 64 KiB at
+    least, three of them whatever the bound: up to 192 KiB past it.)
+    The server is unreachable: the journal fills, the rest is spooled."""
+    limit = limit_kib << 10
+    spool = str(tmp_path / "spool")
+    logger = DBEventLogger(unreachable_url(), spool_dir=spool, durability="process",
+                           max_queue_bytes=limit, backoff_initial=5, backoff_max=5)
+    count = 3000
+    try:
+        peak = 0
+        for seq in range(count):
+            logger.log(uid=1, event_type="CLICK", event_data={"seq": seq, "pad": "y" * (seq % 300)})
+            if seq % 20 == 0:
+                peak = max(peak, journal_bytes(spool) + logger.stats()["queue_bytes"])
+        peak = max(peak, journal_bytes(spool) + logger.stats()["queue_bytes"])
+        held = sum(len(entries(path)) for path in journals(spool))
+        middle = logger.stats()
+    finally:
+        logger.close(timeout=0)
+    assert journals(spool) and held > 0, (journals(spool), held)
+    assert middle["spooled"] > 0 and middle["dropped"] == 0, middle  # the journal did fill
+    assert 0 < peak <= limit, (peak, limit)
+    stats = logger.stats()
+    assert stats["spooled"] == count and stats["dropped"] == 0, stats
+
+
+def test_below_the_smallest_bound_process_is_refused_and_the_default_yields(tmp_path, monkeypatch):
+    """Below durable_journal_smallest_bound() (32 KiB with 4 KiB pages) no
+    three chunks fit in the bound: an explicit durability="process" is a
+    ValueError naming the minimum; "process" by default yields to the
+    in-memory queue, which keeps the bound."""
+    small = smallest_bound() - 4096
+    with pytest.raises(ValueError, match=f"max_queue_bytes >= {smallest_bound()}"):
+        DBEventLogger(unreachable_url(), spool_dir=str(tmp_path), durability="process",
+                      max_queue_bytes=small)
+    DBEventLogger(unreachable_url(), spool_dir=str(tmp_path), durability="process",
+                  max_queue_bytes=smallest_bound()).close()
+    monkeypatch.delenv("QBEL_DURABILITY", raising=False)
+    spool = str(tmp_path / "spool")
+    logger = DBEventLogger(unreachable_url(), spool_dir=spool, max_queue_bytes=small,
+                           backoff_initial=5, backoff_max=5)
+    try:
+        peak = 0
+        for seq in range(500):
+            logger.log(uid=1, event_type="CLICK", event_data={"seq": seq, "pad": "z" * 100})
+            peak = max(peak, logger.stats()["queue_bytes"])
+        assert not journals(spool)
+        assert 0 < peak <= small
+    finally:
+        logger.close(timeout=0)
+    stats = logger.stats()
+    assert stats["spooled"] == 500 and stats["dropped"] == 0, stats

@@ -360,16 +360,21 @@ SUBSCRIBE = {"ws": "subscribe", "namespace": "/datadoc", "uid": 3, "args": [7], 
 SUBSCRIBE_DATA = {"route": "/datadoc/subscribe", "args": [7], "kwargs": {"mode": "edit"}}
 
 
-def test_default_config_logs_nothing(adopted, events):
-    """EVENT_LOGGER_NAME: ~ (the shipped default): the null logger."""
+def test_default_config_logs_nothing(adopted, events, tmp_path):
+    """EVENT_LOGGER_NAME: ~ (the shipped default): the null logger, and the
+    spool dir is never touched (the DB logger's journal, on by default, is
+    made by its first log() only)."""
     adopted.write_config(None)
+    spool = tmp_path / "spool-never-made"
     result, process = adopted.drive(
         AUTHENTICATED_API + [SUBSCRIBE, beacon(BEACON, uid=5)], cwd=adopted.server_dir,
-        env={"FLASK_SECRET_KEY": "x", "DATABASE_CONN": events.app_url})
+        env={"FLASK_SECRET_KEY": "x", "DATABASE_CONN": events.app_url,
+             "QBEL_SPOOL_DIR": str(spool)})
     assert [status for status, _ in result["responses"]] == [200, 200, "ws", 200]
     assert result["logger_name"] == "null"
     assert_no_errors(process)
     assert read_rows(adopted, events.app_url) == []
+    assert not spool.exists()
 
 
 def test_db_logger_from_yaml_writes_exact_rows(adopted, events):

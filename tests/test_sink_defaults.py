@@ -51,6 +51,20 @@ def test_defaults_have_one_source_and_match_the_documentation():
         assert documented[name] == defaults[name], name
 
 
+def test_durability_default_is_process_and_documented(monkeypatch):
+    """durability=None: env QBEL_DURABILITY, else "process" (one source:
+    QBEL_DEFAULT_DURABILITY, read by _settings.durability())."""
+    from querybook_eventlog import _settings
+
+    monkeypatch.delenv("QBEL_DURABILITY", raising=False)
+    assert _core._db_defaults()["durability"] == "process"
+    assert _settings.durability() == "process"
+    assert signature_defaults()["durability"] == "None"
+    assert "else 'process'" in " ".join(DBEventLogger.__doc__.split())
+    monkeypatch.setenv("QBEL_DURABILITY", " Memory ")
+    assert _settings.durability() == "memory"
+
+
 @pytest.mark.parametrize("table", ["a$b", "1abc", "x" * 52, "", "naïve", "a-b", "a b"])
 def test_one_table_name_rule_refuses(table):
     with pytest.raises(ValueError):

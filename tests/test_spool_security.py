@@ -182,37 +182,43 @@ def test_symlinked_or_non_directory_spool_dir_is_refused_at_construction(tmp_pat
         DBEventLogger(UNREACHABLE, spool_dir=str(regular))
 
 
-def test_default_spool_dir_is_per_user_and_private(tmp_path, monkeypatch):
+@pytest.mark.parametrize("durability, kept_in", [("memory", "qbel-*.spool"),
+                                                   ("process", "qbel-*.journal")])
+def test_default_spool_dir_is_per_user_and_private(tmp_path, monkeypatch, durability, kept_in):
+    """The event left at close is in the per-user default dir: a spool file
+    ("memory") or the journal chunk it was in ("process")."""
     monkeypatch.delenv("QBEL_SPOOL_DIR", raising=False)
     monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
     monkeypatch.setenv("TMPDIR", str(tmp_path))
-    logger = DBEventLogger(UNREACHABLE, connect_timeout=1, backoff_max=0.2)
+    logger = DBEventLogger(UNREACHABLE, connect_timeout=1, backoff_max=0.2, durability=durability)
     logger.log(uid=1, event_type="CLICK", event_data={"seq": 1})
     logger.close(timeout=0)
     expected = tmp_path / ("querybook_eventlog-%d" % os.geteuid())
     assert str(os.geteuid()) in expected.name
     assert expected.is_dir() and (expected.stat().st_mode & 0o777) == 0o700
-    assert len(glob.glob(str(expected / "qbel-*.spool"))) == 1
+    assert len(glob.glob(str(expected / kept_in))) == 1
     assert logger.stats()["spooled"] == 1
 
     runtime = private_dir(tmp_path / "runtime")
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
-    logger = DBEventLogger(UNREACHABLE, connect_timeout=1, backoff_max=0.2)
+    logger = DBEventLogger(UNREACHABLE, connect_timeout=1, backoff_max=0.2, durability=durability)
     logger.log(uid=1, event_type="CLICK", event_data={"seq": 2})
     logger.close(timeout=0)
     assert len(glob.glob(str(runtime / ("querybook_eventlog-%d" % os.geteuid())
-                                 / "qbel-*.spool"))) == 1
+                                 / kept_in))) == 1
 
 
 @needs_root
-def test_precreated_default_dir_of_another_uid_is_a_counted_failure(tmp_path, monkeypatch):
+@pytest.mark.parametrize("durability", ["memory", "process"])
+def test_precreated_default_dir_of_another_uid_is_a_counted_failure(tmp_path, monkeypatch, durability):
     monkeypatch.delenv("QBEL_SPOOL_DIR", raising=False)
     monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     planted = tmp_path / ("querybook_eventlog-%d" % os.geteuid())
     planted.mkdir(mode=0o700)
     os.chown(planted, OTHER_UID, OTHER_UID)
-    logger = DBEventLogger(UNREACHABLE, connect_timeout=1, backoff_max=0.2)  # constructing is fine
+    logger = DBEventLogger(UNREACHABLE, connect_timeout=1, backoff_max=0.2,
+                           durability=durability)  # constructing is fine
     logger.log(uid=1, event_type="CLICK", event_data={"seq": 1})
     logger.close(timeout=0)
     stats = logger.stats()
@@ -221,14 +227,16 @@ def test_precreated_default_dir_of_another_uid_is_a_counted_failure(tmp_path, mo
     assert os.listdir(planted) == []
 
 
-def test_precreated_world_writable_default_dir_is_a_counted_failure(tmp_path, monkeypatch):
+@pytest.mark.parametrize("durability", ["memory", "process"])
+def test_precreated_world_writable_default_dir_is_a_counted_failure(tmp_path, monkeypatch, durability):
     monkeypatch.delenv("QBEL_SPOOL_DIR", raising=False)
     monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     planted = tmp_path / ("querybook_eventlog-%d" % os.geteuid())
     planted.mkdir()
     os.chmod(planted, 0o777)
-    logger = DBEventLogger(UNREACHABLE, connect_timeout=1, backoff_max=0.2)
+    logger = DBEventLogger(UNREACHABLE, connect_timeout=1, backoff_max=0.2,
+                           durability=durability)
     logger.log(uid=1, event_type="CLICK", event_data={"seq": 1})
     logger.close(timeout=0)
     stats = logger.stats()
