@@ -77,7 +77,7 @@ def test_sixteen_threads_fill_the_spool_file_line_by_line(fresh_mariadb, tmp_pat
     server.kill()
     spool = str(tmp_path / "spool")
     logger = DBEventLogger(server.url, spool_dir=spool, durability=durability,
-                           max_queue_bytes=16384, connect_timeout=1, backoff_initial=0.05,
+                           max_queue_bytes=32768, connect_timeout=1, backoff_initial=0.05,
                            backoff_max=0.2)
     start_threads(logger)()
     logger.close(timeout=5)
@@ -113,7 +113,7 @@ def test_appends_go_on_while_the_writer_takes_the_file_over(fresh_mariadb, tmp_p
     server.kill()
     spool = str(tmp_path / "spool")
     logger = DBEventLogger(server.url, spool_dir=spool, durability=durability,
-                           max_queue_bytes=16384, connect_timeout=1, backoff_initial=0.05,
+                           max_queue_bytes=32768, connect_timeout=1, backoff_initial=0.05,
                            backoff_max=0.2)
     # the server comes back while the threads still log: the writer drains
     # the queue, takes the spool file over and replays it while callers
