@@ -7,7 +7,6 @@ over for replay (callers then create the next file).  Every event must end
 up in the spool files, then in the table, exactly once: no line lost,
 doubled, interleaved with another or torn."""
 
-import glob
 import json
 import os
 import subprocess
@@ -18,26 +17,12 @@ import time
 import pytest
 
 from querybook_eventlog import DBEventLogger
+from test_db_faults import assert_exactly, spool_files  # noqa: E402 - tests/ is on sys.path
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {**os.environ, "PYTHONPATH": REPO}
 THREADS = 16
 PER_THREAD = 400
-
-
-def assert_exactly(server, expected_seqs):
-    """Rows hold each seq in `expected_seqs` exactly once, and nothing else."""
-    seqs = [int(row[0]) for row in server.sql(
-        "SELECT JSON_VALUE(event_data, '$.seq') FROM event_log")]
-    doubled = len(seqs) - len(set(seqs))
-    missing = set(expected_seqs) - set(seqs)
-    extra = set(seqs) - set(expected_seqs)
-    assert (doubled, len(missing), len(extra)) == (0, 0, 0), (
-        f"doubled={doubled} missing={sorted(missing)[:10]} extra={sorted(extra)[:10]}")
-
-
-def spool_files(spool):
-    return sorted(glob.glob(os.path.join(spool, "qbel-*.spool")))
 
 
 def start_threads(logger, pause_every=0):
