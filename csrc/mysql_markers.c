@@ -143,15 +143,16 @@ mysql_sink_format_marker_query(mysql_sink *sink, const char *batch_id, const cha
 
 /* ----------------------------------------------------------- housekeeping */
 
-/* End any open transaction, so that the read below starts a fresh
- * snapshot (and, for `locking`, runs at READ COMMITTED).  0, or -1 with
- * *status_out set. */
+/* Before a locking read: end any open transaction (SET TRANSACTION is
+ * refused inside one) and make the next one READ COMMITTED.  A plain read
+ * needs neither: it follows a COMMIT or the previous look-up's rollback, so
+ * it starts a fresh snapshot anyway.  0, or -1 with *status_out set. */
 static int
-begin_marker_read(mysql_sink *sink, bool locking, mysql_sink_status *status_out)
+begin_locking_read(mysql_sink *sink, mysql_sink_status *status_out)
 {
     static const char read_committed[] = "SET TRANSACTION ISOLATION LEVEL READ COMMITTED";
     if (mysql_rollback(sink->mysql) != 0 ||
-        (locking && mysql_real_query(sink->mysql, read_committed, sizeof(read_committed) - 1) != 0)) {
+        mysql_real_query(sink->mysql, read_committed, sizeof(read_committed) - 1) != 0) {
         *status_out = mysql_sink_connection_failure(sink);
         return -1;
     }
@@ -185,7 +186,7 @@ look_up_marker(mysql_sink *sink, const char *batch_id, bool locking,
      * write of it goes the same way and skips them. */
     int length = mysql_sink_format_marker_query(sink, batch_id, locking ? " LOCK IN SHARE MODE" : "",
                                                 sql, sizeof(sql));
-    if (begin_marker_read(sink, locking, status_out) < 0) {
+    if (locking && begin_locking_read(sink, status_out) < 0) {
         return -1;
     }
     int ran = mysql_sink_run_on_marker_table(sink, sql, (size_t)length, status_out);
